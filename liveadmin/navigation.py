@@ -1,0 +1,51 @@
+"""The navigation each role sees. Views check roles themselves; this only decides
+which links to show. Items whose URL does not exist (a disabled feature) are skipped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.urls import NoReverseMatch, reverse
+
+from liveadmin.roles import Role
+
+
+@dataclass(frozen=True)
+class NavItem:
+    label: str
+    url_name: str
+    roles: frozenset[Role]
+    section: str
+
+
+M, MOD, AUD, ADM = Role.MANAGER, Role.MODERATOR, Role.AUDITOR, Role.ADMIN
+
+NAV: list[NavItem] = [
+    NavItem("Send", "messaging:send", frozenset({M}), "Messages"),
+    NavItem("Templates", "messaging:template-list", frozenset({M}), "Messages"),
+    NavItem("Batches", "messaging:batch-list", frozenset({M}), "Messages"),
+    NavItem("My sends", "messaging:log", frozenset({M}), "Messages"),
+    NavItem("Blocklists", "webhooks:blocklist-list", frozenset({MOD}), "Moderation"),
+    NavItem("Try a message", "webhooks:try", frozenset({MOD}), "Moderation"),
+    NavItem("Decisions", "webhooks:decision-list", frozenset({MOD}), "Moderation"),
+    NavItem("Send log", "messaging:audit", frozenset({AUD}), "Audit"),
+    NavItem("Blocklist history", "webhooks:change-list", frozenset({AUD}), "Audit"),
+    NavItem("Provider apps", "messaging:app-list", frozenset({ADM}), "Administration"),
+    NavItem("Users", "admin:auth_user_changelist", frozenset({ADM}), "Administration"),
+    NavItem("Sandbox rooms", "sandbox:rooms", frozenset({M, MOD, ADM}), "Sandbox"),
+]
+
+
+def nav_for(roles: frozenset[Role]) -> list[tuple[str, list[tuple[str, str]]]]:
+    """[(section, [(label, url), ...]), ...] for the given roles, in NAV order."""
+    sections: dict[str, list[tuple[str, str]]] = {}
+    for item in NAV:
+        if not item.roles & roles:
+            continue
+        try:
+            url = reverse(item.url_name)
+        except NoReverseMatch:
+            continue
+        sections.setdefault(item.section, []).append((item.label, url))
+    return list(sections.items())

@@ -1,0 +1,124 @@
+"""The four roles of LiveAdmin and the server-side checks that enforce them.
+
+A role is a Django group (created by migration 0001_roles). Administrators are
+also Django superusers. Views check roles with ``role_required``; templates only
+use roles to decide what navigation to show.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import StrEnum
+from functools import wraps
+from typing import Any
+
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+
+
+class Role(StrEnum):
+    MANAGER = "community manager"
+    MODERATOR = "moderator"
+    AUDITOR = "auditor"
+    ADMIN = "administrator"
+
+
+# Model permissions each role's group holds ("app_label.codename"). Permissions of
+# models that do not exist yet are attached when their app migrates.
+ROLE_PERMISSIONS: dict[Role, list[str]] = {
+    Role.MANAGER: [
+        "messaging.add_sendrecord",
+        "messaging.view_sendrecord",
+        "messaging.add_messagetemplate",
+        "messaging.change_messagetemplate",
+        "messaging.delete_messagetemplate",
+        "messaging.view_messagetemplate",
+        "messaging.add_batch",
+        "messaging.change_batch",
+        "messaging.view_batch",
+    ],
+    Role.MODERATOR: [
+        "webhooks.add_blocklist",
+        "webhooks.change_blocklist",
+        "webhooks.delete_blocklist",
+        "webhooks.view_blocklist",
+        "webhooks.add_blocklistentry",
+        "webhooks.change_blocklistentry",
+        "webhooks.delete_blocklistentry",
+        "webhooks.view_blocklistentry",
+        "webhooks.view_decision",
+    ],
+    Role.AUDITOR: [
+        "messaging.view_sendrecord",
+        "webhooks.view_blocklistchange",
+    ],
+    Role.ADMIN: [
+        "messaging.add_providerapp",
+        "messaging.change_providerapp",
+        "messaging.view_providerapp",
+        "auth.add_user",
+        "auth.change_user",
+        "auth.view_user",
+    ],
+}
+
+_CACHE_ATTR = "_liveadmin_roles"
+
+
+def user_roles(user: Any) -> frozenset[Role]:
+    """The roles a user holds, cached on the user object for the request."""
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
+        return frozenset()
+    cached = getattr(user, _CACHE_ATTR, None)
+    if cached is None:
+        names = set(user.groups.values_list("name", flat=True))
+        cached = frozenset(role for role in Role if role.value in names)
+        if user.is_superuser:
+            cached |= {Role.ADMIN}
+        setattr(user, _CACHE_ATTR, cached)
+    return cached
+
+
+def has_role(user: Any, *roles: Role) -> bool:
+    return bool(user_roles(user) & set(roles))
+
+
+def role_required(*roles: Role) -> Callable:
+    """Let the request through only for a user holding one of ``roles``.
+
+    Anonymous users go to the login page; signed-in users without the role get 403.
+    """
+
+    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @wraps(view)
+        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            if not has_role(request.user, *roles):
+                raise PermissionDenied
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+def sync_role_permissions(**kwargs: Any) -> None:
+    """Give each role's group the permissions listed in ROLE_PERMISSIONS.
+
+    Runs after every migrate, so permissions of models added later reach the groups.
+    """
+    from django.contrib.auth.models import Group, Permission
+
+    for role, perms in ROLE_PERMISSIONS.items():
+        group, _ = Group.objects.get_or_create(name=role.value)
+        wanted = []
+        for dotted in perms:
+            app_label, codename = dotted.split(".", 1)
+            perm = Permission.objects.filter(
+                content_type__app_label=app_label, codename=codename
+            ).first()
+            if perm is not None:
+                wanted.append(perm)
+        group.permissions.add(*wanted)

@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from messaging.services.apps import save_app
+
+
+class Command(BaseCommand):
+    help = (
+        "Create or update a provider app. The secret key is read from the LIVEADMIN_SECRET "
+        "environment variable or from standard input, never from an argument."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "name", help="display name of the app (the key for updates)"
+        )
+        parser.add_argument("--provider", required=True, choices=["tencent", "zego"])
+        parser.add_argument(
+            "--app-id", required=True, help="SDKAppID (Tencent) or AppId (ZEGO)"
+        )
+        parser.add_argument(
+            "--region",
+            required=True,
+            help="e.g. singapore, china, silicon-valley; ZEGO: global, sgp...",
+        )
+        parser.add_argument(
+            "--identifier",
+            required=True,
+            help="admin account (Tencent) / default sender (ZEGO)",
+        )
+        parser.add_argument(
+            "--base-url",
+            default="",
+            help="API base URL override (private deployment, sandbox)",
+        )
+        parser.add_argument(
+            "--webhook-token-env",
+            metavar="VAR",
+            default="",
+            help="name of an environment variable holding the webhook token",
+        )
+
+    def handle(self, *args, **options) -> None:
+        secret = os.environ.get("LIVEADMIN_SECRET", "")
+        if not secret and not sys.stdin.isatty():
+            secret = sys.stdin.read().strip()
+        token = ""
+        if options["webhook_token_env"]:
+            token = os.environ.get(options["webhook_token_env"], "")
+            if not token:
+                raise CommandError(
+                    f"environment variable {options['webhook_token_env']} is empty or unset",
+                    returncode=2,
+                )
+        try:
+            app, created = save_app(
+                options["name"],
+                provider=options["provider"],
+                app_id=options["app_id"],
+                region=options["region"],
+                identifier=options["identifier"],
+                secret_key=secret,
+                webhook_token=token,
+                base_url=options["base_url"],
+            )
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{field}: {' '.join(msgs)}" for field, msgs in exc.message_dict.items()
+            )
+            if "secret_key" in exc.message_dict:
+                problems += (
+                    " (pass the secret in LIVEADMIN_SECRET or on standard input)"
+                )
+            raise CommandError(problems, returncode=2) from None
+        self.stdout.write(
+            json.dumps(
+                {
+                    "ok": True,
+                    "created": created,
+                    "id": app.pk,
+                    "name": app.name,
+                    "provider": app.provider,
+                    "app_id": app.app_id,
+                    "region": app.region,
+                    "identifier": app.identifier,
+                    "api_base_url": app.api_base_url,
+                    "webhook_token": app.has_webhook_token,
+                    "enabled": app.enabled,
+                }
+            )
+        )

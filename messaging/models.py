@@ -1,0 +1,172 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from liveadmin.encryption import EncryptedTextField
+from liveadmin.roles import Role, has_role
+from messaging.providers.regions import REGIONS, api_domain
+
+
+class Provider(models.TextChoices):
+    TENCENT = "tencent", "Tencent Cloud (TUILiveKit / Chat)"
+    ZEGO = "zego", "ZEGO"
+
+
+REGION_CHOICES = [
+    (key, f"{label} ({provider})")
+    for provider, table in REGIONS.items()
+    for key, (label, _) in table.items()
+]
+
+
+class ProviderApp(models.Model):
+    """An operator's app at a provider, with the credentials LiveAdmin sends with.
+
+    ``secret_key`` and ``webhook_token`` are encrypted at rest and never rendered.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    provider = models.CharField(max_length=16, choices=Provider.choices)
+    app_id = models.PositiveBigIntegerField("SDKAppID / AppId")
+    region = models.CharField(max_length=32, choices=REGION_CHOICES)
+    identifier = models.CharField(
+        "admin identifier",
+        max_length=32,
+        help_text="Tencent: the app admin account the REST API is called as. ZEGO: default sender user ID.",
+    )
+    secret_key = EncryptedTextField(
+        help_text="Tencent secret key or ZEGO ServerSecret."
+    )
+    webhook_token = EncryptedTextField(blank=True, default="")
+    base_url = models.URLField(
+        "base URL override",
+        blank=True,
+        default="",
+        help_text="For private deployments and the sandbox; empty means the region's API domain.",
+    )
+    enabled = models.BooleanField(default=True)
+    webhook_fail_closed = models.BooleanField(
+        default=False,
+        help_text="If the webhook fails internally, forbid the message instead of letting it through.",
+    )
+    rate_limit = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Sends per second for this app, below the provider's documented limit. Empty: the documented limit.",
+    )
+    broadcast_requires_approval = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "app_id"], name="unique_provider_app_id"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def api_base_url(self) -> str:
+        """Where requests go: the override, or https:// + the region's domain."""
+        if self.base_url:
+            return self.base_url.rstrip("/")
+        return f"https://{api_domain(self.provider, self.region)}"
+
+    @property
+    def region_label(self) -> str:
+        return REGIONS[self.provider][self.region][0]
+
+    @property
+    def has_webhook_token(self) -> bool:
+        return bool(self.webhook_token)
+
+
+class SendKind(models.TextChoices):
+    TEXT = "text", "Room text message"
+    CUSTOM = "custom", "Room custom message"
+    BROADCAST = "broadcast", "Broadcast to all live rooms"
+    COMMAND = "command", "Custom command (ZEGO)"
+
+
+class Outcome(models.TextChoices):
+    WAITING = "waiting", "Waiting"
+    OK = "ok", "OK"
+    DROPPED = "dropped", "Dropped"
+    FAILED = "failed", "Failed"
+
+
+class SendRecordQuerySet(models.QuerySet):
+    def visible_to(self, user: Any) -> SendRecordQuerySet:
+        """Auditors see every send; community managers see the sends they made."""
+        if has_role(user, Role.AUDITOR):
+            return self
+        if has_role(user, Role.MANAGER):
+            return self.filter(user=user)
+        return self.none()
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise PermissionError("the send log is append-only")
+
+
+class SendRecord(models.Model):
+    """One send to a provider: written before the request goes out, then updated
+    once with the provider's answer. The log is append-only: rows are never
+    deleted, and only the send path updates the outcome fields.
+    """
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="sends"
+    )
+    app = models.ForeignKey(ProviderApp, on_delete=models.PROTECT, related_name="sends")
+    kind = models.CharField(max_length=16, choices=SendKind.choices)
+    room_id = models.CharField(max_length=128, blank=True, default="")
+    sender = models.CharField(max_length=64, blank=True, default="")
+    # The de-duplication Random of the message, kept across retries.
+    random = models.PositiveBigIntegerField()
+    outcome = models.CharField(
+        max_length=16, choices=Outcome.choices, default=Outcome.WAITING
+    )
+    action_status = models.CharField(max_length=16, blank=True, default="")
+    error_code = models.BigIntegerField(null=True, blank=True)
+    error_info = models.TextField(blank=True, default="")
+    request_id = models.CharField(max_length=128, blank=True, default="")
+    msg_seq = models.BigIntegerField(null=True, blank=True)
+    msg_time = models.BigIntegerField(null=True, blank=True)
+    drop_reason = models.CharField(max_length=64, blank=True, default="")
+    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    retryable = models.BooleanField(default=False)
+    # What was sent (no usersig, key or signature is ever stored) and what came back.
+    request_body = models.JSONField(default=dict)
+    response_body = models.JSONField(null=True, blank=True)
+
+    objects = SendRecordQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["app", "-created_at"], name="send_app_created"),
+            models.Index(fields=["user", "-created_at"], name="send_user_created"),
+            models.Index(
+                fields=["outcome", "-created_at"], name="send_outcome_created"
+            ),
+            models.Index(fields=["room_id", "-created_at"], name="send_room_created"),
+            models.Index(fields=["request_id"], name="send_request_id"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} to {self.room_id or 'all rooms'} ({self.outcome})"
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise PermissionError("the send log is append-only")

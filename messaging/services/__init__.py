@@ -1,0 +1,1 @@
+"""Business actions of the messaging app, one module per area."""

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from liveadmin.roles import Role
+from tests.factories import make_user
+
+
+@pytest.fixture
+def manager(db):
+    return make_user("manager1", role=Role.MANAGER)
+
+
+@pytest.fixture
+def moderator(db):
+    return make_user("moderator1", role=Role.MODERATOR)
+
+
+@pytest.fixture
+def auditor(db):
+    return make_user("auditor1", role=Role.AUDITOR)
+
+
+@pytest.fixture
+def admin_user(db):
+    return make_user("admin1", role=Role.ADMIN)
+
+
+@pytest.fixture
+def outsider(db):
+    """Signed in, but holds no role."""
+    return make_user("outsider1")
+
+
+@pytest.fixture
+def users(manager, moderator, auditor, admin_user, outsider) -> dict[str, object]:
+    return {
+        "manager": manager,
+        "moderator": moderator,
+        "auditor": auditor,
+        "admin": admin_user,
+        "outsider": outsider,
+    }
+
+
+def client_for(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client

@@ -1,0 +1,67 @@
+"""Every URL × every role: allowed, 403, or a redirect to the login page.
+
+Add a row to ROUTES for each new page; the matrix test covers it from then on.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from tests.conftest import client_for
+from tests.factories import make_app
+
+pytestmark = pytest.mark.django_db
+
+ALL_ROLES = ["manager", "moderator", "auditor", "admin", "outsider"]
+
+# (name, method, url builder, roles allowed)
+ROUTES: list[tuple[str, str, callable, set[str]]] = [
+    (
+        "home",
+        "get",
+        lambda ctx: reverse("home"),
+        {"manager", "moderator", "auditor", "admin", "outsider"},
+    ),
+    ("app-list", "get", lambda ctx: reverse("messaging:app-list"), {"admin"}),
+    ("app-create", "get", lambda ctx: reverse("messaging:app-create"), {"admin"}),
+    (
+        "app-edit",
+        "get",
+        lambda ctx: reverse("messaging:app-edit", args=[ctx["app"].pk]),
+        {"admin"},
+    ),
+    (
+        "app-toggle",
+        "post",
+        lambda ctx: reverse("messaging:app-toggle", args=[ctx["app"].pk]),
+        {"admin"},
+    ),
+]
+
+
+@pytest.fixture
+def ctx(db):
+    return {"app": make_app()}
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=[r[0] for r in ROUTES])
+@pytest.mark.parametrize("role", ALL_ROLES)
+def test_it_enforces_roles(route, role, users, ctx):
+    _, method, build, allowed = route
+    response = getattr(client_for(users[role]), method)(build(ctx))
+    if role in allowed:
+        assert response.status_code in (200, 302), response.status_code
+        if response.status_code == 302:
+            assert not response["Location"].startswith(reverse("login"))
+    else:
+        assert response.status_code == 403
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=[r[0] for r in ROUTES])
+def test_it_sends_anonymous_users_to_login(route, client, ctx):
+    _, method, build, _ = route
+    url = build(ctx)
+    response = getattr(client, method)(url)
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_manage(*args: str, **env: str) -> subprocess.CompletedProcess:
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in {"PYTEST_VERSION", "DEBUG", "SECRET_KEY", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    }
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+PRODUCTION = {
+    "SECRET_KEY": "x" * 20
+    + "production-like-secret-key-with-enough-entropy-0123456789",
+    "LIVEADMIN_ENCRYPTION_KEY": "dGVzdHMtb25seS1lbmNyeXB0aW9uLWtleS0wMTIzNDU=",
+    "ALLOWED_HOSTS": "liveadmin.example.com",
+}
+
+
+def test_it_passes_the_deploy_check_with_production_variables():
+    result = run_manage("check", "--deploy", "--fail-level", "WARNING", **PRODUCTION)
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "no issues" in result.stdout
+
+
+def test_it_refuses_to_start_without_a_secret_key_in_production():
+    env = {k: v for k, v in PRODUCTION.items() if k != "SECRET_KEY"}
+    result = run_manage("check", **env)
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set when DEBUG is off" in result.stderr
+
+
+def test_it_refuses_a_bad_boolean():
+    result = run_manage("check", DEBUG="maybe", **PRODUCTION)
+    assert result.returncode != 0
+    assert "DEBUG must be a boolean" in result.stderr
