@@ -25,7 +25,7 @@ NAV: list[NavItem] = [
     NavItem("Send", "messaging:send", frozenset({M}), "Messages"),
     NavItem("Templates", "messaging:template-list", frozenset({M}), "Messages"),
     NavItem("Batches", "messaging:batch-list", frozenset({M}), "Messages"),
-    NavItem("My sends", "messaging:log", frozenset({M}), "Messages"),
+    NavItem("My sends", "messaging:audit", frozenset({M}), "Messages"),
     NavItem("Blocklists", "webhooks:blocklist-list", frozenset({MOD}), "Moderation"),
     NavItem("Try a message", "webhooks:try", frozenset({MOD}), "Moderation"),
     NavItem("Decisions", "webhooks:decision-list", frozenset({MOD}), "Moderation"),

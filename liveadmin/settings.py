@@ -119,6 +119,7 @@ INSTALLED_APPS = [
     "template_partials",
     "liveadmin",
     "messaging",
+    "messaging.sandbox",
     "webhooks",
 ]
 
@@ -194,7 +195,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 
 # The sandbox provider is a product feature (a test mode), on by default in development.
-SANDBOX_ENABLED = env_bool("SANDBOX_ENABLED", DEBUG)
+SANDBOX_ENABLED = env_bool("SANDBOX_ENABLED", DEBUG or TESTING)
 
 AUTH_PASSWORD_VALIDATORS = [
     {
