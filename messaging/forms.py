@@ -74,6 +74,8 @@ class ProviderAppForm(forms.ModelForm):
             del self.fields["clear_webhook_token"]
         else:
             self.initial["app_id"] = str(self.instance.app_id)
+            if not self.instance.webhook_token:
+                del self.fields["clear_webhook_token"]
         # Never pre-fill secrets, whatever the instance holds.
         self.initial.pop("secret_key", None)
         self.initial.pop("webhook_token", None)

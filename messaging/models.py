@@ -16,10 +16,10 @@ class Provider(models.TextChoices):
     ZEGO = "zego", "ZEGO"
 
 
+# Grouped by provider, so the region menu shows Tencent and ZEGO regions apart.
 REGION_CHOICES = [
-    (key, f"{label} ({provider})")
-    for provider, table in REGIONS.items()
-    for key, (label, _) in table.items()
+    ("Tencent Cloud", [(key, label) for key, (label, _) in REGIONS["tencent"].items()]),
+    ("ZEGO", [(key, label) for key, (label, _) in REGIONS["zego"].items()]),
 ]
 
 
