@@ -257,5 +257,8 @@ LOGGING = {
         # httpx logs every request URL at INFO, and a Tencent URL carries the usersig.
         "httpx": {"level": "WARNING"},
         "httpcore": {"level": "WARNING"},
+        # runserver's request log prints full URLs (usersig=, Signature=): send it
+        # through the redacting handler instead of Django's own.
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },
 }

@@ -50,3 +50,25 @@ def test_it_refuses_a_bad_boolean():
     result = run_manage("check", DEBUG="maybe", **PRODUCTION)
     assert result.returncode != 0
     assert "DEBUG must be a boolean" in result.stderr
+
+
+def test_it_redacts_secrets_from_the_request_log():
+    import logging
+
+    from liveadmin.logging import RedactSecretsFilter
+
+    handler = logging.getLogger("django.server").handlers
+    assert handler, "django.server must log through the redacting handler"
+    assert any(isinstance(f, RedactSecretsFilter) for h in handler for f in h.filters)
+    record = logging.LogRecord(
+        "django.server",
+        logging.INFO,
+        __file__,
+        1,
+        '"%s" 200',
+        ("POST /v4/x?usersig=eJyrVkosKMhLSTVJ&random=1",),
+        None,
+    )
+    RedactSecretsFilter().filter(record)
+    assert "eJyrVkosKMhLSTVJ" not in record.getMessage()
+    assert "usersig=[redacted]" in record.getMessage()
