@@ -309,6 +309,18 @@ def test_it_records_a_network_failure_as_retryable(actor):
     assert "usersig" not in row.error_info
 
 
+def test_it_fails_permanently_on_an_unusable_base_url(actor):
+    app = make_app(base_url="ftp://127.0.0.1/sandbox")
+    record, result = send_message(app, "text", TEXT, actor=actor)
+    assert (result.outcome, result.retryable) == ("failed", False)
+    assert "base URL" in result.explanation
+    row = SendRecord.objects.get(pk=record.pk)
+    assert (row.outcome, row.error_info) == (
+        "failed",
+        "UnsupportedProtocol: the API URL is not valid",
+    )
+
+
 def test_it_keeps_a_network_failure_waiting_when_not_final(actor):
     app = make_app(base_url=f"http://127.0.0.1:{closed_port()}")
     body = build_request(
