@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import socket
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
@@ -582,7 +583,19 @@ def _zego_unknown_app(sb: Sandbox) -> SendResult:
     return _zego_send(sb, COMMAND)
 
 
+def _zego_post(sb: Sandbox) -> SendResult:
+    query = urllib.parse.urlencode(zego.signed_query(sb.creds, COMMAND))
+    request = urllib.request.Request(
+        f"{sb.site}/sandbox/zego/?{query}", data=b"{}", method="POST"
+    )
+    with pytest.raises(urllib.error.HTTPError) as exc:
+        urllib.request.urlopen(request, timeout=10)
+    assert exc.value.code == 405
+    return zego.parse_response(json.loads(exc.value.read()))
+
+
 ZEGO_SCENARIOS: dict[str, tuple[int, Callable[..., SendResult]]] = {
+    "POST instead of GET": (1, _zego_post),
     "no Action": (100000006, lambda sb: _zego_raw(sb, COMMAND, Action="")),
     "unknown Action": (
         100000007,

@@ -529,3 +529,17 @@ def test_it_retries_a_frequency_limit_with_the_same_random(actor, live_app):
     row.refresh_from_db()
     assert row.outcome == "ok" and row.attempts == 2
     assert delivered("room-1")[-1].random == record.random
+
+
+def test_it_relies_on_the_broadcast_random_when_an_answer_was_lost(
+    actor, live_app, settings
+):
+    """A broadcast re-sent with the same Random within 5 minutes is discarded by the
+    provider as a repeat and answered with the first MsgSeq: re-sending is safe."""
+    settings.SANDBOX_RATE_LIMITS = {"broadcast": 100}
+    body = build_request(live_app, "broadcast", {"text": "once"})
+    first = deliver(record_send(live_app, "broadcast", body, actor=actor))
+    again = deliver(record_send(live_app, "broadcast", body, actor=actor))
+    assert first.ok and again.ok
+    assert again.msg_seq == first.msg_seq
+    assert [m.msg_seq for m in delivered("room-1") if m.kind == "broadcast"] == [1]
