@@ -365,10 +365,8 @@ def test_it_requires_text_or_custom_data_for_a_broadcast(sender):
 def test_it_sends_hello_to_the_demo_room(live_server):
     """The issue's "done": sendmsg text --app demo --as manager --room demo-room
     --sender host1 --text hello prints ok true with a RequestId and MsgSeq."""
-    make_user("manager", role=Role.MANAGER)
-    app = make_app(name="demo", base_url=live_server.url + "/sandbox")
-    make_sandbox_app(
-        app, rooms=("demo-room",), callback_url=f"http://127.0.0.1:{closed_port()}/"
+    call_command(
+        "seed_demo", "--base-url", live_server.url + "/sandbox", stdout=io.StringIO()
     )
     args = ["text", "--app", "demo", "--as", "manager", "--room", "demo-room"]
     (line,) = sendmsg(*args, "--sender", "host1", "--text", "hello")
