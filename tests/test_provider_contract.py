@@ -17,7 +17,7 @@ import zlib
 import pytest
 
 from messaging.providers import tencent, zego
-from messaging.providers.base import Credentials, Outcome
+from messaging.providers.base import Credentials, Outcome, http_client
 from messaging.services.sending import build_request
 from tests.factories import make_app
 from tests.recording_server import recording_server
@@ -557,3 +557,12 @@ def test_it_never_logs_the_usersig_or_the_signature(server, caplog):
     logged = "\n".join(r.getMessage() for r in caplog.records)
     for secret in secrets_sent:
         assert secret not in logged
+
+
+def test_it_shares_one_pooled_client_with_explicit_timeouts():
+    client = http_client()
+    assert http_client() is client
+    assert client.timeout.connect == 3.0
+    # Tencent's backend gives up after 3 s and asks callers to wait longer.
+    assert client.timeout.read > 3.0
+    assert client.follow_redirects is False
