@@ -275,9 +275,23 @@ def test_it_never_sends_an_answered_record_again(actor, server):
     # A copy loaded before the first delivery cannot send either.
     outdated = SendRecord.objects.get(pk=record.pk)
     outdated.outcome, outdated.attempts = "waiting", 0
-    deliver(outdated)
+    assert deliver(outdated).request_id == "Id-ok-1"
     assert len(server.received) == 1
     assert SendRecord.objects.get(pk=record.pk).attempts == 1
+
+
+def test_it_does_not_send_an_attempt_another_worker_claimed(actor, server):
+    app = make_app(base_url=server.url)
+    record = record_send(app, "text", build_request(app, "text", TEXT), actor=actor)
+    # The other worker bumped attempts (its claim) and is waiting for the provider.
+    SendRecord.objects.filter(pk=record.pk).update(attempts=1)
+    result = deliver(record)
+    assert (result.outcome, result.retryable) == ("failed", True)
+    assert (
+        result.explanation == "This message is being sent by another worker right now."
+    )
+    assert server.received == []
+    assert SendRecord.objects.get(pk=record.pk).outcome == "waiting"
 
 
 def test_it_refuses_to_deliver_for_a_disabled_app(actor, server):
