@@ -181,10 +181,11 @@ _NON_WORD = regex.compile(r"[^\p{L}\p{N}\p{M}]+")
 _NON_WORD_SPLIT = regex.compile(r"([^\p{L}\p{N}\p{M}]+)")
 _ASCII_NON_WORD = {c: None for c in range(128) if not chr(c).isalnum()}
 # What the slow path folds piece by piece: a character (possibly none) with the combining marks or
-# composing characters (NFKC_QC=Maybe: U+0301, U+3099, Hangul vowel jamo, ...) that follow it, a character
+# composing characters (NFKC_QC=Maybe: U+0301, U+3099, Hangul vowel jamo, ...; half-width sound marks
+# U+FF9E/U+FF9F, which NFKC turns into U+3099/U+309A) that follow it, a character
 # NFKC changes, or an invisible one. Everything else is only case-folded.
 _UNSAFE = regex.compile(
-    "(?:.?[\\p{NFKC_QC=M}\\p{M}]+)|[\\p{NFKC_QC=N}\\p{Cf}\u115f\u1160\u3164\uffa0\u17b4\u17b5]",
+    "(?:.?[\\p{NFKC_QC=M}\\p{M}\uff9e\uff9f]+)|[\\p{NFKC_QC=N}\\p{Cf}\u115f\u1160\u3164\uffa0\u17b4\u17b5]",
     regex.DOTALL,
 )
 # Scripts written without spaces between words: each of their characters is a word boundary.
