@@ -60,12 +60,12 @@ from dataclasses import dataclass, field
 import ahocorasick_rs
 import regex
 
-try:  # The stdlib's regex parser, used only to find a literal every match must contain (a prefilter).
+# The stdlib's regex parser, used only to find a literal every match must contain (a prefilter). A
+# future Python may move it; the prefilter is then off and every regex runs.
+try:
     from re import _constants as _sre_constants
     from re import _parser as _sre_parser
-except (
-    ImportError
-):  # pragma: no cover - a future Python may move it; the prefilter is then off
+except ImportError:  # pragma: no cover
     _sre_parser = None
 
 logger = logging.getLogger(__name__)
@@ -111,11 +111,12 @@ class Rule:
 class Hit:
     rule_id: int
     kind: str
-    action: (
-        str  # the rule's action, or "allow" for an allow entry that suppressed a hit
-    )
-    field: str  # "MsgBody[0].Text", "MsgBody[1].Data.Data", "CloudCustomData", "From_Account", ...
-    start: int  # character offsets in the original string of that field
+    # The rule's action, or "allow" for an allow entry that suppressed a hit.
+    action: str
+    # "MsgBody[0].Text", "MsgBody[1].Data.Data", "CloudCustomData", "From_Account", ...
+    field: str
+    # Character offsets in the original string of that field.
+    start: int
     end: int
 
 
@@ -180,13 +181,14 @@ _INVISIBLE = re.compile(
 _NON_WORD = regex.compile(r"[^\p{L}\p{N}\p{M}]+")
 _NON_WORD_SPLIT = regex.compile(r"([^\p{L}\p{N}\p{M}]+)")
 _ASCII_NON_WORD = {c: None for c in range(128) if not chr(c).isalnum()}
-# What the slow path folds piece by piece: a character (possibly none) with the combining marks or
-# composing characters (NFKC_QC=Maybe: U+0301, U+3099, Hangul vowel jamo, ...; half-width sound marks
-# U+FF9E/U+FF9F, which NFKC turns into U+3099/U+309A) that follow it, a character
-# NFKC changes, or an invisible one. Everything else is only case-folded.
+# What the slow path folds piece by piece: (1) a run of combining marks or composing characters
+# (NFKC_QC=Maybe: U+0301, U+3099, Hangul vowel jamo, ...; half-width sound marks U+FF9E/U+FF9F, which
+# NFKC turns into U+3099/U+309A), folded together with the character before it; or a single character
+# that NFKC changes, or an invisible one. Everything else is only case-folded. (A leading ".?" in the
+# first branch would say the same but makes the scan ten times slower.)
 _UNSAFE = regex.compile(
-    "(?:.?[\\p{NFKC_QC=M}\\p{M}\uff9e\uff9f]+)|[\\p{NFKC_QC=N}\\p{Cf}\u115f\u1160\u3164\uffa0\u17b4\u17b5]",
-    regex.DOTALL,
+    "([\\p{NFKC_QC=M}\\p{M}\uff9e\uff9f]+)"
+    "|[\\p{NFKC_QC=N}\\p{Cf}\u115f\u1160\u3164\uffa0\u17b4\u17b5]"
 )
 # Scripts written without spaces between words: each of their characters is a word boundary.
 _NO_SPACE_SCRIPT = regex.compile(
@@ -200,6 +202,8 @@ def _fold_cluster(cluster: str) -> str:
     out = _cluster_cache.get(cluster)
     if out is None:
         out = _INVISIBLE.sub("", unicodedata.normalize("NFKC", cluster).casefold())
+        if len(cluster) > 8:  # zalgo runs and the like: not worth keeping in memory
+            return out
         if len(_cluster_cache) >= _CLUSTER_CACHE_MAX:
             _cluster_cache.clear()
         _cluster_cache[cluster] = out
@@ -257,37 +261,43 @@ class NormText:
                 lstart.extend(range(offset, offset + len(segment)))
                 lend.extend(range(offset + 1, offset + len(segment) + 1))
                 return
-            for k, ch in enumerate(
-                segment
-            ):  # "ß" -> "ss": both map to the one original character
+            # "ß" -> "ss": both light characters map to the one original character.
+            for k, ch in enumerate(segment):
                 for out in ch.casefold():
                     pieces.append(out)
                     lstart.append(offset + k)
                     lend.append(offset + k + 1)
 
+        # The last folded unit, which a following run of combining marks may extend.
+        unit_start = unit_end = -1
         for m in _UNSAFE.finditer(text):
             a, b = m.span()
-            if a > pos:
+            if m.lastindex == 1 and a > 0:
+                # A run of combining marks is folded with the character before it.
+                if a > pos:
+                    if a - 1 > pos:
+                        copy_plain(text[pos : a - 1], pos)
+                    a -= 1
+                elif unit_end == a:
+                    # Right after a folded unit ("Ａ" + U+0301): fold the two together again.
+                    produced = len(pieces.pop())
+                    if produced:
+                        del lstart[-produced:]
+                        del lend[-produced:]
+                    a = unit_start
+            elif a > pos:
                 copy_plain(text[pos:a], pos)
-            out = _fold_cluster(m.group())
-            if out:
-                pieces.append(out)
-                lstart.extend([a] * len(out))
-                lend.extend([b] * len(out))
+            out = _fold_cluster(text[a:b])
+            pieces.append(out)
+            lstart.extend([a] * len(out))
+            lend.extend([b] * len(out))
+            unit_start, unit_end = a, b
             pos = b
         if pos < len(text):
             copy_plain(text[pos:], pos)
         self.light = "".join(pieces)
         self._lstart = lstart
         self._lend = lend
-
-    @property
-    def _run_strict(self) -> list[int]:
-        return self._run_tables()[0]
-
-    @property
-    def _run_light(self) -> list[int]:
-        return self._run_tables()[1]
 
     def _run_tables(self) -> tuple[list[int], list[int]]:
         """(strict offset, light offset) of each run of letters between separators."""
@@ -301,8 +311,9 @@ class NormText:
 
     # -- coordinates ------------------------------------------------------------------------------
     def strict_to_light(self, k: int) -> int:
-        i = bisect.bisect_right(self._run_strict, k) - 1
-        return self._run_light[i] + (k - self._run_strict[i])
+        run_strict, run_light = self._runs or self._run_tables()
+        i = bisect.bisect_right(run_strict, k) - 1
+        return run_light[i] + (k - run_strict[i])
 
     def light_span_to_original(self, ls: int, le: int) -> tuple[int, int]:
         if self._lstart is None:
@@ -312,39 +323,37 @@ class NormText:
         return self._lstart[ls], self._lend[le - 1]
 
     def strict_span_to_original(self, s: int, e: int) -> tuple[int, int]:
-        ls = self.strict_to_light(s)
-        le = self.strict_to_light(e - 1) + 1
-        return self.light_span_to_original(ls, le)
+        return self.light_span_to_original(
+            self.strict_to_light(s), self.strict_to_light(e - 1) + 1
+        )
 
     # -- word structure (strict coordinates) -------------------------------------------------------
     def separated_before(self, k: int) -> bool:
         """True when a space, punctuation or symbol stands between strict characters k-1 and k."""
         if k <= 0 or k >= len(self.strict):
             return True
-        i = bisect.bisect_left(self._run_strict, k)
-        return i < len(self._run_strict) and self._run_strict[i] == k
+        run_strict = (self._runs or self._run_tables())[0]
+        i = bisect.bisect_left(run_strict, k)
+        return i < len(run_strict) and run_strict[i] == k
 
     def boundary_before(self, k: int) -> bool:
+        """Word boundary: a separator, either end, or a character of a script without spaces."""
         if self.separated_before(k):
             return True
-        s = self.strict
-        return _NO_SPACE_SCRIPT.search(s, k - 1, k + 1) is not None
+        return _NO_SPACE_SCRIPT.search(self.strict, k - 1, k + 1) is not None
 
     def gaps(self, s: int, e: int) -> set[int]:
         """Offsets (relative to s) inside (s, e) where separators split the strict text."""
-        rs = self._run_strict
-        i = bisect.bisect_right(rs, s)
-        out: set[int] = set()
-        while i < len(rs) and rs[i] < e:
-            out.add(rs[i] - s)
-            i += 1
-        return out
+        run_strict = (self._runs or self._run_tables())[0]
+        i = bisect.bisect_right(run_strict, s)
+        j = bisect.bisect_left(run_strict, e, i)
+        return {k - s for k in run_strict[i:j]}
 
     def has_gap_inside(self, s: int, e: int) -> bool:
         """True when a separator stands strictly inside (s, e), i.e. before one of s+1 .. e-1."""
-        rs = self._run_strict
-        i = bisect.bisect_right(rs, s)
-        return i < len(rs) and rs[i] < e
+        run_strict = (self._runs or self._run_tables())[0]
+        i = bisect.bisect_right(run_strict, s)
+        return i < len(run_strict) and run_strict[i] < e
 
 
 def normalise(text: str) -> str:
