@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 
 import pytest
 
@@ -709,9 +710,10 @@ def test_it_scans_free_text_for_the_try_page():
         ]
     )
     hits = ruleset.scan_text("class 2024 ass", now=NOW)
+    # Hits in text order, then the allow entries that suppressed something.
     assert hits == [
-        Hit(1, "word", "forbid", "text", 11, 14),
         Hit(3, "regex", "mask", "text", 6, 10),
+        Hit(1, "word", "forbid", "text", 11, 14),
         Hit(2, "allow", "allow", "text", 0, 5),
     ]
 
@@ -757,3 +759,42 @@ def test_it_works_with_an_empty_rule_set():
         == "allow"
     )
     assert ruleset.scan_text("anything") == []
+
+
+# ------------------------------------------------------------------------------------------------
+# Floods and long messages
+# ------------------------------------------------------------------------------------------------
+
+
+def test_it_reports_a_flood_of_one_entry_as_one_hit_and_masks_it_all():
+    verdict = check([word(1, "哈哈", "mask")], "笑死" + "哈" * 5000 + "了")
+    assert verdict.action == "mask"
+    assert [(h.rule_id, h.start, h.end) for h in verdict.hits] == [(1, 2, 5002)]
+    assert verdict.msg_body[0]["MsgContent"]["Text"] == "笑死" + "*" * 5000 + "了"
+
+
+def test_it_keeps_separate_occurrences_as_separate_hits():
+    verdict = check([word(1, "spam", "mask")], "spam and spam, spamspam")
+    assert [(h.start, h.end) for h in verdict.hits] == [(0, 4), (9, 13), (15, 23)]
+    assert verdict.msg_body[0]["MsgContent"]["Text"] == "**** and ****, ********"
+
+
+def test_it_applies_the_allow_list_to_each_occurrence_of_a_flood():
+    rules = [word(1, "哈哈", "forbid"), Rule(2, "allow", "哈哈哈", "forbid")]
+    # Every "哈哈" lies inside some "哈哈哈", so the laughter is allowed ...
+    verdict = check(rules, "哈" * 3000)
+    assert verdict.action == "allow"
+    assert [(h.rule_id, h.action, h.start, h.end) for h in verdict.hits] == [
+        (2, "allow", 0, 3000)
+    ]
+    # ... but not a lone "哈哈".
+    assert check(rules, "好 哈哈 好").action == "forbid"
+
+
+def test_it_answers_a_pathological_flood_within_the_deadline():
+    # Ten nested terms over 12,000 letters: 120,000 overlapping matches.
+    rules = [word(i, "a" * i, "mask") for i in range(1, 11)]
+    started = time.perf_counter()
+    verdict = check(rules, "a" * 12_000)
+    assert time.perf_counter() - started < 2.0  # the provider's webhook timeout
+    assert verdict.msg_body[0]["MsgContent"]["Text"] == "*" * 12_000

@@ -80,6 +80,8 @@ REGEX_TIMEOUT = 0.005
 MAX_REGEX_LENGTH = 500
 # How far a "*" inside a wildcard pattern may stretch (normalised characters).
 MAX_WILDCARD_GAP = 64
+# More overlapping automaton matches than this in one string is a flood (see RuleSet._scan_terms).
+FLOOD_MATCHES = 20_000
 # JSON strings nested in JSON strings are unwrapped this many levels deep.
 MAX_JSON_DEPTH = 3
 
@@ -321,6 +323,9 @@ class NormText:
         if le <= ls:
             return self._lstart[ls], self._lstart[ls]
         return self._lstart[ls], self._lend[le - 1]
+
+    def strict_span_to_light(self, s: int, e: int) -> tuple[int, int]:
+        return self.strict_to_light(s), self.strict_to_light(e - 1) + 1
 
     def strict_span_to_original(self, s: int, e: int) -> tuple[int, int]:
         return self.light_span_to_original(
@@ -636,11 +641,19 @@ def iter_texts(msg_body, cloud_custom_data) -> Iterator[tuple[str, str]]:
 
 
 def _mask_string(value: str, spans: list[tuple[int, int]]) -> str:
-    chars = list(value)
-    for start, end in spans:
-        for k in range(max(start, 0), min(end, len(chars))):
-            chars[k] = "*"
-    return "".join(chars)
+    """value with the characters of spans replaced by "*" (overlapping spans merged first, so a flood
+    of overlapping hits costs no more than the string's length)."""
+    out: list[str] = []
+    pos = 0
+    for start, end in sorted(spans):
+        start, end = max(start, pos), min(end, len(value))
+        if end <= start:
+            continue
+        out.append(value[pos:start])
+        out.append("*" * (end - start))
+        pos = end
+    out.append(value[pos:])
+    return "".join(out)
 
 
 def _mask_value(
@@ -742,6 +755,7 @@ class _Term:
     rule_index: int
     gaps: frozenset[int]  # separator positions inside the listed term (phrase spaces)
     piece: int = -1  # wildcard piece number, -1 for words and allow entries
+    allow: bool = False
 
 
 @dataclass
@@ -813,7 +827,12 @@ class RuleSet:
                     skipped.append((rule.id, "no letters or digits"))
                     continue
                 add_term(
-                    norm.strict, _Term(index, frozenset(norm.gaps(0, len(norm.strict))))
+                    norm.strict,
+                    _Term(
+                        index,
+                        frozenset(norm.gaps(0, len(norm.strict))),
+                        allow=rule.kind == "allow",
+                    ),
                 )
             elif rule.kind == "wildcard":
                 raw_pieces = [NormText(p) for p in rule.term.split("*")]
@@ -938,87 +957,127 @@ class RuleSet:
     def _scan(
         self, text: str, path: str, now: float
     ) -> tuple[list[_Candidate], list[_Candidate]]:
-        """(effective hits, allow matches that suppressed at least one hit) for one string."""
+        """(effective hits, allow matches that suppressed at least one hit) for one string.
+
+        Allow-list suppression compares single occurrences; afterwards the overlapping or touching
+        occurrences of one entry become one hit, so a flood ("哈哈哈哈..." against "哈哈") yields one
+        hit and one masked run rather than thousands."""
         norm = NormText(text)
-        hits: list[_Candidate] = []
-        allows: list[
-            tuple[int, int, int]
-        ] = []  # (rule index, original start, original end)
+        raw: list[tuple[int, int, int]] = []  # (rule index, light start, light end)
+        allows: list[tuple[int, int, int]] = []
         if self._automaton is not None and norm.strict:
-            pieces: dict[int, dict[int, list[tuple[int, int]]]] = {}
-            for pat, s, e in self._automaton.find_matches_as_indexes(
-                norm.strict, overlapping=True
-            ):
-                for term in self._terms[pat]:
-                    index = term.rule_index
-                    if not self._active(index, now):
-                        continue
-                    rule = self.rules[index]
-                    if rule.kind == "allow":
-                        allows.append((index, *norm.strict_span_to_original(s, e)))
-                        continue
-                    if not _aligned(norm, s, e, term.gaps):
-                        continue
-                    if term.piece < 0:
-                        hits.append(
-                            _Candidate(index, path, *norm.strict_span_to_original(s, e))
-                        )
-                    else:
-                        pieces.setdefault(index, {}).setdefault(term.piece, []).append(
-                            (s, e)
-                        )
-            for index, occurrences in pieces.items():
-                for s, e in _wildcard_matches(
-                    norm, self._wildcards[index], occurrences
-                ):
-                    hits.append(
-                        _Candidate(index, path, *norm.strict_span_to_original(s, e))
-                    )
+            self._scan_terms(norm, now, raw, allows)
         if self._regexes and norm.light:
-            light = norm.light
-            to_run = self._regex_always
-            if self._literal_automaton is not None:
-                found = self._literal_automaton.find_matches_as_indexes(
-                    light, overlapping=True
-                )
-                if found:
-                    to_run = list(to_run)
-                    for literal in sorted({pat for pat, _, _ in found}):
-                        to_run.extend(self._regex_by_literal[literal])
-                    to_run.sort(key=lambda item: item[0])
-            for index, pattern in to_run:
+            self._scan_regexes(norm, now, raw)
+        if not raw:
+            return [], []
+        used: list[tuple[int, int, int]] = []
+        if allows:
+            raw, used = _suppress(raw, allows)
+        by_rule: dict[int, list[tuple[int, int]]] = {}
+        for index, ls, le in raw:
+            by_rule.setdefault(index, []).append((ls, le))
+        hits = [
+            _Candidate(index, path, *norm.light_span_to_original(ls, le))
+            for index, spans in by_rule.items()
+            for ls, le in _merge(spans)
+        ]
+        hits.sort(key=lambda c: (c.start, c.rule_index))
+        used_by_rule: dict[int, list[tuple[int, int]]] = {}
+        for index, ls, le in used:
+            used_by_rule.setdefault(index, []).append((ls, le))
+        return hits, [
+            _Candidate(index, path, *norm.light_span_to_original(ls, le))
+            for index, spans in used_by_rule.items()
+            for ls, le in _merge(spans)
+        ]
+
+    def _scan_terms(
+        self,
+        norm: NormText,
+        now: float,
+        raw: list[tuple[int, int, int]],
+        allows: list[tuple[int, int, int]],
+    ) -> None:
+        """Words, phrases, wildcard pieces and allow entries: one Aho-Corasick pass."""
+        matches = self._automaton.find_matches_as_indexes(norm.strict, overlapping=True)
+        if not matches:
+            return
+        # A pathological flood (nested terms like "a", "aa", "aaa" over "aaaa...") can produce
+        # hundreds of thousands of overlapping matches; then occurrences of each term are merged
+        # before the allow-list check (slightly coarser exemptions) to stay within the deadline.
+        flood = len(matches) > FLOOD_MATCHES
+        by_pattern: dict[int, list[tuple[int, int]]] = {}
+        for pat, s, e in matches:
+            occurrences = by_pattern.get(pat)
+            if occurrences is None:
+                by_pattern[pat] = [(s, e)]
+            else:
+                occurrences.append((s, e))
+        to_light = norm.strict_span_to_light
+        # Without any separator in the text, every match is trivially aligned.
+        separated = len(norm.strict) != len(norm.light)
+        pieces: dict[int, dict[int, list[tuple[int, int]]]] = {}
+        for pat, occurrences in by_pattern.items():
+            for term in self._terms[pat]:
+                index = term.rule_index
                 if not self._active(index, now):
                     continue
-                try:
-                    for m in pattern.finditer(norm.light, timeout=REGEX_TIMEOUT):
-                        if m.end() > m.start():
-                            hits.append(
-                                _Candidate(
-                                    index,
-                                    path,
-                                    *norm.light_span_to_original(m.start(), m.end()),
-                                )
-                            )
-                except TimeoutError:
-                    self.regex_timeouts += 1
-                    logger.warning(
-                        "blocklist regex rule %s timed out on %s characters",
-                        self.rules[index].id,
-                        len(text),
-                    )
-        if not hits or not allows:
-            return hits, []
-        kept: list[_Candidate] = []
-        used: set[tuple[int, int, int]] = set()
-        for cand in hits:
-            cover = next(
-                (a for a in allows if a[1] <= cand.start and cand.end <= a[2]), None
+                if term.allow:
+                    for s, e in _merge(occurrences) if flood else occurrences:
+                        allows.append((index, *to_light(s, e)))
+                    continue
+                if flood and term.piece < 0:
+                    occurrences = _merge(occurrences)
+                if separated:
+                    aligned = [
+                        (s, e)
+                        for s, e in occurrences
+                        if _aligned(norm, s, e, term.gaps)
+                    ]
+                else:
+                    aligned = occurrences
+                if term.piece >= 0:
+                    pieces.setdefault(index, {})[term.piece] = aligned
+                    continue
+                for s, e in aligned:
+                    raw.append((index, *to_light(s, e)))
+        for index, occurrences in pieces.items():
+            for s, e in _wildcard_matches(norm, self._wildcards[index], occurrences):
+                raw.append((index, *to_light(s, e)))
+
+    def _scan_regexes(
+        self, norm: NormText, now: float, raw: list[tuple[int, int, int]]
+    ) -> None:
+        light = norm.light
+        to_run = self._regex_always
+        if self._literal_automaton is not None:
+            found = self._literal_automaton.find_matches_as_indexes(
+                light, overlapping=True
             )
-            if cover is None:
-                kept.append(cand)
-            else:
-                used.add(cover)
-        return kept, [_Candidate(a[0], path, a[1], a[2]) for a in allows if a in used]
+            if found:
+                to_run = list(to_run)
+                for literal in sorted({pat for pat, _, _ in found}):
+                    to_run.extend(self._regex_by_literal[literal])
+                to_run.sort(key=lambda item: item[0])
+        for index, pattern in to_run:
+            if not self._active(index, now):
+                continue
+            try:
+                spans = [
+                    m.span()
+                    for m in pattern.finditer(light, timeout=REGEX_TIMEOUT)
+                    if m.end() > m.start()
+                ]
+            except TimeoutError:
+                self.regex_timeouts += 1
+                logger.warning(
+                    "blocklist regex rule %s timed out on %s characters",
+                    self.rules[index].id,
+                    len(norm.original),
+                )
+                continue
+            raw.extend((index, s, e) for s, e in spans)
 
     def _verdict(
         self,
@@ -1051,6 +1110,46 @@ class RuleSet:
         return Verdict(
             "mask", 0, "", hits, msg_body=new_body, cloud_custom_data=new_ccd
         )
+
+
+def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Union of overlapping or touching spans, in order."""
+    if len(spans) < 2:
+        return spans
+    out: list[tuple[int, int]] = []
+    for s, e in sorted(spans):
+        if out and s <= out[-1][1]:
+            if e > out[-1][1]:
+                out[-1] = (out[-1][0], e)
+        else:
+            out.append((s, e))
+    return out
+
+
+def _suppress(
+    raw: list[tuple[int, int, int]], allows: list[tuple[int, int, int]]
+) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]]:
+    """Drop the hits (rule index, start, end) an allow match covers; return (kept hits, the allow
+    matches that covered one).
+
+    Sorted by start with a running "furthest end", so a flood of hits and allow matches in one long
+    message ("哈哈哈..." against both "哈哈" and "哈哈哈") stays O((hits + allows) log allows)."""
+    ordered = sorted(allows, key=lambda a: a[1])
+    starts = [a[1] for a in ordered]
+    reach: list[
+        int
+    ] = []  # index in ordered of the furthest-reaching allow among the first i+1
+    for i, allow in enumerate(ordered):
+        reach.append(i if not reach or allow[2] > ordered[reach[-1]][2] else reach[-1])
+    kept: list[tuple[int, int, int]] = []
+    used: set[int] = set()
+    for hit in raw:
+        i = bisect.bisect_right(starts, hit[1]) - 1
+        if i >= 0 and ordered[reach[i]][2] >= hit[2]:
+            used.add(reach[i])
+        else:
+            kept.append(hit)
+    return kept, [ordered[i] for i in sorted(used)]
 
 
 def _invalid_reason(rule: Rule) -> str | None:
