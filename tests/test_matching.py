@@ -798,3 +798,12 @@ def test_it_answers_a_pathological_flood_within_the_deadline():
     verdict = check(rules, "a" * 12_000)
     assert time.perf_counter() - started < 2.0  # the provider's webhook timeout
     assert verdict.msg_body[0]["MsgContent"]["Text"] == "*" * 12_000
+
+
+@pytest.mark.parametrize("pattern", ["*a*", "a*", "*a", "a*b*c", "*b*a*"])
+def test_it_keeps_wildcards_linear_on_long_messages(pattern):
+    rules = [Rule(1, "wildcard", pattern, "mask")]
+    started = time.perf_counter()
+    for text in ("a" * 12_000, "ab" * 6_000, "abc " * 3_000):
+        check(rules, text)
+    assert time.perf_counter() - started < 2.0

@@ -1183,21 +1183,27 @@ def _aligned(norm: NormText, s: int, e: int, term_gaps: frozenset[int]) -> bool:
 def _wildcard_matches(
     norm: NormText, wildcard: _Wildcard, occurrences: dict[int, list[tuple[int, int]]]
 ) -> list[tuple[int, int]]:
+    """Spans (strict coordinates) where the wildcard's pieces occur in order, as the module doc says.
+
+    Linear in the number of occurrences: the next piece is found by bisection, and an occurrence
+    inside a span already found is skipped (a "*cat*" flood stretches to its word only once)."""
     if len(occurrences) < wildcard.pieces:
         return []
     found: list[tuple[int, int]] = []
     last = wildcard.pieces - 1
     ordered = [sorted(occurrences[p]) for p in range(wildcard.pieces)]
+    starts = [[s for s, _ in piece] for piece in ordered]
+    covered = -1
     for s0, e0 in ordered[0]:
+        if s0 < covered:
+            continue
         if not wildcard.lead and not norm.boundary_before(s0):
             continue
         end = e0
-        ok = True
         for p in range(1, wildcard.pieces):
             chosen = None
-            for s, e in ordered[p]:
-                if s < end:
-                    continue
+            for k in range(bisect.bisect_left(starts[p], end), len(ordered[p])):
+                s, e = ordered[p][k]
                 if s - end > MAX_WILDCARD_GAP or norm.has_gap_inside(end, s):
                     break
                 if p == last and not wildcard.trail and not norm.boundary_before(e):
@@ -1205,20 +1211,19 @@ def _wildcard_matches(
                 chosen = e
                 break
             if chosen is None:
-                ok = False
                 break
             end = chosen
-        if not ok:
-            continue
-        if last == 0 and not wildcard.trail and not norm.boundary_before(end):
-            continue
-        start = s0
-        # "*" at an end stretches the hit over the rest of the word, so masking hides the whole word.
-        if wildcard.lead:
-            while not norm.boundary_before(start):
-                start -= 1
-        if wildcard.trail:
-            while not norm.boundary_before(end):
-                end += 1
-        found.append((start, end))
+        else:
+            if last == 0 and not wildcard.trail and not norm.boundary_before(end):
+                continue
+            start = s0
+            # "*" at an end stretches the hit over the rest of the word, so a mask hides it all.
+            if wildcard.lead:
+                while not norm.boundary_before(start):
+                    start -= 1
+            if wildcard.trail:
+                while not norm.boundary_before(end):
+                    end += 1
+            found.append((start, end))
+            covered = end
     return found
