@@ -77,6 +77,8 @@ FORBID_CODE_MAX = 10200
 # Time bound for one regex search over one string. The provider gives the webhook two seconds for the
 # whole answer; 100 regexes over a few strings must stay far below that even when several misbehave.
 REGEX_TIMEOUT = 0.005
+# Time all the regex searches of one message may take together (seconds).
+REGEX_BUDGET = 0.1
 MAX_REGEX_LENGTH = 500
 # How far a "*" inside a wildcard pattern may stretch (normalised characters).
 MAX_WILDCARD_GAP = 64
@@ -929,8 +931,9 @@ class RuleSet:
                     )
         suppressors: list[_Candidate] = []
         if self._has_text_rules:
+            deadline = time.perf_counter() + REGEX_BUDGET
             for path, text in iter_texts(msg_body, cloud_custom_data):
-                hits, allows = self._scan(text, path, now)
+                hits, allows = self._scan(text, path, now, deadline)
                 candidates.extend(hits)
                 suppressors.extend(allows)
         if not candidates:
@@ -945,7 +948,7 @@ class RuleSet:
         """Hits of one free text (field "text"), allow entries that suppressed something included."""
         if now is None:
             now = time.time()
-        hits, allows = self._scan(text, "text", now)
+        hits, allows = self._scan(text, "text", now, time.perf_counter() + REGEX_BUDGET)
         return [self._hit(c) for c in hits] + [self._hit(c, "allow") for c in allows]
 
     def _hit(self, cand: _Candidate, action: str | None = None) -> Hit:
@@ -955,7 +958,7 @@ class RuleSet:
         )
 
     def _scan(
-        self, text: str, path: str, now: float
+        self, text: str, path: str, now: float, deadline: float
     ) -> tuple[list[_Candidate], list[_Candidate]]:
         """(effective hits, allow matches that suppressed at least one hit) for one string.
 
@@ -968,7 +971,7 @@ class RuleSet:
         if self._automaton is not None and norm.strict:
             self._scan_terms(norm, now, raw, allows)
         if self._regexes and norm.light:
-            self._scan_regexes(norm, now, raw)
+            self._scan_regexes(norm, now, raw, deadline)
         if not raw:
             return [], []
         used: list[tuple[int, int, int]] = []
@@ -1047,7 +1050,11 @@ class RuleSet:
                 raw.append((index, *to_light(s, e)))
 
     def _scan_regexes(
-        self, norm: NormText, now: float, raw: list[tuple[int, int, int]]
+        self,
+        norm: NormText,
+        now: float,
+        raw: list[tuple[int, int, int]],
+        deadline: float,
     ) -> None:
         light = norm.light
         to_run = self._regex_always
@@ -1063,10 +1070,22 @@ class RuleSet:
         for index, pattern in to_run:
             if not self._active(index, now):
                 continue
+            # Each search has its own time bound, and all the searches of one message share a
+            # budget, so a hundred slow patterns cannot add up past the provider's deadline.
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                self.regex_timeouts += 1
+                logger.warning(
+                    "blocklist regex budget spent; rule %s skipped",
+                    self.rules[index].id,
+                )
+                continue
             try:
                 spans = [
                     m.span()
-                    for m in pattern.finditer(light, timeout=REGEX_TIMEOUT)
+                    for m in pattern.finditer(
+                        light, timeout=min(REGEX_TIMEOUT, remaining)
+                    )
                     if m.end() > m.start()
                 ]
             except TimeoutError:
