@@ -441,6 +441,24 @@ def test_it_treats_a_regex_that_runs_out_of_time_as_no_match():
     assert ruleset.regex_timeouts == 2
 
 
+def test_it_bounds_the_total_regex_time_of_one_message():
+    ruleset = RuleSet.compile(
+        [Rule(i, "regex", r"(a|aa)+$", "forbid") for i in range(50)]
+    )
+    started = time.perf_counter()
+    verdict = ruleset.check(
+        from_account="u",
+        msg_body=text_body("a" * 40 + "b"),
+        cloud_custom_data=None,
+        now=NOW,
+    )
+    assert time.perf_counter() - started < 1.0  # 50 x 5 ms would already be 250 ms
+    assert verdict.action == "allow"
+    assert (
+        ruleset.regex_timeouts == 50
+    )  # timed out or skipped once the budget was spent
+
+
 @pytest.mark.parametrize(
     "pattern",
     [
