@@ -13,36 +13,52 @@ Matching model (documented for moderators; the webhook helper links here):
   ``CloudCustomData``) is parsed and each string value inside it is inspected on its own, so a hit is reported
   as e.g. ``MsgBody[0].Data.Data`` and masking re-serialises valid JSON. Keys are structure, not text, and
   are not inspected. Unreadable parts of a malformed body are skipped, never raised on.
-* Normalisation sees through simple evasion: each grapheme cluster is NFKC-normalised (full-width and
-  half-width forms, ligatures, circled and mathematical letters) and case-folded; zero-width and other
-  format characters (ZWSP, ZWJ, word joiner, BOM, soft hyphen, bidi controls, tags), variation selectors,
-  Hangul fillers and stacked diacritics ("zalgo") are removed. Accents that compose into a letter are kept:
-  "bád" is not "bad".
-* Words, phrases and wildcard pieces are compared on the *letters and digits only* form of that text:
-  spaces, punctuation and symbols are ignored, both in the text and in the listed term ("bad word" matches
-  "b.a.d  w-o r d" and "badword").
+* Normalisation sees through simple evasion: the text is NFKC-normalised (full-width and half-width
+  forms, ligatures, circled and mathematical letters; a letter and its combining marks compose first)
+  and case-folded; zero-width and other format characters (ZWSP, ZWJ, word joiner, BOM, soft hyphen,
+  bidi controls, tags), variation selectors, Hangul fillers and stacked diacritics ("zalgo") are
+  removed. Accents that compose into a letter are kept: "bád" is not "bad". Hits and masks are mapped
+  back to the original characters (a full-width or zero-width-split word is masked whole).
+* Words, phrases and wildcard pieces are compared on the *letters, digits and marks only* form of that
+  text: spaces, punctuation and symbols are ignored, both in the text and in the listed term ("bad word"
+  matches "b.a.d  w-o r d" and "badword").
 * Words and phrases match as substrings (Chinese, Japanese, Korean and Thai have no word boundaries, and
-  this catches compounds). Allow-list entries exist to exempt the innocent words that contain a listed one
-  ("class" against "ass"). To keep ignoring separators from gluing unrelated words together ("was sent"
-  would contain "ass"), a match whose letters are split by separators the listed term does not have must
-  start and end on word boundaries: "a s s" and "you a.s.s!" match, "was sent" does not. Characters of
-  Han, Hiragana, Katakana, Hangul, Thai, Lao, Khmer and Myanmar scripts are word boundaries on their own.
+  this catches compounds and inflections). Allow-list entries exist to exempt the innocent words that
+  contain a listed one ("class" against "ass"). So that ignoring separators does not glue unrelated
+  words together ("was sent" would contain "ass"), a match whose letters are split by separators the
+  listed term does not have must start and end on word boundaries: "a s s" and "you a.s.s!" match, "was
+  sent" does not. Each character of the Han, Hiragana, Katakana, Hangul, Thai, Lao, Khmer and Myanmar
+  scripts is a word boundary on its own.
 * Wildcards follow Discord AutoMod's keyword strategies: ``cat`` matches the whole word only, ``cat*``
   words starting with cat, ``*cat`` words ending with it, ``*cat*`` anywhere. ``*`` may also stand inside
-  a pattern (``f*ck``, ``buy * followers``): there it matches any run of letters within one word (at most
-  64), with word separators allowed only at its two edges. The hit, and so the mask, covers the whole
-  matched word(s).
+  a pattern (``f*ck``, ``buy * followers``), an extension of Discord's syntax: there it matches a run of
+  at most 64 letters containing no separator, while separators at its two ends are ignored (so ``f*ck``
+  also catches "f u ck" and ``buy * followers`` "buy cheap followers"). The hit, and so the mask, covers
+  the whole matched word(s).
 * Regular expressions (the ``regex`` package, case-insensitive) run on the NFKC / case-folded text with
   invisible characters removed but spacing and punctuation kept, so ``\\s`` and ``\\b`` work. Each search
-  has a time bound (:data:`REGEX_TIMEOUT`); a search that runs out of time counts as no match and is
-  logged and counted in :attr:`RuleSet.regex_timeouts`.
-* User entries compare ``From_Account`` exactly. A user entry with action ``mask`` masks every inspected
-  string of that user's messages.
+  has a time bound (:data:`REGEX_TIMEOUT`) and the searches of one message share a budget
+  (:data:`REGEX_BUDGET`); a search that runs out of time counts as no match and is logged and counted
+  in :attr:`RuleSet.regex_timeouts`. A regex only runs when the text contains a literal every match of
+  it needs (found with a second automaton), so a hundred regexes cost little on ordinary messages.
+  :func:`compile_regex_or_error` is the save-time check (compiles, no nested or ambiguous repeats, does
+  not match the empty text).
+* User entries compare ``From_Account`` exactly, before any text is scanned. A user entry with action
+  ``mask`` masks every inspected string of that user's messages.
 * Allow entries are phrases matched like words (without the word-boundary condition); an allow match
   whose span covers a word, wildcard or regex hit in the same string suppresses that hit.
+* Overlapping or touching occurrences of one entry in one string are reported as one hit (a flood of
+  "哈哈哈..." against "哈哈" is one hit, and masks the whole run).
 * Precedence: forbid / forbid_code (user entries first among them) before discard before mask. Expired
-  entries (``expires_at <= now``) never match. The verdict lists every hit, including the allow entries that
-  suppressed something (with action ``"allow"``).
+  entries (``expires_at <= now``) never match. The verdict lists every hit, in text order, then the
+  allow entries that suppressed something (with action ``"allow"``).
+
+Aho-Corasick library: ahocorasick-rs, chosen by measurement (bench/matcher.py): at 100,000 terms, half
+of them Chinese, it scans a 200-character message in about 4 µs against about 250 µs for
+pyahocorasick, and builds in about 0.5-0.8 s against 1.2-2 s. MatchKind "standard" with overlapping
+search, the only mode that reports every match ("ass" inside "class", both listed); the library picks
+its automaton (a DFA for small lists, a contiguous NFA for large ones, whose build is ten times faster
+than a DFA's at 100,000 terms).
 """
 
 from __future__ import annotations
