@@ -710,6 +710,20 @@ def test_it_ignores_cloud_custom_data_that_is_not_a_string(ccd):
     assert verdict.action == "allow"
 
 
+@pytest.mark.parametrize(
+    "data",
+    [
+        '{"Data":"scam","Data":"ok"}',  # duplicate key: the first value must not hide
+        '{"Data":"scam","n":1e400}',  # overflows to infinity: not re-serialisable as JSON
+        '{"Data":"scam","n":NaN}',
+    ],
+)
+def test_it_scans_json_it_could_not_round_trip_as_plain_text(data):
+    verdict = run([{"MsgType": "TIMCustomElem", "MsgContent": {"Data": data}}])
+    assert [h.field for h in verdict.hits] == ["MsgBody[0].Data"]
+    assert verdict.msg_body[0]["MsgContent"]["Data"] == data.replace("scam", "****")
+
+
 def test_it_treats_a_json_scalar_string_as_plain_text():
     assert run(text_body("ok"), '"scam"').cloud_custom_data == '"****"'
 

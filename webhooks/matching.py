@@ -604,20 +604,42 @@ def required_literal(pattern: str) -> str | None:
 
 
 def _parse_container(value: str):
-    """The parsed JSON when value is a JSON object or array, else None."""
+    """The parsed JSON when value is a JSON object or array, else None.
+
+    Only strict JSON that survives a round trip counts: NaN / Infinity, numbers that overflow to
+    infinity and duplicate keys (which would hide a value from the scan and vanish when masking
+    re-serialises) make the string plain text, scanned as it stands."""
     stripped = value.lstrip()
     if not stripped or stripped[0] not in "{[":
         return None
     try:
-        parsed = json.loads(value, parse_constant=_refuse_constant)
+        parsed = json.loads(
+            value,
+            parse_constant=_refuse_constant,
+            parse_float=_finite_float,
+            object_pairs_hook=_unique_keys,
+        )
     except (ValueError, RecursionError):
         return None
     return parsed if isinstance(parsed, dict | list) else None
 
 
 def _refuse_constant(name: str):
-    # NaN / Infinity are not JSON; a string carrying them is treated as plain text.
     raise ValueError(name)
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if number in (float("inf"), float("-inf")):
+        raise ValueError(text)
+    return number
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise ValueError("duplicate key")
+    return result
 
 
 def _iter_value(value, path: str, depth: int) -> Iterator[tuple[str, str]]:
