@@ -12,10 +12,12 @@ Prints, for 100 and 100,000 terms (half Chinese, generated deterministically):
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import sys
 import time
+from importlib import metadata
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -42,15 +44,15 @@ def make_terms(count: int, rng: random.Random) -> list[str]:
 
 
 def make_message(rng: random.Random, terms: list[str] | None, length: int = 200) -> str:
-    """~200 characters mixing Chinese runs and Latin words; with terms, three of them are inserted."""
+    """A message of exactly `length` characters mixing Chinese runs and Latin words; with terms,
+    three of them are inserted whole."""
+    inserts = list(rng.sample(terms, 3)) if terms else []
+    budget = length - sum(len(t) + 1 for t in inserts)
     parts: list[str] = []
     size = 0
-    inserts = list(rng.sample(terms, 3)) if terms else []
-    while size < length:
-        if inserts and rng.random() < 0.15:
-            piece = inserts.pop()
-        elif rng.random() < 0.5:
-            # Text drawn from rare ideographs so that it does not hit the generated list by chance.
+    while size < budget:
+        if rng.random() < 0.5:
+            # Ideographs outside the generated list's range, so the filler never hits by chance.
             piece = "".join(
                 chr(rng.randint(0x6000, 0x8FFF)) for _ in range(rng.randint(3, 12))
             )
@@ -58,8 +60,11 @@ def make_message(rng: random.Random, terms: list[str] | None, length: int = 200)
             piece = "".join(rng.choice("xyzqjv") for _ in range(rng.randint(2, 8)))
         parts.append(piece)
         size += len(piece) + 1
-    parts.extend(inserts)
-    return " ".join(parts)[: length + 40]
+    for term in inserts:
+        parts.insert(
+            rng.randrange(len(parts)), term
+        )  # never last: only filler gets trimmed
+    return " ".join(parts)[:length]
 
 
 def timings(fn, messages: list[str], repeat: int) -> tuple[float, float, float]:
@@ -219,8 +224,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
     args = parser.parse_args()
     repeat = 2 if args.quick else 10
+    versions = ", ".join(
+        f"{name} {metadata.version(name)}"
+        for name in ("pyahocorasick", "ahocorasick-rs")
+    )
     print(
-        f"Python {sys.version.split()[0]}, pyahocorasick {ahocorasick.__version__ if hasattr(ahocorasick, '__version__') else '?'}"
+        f"Python {sys.version.split()[0]}, {versions}; "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
     )
     for count in (100, 100_000):
         bench_automata(count, repeat)
