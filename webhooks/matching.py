@@ -407,117 +407,135 @@ def compile_regex_or_error(pattern: str) -> str | None:
     return None
 
 
+@dataclass
+class _Group:
+    """What the catastrophic-pattern scan knows about one open group of a regex."""
+
+    contains_repeat: bool = False
+    first_atoms: list[str] = field(
+        default_factory=list
+    )  # first atom of each alternative
+    at_branch_start: bool = True
+    has_alternation: bool = False
+    ambiguous: bool = False  # two alternatives may start with the same thing
+
+    def atom(self, atom: str) -> None:
+        if self.at_branch_start:
+            self.at_branch_start = False
+            if atom in self.first_atoms:
+                self.ambiguous = True
+            self.first_atoms.append(atom)
+
+
+_NESTED_REPEAT = (
+    "This regular expression repeats a group that itself contains a repeat (like (a+)+); such "
+    "patterns can take exponential time. Use a single quantifier or a character class instead."
+)
+_AMBIGUOUS_REPEAT = (
+    "This regular expression repeats alternatives that can match the same text (like (a|aa)+); "
+    "such patterns can take exponential time. Make the alternatives start differently or use a "
+    "character class."
+)
+
+
 def _catastrophic_reason(pattern: str) -> str | None:
     """Refuse the shapes that make backtracking explode: a repeated group that itself contains a repeat
     (``(a+)+``, ``(\\w*\\s?)*``, ``(.*x){20}``) and a repeated alternation whose branches can start alike
     (``(a|aa)+``, ``(\\w|\\d)*``). Conservative by design: the moderator can rewrite with a single
     quantifier or a character class, and the per-search time bound remains the backstop."""
-    # Each open group: [contains_repeat, branch_first_chars, at_branch_start, has_alternation, ambiguous]
-    stack: list[list] = [[False, [], True, False, False]]
-    last_group: list | None = None  # the group that just closed (quantifier may follow)
+    stack = [_Group()]
+    closed: _Group | None = (
+        None  # the group that just closed (a quantifier may follow it)
+    )
     i = 0
     n = len(pattern)
-
-    def first_atom(group: list, atom: str) -> None:
-        if group[2]:
-            group[2] = False
-            if atom in group[1]:
-                group[4] = True
-            group[1].append(atom)
-
     while i < n:
         c = pattern[i]
-        quant = _quantifier_at(pattern, i)
-        if quant is not None:
-            length, multi = quant
-            if multi:
-                if last_group is not None:
-                    if last_group[0]:
-                        return (
-                            "This regular expression repeats a group that itself contains a repeat "
-                            "(like (a+)+); such patterns can take exponential time. Use a single "
-                            "quantifier or a character class instead."
-                        )
-                    if last_group[3] and last_group[4]:
-                        return (
-                            "This regular expression repeats alternatives that can match the same text "
-                            "(like (a|aa)+); such patterns can take exponential time. Make the "
-                            "alternatives start differently or use a character class."
-                        )
-                stack[-1][0] = True
-            last_group = None
+        quantifier = _quantifier_at(pattern, i)
+        if quantifier is not None:
+            length, repeats = quantifier
+            if repeats:
+                if closed is not None and closed.contains_repeat:
+                    return _NESTED_REPEAT
+                if closed is not None and closed.has_alternation and closed.ambiguous:
+                    return _AMBIGUOUS_REPEAT
+                stack[-1].contains_repeat = True
+            closed = None
             i += length
             continue
-        last_group = None
+        closed = None
         if c == "\\":
-            atom = pattern[i : i + 2]
-            first_atom(stack[-1], "\\" if atom[1:2].isalpha() else atom)
+            escape = pattern[i : i + 2]
+            # All letter escapes (\\d, \\w, \\p{..}) count as one kind of atom: they may overlap.
+            stack[-1].atom("\\" if escape[1:2].isalpha() else escape)
             i += 2
-            if atom[1:2] in ("p", "P", "N") and i < n and pattern[i] == "{":
+            if escape[1:2] in ("p", "P", "N") and i < n and pattern[i] == "{":
                 close = pattern.find("}", i)
                 i = n if close < 0 else close + 1
-            continue
-        if c == "[":
-            first_atom(stack[-1], "[")
-            j = i + 1
-            if j < n and pattern[j] == "^":
-                j += 1
-            if j < n and pattern[j] == "]":
-                j += 1
-            depth = 1
-            while j < n and depth:
-                if pattern[j] == "\\":
-                    j += 2
-                    continue
-                if pattern[j] == "[":
-                    depth += 1
-                elif pattern[j] == "]":
-                    depth -= 1
-                j += 1
-            i = j
-            continue
-        if c == "(":
-            first_atom(stack[-1], "(")
-            stack.append([False, [], True, False, False])
-            i += 1
-            if i < n and pattern[i] == "?":
-                # Skip the group flag syntax: (?:  (?P<name>  (?<name>  (?=  (?!  (?<=  (?>  (?i)
-                j = i + 1
-                if pattern[j : j + 2] in ("<=", "<!"):
-                    j += 2
-                elif pattern[j : j + 2] == "P=":
-                    close = pattern.find(")", j)
-                    j = n if close < 0 else close
-                elif j < n and pattern[j] in "P<'":
-                    close = pattern.find(">" if pattern[j] != "'" else "'", j + 2)
-                    j = n if close < 0 else close + 1
-                else:
-                    while j < n and pattern[j] not in ":)":
-                        if pattern[j] in "=!>":
-                            j += 1
-                            break
-                        j += 1
-                    else:
-                        if j < n and pattern[j] == ":":
-                            j += 1
-                i = j
-            continue
-        if c == ")":
+        elif c == "[":
+            stack[-1].atom("[")
+            i = _class_end(pattern, i)
+        elif c == "(":
+            stack[-1].atom("(")
+            stack.append(_Group())
+            i = _group_body_start(pattern, i + 1)
+        elif c == ")":
             if len(stack) > 1:
                 closed = stack.pop()
-                if closed[0]:
-                    stack[-1][0] = True
-                last_group = closed
+                if closed.contains_repeat:
+                    stack[-1].contains_repeat = True
             i += 1
-            continue
-        if c == "|":
-            stack[-1][3] = True
-            stack[-1][2] = True
+        elif c == "|":
+            stack[-1].has_alternation = True
+            stack[-1].at_branch_start = True
             i += 1
-            continue
-        first_atom(stack[-1], "." if c == "." else c.casefold())
-        i += 1
+        else:
+            stack[-1].atom(c.casefold())
+            i += 1
     return None
+
+
+def _class_end(pattern: str, i: int) -> int:
+    """Index just after the character class that starts at pattern[i] == "["."""
+    n = len(pattern)
+    j = i + 1
+    if j < n and pattern[j] == "^":
+        j += 1
+    if j < n and pattern[j] == "]":
+        j += 1
+    depth = 1
+    while j < n and depth:
+        if pattern[j] == "\\":
+            j += 2
+            continue
+        if pattern[j] == "[":
+            depth += 1
+        elif pattern[j] == "]":
+            depth -= 1
+        j += 1
+    return j
+
+
+def _group_body_start(pattern: str, i: int) -> int:
+    """Skip the flag syntax after "(": (?:  (?P<name>  (?<name>  (?'name'  (?=  (?!  (?<=  (?<!  (?>
+    (?i)  (?i:  (?P=name)."""
+    n = len(pattern)
+    if i >= n or pattern[i] != "?":
+        return i
+    j = i + 1
+    if pattern[j : j + 2] in ("<=", "<!"):
+        return j + 2
+    if pattern[j : j + 2] == "P=":
+        close = pattern.find(")", j)
+        return n if close < 0 else close
+    if j < n and pattern[j] in "P<'":
+        close = pattern.find("'" if pattern[j] == "'" else ">", j + 2)
+        return n if close < 0 else close + 1
+    while j < n and pattern[j] not in ":)":
+        if pattern[j] in "=!>":
+            return j + 1
+        j += 1
+    return j + 1 if j < n and pattern[j] == ":" else j
 
 
 def _quantifier_at(pattern: str, i: int) -> tuple[int, bool] | None:
