@@ -91,8 +91,10 @@ def bench_automata(count: int, repeat: int) -> None:
     terms = make_terms(count, rng)
     clean = [NormText(make_message(rng, None)).strict for _ in range(200)]
     dirty = [NormText(make_message(rng, terms)).strict for _ in range(200)]
+    letters = statistics.fmean(len(t) for t in clean)
     print(
-        f"\n== {count:,} terms (half CJK), {len(clean[0])}-character normalised messages =="
+        f"\n== {count:,} terms (half CJK); 200-character messages, scanned as the "
+        f"{letters:.0f} letters left after normalisation =="
     )
 
     t0 = time.perf_counter()
