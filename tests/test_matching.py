@@ -103,7 +103,7 @@ def test_it_skips_rules_with_unknown_kinds_actions_or_codes():
         Rule(2, "word", "b", "ban"),
         Rule(3, "word", "c", "forbid_code", code=99),
         Rule(4, "word", "d", "forbid_code", code=None),
-        Rule(5, "word", "...", "forbid"),
+        Rule(5, "word", " \u200b ", "forbid"),
         Rule(6, "regex", "(", "forbid"),
         Rule(7, "word", "kept", "forbid"),
     ]
@@ -325,6 +325,25 @@ def test_it_maps_expansions_and_compositions_back():
     )  # "fi" both come from the ligature
     assert norm.strict_span_to_original(8, 10) == (8, 9)  # "ss" from "ß"
     assert norm.strict_span_to_original(11, 12) == (11, 13)  # é from e + U+0301
+
+
+def test_it_matches_emoji_and_symbol_only_words_as_they_stand():
+    rules = [word(1, "🍆", "mask"), word(2, "卍", "forbid"), word(3, "$$$", "discard")]
+    verdict = check(rules, "nice 🍆 lol")
+    assert verdict.action == "mask"
+    assert verdict.msg_body[0]["MsgContent"]["Text"] == "nice * lol"
+    assert check(rules, "a 卍 b").action == "forbid"
+    assert check(rules, "win $$$ now").action == "discard"
+    assert check(rules, "costs $5").action == "allow"
+    # Emoji presentation selectors and skin tones do not hide the emoji.
+    assert check([word(1, "👍", "forbid")], "great 👍🏽").action == "forbid"
+    assert check([word(1, "❤", "forbid")], "love ❤️").action == "forbid"
+
+
+def test_it_exempts_symbol_hits_with_symbol_allow_entries():
+    rules = [word(1, "$$", "forbid"), Rule(2, "allow", "$$$", "forbid")]
+    assert check(rules, "win $$$").action == "allow"
+    assert check(rules, "win $$").action == "forbid"
 
 
 # ------------------------------------------------------------------------------------------------

@@ -21,7 +21,8 @@ Matching model (documented for moderators; the webhook helper links here):
   back to the original characters (a full-width or zero-width-split word is masked whole).
 * Words, phrases and wildcard pieces are compared on the *letters, digits and marks only* form of that
   text: spaces, punctuation and symbols are ignored, both in the text and in the listed term ("bad word"
-  matches "b.a.d  w-o r d" and "badword").
+  matches "b.a.d  w-o r d" and "badword"). A word made only of emoji or symbols ("🍆", "卍", "$$$")
+  is matched as it stands on the normalised text instead, where symbols are kept.
 * Words and phrases match as substrings (Chinese, Japanese, Korean and Thai have no word boundaries, and
   this catches compounds and inflections). Allow-list entries exist to exempt the innocent words that
   contain a listed one ("class" against "ass"). So that ignoring separators does not glue unrelated
@@ -851,6 +852,9 @@ class RuleSet:
         default_factory=list
     )
     _literal_automaton: object = None
+    # Emoji / symbol-only words and allow entries, matched on the light text: (rule index, is allow).
+    _symbol_terms: list[list[tuple[int, bool]]] = field(default_factory=list)
+    _symbol_automaton: object = None
 
     @classmethod
     def compile(cls, rules: Iterable[Rule]) -> RuleSet:
@@ -863,6 +867,7 @@ class RuleSet:
         wildcards: dict[int, _Wildcard] = {}
         regexes: list[tuple[int, regex.Pattern, str | None]] = []
         users: dict[str, list[int]] = {}
+        symbol_index: dict[str, list[tuple[int, bool]]] = {}
 
         def add_term(text: str, term: _Term) -> None:
             idx = pattern_index.get(text)
@@ -882,7 +887,16 @@ class RuleSet:
             if rule.kind in ("word", "allow"):
                 norm = NormText(rule.term)
                 if not norm.strict:
-                    skipped.append((rule.id, "no letters or digits"))
+                    # Emoji and symbol-only terms ("🍆", "卍", "$$$") are matched as they stand
+                    # on the light text, where symbols are kept.
+                    symbol = norm.light.strip()
+                    if not symbol:
+                        skipped.append((rule.id, "nothing to match"))
+                        continue
+                    symbol_index.setdefault(symbol, []).append(
+                        (index, rule.kind == "allow")
+                    )
+                    kept.append(rule)
                     continue
                 add_term(
                     norm.strict,
@@ -957,7 +971,15 @@ class RuleSet:
             _wildcards=wildcards,
             _regexes=regexes,
             _users=users,
-            _has_text_rules=bool(patterns or regexes),
+            _has_text_rules=bool(patterns or regexes or symbol_index),
+            _symbol_terms=list(symbol_index.values()),
+            _symbol_automaton=(
+                ahocorasick_rs.AhoCorasick(
+                    list(symbol_index), matchkind=ahocorasick_rs.MatchKind.Standard
+                )
+                if symbol_index
+                else None
+            ),
         )
         ruleset.build_seconds = time.perf_counter() - started
         return ruleset
@@ -1026,6 +1048,13 @@ class RuleSet:
         allows: list[tuple[int, int, int]] = []
         if self._automaton is not None and norm.strict:
             self._scan_terms(norm, now, raw, allows)
+        if self._symbol_automaton is not None and norm.light:
+            for pat, s, e in self._symbol_automaton.find_matches_as_indexes(
+                norm.light, overlapping=True
+            ):
+                for index, allow in self._symbol_terms[pat]:
+                    if self._active(index, now):
+                        (allows if allow else raw).append((index, s, e))
         if self._regexes and norm.light:
             self._scan_regexes(norm, now, raw, deadline)
         if not raw:
