@@ -900,11 +900,7 @@ class RuleSet:
                     continue
                 add_term(
                     norm.strict,
-                    _Term(
-                        index,
-                        frozenset(norm.gaps(0, len(norm.strict))),
-                        allow=rule.kind == "allow",
-                    ),
+                    _Term(index, _term_gaps(norm), allow=rule.kind == "allow"),
                 )
             elif rule.kind == "wildcard":
                 raw_pieces = [NormText(p) for p in rule.term.split("*")]
@@ -913,12 +909,7 @@ class RuleSet:
                     skipped.append((rule.id, "no letters or digits"))
                     continue
                 for number, piece in enumerate(pieces):
-                    add_term(
-                        piece.strict,
-                        _Term(
-                            index, frozenset(piece.gaps(0, len(piece.strict))), number
-                        ),
-                    )
+                    add_term(piece.strict, _Term(index, _term_gaps(piece), number))
                 stripped = rule.term.strip()
                 wildcards[index] = _Wildcard(
                     index, len(pieces), stripped.startswith("*"), stripped.endswith("*")
@@ -1254,6 +1245,16 @@ def _suppress(
         else:
             kept.append(hit)
     return kept, [ordered[i] for i in sorted(used)]
+
+
+_NO_GAPS: frozenset[int] = frozenset()
+
+
+def _term_gaps(norm: NormText) -> frozenset[int]:
+    """Where separators split a listed term (the spaces of a phrase)."""
+    if len(norm.strict) == len(norm.light):
+        return _NO_GAPS
+    return frozenset(norm.gaps(0, len(norm.strict)))
 
 
 def _invalid_reason(rule: Rule) -> str | None:
