@@ -136,7 +136,8 @@ class Hit:
     action: str
     # "MsgBody[0].Text", "MsgBody[1].Data.Data", "CloudCustomData", "From_Account", ...
     field: str
-    # Character offsets in the original string of that field.
+    # Character offsets in the original string of that field; for a value inside JSON, in the decoded
+    # value (what a client shows), not in the escaped JSON text.
     start: int
     end: int
 
