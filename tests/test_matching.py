@@ -374,6 +374,16 @@ def test_it_finds_japanese_words_including_half_width_katakana():
     assert check(rules, "バ カ").action == "mask"
 
 
+def test_it_counts_offsets_in_code_points_beyond_the_basic_plane():
+    rules = [
+        word(1, "𠀀𠀁", "mask"),
+        word(2, "bad", "mask"),
+    ]  # CJK Extension B; bold math letters
+    verdict = check(rules, "😀a𠀀𠀁b 𝐛𝐚𝐝!")
+    assert [(h.rule_id, h.start, h.end) for h in verdict.hits] == [(1, 2, 4), (2, 6, 9)]
+    assert verdict.msg_body[0]["MsgContent"]["Text"] == "😀a**b ***!"
+
+
 def test_it_finds_korean_words_inside_sentences():
     rules = [word(1, "바보", "mask")]
     verdict = check(rules, "너는 바보야 정말")
