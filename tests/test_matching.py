@@ -449,6 +449,20 @@ def test_it_matches_regexes_on_case_folded_text_with_spacing_kept():
     assert check(rules, "buy500followers").action == "allow"
 
 
+def test_it_normalises_the_literals_of_a_regex_like_the_text():
+    rules = [
+        Rule(1, "regex", r"加微信：\d+", "forbid"),
+        Rule(2, "regex", r"（ＶＩＰ）\d", "mask"),
+    ]
+    assert check(rules, "加微信：12345").action == "forbid"
+    assert check(rules, "加微信:12345").action == "forbid"
+    assert check(rules, "加 微信 12345").action == "allow"
+    # A full-width parenthesis stays a literal after folding, not a group.
+    verdict = check(rules, "join (vip)7 now")
+    assert verdict.msg_body[0]["MsgContent"]["Text"] == "join ****** now"
+    assert compile_regex_or_error(r"（ＶＩＰ）\d") is None
+
+
 def test_it_treats_a_regex_that_runs_out_of_time_as_no_match():
     ruleset = RuleSet.compile([Rule(1, "regex", r"(a|aa)+$", "forbid"), word(2, "zzz")])
     verdict = ruleset.check(

@@ -37,8 +37,9 @@ Matching model (documented for moderators; the webhook helper links here):
   also catches "f u ck" and ``buy * followers`` "buy cheap followers"). The hit, and so the mask, covers
   the whole matched word(s).
 * Regular expressions (the ``regex`` package, case-insensitive) run on the NFKC / case-folded text with
-  invisible characters removed but spacing and punctuation kept, so ``\\s`` and ``\\b`` work. Each search
-  has a time bound (:data:`REGEX_TIMEOUT`) and the searches of one message share a budget
+  invisible characters removed but spacing and punctuation kept, so ``\\s`` and ``\\b`` work; the
+  pattern's own non-ASCII literals are normalised the same way (``加微信：\\d+`` also catches a
+  half-width colon). Each search has a time bound (:data:`REGEX_TIMEOUT`) and the searches of one message share a budget
   (:data:`REGEX_BUDGET`); a search that runs out of time counts as no match and is logged and counted
   in :attr:`RuleSet.regex_timeouts`. A regex only runs when the text contains a literal every match of
   it needs (found with a second automaton), so a hundred regexes cost little on ordinary messages.
@@ -391,6 +392,34 @@ def normalise(text: str) -> str:
 # --------------------------------------------------------------------------------------------------
 
 
+def fold_pattern(pattern: str) -> str:
+    """The pattern with its non-ASCII literals normalised like the text it runs on.
+
+    Regexes see NFKC / case-folded text, where a full-width "：" has become ":"; a moderator who types
+    ``加微信：\\d+`` means both colons. Regex syntax is ASCII, so every non-ASCII character of a pattern
+    is a literal: each one NFKC changes into a single character is replaced by that character, escaped
+    (a full-width "（" must stay a literal, not open a group); invisible ones are dropped."""
+    if pattern.isascii():
+        return pattern
+    out: list[str] = []
+    escaped = False
+    for ch in pattern:
+        if ch.isascii():
+            out.append(ch)
+            escaped = not escaped and ch == "\\"
+            continue
+        folded = _fold_cluster(ch)
+        if folded == ch or len(folded) > 1:
+            out.append(ch)
+        else:
+            if escaped:  # "\\：" was already a literal; escape what it becomes instead
+                out.pop()
+            if folded:
+                out.append(regex.escape(folded))
+        escaped = False
+    return "".join(out)
+
+
 def compile_regex_or_error(pattern: str) -> str | None:
     """Save-time check of a regex entry: None when it is acceptable, else a message for the moderator."""
     if not isinstance(pattern, str) or not pattern.strip():
@@ -398,7 +427,7 @@ def compile_regex_or_error(pattern: str) -> str | None:
     if len(pattern) > MAX_REGEX_LENGTH:
         return f"A regular expression may have at most {MAX_REGEX_LENGTH} characters."
     try:
-        compiled = regex.compile(pattern, regex.IGNORECASE)
+        compiled = regex.compile(fold_pattern(pattern), regex.IGNORECASE)
     except (regex.error, ValueError, OverflowError, RecursionError) as exc:
         return f"Not a valid regular expression: {exc}."
     problem = _catastrophic_reason(pattern)
@@ -917,14 +946,15 @@ class RuleSet:
                 )
             elif rule.kind == "regex":
                 try:
-                    compiled = regex.compile(rule.term, regex.IGNORECASE)
+                    folded = fold_pattern(rule.term)
+                    compiled = regex.compile(folded, regex.IGNORECASE)
                 except (regex.error, ValueError, OverflowError, RecursionError) as exc:
                     skipped.append((rule.id, f"regex does not compile: {exc}"))
                     logger.warning(
                         "blocklist rule %s skipped: regex does not compile", rule.id
                     )
                     continue
-                regexes.append((index, compiled, required_literal(rule.term)))
+                regexes.append((index, compiled, required_literal(folded)))
             elif rule.kind == "user":
                 users.setdefault(rule.term, []).append(index)
             kept.append(rule)
