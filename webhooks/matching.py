@@ -865,6 +865,11 @@ class _Candidate:
 
 @dataclass
 class RuleSet:
+    """The blocklist entries of one app, compiled: build with :meth:`compile`, then only read.
+
+    ``rules`` are the entries kept (hits refer to them by id); ``skipped`` lists (rule id, reason) for
+    entries that could not be compiled; ``regex_timeouts`` counts searches that ran out of time."""
+
     rules: list[Rule]
     skipped: list[tuple[int, str]] = field(default_factory=list)
     regex_timeouts: int = 0
@@ -899,6 +904,10 @@ class RuleSet:
         users: dict[str, list[int]] = {}
         symbol_index: dict[str, list[tuple[int, bool]]] = {}
 
+        def skip(rule: Rule, reason: str) -> None:
+            skipped.append((rule.id, reason))
+            logger.warning("blocklist rule %s skipped: %s", rule.id, reason)
+
         def add_term(text: str, term: _Term) -> None:
             idx = pattern_index.get(text)
             if idx is None:
@@ -910,8 +919,7 @@ class RuleSet:
         for rule in rules:
             reason = _invalid_reason(rule)
             if reason:
-                skipped.append((rule.id, reason))
-                logger.warning("blocklist rule %s skipped: %s", rule.id, reason)
+                skip(rule, reason)
                 continue
             index = len(kept)
             if rule.kind in ("word", "allow"):
@@ -921,7 +929,7 @@ class RuleSet:
                     # on the light text, where symbols are kept.
                     symbol = norm.light.strip()
                     if not symbol:
-                        skipped.append((rule.id, "nothing to match"))
+                        skip(rule, "nothing to match")
                         continue
                     symbol_index.setdefault(symbol, []).append(
                         (index, rule.kind == "allow")
@@ -936,7 +944,7 @@ class RuleSet:
                 raw_pieces = [NormText(p) for p in rule.term.split("*")]
                 pieces = [p for p in raw_pieces if p.strict]
                 if not pieces:
-                    skipped.append((rule.id, "no letters or digits"))
+                    skip(rule, "no letters or digits")
                     continue
                 for number, piece in enumerate(pieces):
                     add_term(piece.strict, _Term(index, _term_gaps(piece), number))
@@ -949,10 +957,7 @@ class RuleSet:
                     folded = fold_pattern(rule.term)
                     compiled = regex.compile(folded, regex.IGNORECASE)
                 except (regex.error, ValueError, OverflowError, RecursionError) as exc:
-                    skipped.append((rule.id, f"regex does not compile: {exc}"))
-                    logger.warning(
-                        "blocklist rule %s skipped: regex does not compile", rule.id
-                    )
+                    skip(rule, f"regex does not compile: {exc}")
                     continue
                 regexes.append((index, compiled, required_literal(folded)))
             elif rule.kind == "user":
@@ -966,22 +971,7 @@ class RuleSet:
                 matchkind=ahocorasick_rs.MatchKind.Standard,
                 store_patterns=False,
             )
-        regex_always: list[tuple[int, regex.Pattern]] = []
-        regex_by_literal: list[list[tuple[int, regex.Pattern]]] = []
-        literal_index: dict[str, int] = {}
-        for index, compiled, literal in regexes:
-            if literal is None:
-                regex_always.append((index, compiled))
-                continue
-            if literal not in literal_index:
-                literal_index[literal] = len(regex_by_literal)
-                regex_by_literal.append([])
-            regex_by_literal[literal_index[literal]].append((index, compiled))
-        literal_automaton = None
-        if literal_index:
-            literal_automaton = ahocorasick_rs.AhoCorasick(
-                list(literal_index), matchkind=ahocorasick_rs.MatchKind.Standard
-            )
+        regex_always, regex_by_literal, literal_automaton = _regex_prefilter(regexes)
         ruleset = cls(
             rules=kept,
             _regex_always=regex_always,
@@ -1236,6 +1226,31 @@ class RuleSet:
         return Verdict(
             "mask", 0, "", hits, msg_body=new_body, cloud_custom_data=new_ccd
         )
+
+
+def _regex_prefilter(
+    regexes: list[tuple[int, regex.Pattern, str | None]],
+) -> tuple[
+    list[tuple[int, regex.Pattern]], list[list[tuple[int, regex.Pattern]]], object
+]:
+    """(regexes that always run, regexes grouped by required literal, automaton over the literals)."""
+    always: list[tuple[int, regex.Pattern]] = []
+    by_literal: list[list[tuple[int, regex.Pattern]]] = []
+    literal_index: dict[str, int] = {}
+    for index, compiled, literal in regexes:
+        if literal is None:
+            always.append((index, compiled))
+            continue
+        if literal not in literal_index:
+            literal_index[literal] = len(by_literal)
+            by_literal.append([])
+        by_literal[literal_index[literal]].append((index, compiled))
+    automaton = None
+    if literal_index:
+        automaton = ahocorasick_rs.AhoCorasick(
+            list(literal_index), matchkind=ahocorasick_rs.MatchKind.Standard
+        )
+    return always, by_literal, automaton
 
 
 def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
