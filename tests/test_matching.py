@@ -155,6 +155,18 @@ def test_it_puts_a_blocked_user_first_among_forbids():
     assert [h.rule_id for h in verdict.hits] == [2, 1]
 
 
+def test_it_ranks_a_blocked_user_by_the_entrys_action():
+    rules = [
+        Rule(1, "user", "troll", "discard"),
+        word(2, "alpha", "forbid"),
+        word(3, "beta", "mask"),
+    ]
+    assert check(rules, "beta", user="troll").action == "discard"
+    verdict = check(rules, "alpha", user="troll")
+    assert verdict.action == "forbid"
+    assert [h.rule_id for h in verdict.hits] == [1, 2]
+
+
 def test_it_matches_users_exactly():
     rules = [Rule(1, "user", "Troll", "forbid")]
     assert check(rules, "hi", user="Troll").action == "forbid"
