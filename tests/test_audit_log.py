@@ -479,3 +479,14 @@ def test_it_answers_the_filter_form_with_form_and_table(auditor, log):
     body = response.content.decode()
     assert "Enter a whole number." not in body
     assert f'id="send-{log["failed"].pk}"' in body
+
+
+def test_it_attaches_app_and_user_to_every_exported_row(log):
+    got = [
+        (r.pk, r.app.name, r.user.username)
+        for r in iterate_send_log(SendRecord.objects.all(), chunk_size=2)
+    ]
+    assert got == [
+        (log[k].pk, log[k].app.name, log[k].user.username)
+        for k in ["theirs_failed", "theirs", "custom", "failed", "ok"]
+    ]
