@@ -274,8 +274,11 @@ def test_it_round_trips_a_cursor(many):
             Cursor.decode(bad)
 
 
-def test_it_iterates_in_keyset_chunks(many):
-    ids = [r.pk for r in iterate_send_log(SendRecord.objects.all(), chunk_size=9)]
+@pytest.mark.parametrize("chunk_size", [9, 10, 500])
+def test_it_iterates_in_keyset_chunks(many, chunk_size):
+    # 500: a first chunk of 100 rows, then one of the remaining 30.
+    queryset = SendRecord.objects.all()
+    ids = [r.pk for r in iterate_send_log(queryset, chunk_size=chunk_size)]
     assert ids == [r.pk for r in many]
 
 

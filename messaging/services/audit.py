@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 PAGE_SIZE = 50
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 EXPORT_CHUNK_SIZE = 2000
+FIRST_CHUNK_SIZE = 100
 
 
 @dataclass(frozen=True)
@@ -201,9 +202,11 @@ def iterate_send_log(
     apps: dict[int, ProviderApp] = {}
     users: dict[int, Any] = {}
     cursor: Cursor | None = None
+    # A small first chunk gets the first rows to the client quickly.
+    size = min(FIRST_CHUNK_SIZE, chunk_size)
     while True:
         chunk = queryset if cursor is None else older_than(queryset, cursor)
-        records = list(chunk[:chunk_size].iterator(chunk_size=chunk_size))
+        records = list(chunk[:size].iterator(chunk_size=size))
         if missing := {r.app_id for r in records} - apps.keys():
             apps.update(
                 ProviderApp.objects.defer("secret_key", "webhook_token").in_bulk(
@@ -218,9 +221,10 @@ def iterate_send_log(
             record.app = apps[record.app_id]
             record.user = users[record.user_id]
             yield record
-        if len(records) < chunk_size:
+        if len(records) < size:
             return
         cursor = Cursor.of(records[-1])
+        size = chunk_size
 
 
 # --- display -------------------------------------------------------------------
