@@ -25,6 +25,7 @@ from messaging.forms import AuditFilterForm, ProviderAppForm
 from messaging.models import ProviderApp, SendRecord
 from messaging.services.audit import (
     csv_lines,
+    explain_drop_reason,
     explain_error,
     filter_send_log,
     iterate_send_log,
@@ -170,6 +171,7 @@ def audit_detail(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
             {
                 "record": record,
                 "explanation": explain_error(record),
+                "drop_explanation": explain_drop_reason(record),
                 "msg_time": msg_time_as_datetime(record.msg_time),
                 "request_json": pretty_json(record.request_body),
                 "response_json": pretty_json(record.response_body),

@@ -493,3 +493,24 @@ def test_it_attaches_app_and_user_to_every_exported_row(log):
         (log[k].pk, log[k].app.name, log[k].user.username)
         for k in ["theirs_failed", "theirs", "custom", "failed", "ok"]
     ]
+
+
+def test_it_explains_the_error_code_and_the_drop_reason(auditor, log):
+    failed = log["failed"]  # Tencent 10017
+    body = (
+        client_for(auditor)
+        .get(reverse("messaging:audit-detail", args=[failed.pk]))
+        .content.decode()
+    )
+    assert "user is muted" in body  # ErrorInfo as the provider sent it
+    assert "The sender is muted and cannot send messages." in body
+    dropped = make_send_record(
+        app=log["app_a"], outcome="dropped", error_code=0, drop_reason="MsgFreqCtrl"
+    )
+    body = (
+        client_for(auditor)
+        .get(reverse("messaging:audit-detail", args=[dropped.pk]))
+        .content.decode()
+    )
+    assert "MsgFreqCtrl" in body
+    assert "Send it again in a moment." in body

@@ -22,7 +22,8 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
 
-from messaging.models import ProviderApp, SendRecord
+from messaging.models import Outcome, ProviderApp, SendRecord
+from messaging.providers import explain, explain_drop
 
 logger = logging.getLogger(__name__)
 
@@ -234,13 +235,14 @@ def explain_error(record: SendRecord) -> str:
     """The provider's meaning of the record's ErrorCode, for people."""
     if record.error_code in (None, 0):
         return ""
-    try:
-        from messaging.providers import explain
-    except ImportError:
-        # The provider clients (branch `client`) bring explain(); without them
-        # the page shows ErrorInfo alone.
-        return ""
     return explain(record.app.provider, record.error_code)
+
+
+def explain_drop_reason(record: SendRecord) -> str:
+    """Why an accepted send did not reach the room (MsgDropReason)."""
+    if record.outcome != Outcome.DROPPED and not record.drop_reason:
+        return ""
+    return explain_drop(record.app.provider, record.drop_reason)
 
 
 def msg_time_as_datetime(value: int | None) -> datetime | None:
