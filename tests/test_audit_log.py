@@ -16,6 +16,7 @@ from messaging.services.audit import (
     EXPORT_HEADER,
     Cursor,
     LogFilter,
+    csv_cell,
     filter_send_log,
     iterate_send_log,
     page_send_log,
@@ -514,3 +515,25 @@ def test_it_explains_the_error_code_and_the_drop_reason(auditor, log):
     )
     assert "MsgFreqCtrl" in body
     assert "Send it again in a moment." in body
+
+
+@pytest.mark.parametrize(
+    ("value", "cell"),
+    [
+        (None, ""),
+        (-5, "-5"),
+        (True, "true"),
+        ("plain", "plain"),
+        ("=1+1", "'=1+1"),
+        ("+1", "'+1"),
+        ("-1", "'-1"),
+        ("@A1", "'@A1"),
+        ("\tx", "'\tx"),
+        ("\rx", "'\rx"),
+        ("a=b", "a=b"),
+        ({"k": "=v"}, '{"k":"=v"}'),
+        (["=x"], '["=x"]'),
+    ],
+)
+def test_it_renders_csv_cells(value, cell):
+    assert csv_cell(value) == cell

@@ -303,18 +303,20 @@ def export_values(record: SendRecord) -> dict[str, Any]:
 
 
 def csv_cell(value: Any) -> str:
+    # Exact type checks first: this runs for every cell of every exported row.
+    kind = type(value)
+    if kind is str:
+        return "'" + value if value.startswith(FORMULA_TRIGGERS) else value
     if value is None:
         return ""
-    if isinstance(value, bool):
+    if kind is bool:
         return "true" if value else "false"
-    if isinstance(value, int):
+    if kind is int:
         return str(value)
     if isinstance(value, dict | list):
         value = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
     text = str(value)
-    if text.startswith(FORMULA_TRIGGERS):
-        return "'" + text
-    return text
+    return "'" + text if text.startswith(FORMULA_TRIGGERS) else text
 
 
 class _Echo:
