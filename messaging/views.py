@@ -100,7 +100,7 @@ def _request_timezone(request: HttpRequest) -> tzinfo:
     if name:
         try:
             return zoneinfo.ZoneInfo(name)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
             logger.info("ignoring unknown time zone %s", name[:64])
     return timezone.get_default_timezone()
 

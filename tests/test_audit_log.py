@@ -537,3 +537,11 @@ def test_it_explains_the_error_code_and_the_drop_reason(auditor, log):
 )
 def test_it_renders_csv_cells(value, cell):
     assert csv_cell(value) == cell
+
+
+@pytest.mark.parametrize("tz", ["Mars/Olympus", "../../etc/passwd", "x" * 5000])
+def test_it_falls_back_to_the_site_time_zone_for_an_unknown_one(auditor, log, tz):
+    response = client_for(auditor).get(AUDIT, {"tz": tz})
+    assert response.status_code == 200
+    assert '<span id="audit-tz">UTC</span>' in response.content.decode()
+    assert len(listed_ids(response)) == 5
