@@ -32,6 +32,7 @@ from messaging.services.audit import (
     msg_time_as_datetime,
     page_send_log,
     pretty_json,
+    with_names,
 )
 
 logger = logging.getLogger(__name__)
@@ -118,7 +119,7 @@ def _filter_query(form: AuditFilterForm) -> str:
 def _get_send_for_user(request: AuthedHtmxRequest, pk: int) -> SendRecord:
     # Another user's send is a 404 for a manager: it does not exist for them.
     return get_object_or_404(
-        SendRecord.objects.visible_to(request.user).select_related("app", "user"),
+        with_names(SendRecord.objects.visible_to(request.user)),
         pk=pk,
     )
 
