@@ -27,7 +27,7 @@ class Command(BaseCommand):
     help = "Add entries to, import into, export, and test blocklists."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        sub = parser.add_subparsers(dest="action", required=True)
+        sub = parser.add_subparsers(dest="subcommand", required=True)
 
         def scope(p: CommandParser, *, required: bool = True) -> None:
             group = p.add_mutually_exclusive_group(required=required)
@@ -69,7 +69,7 @@ class Command(BaseCommand):
         test.add_argument("--sender", default="user-1")
 
     def handle(self, *args: Any, **opts: Any) -> None:
-        getattr(self, "do_" + opts["action"])(opts)
+        getattr(self, "do_" + opts["subcommand"])(opts)
 
     # --- helpers -------------------------------------------------------------------
     def _emit(self, obj: dict[str, Any]) -> None:
