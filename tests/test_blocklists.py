@@ -415,6 +415,8 @@ def test_the_decision_list_filters(moderator, blocklist, app):
     client = client_for(moderator)
     html = client.get(reverse("webhooks:decision-list")).content.decode()
     assert "bob" in html and "amy" in html and "cat" not in html
+    assert 'data-action="allow">allow 1<' in html
+    assert 'data-action="forbid">forbid 1<' in html
     html = client.get(
         reverse("webhooks:decision-list"), {"action": "mask"}
     ).content.decode()

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Count, Q
+from django.db.models import Count, Q, Sum
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.text import slugify
 from django.views.decorators.http import require_POST
 from django.views.decorators.vary import vary_on_headers
@@ -27,8 +29,16 @@ from webhooks.forms import (
     ImportForm,
     TryForm,
 )
-from webhooks.models import Blocklist, BlocklistChange, BlocklistEntry, Decision
+from webhooks.models import (
+    Blocklist,
+    BlocklistChange,
+    BlocklistEntry,
+    Decision,
+    DecisionCount,
+    RejectionCount,
+)
 
+TOTAL_ACTIONS = ["allow", "forbid", "forbid_code", "discard", "mask"]
 ENTRY_SORTS = {
     "hits": ("-hit_count", "term"),
     "term": ("term",),
@@ -362,10 +372,29 @@ def decision_list(request: HttpRequest) -> HttpResponse:
     template = "webhooks/decision_list.html"
     if request.htmx:
         template += "#decision-table"
+    since = timezone.now() - timedelta(hours=24)
+    totals = dict(
+        DecisionCount.objects.filter(minute__gte=since)
+        .values_list("action")
+        .annotate(n=Sum("count"))
+        .values_list("action", "n")
+    )
+    refusals = (
+        RejectionCount.objects.filter(minute__gte=since)
+        .values("reason")
+        .annotate(n=Sum("count"))
+        .order_by("-n")
+    )
     return render(
         request,
         template,
-        {"form": form, "page": page, "query": _query_without_page(request)},
+        {
+            "form": form,
+            "page": page,
+            "query": _query_without_page(request),
+            "totals": [(action, totals.get(action, 0)) for action in TOTAL_ACTIONS],
+            "refusals": refusals,
+        },
     )
 
 
