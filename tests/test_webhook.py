@@ -528,3 +528,65 @@ def test_it_makes_no_database_query_per_call(
     with django_assert_num_queries(0):
         for text in ("hello", "spam", "more"):
             call(app, text_body(text))
+
+
+# --- what the matcher sees through, end to end through the view ------------------------
+
+
+@pytest.mark.parametrize(
+    ("entries", "text", "expected_code"),
+    [
+        ([("spam", "word", "forbid")], "ＳＰＡＭ", 1),  # full-width
+        ([("spam", "word", "forbid")], "s\u200bp\u200ba\u200bm", 1),  # zero-width
+        ([("spam", "word", "forbid")], "S.p-a m", 1),  # punctuation and spacing
+        ([("红包", "word", "discard")], "快来抢红包啦", 2),  # Chinese
+        ([("バカ", "word", "discard")], "お前はバカだ", 2),  # Japanese
+        ([("바보", "word", "discard")], "너는 바보야", 2),  # Korean
+        ([("ass", "word", "forbid"), ("class", "allow", "forbid")], "first class", 0),
+        ([("buy*followers", "wildcard", "forbid")], "buy cheap followers", 1),
+        ([(r"\d{3}-\d{4}", "regex", "discard")], "call 555-1234", 2),
+        ([("darn", "word", "mask"), ("heck", "word", "discard")], "darn heck", 2),
+        ([("darn", "word", "mask"), ("heck", "word", "forbid")], "darn heck", 1),
+    ],
+    ids=[
+        "full-width",
+        "zero-width",
+        "spacing",
+        "chinese",
+        "japanese",
+        "korean",
+        "allow-list",
+        "wildcard",
+        "regex",
+        "discard-beats-mask",
+        "forbid-beats-discard-and-mask",
+    ],
+)
+def test_it_decides_through_the_view(app, shared, entries, text, expected_code):
+    for term, kind, action in entries:
+        add(shared, term, kind=kind, action=action)
+    assert call(app, text_body(text)).json()["ErrorCode"] == expected_code
+
+
+def test_a_blocked_user_beats_a_mask(app, shared):
+    add(shared, "darn", action="mask")
+    user = add(shared, "troll-1", kind="user", action="forbid")
+    call(app, text_body("darn", sender="troll-1"))
+    recorder.flush()
+    decision = Decision.objects.get()
+    assert (decision.action, decision.error_code) == ("forbid", 1)
+    assert user.pk in decision.entry_ids
+
+
+def test_an_entry_stops_matching_when_it_expires(app, shared):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    add(shared, "soon", expires_at=timezone.now() + timedelta(seconds=30))
+    assert call(app, text_body("soon")).json()["ErrorCode"] == 1
+    # The compiled rules carry the expiry: no rebuild is needed for it to lapse.
+    fields, _ = hotpath.parse_before_send(text_body("soon"))
+    snapshot = hotpath.rules.get()
+    verdict, _ = hotpath.decide(snapshot.by_pk[app.pk], fields, now=time.time() + 31)
+    assert verdict.action == "allow"
