@@ -48,8 +48,10 @@ Matching model (documented for moderators; the webhook helper links here):
 from __future__ import annotations
 
 import bisect
+import itertools
 import json
 import logging
+import re
 import time
 import unicodedata
 from collections.abc import Iterable, Iterator
@@ -57,6 +59,14 @@ from dataclasses import dataclass, field
 
 import ahocorasick_rs
 import regex
+
+# The stdlib's regex parser, used only to find a literal every match must contain (a prefilter). A
+# future Python may move it; the prefilter is then off and every regex runs.
+try:
+    from re import _constants as _sre_constants
+    from re import _parser as _sre_parser
+except ImportError:  # pragma: no cover
+    _sre_parser = None
 
 logger = logging.getLogger(__name__)
 
@@ -101,11 +111,12 @@ class Rule:
 class Hit:
     rule_id: int
     kind: str
-    action: (
-        str  # the rule's action, or "allow" for an allow entry that suppressed a hit
-    )
-    field: str  # "MsgBody[0].Text", "MsgBody[1].Data.Data", "CloudCustomData", "From_Account", ...
-    start: int  # character offsets in the original string of that field
+    # The rule's action, or "allow" for an allow entry that suppressed a hit.
+    action: str
+    # "MsgBody[0].Text", "MsgBody[1].Data.Data", "CloudCustomData", "From_Account", ...
+    field: str
+    # Character offsets in the original string of that field.
+    start: int
     end: int
 
 
@@ -138,16 +149,47 @@ ALLOW = Verdict(action="allow", error_code=0, error_info="", hits=())
 # Normalisation
 # --------------------------------------------------------------------------------------------------
 
+
+def _class_body(predicate) -> str:
+    """A stdlib ``re`` character-class body for the code points (BMP, SMP and the tag/variation-selector
+    plane) whose category satisfies predicate. The stdlib engine tests a short class a few times faster
+    than the ``regex`` package's property lookup, and this runs on every string (built once, ~30 ms)."""
+    ranges: list[tuple[int, int]] = []
+    for cp in itertools.chain(range(0x20000), range(0xE0000, 0xE1000)):
+        if predicate(unicodedata.category(chr(cp))):
+            if ranges and ranges[-1][1] == cp - 1:
+                ranges[-1] = (ranges[-1][0], cp)
+            else:
+                ranges.append((cp, cp))
+    return "".join(
+        re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}"
+        for a, b in ranges
+    )
+
+
 # Removed before matching: format characters (ZWSP/ZWNJ/ZWJ, word joiner, BOM, soft hyphen, bidi
 # controls, tag characters), the combining grapheme joiner, Hangul fillers (letters that render as
 # nothing), variation selectors and the combining-diacritic blocks used for "zalgo" text. Script-essential
 # marks (Thai, Devanagari, Arabic harakat, ...) are kept.
-_INVISIBLE = regex.compile(
-    "[\\p{Cf}\u034f\u115f\u1160\u3164\uffa0\u17b4\u17b5\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff"
+_INVISIBLE = re.compile(
+    "["
+    + _class_body(lambda cat: cat == "Cf")
+    + "\u034f\u115f\u1160\u3164\uffa0\u17b4\u17b5\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff"
     "\u20d0-\u20ff\ufe20-\ufe2f\ufe00-\ufe0f\U000e0100-\U000e01ef]"
 )
-_CLUSTER = regex.compile(r"\X", regex.DOTALL)
-_WORD_RUN = regex.compile(r"[\p{L}\p{N}\p{M}]+")
+# Separators: anything but letters, digits and marks.
+_NON_WORD = regex.compile(r"[^\p{L}\p{N}\p{M}]+")
+_NON_WORD_SPLIT = regex.compile(r"([^\p{L}\p{N}\p{M}]+)")
+_ASCII_NON_WORD = {c: None for c in range(128) if not chr(c).isalnum()}
+# What the slow path folds piece by piece: (1) a run of combining marks or composing characters
+# (NFKC_QC=Maybe: U+0301, U+3099, Hangul vowel jamo, ...; half-width sound marks U+FF9E/U+FF9F, which
+# NFKC turns into U+3099/U+309A), folded together with the character before it; or a single character
+# that NFKC changes, or an invisible one. Everything else is only case-folded. (A leading ".?" in the
+# first branch would say the same but makes the scan ten times slower.)
+_UNSAFE = regex.compile(
+    "([\\p{NFKC_QC=M}\\p{M}\uff9e\uff9f]+)"
+    "|[\\p{NFKC_QC=N}\\p{Cf}\u115f\u1160\u3164\uffa0\u17b4\u17b5]"
+)
 # Scripts written without spaces between words: each of their characters is a word boundary.
 _NO_SPACE_SCRIPT = regex.compile(
     r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}\u30fc]"
@@ -160,6 +202,8 @@ def _fold_cluster(cluster: str) -> str:
     out = _cluster_cache.get(cluster)
     if out is None:
         out = _INVISIBLE.sub("", unicodedata.normalize("NFKC", cluster).casefold())
+        if len(cluster) > 8:  # zalgo runs and the like: not worth keeping in memory
+            return out
         if len(_cluster_cache) >= _CLUSTER_CACHE_MAX:
             _cluster_cache.clear()
         _cluster_cache[cluster] = out
@@ -173,71 +217,103 @@ class NormText:
     ``strict``: only the letters, digits and marks of ``light`` (what words and wildcards see).
     """
 
-    __slots__ = (
-        "original",
-        "light",
-        "strict",
-        "_lstart",
-        "_lend",
-        "_run_strict",
-        "_run_light",
-    )
+    __slots__ = ("original", "light", "strict", "_lstart", "_lend", "_runs")
 
     def __init__(self, text: str) -> None:
         self.original = text
-        cf = text.casefold()
-        if (
-            len(cf) == len(text)
-            and unicodedata.is_normalized("NFKC", text)
-            and not _INVISIBLE.search(text)
-        ):
-            # Fast path (plain ASCII, most CJK): one light character per original character.
-            self.light = cf
-            self._lstart: list[int] | None = None
-            self._lend: list[int] | None = None
+        self._lstart: list[int] | None = None
+        self._lend: list[int] | None = None
+        if text.isascii():
+            self.light = light = text.lower()
+            self.strict = light.translate(_ASCII_NON_WORD)
         else:
-            pieces: list[str] = []
-            lstart: list[int] = []
-            lend: list[int] = []
-            pos = 0
-            for cluster in _CLUSTER.findall(text):
-                end = pos + len(cluster)
-                out = _fold_cluster(cluster)
-                if len(out) == 1:
+            cf = text.casefold()
+            if (
+                len(cf) == len(text)
+                and unicodedata.is_normalized("NFKC", text)
+                and not _INVISIBLE.search(text)
+            ):
+                # Fast path (most CJK text): one light character per original character.
+                self.light = cf
+            else:
+                self._fold_slowly(text)
+            light = self.light
+            self.strict = _NON_WORD.sub("", light)
+        # Run tables (where separators split the strict text) are built on first use: most strings
+        # have no hit and never need them.
+        self._runs: tuple[list[int], list[int]] | None = (
+            ([0], [0]) if len(self.strict) == len(light) else None
+        )
+
+    def _fold_slowly(self, text: str) -> None:
+        """Fold only the pieces that need it (a character that NFKC changes, a base with its combining
+        marks, invisible characters); everything between is copied in bulk. Keeps a map from each light
+        character to the original characters it came from."""
+        pieces: list[str] = []
+        lstart: list[int] = []
+        lend: list[int] = []
+        pos = 0
+
+        def copy_plain(segment: str, offset: int) -> None:
+            folded = segment.casefold()
+            if len(folded) == len(segment):
+                pieces.append(folded)
+                lstart.extend(range(offset, offset + len(segment)))
+                lend.extend(range(offset + 1, offset + len(segment) + 1))
+                return
+            # "ß" -> "ss": both light characters map to the one original character.
+            for k, ch in enumerate(segment):
+                for out in ch.casefold():
                     pieces.append(out)
-                    lstart.append(pos)
-                    lend.append(end)
-                elif out:
-                    for ch in out:
-                        pieces.append(ch)
-                        lstart.append(pos)
-                        lend.append(end)
-                pos = end
-            self.light = "".join(pieces)
-            self._lstart = lstart
-            self._lend = lend
-        light = self.light
-        runs = _WORD_RUN.findall(light)
-        if len(runs) == 1 and len(runs[0]) == len(light):
-            self.strict = light
-            self._run_strict = [0]
-            self._run_light = [0]
-        else:
-            run_strict: list[int] = []
-            run_light: list[int] = []
-            n = 0
-            for m in _WORD_RUN.finditer(light):
-                run_strict.append(n)
-                run_light.append(m.start())
-                n += m.end() - m.start()
-            self.strict = "".join(runs)
-            self._run_strict = run_strict
-            self._run_light = run_light
+                    lstart.append(offset + k)
+                    lend.append(offset + k + 1)
+
+        # The last folded unit, which a following run of combining marks may extend.
+        unit_start = unit_end = -1
+        for m in _UNSAFE.finditer(text):
+            a, b = m.span()
+            if m.lastindex == 1 and a > 0:
+                # A run of combining marks is folded with the character before it.
+                if a > pos:
+                    if a - 1 > pos:
+                        copy_plain(text[pos : a - 1], pos)
+                    a -= 1
+                elif unit_end == a:
+                    # Right after a folded unit ("Ａ" + U+0301): fold the two together again.
+                    produced = len(pieces.pop())
+                    if produced:
+                        del lstart[-produced:]
+                        del lend[-produced:]
+                    a = unit_start
+            elif a > pos:
+                copy_plain(text[pos:a], pos)
+            out = _fold_cluster(text[a:b])
+            pieces.append(out)
+            lstart.extend([a] * len(out))
+            lend.extend([b] * len(out))
+            unit_start, unit_end = a, b
+            pos = b
+        if pos < len(text):
+            copy_plain(text[pos:], pos)
+        self.light = "".join(pieces)
+        self._lstart = lstart
+        self._lend = lend
+
+    def _run_tables(self) -> tuple[list[int], list[int]]:
+        """(strict offset, light offset) of each run of letters between separators."""
+        if self._runs is None:
+            parts = _NON_WORD_SPLIT.split(self.light)
+            words = parts[0::2]
+            run_strict = [0, *itertools.accumulate(map(len, words[:-1]))]
+            run_light = [0, *itertools.accumulate(map(len, parts[:-1]))][0::2]
+            self._runs = (run_strict, run_light)
+        return self._runs
 
     # -- coordinates ------------------------------------------------------------------------------
     def strict_to_light(self, k: int) -> int:
-        i = bisect.bisect_right(self._run_strict, k) - 1
-        return self._run_light[i] + (k - self._run_strict[i])
+        run_strict, run_light = self._runs or self._run_tables()
+        i = bisect.bisect_right(run_strict, k) - 1
+        return run_light[i] + (k - run_strict[i])
 
     def light_span_to_original(self, ls: int, le: int) -> tuple[int, int]:
         if self._lstart is None:
@@ -247,39 +323,37 @@ class NormText:
         return self._lstart[ls], self._lend[le - 1]
 
     def strict_span_to_original(self, s: int, e: int) -> tuple[int, int]:
-        ls = self.strict_to_light(s)
-        le = self.strict_to_light(e - 1) + 1
-        return self.light_span_to_original(ls, le)
+        return self.light_span_to_original(
+            self.strict_to_light(s), self.strict_to_light(e - 1) + 1
+        )
 
     # -- word structure (strict coordinates) -------------------------------------------------------
     def separated_before(self, k: int) -> bool:
         """True when a space, punctuation or symbol stands between strict characters k-1 and k."""
         if k <= 0 or k >= len(self.strict):
             return True
-        i = bisect.bisect_left(self._run_strict, k)
-        return i < len(self._run_strict) and self._run_strict[i] == k
+        run_strict = (self._runs or self._run_tables())[0]
+        i = bisect.bisect_left(run_strict, k)
+        return i < len(run_strict) and run_strict[i] == k
 
     def boundary_before(self, k: int) -> bool:
+        """Word boundary: a separator, either end, or a character of a script without spaces."""
         if self.separated_before(k):
             return True
-        s = self.strict
-        return _NO_SPACE_SCRIPT.search(s, k - 1, k + 1) is not None
+        return _NO_SPACE_SCRIPT.search(self.strict, k - 1, k + 1) is not None
 
     def gaps(self, s: int, e: int) -> set[int]:
         """Offsets (relative to s) inside (s, e) where separators split the strict text."""
-        rs = self._run_strict
-        i = bisect.bisect_right(rs, s)
-        out: set[int] = set()
-        while i < len(rs) and rs[i] < e:
-            out.add(rs[i] - s)
-            i += 1
-        return out
+        run_strict = (self._runs or self._run_tables())[0]
+        i = bisect.bisect_right(run_strict, s)
+        j = bisect.bisect_left(run_strict, e, i)
+        return {k - s for k in run_strict[i:j]}
 
     def has_gap_inside(self, s: int, e: int) -> bool:
         """True when a separator stands strictly inside (s, e), i.e. before one of s+1 .. e-1."""
-        rs = self._run_strict
-        i = bisect.bisect_right(rs, s)
-        return i < len(rs) and rs[i] < e
+        run_strict = (self._runs or self._run_tables())[0]
+        i = bisect.bisect_right(run_strict, s)
+        return i < len(run_strict) and run_strict[i] < e
 
 
 def normalise(text: str) -> str:
@@ -444,6 +518,61 @@ def _quantifier_at(pattern: str, i: int) -> tuple[int, bool] | None:
         high = (int(m.group(3)) if m.group(3) else None) if m.group(2) else low
         return m.end(), high is None or high > 1
     return None
+
+
+# Syntax the stdlib would read differently from the regex package (fuzzy "{e<=1}", named lists "\\L<x>",
+# version flags): such patterns get no prefilter.
+_REGEX_ONLY_SYNTAX = regex.compile(r"\{(?!\d*,?\d*\})|\\L<|\(\?V|\(\?\||\(\?\(")
+
+
+def required_literal(pattern: str) -> str | None:
+    """The longest literal (case-folded) that every match of pattern must contain, or None.
+
+    Running 100 regexes over every string costs far more than the whole Aho-Corasick scan; most
+    moderator patterns contain a fixed word ("followers", "wx", "-"), and a substring test on the
+    case-folded text rules a regex out in well under a microsecond. Only patterns the stdlib parser
+    understands get a prefilter; others always run.
+    """
+    if _sre_parser is None or _REGEX_ONLY_SYNTAX.search(pattern):
+        return None
+    try:
+        tree = _sre_parser.parse(pattern)
+    except (
+        Exception
+    ):  # regex-only syntax (\\p{Han}, ...) or anything the stdlib refuses
+        return None
+    c = _sre_constants
+    repeats = (
+        c.MAX_REPEAT,
+        c.MIN_REPEAT,
+        getattr(c, "POSSESSIVE_REPEAT", c.MAX_REPEAT),
+    )
+    best = ""
+
+    def walk(items) -> None:
+        nonlocal best
+        run: list[str] = []
+        for op, av in items:
+            if op is c.LITERAL:
+                run.append(chr(av))
+                continue
+            if len(run) > len(best):
+                best = "".join(run)
+            run = []
+            if op is c.SUBPATTERN:
+                walk(av[-1])
+            elif op in repeats and av[0] >= 1:
+                walk(av[2])
+            elif op is getattr(c, "ATOMIC_GROUP", None):
+                walk(av)
+        if len(run) > len(best):
+            best = "".join(run)
+
+    walk(tree)
+    folded = best.casefold()
+    if not best or len(folded) != len(best):
+        return None
+    return folded
 
 
 # --------------------------------------------------------------------------------------------------
@@ -640,9 +769,16 @@ class RuleSet:
     _automaton: object = None
     _terms: list[list[_Term]] = field(default_factory=list)
     _wildcards: dict[int, _Wildcard] = field(default_factory=dict)
-    _regexes: list[tuple[int, regex.Pattern]] = field(default_factory=list)
+    _regexes: list[tuple[int, regex.Pattern, str | None]] = field(default_factory=list)
     _users: dict[str, list[int]] = field(default_factory=dict)
     _has_text_rules: bool = False
+    # Regex prefilter: regexes without a required literal always run; the others only when an
+    # automaton over the case-folded text finds their literal.
+    _regex_always: list[tuple[int, regex.Pattern]] = field(default_factory=list)
+    _regex_by_literal: list[list[tuple[int, regex.Pattern]]] = field(
+        default_factory=list
+    )
+    _literal_automaton: object = None
 
     @classmethod
     def compile(cls, rules: Iterable[Rule]) -> RuleSet:
@@ -653,7 +789,7 @@ class RuleSet:
         patterns: list[str] = []
         terms: list[list[_Term]] = []
         wildcards: dict[int, _Wildcard] = {}
-        regexes: list[tuple[int, regex.Pattern]] = []
+        regexes: list[tuple[int, regex.Pattern, str | None]] = []
         users: dict[str, list[int]] = {}
 
         def add_term(text: str, term: _Term) -> None:
@@ -705,7 +841,7 @@ class RuleSet:
                         "blocklist rule %s skipped: regex does not compile", rule.id
                     )
                     continue
-                regexes.append((index, compiled))
+                regexes.append((index, compiled, required_literal(rule.term)))
             elif rule.kind == "user":
                 users.setdefault(rule.term, []).append(index)
             kept.append(rule)
@@ -717,8 +853,27 @@ class RuleSet:
                 matchkind=ahocorasick_rs.MatchKind.Standard,
                 store_patterns=False,
             )
+        regex_always: list[tuple[int, regex.Pattern]] = []
+        regex_by_literal: list[list[tuple[int, regex.Pattern]]] = []
+        literal_index: dict[str, int] = {}
+        for index, compiled, literal in regexes:
+            if literal is None:
+                regex_always.append((index, compiled))
+                continue
+            if literal not in literal_index:
+                literal_index[literal] = len(regex_by_literal)
+                regex_by_literal.append([])
+            regex_by_literal[literal_index[literal]].append((index, compiled))
+        literal_automaton = None
+        if literal_index:
+            literal_automaton = ahocorasick_rs.AhoCorasick(
+                list(literal_index), matchkind=ahocorasick_rs.MatchKind.Standard
+            )
         ruleset = cls(
             rules=kept,
+            _regex_always=regex_always,
+            _regex_by_literal=regex_by_literal,
+            _literal_automaton=literal_automaton,
             skipped=skipped,
             _automaton=automaton,
             _terms=terms,
@@ -820,7 +975,18 @@ class RuleSet:
                         _Candidate(index, path, *norm.strict_span_to_original(s, e))
                     )
         if self._regexes and norm.light:
-            for index, pattern in self._regexes:
+            light = norm.light
+            to_run = self._regex_always
+            if self._literal_automaton is not None:
+                found = self._literal_automaton.find_matches_as_indexes(
+                    light, overlapping=True
+                )
+                if found:
+                    to_run = list(to_run)
+                    for literal in sorted({pat for pat, _, _ in found}):
+                        to_run.extend(self._regex_by_literal[literal])
+                    to_run.sort(key=lambda item: item[0])
+            for index, pattern in to_run:
                 if not self._active(index, now):
                     continue
                 try:
