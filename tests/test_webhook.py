@@ -233,6 +233,13 @@ BAD = [
         "bad_json",
     ),
     (
+        "deeply-nested",
+        lambda a: ("post", webhook_url(a), b"[" * 200_000),
+        400,
+        "body is not JSON",
+        "bad_json",
+    ),
+    (
         "json-array",
         lambda a: ("post", webhook_url(a), b"[1]"),
         400,

@@ -386,13 +386,33 @@ def answer(query: Mapping[str, str], body: bytes, *, now: float | None = None) -
     app = snapshot.by_sdkappid.get(int(raw_appid))
     if app is None or not app.enabled:
         return error("unknown or disabled SdkAppid", 403, "unknown_app")
+    try:
+        return _answer_for_app(app, command, query, body, now)
+    except InternalFailure as exc:
+        reason: object = exc
+    except Exception as exc:  # a bug of ours must not become a 500 either
+        logger.exception("webhook: unexpected error for app %s", app.name)
+        reason = f"{type(exc).__name__}: {exc}"
+    logger.error(
+        "webhook internal failure for app %s (%s): %s",
+        app.name,
+        "fail-closed" if app.fail_closed else "fail-open",
+        reason,
+    )
+    recorder.rejection("internal_failure")
+    return Reply(200, fail_policy(app), "")
+
+
+def _answer_for_app(
+    app: AppRules, command: str, query: Mapping[str, str], body: bytes, now: float
+) -> Reply:
     if app.token:
         refused = _check_signature(app, query, now)
         if refused:
             return refused
     try:
         payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return error("body is not JSON", 400, "bad_json")
     if not isinstance(payload, dict):
         return error("body must be a JSON object", 400, "bad_json")
@@ -408,18 +428,9 @@ def answer(query: Mapping[str, str], body: bytes, *, now: float | None = None) -
     fields, refused = parse_before_send(payload)
     if refused:
         return refused
-    try:
-        verdict, response = decide(app, fields)
-    except InternalFailure as exc:
-        logger.error(
-            "webhook internal failure for app %s (%s): %s",
-            app.name,
-            "fail-closed" if app.fail_closed else "fail-open",
-            exc,
-        )
-        recorder.rejection("internal_failure")
-        return Reply(200, fail_policy(app), "")
+    verdict, response = decide(app, fields)
     entry_ids = sorted({hit.rule_id for hit in verdict.hits})
+    logged = verdict.action != "allow"
     recorder.decision(
         app_pk=app.pk,
         action=verdict.action,
@@ -428,13 +439,13 @@ def answer(query: Mapping[str, str], body: bytes, *, now: float | None = None) -
         sender=fields["From_Account"],
         error_code=verdict.error_code,
         text=message_text(fields["MsgBody"], fields["CloudCustomData"])
-        if verdict.action != "allow"
+        if logged
         else "",
         original={
             "MsgBody": fields["MsgBody"],
             "CloudCustomData": fields["CloudCustomData"],
         }
-        if verdict.action != "allow"
+        if logged
         else None,
         response=response,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -29,4 +30,8 @@ def tencent(request: HttpRequest) -> HttpResponse:
     # Refuse before reading: Django would otherwise buffer it (and raise over its own cap).
     if length > settings.WEBHOOK_MAX_BODY:
         return _respond(hotpath.error("body over 1 MB", 413, "too_large"))
-    return _respond(hotpath.answer(request.GET, request.body))
+    try:
+        body = request.body
+    except RequestDataTooBig:  # chunked upload without Content-Length
+        return _respond(hotpath.error("body over 1 MB", 413, "too_large"))
+    return _respond(hotpath.answer(request.GET, body))
