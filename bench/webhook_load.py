@@ -28,6 +28,8 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -197,6 +199,42 @@ def wait_serving(url: str, body: bytes, proc: subprocess.Popen) -> None:
     raise SystemExit("gunicorn did not start")
 
 
+@contextmanager
+def serve(wsgi_app: str, env: dict[str, str]) -> Iterator[str]:
+    """gunicorn with 2 sync workers on a free 127.0.0.1 port; yields the base URL."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            wsgi_app,
+            "--workers",
+            "2",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_serving(f"{base}/webhooks/bench-bare", b"{}", proc)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def warm_up(url: str, body: bytes) -> None:
+    """Both workers build their rules before the clock starts."""
+    for _ in range(40):
+        status, answer = post(url, body)
+        assert status == 200 and json.loads(answer)["ErrorCode"] == 0, answer
+
+
 def run_wrk(url: str, body: bytes, duration: int, connections: int, tmp: Path) -> dict:
     # wrk's Lua has no \u escapes: read the UTF-8 body from a file.
     body_file = tmp / "body.json"
@@ -269,43 +307,30 @@ def main() -> None:
     print("loading rules ...", flush=True)
     loaded = load_data(env)
 
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "liveadmin.wsgi:application",
-            "--workers",
-            "2",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env_all,
-    )
     query = (
         f"SdkAppid={APP_ID}&CallbackCommand=Group.CallbackBeforeSendMsg"
         "&contenttype=json&ClientIP=127.0.0.1&OptPlatform=RESTAPI"
     )
-    webhook = f"http://127.0.0.1:{port}/webhooks/tencent?{query}"
-    bare = f"http://127.0.0.1:{port}/webhooks/bench-bare?{query}"
     body = json.dumps(before_send_body(), ensure_ascii=False).encode()
+    results: dict[str, dict] = {}
     try:
-        wait_serving(bare, body, proc)
-        # Both workers build their rules before the clock starts.
-        for _ in range(40):
-            status, answer = post(webhook, body)
-            assert status == 200 and json.loads(answer)["ErrorCode"] == 0, answer
-        results = {
-            "webhook": run_wrk(webhook, body, args.duration, args.connections, tmp),
-            "bare": run_wrk(bare, body, args.duration, args.connections, tmp),
-        }
+        # Django (the production entry point): the webhook view and the bare view.
+        with serve("liveadmin.wsgi:application", env_all) as base:
+            webhook = f"{base}/webhooks/tencent?{query}"
+            bare = f"{base}/webhooks/bench-bare?{query}"
+            warm_up(webhook, body)
+            results["webhook"] = run_wrk(
+                webhook, body, args.duration, args.connections, tmp
+            )
+            results["bare"] = run_wrk(bare, body, args.duration, args.connections, tmp)
+        # The same hot path without Django's request cycle (webhooks/wsgi.py).
+        with serve("webhooks.wsgi:application", env_all) as base:
+            raw = f"{base}/webhooks/tencent?{query}"
+            warm_up(raw, body)
+            results["raw-wsgi"] = run_wrk(
+                raw, body, args.duration, args.connections, tmp
+            )
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
         shutil.rmtree(tmp, ignore_errors=True)
 
     print(
@@ -318,12 +343,15 @@ def main() -> None:
     )
     for name, r in results.items():
         print(
-            f"{name:8s} {r['rps']:9.0f} req/s   p50 {r['p50_ms']:6.2f} ms   "
+            f"{name:9s} {r['rps']:9.0f} req/s   p50 {r['p50_ms']:6.2f} ms   "
             f"p99 {r['p99_ms']:6.2f} ms   non-2xx {r['non_2xx']}"
             + (f"   socket errors: {r['socket_errors']}" if r["socket_errors"] else "")
         )
-    ratio = results["webhook"]["rps"] / results["bare"]["rps"]
-    print(f"ratio webhook / bare: {ratio:.2f}")
+    bare_rps = results["bare"]["rps"]
+    print(
+        f"ratio webhook / bare: {results['webhook']['rps'] / bare_rps:.2f}   "
+        f"raw-wsgi / bare: {results['raw-wsgi']['rps'] / bare_rps:.2f}"
+    )
 
 
 if __name__ == "__main__":

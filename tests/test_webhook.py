@@ -597,3 +597,58 @@ def test_an_entry_stops_matching_when_it_expires(app, shared):
     snapshot = hotpath.rules.get()
     verdict, _ = hotpath.decide(snapshot.by_pk[app.pk], fields, now=time.time() + 31)
     assert verdict.action == "allow"
+
+
+# --- the leaner WSGI entry point -------------------------------------------------------
+
+
+def _wsgi_call(url: str, body: bytes, method: str = "POST") -> tuple[str, dict, bytes]:
+    import io
+    from urllib.parse import urlsplit
+    from wsgiref.util import setup_testing_defaults
+
+    from webhooks.wsgi import application
+
+    parts = urlsplit(url)
+    environ = {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": parts.path,
+        "QUERY_STRING": parts.query,
+        "CONTENT_LENGTH": str(len(body)),
+        "CONTENT_TYPE": "application/json",
+        "wsgi.input": io.BytesIO(body),
+        "HTTP_HOST": "testserver",
+    }
+    setup_testing_defaults(environ)
+    seen: dict = {}
+
+    def start_response(status, headers):
+        seen["status"], seen["headers"] = status, dict(headers)
+
+    out = b"".join(application(environ, start_response))
+    return seen["status"], seen["headers"], out
+
+
+def test_the_raw_wsgi_entry_answers_like_the_view(app, shared):
+    add(shared, "casino", code=10150, info="No gambling")
+    for body in (
+        json.dumps(text_body("casino")).encode(),
+        json.dumps(text_body("hello")).encode(),
+        b"{nope",
+    ):
+        view = post_webhook(Client(), webhook_url(app), body)
+        status, headers, raw = _wsgi_call(webhook_url(app), body)
+        assert int(status.split()[0]) == view.status_code
+        assert headers["Content-Type"] == "application/json"
+        assert json.loads(raw) == view.json()
+    status, headers, raw = _wsgi_call(webhook_url(app), b"", method="GET")
+    assert (status, headers["Allow"], json.loads(raw)) == (
+        "405 Method Not Allowed",
+        "POST",
+        {"error": "use POST"},
+    )
+
+
+def test_the_raw_wsgi_entry_hands_other_paths_to_django(db):
+    status, _, _ = _wsgi_call("/accounts/login/", b"", method="GET")
+    assert status == "200 OK"
