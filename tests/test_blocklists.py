@@ -452,3 +452,64 @@ def test_a_disabled_list_stops_matching(blocklist, app):
     services.add_entry(blocklist, term="spam")
     services.update_list(blocklist, enabled=False)
     assert post_webhook(Client(), webhook_url(app), text_body("spam")).json() == OK
+
+
+def test_an_import_is_one_version_bump_with_a_history_row_per_entry(
+    blocklist, moderator
+):
+    start = version_now()
+    report = services.import_entries(blocklist, "a\nb\nc\n", fmt="txt", actor=moderator)
+    assert version_now() == start + 1
+    changes = BlocklistChange.objects.filter(object_type="entry", action="create")
+    assert sorted(changes.values_list("object_id", flat=True)) == sorted(
+        row["id"] for row in report.added
+    )
+    assert {c.actor_name for c in changes} == {"moderator1"}
+
+
+def test_an_edited_term_is_checked_for_duplicates_again(blocklist):
+    services.add_entry(blocklist, term="spam")
+    eggs = services.add_entry(blocklist, term="eggs")
+    with pytest.raises(ValidationError):
+        services.update_entry(eggs, term="SPAM")
+    services.update_entry(eggs, term="Ham")
+    eggs.refresh_from_db()
+    assert (eggs.term, eggs.term_key) == ("Ham", "ham")
+
+
+def test_it_deletes_a_list_and_keeps_its_history(moderator, blocklist):
+    services.add_entry(blocklist, term="spam")
+    response = client_for(moderator).post(
+        reverse("webhooks:blocklist-delete", args=[blocklist.pk])
+    )
+    assert response["Location"] == reverse("webhooks:blocklist-list")
+    assert not BlocklistEntry.objects.exists()
+    change = BlocklistChange.objects.get(object_type="blocklist", action="delete")
+    assert change.before == {
+        "name": "Main",
+        "app": None,
+        "enabled": True,
+        "note": "",
+        "entries": 1,
+    }
+
+
+def test_it_edits_a_list_and_keeps_typed_values(moderator, blocklist, app):
+    client = client_for(moderator)
+    other = services.create_list("Other", app=None)
+    response = client.post(
+        reverse("webhooks:blocklist-edit", args=[other.pk]),
+        {"name": "MAIN", "note": "typed note", "app": app.pk},
+    )
+    assert response.status_code == 200
+    assert "Another list has that name." in response.content.decode()
+    assert "typed note" in response.content.decode()
+    response = client.post(
+        reverse("webhooks:blocklist-edit", args=[other.pk]),
+        {"name": "Other", "note": "per app now", "app": app.pk},
+    )
+    assert response.status_code == 302
+    other.refresh_from_db()
+    assert (other.app, other.enabled, other.note) == (app, False, "per app now")
+    change = BlocklistChange.objects.filter(object_id=other.pk, action="update").get()
+    assert change.after["app"] == "live-app" and change.before["app"] is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import unicodedata
 from typing import Any
 
 from django.conf import settings
@@ -93,6 +94,9 @@ class BlocklistEntry(models.Model):
         max_length=16, choices=EntryKind.choices, default=EntryKind.WORD
     )
     term = models.CharField(max_length=500)
+    # What duplicates are judged on: words and wildcards differing only in case or
+    # width (NFKC) match the same messages, so they are the same entry.
+    term_key = models.CharField(max_length=500, editable=False, default="")
     action = models.CharField(
         max_length=16, choices=EntryAction.choices, default=EntryAction.FORBID
     )
@@ -133,13 +137,25 @@ class BlocklistEntry(models.Model):
         verbose_name_plural = "blocklist entries"
         constraints = [
             models.UniqueConstraint(
-                fields=["blocklist", "kind", "term"], name="unique_entry_per_list"
+                fields=["blocklist", "kind", "term_key"], name="unique_entry_per_list"
             ),
         ]
         indexes = [models.Index(fields=["-hit_count"], name="entry_hits")]
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.term}"
+
+    @staticmethod
+    def make_key(kind: str, term: str) -> str:
+        if kind in ("word", "wildcard", "allow"):
+            return unicodedata.normalize("NFKC", term).casefold()
+        return term
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.term_key = self.make_key(self.kind, self.term)
+        if kwargs.get("update_fields") is not None:
+            kwargs["update_fields"] = {*kwargs["update_fields"], "term_key"}
+        super().save(*args, **kwargs)
 
     @property
     def is_expired(self) -> bool:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -59,9 +58,7 @@ def _record(
 
 def dedup_key(kind: str, term: str) -> tuple[str, str]:
     """Two terms that match the same messages count as duplicates."""
-    if kind in ("word", "wildcard", "allow"):
-        return kind, unicodedata.normalize("NFKC", term).casefold()
-    return kind, term
+    return kind, BlocklistEntry.make_key(kind, term)
 
 
 def clean_entry(
@@ -197,6 +194,22 @@ def add_entry(
         errors["term"] = ["This list already has that entry."]
     if errors:
         raise ValidationError(errors)
+    entry = _create_entry(
+        blocklist, values, expires_at=expires_at, note=note, actor=actor
+    )
+    version.bump()
+    return entry
+
+
+def _create_entry(
+    blocklist: Blocklist,
+    values: dict[str, Any],
+    *,
+    expires_at: datetime | None,
+    note: str,
+    actor: Any,
+) -> BlocklistEntry:
+    """Insert a validated entry and its history row (the caller bumps the version)."""
     entry = BlocklistEntry.objects.create(
         blocklist=blocklist,
         expires_at=expires_at,
@@ -205,18 +218,19 @@ def add_entry(
         **values,
     )
     _record(actor, entry, "create", None, entry.snapshot())
-    version.bump()
     return entry
 
 
 def _find_duplicate(
     blocklist: Blocklist, kind: str, term: str, exclude: int | None = None
 ) -> BlocklistEntry | None:
-    wanted = dedup_key(kind, term)
-    for entry in blocklist.entries.filter(kind=kind).exclude(pk=exclude):
-        if dedup_key(entry.kind, entry.term) == wanted:
-            return entry
-    return None
+    return (
+        blocklist.entries.filter(
+            kind=kind, term_key=BlocklistEntry.make_key(kind, term)
+        )
+        .exclude(pk=exclude)
+        .first()
+    )
 
 
 @transaction.atomic
@@ -322,6 +336,7 @@ def _rows(content: str, fmt: str) -> Iterable[tuple[int, dict[str, str]]]:
         yield n, {name: cells[i] for i, name in enumerate(names) if i < len(cells)}
 
 
+@transaction.atomic
 def import_entries(
     blocklist: Blocklist,
     content: str,
@@ -335,7 +350,10 @@ def import_entries(
     code, info, expires_at, note, with an optional header; JSONL: one object per
     line with those keys). Duplicates are skipped, bad lines refused with a reason."""
     report = ImportReport()
-    seen = {dedup_key(e.kind, e.term) for e in blocklist.entries.all()}
+    seen = set(blocklist.entries.values_list("kind", "term_key"))
+    user = actor if getattr(actor, "pk", None) else None
+    lines: list[int] = []
+    new_entries: list[BlocklistEntry] = []
     for line, raw in _rows(content, fmt):
         if "_error" in raw:
             report.refused.append({"line": line, "term": "", "reason": raw["_error"]})
@@ -382,14 +400,39 @@ def import_entries(
             )
             continue
         seen.add(key)
-        entry = add_entry(
-            blocklist,
-            expires_at=expires_at,
-            note=raw.get("note", ""),
-            actor=actor,
-            **values,
+        lines.append(line)
+        new_entries.append(
+            BlocklistEntry(
+                blocklist=blocklist,
+                expires_at=expires_at,
+                note=(raw.get("note") or "").strip(),
+                added_by=user,
+                term_key=key[1],
+                **values,
+            )
         )
-        report.added.append({"line": line, "term": entry.term, "id": entry.pk})
+    # Bulk inserts: a 10,000-line file is two statements per 1,000 rows, not 20,000.
+    BlocklistEntry.objects.bulk_create(new_entries, batch_size=1000)
+    BlocklistChange.objects.bulk_create(
+        [
+            BlocklistChange(
+                actor=user,
+                actor_name=user.get_username() if user else "manage.py",
+                object_type="entry",
+                object_id=entry.pk,
+                action="create",
+                after=entry.snapshot(),
+            )
+            for entry in new_entries
+        ],
+        batch_size=1000,
+    )
+    report.added = [
+        {"line": line, "term": entry.term, "id": entry.pk}
+        for line, entry in zip(lines, new_entries, strict=True)
+    ]
+    if new_entries:
+        version.bump()  # once for the whole file: the webhook rebuilds once
     return report
 
 
