@@ -72,6 +72,10 @@ class EntryForm(forms.Form):
         data = super().clean()
         if "term" not in data or "kind" not in data or "action" not in data:
             return data
+        if data["action"] in ("discard", "mask") or data["kind"] == "allow":
+            # The code fields stay filled when a moderator switches an entry from
+            # "forbid with my code" to discard or mask: they no longer apply.
+            data["code"], data["info"] = None, ""
         values, errors = services.clean_entry(
             kind=data["kind"],
             term=data["term"],

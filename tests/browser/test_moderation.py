@@ -84,9 +84,17 @@ def test_it_lets_a_moderator_add_a_word_and_try_a_message(page, live_server):
     assert json.loads(page.locator("#response-json").inner_text()) == answer
     assert page.locator("#try-result").get_by_role("cell", name="jackpot").is_visible()
 
-    # Disable it inline: the same message is allowed again.
+    # Edit it inline: discard instead.
     nav.get_by_role("link", name="Blocklists").click()
     page.get_by_role("link", name="Browser words").click()
+    row = page.locator(f"#entry-{entry.pk}")
+    row.get_by_role("link", name="Edit").click()
+    row.get_by_label("Action").select_option("discard")
+    row.get_by_role("button", name="Save").click()
+    row.get_by_text("Discard silently").wait_for()
+    assert ask_webhook(live_server.url, app, "jackpot")["ErrorCode"] == 2
+
+    # Disable it inline: the same message is allowed again.
     page.locator(f"#entry-{entry.pk}").get_by_role("button", name="Disable").click()
     page.locator(f"#entry-{entry.pk}").get_by_role("button", name="Enable").wait_for()
     assert ask_webhook(live_server.url, app, "jackpot")["ErrorCode"] == 0
