@@ -137,7 +137,15 @@ def load_data(env: dict[str, str]) -> dict:
         if kind != "regex" or matching.compile_regex_or_error(term) is None
     ]
     BlocklistEntry.objects.bulk_create(
-        [BlocklistEntry(blocklist=blocklist, kind=k, term=t) for k, t in rules],
+        [
+            BlocklistEntry(
+                blocklist=blocklist,
+                kind=k,
+                term=t,
+                term_key=BlocklistEntry.make_key(k, t),
+            )
+            for k, t in rules
+        ],
         batch_size=2000,
     )
     version.bump()
