@@ -7,6 +7,11 @@ from django.conf import settings
 from django.db import migrations, models
 
 
+def create_rules_version(apps, schema_editor):
+    # The single row the webhook's processes watch; bump() only has to UPDATE it.
+    apps.get_model("webhooks", "RulesVersion").objects.get_or_create(pk=1)
+
+
 class Migration(migrations.Migration):
 
     initial = True
@@ -155,4 +160,5 @@ class Migration(migrations.Migration):
             model_name='decisioncount',
             constraint=models.UniqueConstraint(fields=('app', 'minute', 'action'), name='unique_decision_count'),
         ),
+        migrations.RunPython(create_rules_version, migrations.RunPython.noop),
     ]
