@@ -12,10 +12,12 @@ Prints, for 100 and 100,000 terms (half Chinese, generated deterministically):
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import sys
 import time
+from importlib import metadata
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -42,15 +44,15 @@ def make_terms(count: int, rng: random.Random) -> list[str]:
 
 
 def make_message(rng: random.Random, terms: list[str] | None, length: int = 200) -> str:
-    """~200 characters mixing Chinese runs and Latin words; with terms, three of them are inserted."""
+    """A message of exactly `length` characters mixing Chinese runs and Latin words; with terms,
+    three of them are inserted whole."""
+    inserts = list(rng.sample(terms, 3)) if terms else []
+    budget = length - sum(len(t) + 1 for t in inserts)
     parts: list[str] = []
     size = 0
-    inserts = list(rng.sample(terms, 3)) if terms else []
-    while size < length:
-        if inserts and rng.random() < 0.15:
-            piece = inserts.pop()
-        elif rng.random() < 0.5:
-            # Text drawn from rare ideographs so that it does not hit the generated list by chance.
+    while size < budget:
+        if rng.random() < 0.5:
+            # Ideographs outside the generated list's range, so the filler never hits by chance.
             piece = "".join(
                 chr(rng.randint(0x6000, 0x8FFF)) for _ in range(rng.randint(3, 12))
             )
@@ -58,8 +60,11 @@ def make_message(rng: random.Random, terms: list[str] | None, length: int = 200)
             piece = "".join(rng.choice("xyzqjv") for _ in range(rng.randint(2, 8)))
         parts.append(piece)
         size += len(piece) + 1
-    parts.extend(inserts)
-    return " ".join(parts)[: length + 40]
+    for term in inserts:
+        parts.insert(
+            rng.randrange(len(parts)), term
+        )  # never last: only filler gets trimmed
+    return " ".join(parts)[:length]
 
 
 def timings(fn, messages: list[str], repeat: int) -> tuple[float, float, float]:
@@ -84,11 +89,36 @@ def fmt(t: tuple[float, float, float]) -> str:
 def bench_automata(count: int, repeat: int) -> None:
     rng = random.Random(SEED + count)
     terms = make_terms(count, rng)
-    clean = [NormText(make_message(rng, None)).strict for _ in range(200)]
-    dirty = [NormText(make_message(rng, terms)).strict for _ in range(200)]
+    raw_clean = [make_message(rng, None) for _ in range(200)]
+    raw_dirty = [make_message(rng, terms) for _ in range(200)]
+    clean = [NormText(t).strict for t in raw_clean]
+    dirty = [NormText(t).strict for t in raw_dirty]
+    letters = statistics.fmean(len(t) for t in clean)
     print(
-        f"\n== {count:,} terms (half CJK), {len(clean[0])}-character normalised messages =="
+        f"\n== {count:,} terms (half CJK); 200-character messages, scanned as the "
+        f"{letters:.0f} letters left after normalisation =="
     )
+    ruleset = RuleSet.compile(
+        Rule(i, "word", term, "mask") for i, term in enumerate(terms)
+    )
+    print(
+        f"RuleSet.compile of {count:,} words (normalisation + automaton): "
+        f"{ruleset.build_seconds * 1000:.1f} ms"
+    )
+
+    def check(text: str) -> None:
+        ruleset.check(
+            from_account="viewer-1",
+            msg_body=[{"MsgType": "TIMTextElem", "MsgContent": {"Text": text}}],
+            cloud_custom_data=None,
+        )
+
+    print(
+        "RuleSet.check (normalise + scan + verdict) of the raw 200-character message:"
+    )
+    print(f"  without hits  {fmt(timings(check, raw_clean, repeat))}")
+    print(f"  with hits     {fmt(timings(check, raw_dirty, repeat))}")
+    print("The automaton alone, on the normalised letters:")
 
     t0 = time.perf_counter()
     pya = ahocorasick.Automaton()
@@ -219,8 +249,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
     args = parser.parse_args()
     repeat = 2 if args.quick else 10
+    versions = ", ".join(
+        f"{name} {metadata.version(name)}"
+        for name in ("pyahocorasick", "ahocorasick-rs")
+    )
     print(
-        f"Python {sys.version.split()[0]}, pyahocorasick {ahocorasick.__version__ if hasattr(ahocorasick, '__version__') else '?'}"
+        f"Python {sys.version.split()[0]}, {versions}; "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
     )
     for count in (100, 100_000):
         bench_automata(count, repeat)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 
 import pytest
 
@@ -102,7 +103,7 @@ def test_it_skips_rules_with_unknown_kinds_actions_or_codes():
         Rule(2, "word", "b", "ban"),
         Rule(3, "word", "c", "forbid_code", code=99),
         Rule(4, "word", "d", "forbid_code", code=None),
-        Rule(5, "word", "...", "forbid"),
+        Rule(5, "word", " \u200b ", "forbid"),
         Rule(6, "regex", "(", "forbid"),
         Rule(7, "word", "kept", "forbid"),
     ]
@@ -152,6 +153,18 @@ def test_it_puts_a_blocked_user_first_among_forbids():
     assert (verdict.error_code, verdict.error_info) == (10102, "user")
     assert verdict.hits[0] == Hit(2, "user", "forbid_code", "From_Account", 0, 5)
     assert [h.rule_id for h in verdict.hits] == [2, 1]
+
+
+def test_it_ranks_a_blocked_user_by_the_entrys_action():
+    rules = [
+        Rule(1, "user", "troll", "discard"),
+        word(2, "alpha", "forbid"),
+        word(3, "beta", "mask"),
+    ]
+    assert check(rules, "beta", user="troll").action == "discard"
+    verdict = check(rules, "alpha", user="troll")
+    assert verdict.action == "forbid"
+    assert [h.rule_id for h in verdict.hits] == [1, 2]
 
 
 def test_it_matches_users_exactly():
@@ -326,6 +339,25 @@ def test_it_maps_expansions_and_compositions_back():
     assert norm.strict_span_to_original(11, 12) == (11, 13)  # é from e + U+0301
 
 
+def test_it_matches_emoji_and_symbol_only_words_as_they_stand():
+    rules = [word(1, "🍆", "mask"), word(2, "卍", "forbid"), word(3, "$$$", "discard")]
+    verdict = check(rules, "nice 🍆 lol")
+    assert verdict.action == "mask"
+    assert verdict.msg_body[0]["MsgContent"]["Text"] == "nice * lol"
+    assert check(rules, "a 卍 b").action == "forbid"
+    assert check(rules, "win $$$ now").action == "discard"
+    assert check(rules, "costs $5").action == "allow"
+    # Emoji presentation selectors and skin tones do not hide the emoji.
+    assert check([word(1, "👍", "forbid")], "great 👍🏽").action == "forbid"
+    assert check([word(1, "❤", "forbid")], "love ❤️").action == "forbid"
+
+
+def test_it_exempts_symbol_hits_with_symbol_allow_entries():
+    rules = [word(1, "$$", "forbid"), Rule(2, "allow", "$$$", "forbid")]
+    assert check(rules, "win $$$").action == "allow"
+    assert check(rules, "win $$").action == "forbid"
+
+
 # ------------------------------------------------------------------------------------------------
 # Chinese, Japanese, Korean
 # ------------------------------------------------------------------------------------------------
@@ -352,6 +384,16 @@ def test_it_finds_japanese_words_including_half_width_katakana():
     assert verdict.hits[0].end - verdict.hits[0].start == 3
     assert check(rules, "本当に死ねばいいのに").action == "forbid"
     assert check(rules, "バ カ").action == "mask"
+
+
+def test_it_counts_offsets_in_code_points_beyond_the_basic_plane():
+    rules = [
+        word(1, "𠀀𠀁", "mask"),
+        word(2, "bad", "mask"),
+    ]  # CJK Extension B; bold math letters
+    verdict = check(rules, "😀a𠀀𠀁b 𝐛𝐚𝐝!")
+    assert [(h.rule_id, h.start, h.end) for h in verdict.hits] == [(1, 2, 4), (2, 6, 9)]
+    assert verdict.msg_body[0]["MsgContent"]["Text"] == "😀a**b ***!"
 
 
 def test_it_finds_korean_words_inside_sentences():
@@ -419,6 +461,20 @@ def test_it_matches_regexes_on_case_folded_text_with_spacing_kept():
     assert check(rules, "buy500followers").action == "allow"
 
 
+def test_it_normalises_the_literals_of_a_regex_like_the_text():
+    rules = [
+        Rule(1, "regex", r"加微信：\d+", "forbid"),
+        Rule(2, "regex", r"（ＶＩＰ）\d", "mask"),
+    ]
+    assert check(rules, "加微信：12345").action == "forbid"
+    assert check(rules, "加微信:12345").action == "forbid"
+    assert check(rules, "加 微信 12345").action == "allow"
+    # A full-width parenthesis stays a literal after folding, not a group.
+    verdict = check(rules, "join (vip)7 now")
+    assert verdict.msg_body[0]["MsgContent"]["Text"] == "join ****** now"
+    assert compile_regex_or_error(r"（ＶＩＰ）\d") is None
+
+
 def test_it_treats_a_regex_that_runs_out_of_time_as_no_match():
     ruleset = RuleSet.compile([Rule(1, "regex", r"(a|aa)+$", "forbid"), word(2, "zzz")])
     verdict = ruleset.check(
@@ -438,6 +494,24 @@ def test_it_treats_a_regex_that_runs_out_of_time_as_no_match():
     )
     assert verdict.action == "forbid"
     assert ruleset.regex_timeouts == 2
+
+
+def test_it_bounds_the_total_regex_time_of_one_message():
+    ruleset = RuleSet.compile(
+        [Rule(i, "regex", r"(a|aa)+$", "forbid") for i in range(50)]
+    )
+    started = time.perf_counter()
+    verdict = ruleset.check(
+        from_account="u",
+        msg_body=text_body("a" * 40 + "b"),
+        cloud_custom_data=None,
+        now=NOW,
+    )
+    assert time.perf_counter() - started < 1.0  # 50 x 5 ms would already be 250 ms
+    assert verdict.action == "allow"
+    assert (
+        ruleset.regex_timeouts == 50
+    )  # timed out or skipped once the budget was spent
 
 
 @pytest.mark.parametrize(
@@ -691,6 +765,20 @@ def test_it_ignores_cloud_custom_data_that_is_not_a_string(ccd):
     assert verdict.action == "allow"
 
 
+@pytest.mark.parametrize(
+    "data",
+    [
+        '{"Data":"scam","Data":"ok"}',  # duplicate key: the first value must not hide
+        '{"Data":"scam","n":1e400}',  # overflows to infinity: not re-serialisable as JSON
+        '{"Data":"scam","n":NaN}',
+    ],
+)
+def test_it_scans_json_it_could_not_round_trip_as_plain_text(data):
+    verdict = run([{"MsgType": "TIMCustomElem", "MsgContent": {"Data": data}}])
+    assert [h.field for h in verdict.hits] == ["MsgBody[0].Data"]
+    assert verdict.msg_body[0]["MsgContent"]["Data"] == data.replace("scam", "****")
+
+
 def test_it_treats_a_json_scalar_string_as_plain_text():
     assert run(text_body("ok"), '"scam"').cloud_custom_data == '"****"'
 
@@ -709,9 +797,10 @@ def test_it_scans_free_text_for_the_try_page():
         ]
     )
     hits = ruleset.scan_text("class 2024 ass", now=NOW)
+    # Hits in text order, then the allow entries that suppressed something.
     assert hits == [
-        Hit(1, "word", "forbid", "text", 11, 14),
         Hit(3, "regex", "mask", "text", 6, 10),
+        Hit(1, "word", "forbid", "text", 11, 14),
         Hit(2, "allow", "allow", "text", 0, 5),
     ]
 
@@ -757,3 +846,51 @@ def test_it_works_with_an_empty_rule_set():
         == "allow"
     )
     assert ruleset.scan_text("anything") == []
+
+
+# ------------------------------------------------------------------------------------------------
+# Floods and long messages
+# ------------------------------------------------------------------------------------------------
+
+
+def test_it_reports_a_flood_of_one_entry_as_one_hit_and_masks_it_all():
+    verdict = check([word(1, "哈哈", "mask")], "笑死" + "哈" * 5000 + "了")
+    assert verdict.action == "mask"
+    assert [(h.rule_id, h.start, h.end) for h in verdict.hits] == [(1, 2, 5002)]
+    assert verdict.msg_body[0]["MsgContent"]["Text"] == "笑死" + "*" * 5000 + "了"
+
+
+def test_it_keeps_separate_occurrences_as_separate_hits():
+    verdict = check([word(1, "spam", "mask")], "spam and spam, spamspam")
+    assert [(h.start, h.end) for h in verdict.hits] == [(0, 4), (9, 13), (15, 23)]
+    assert verdict.msg_body[0]["MsgContent"]["Text"] == "**** and ****, ********"
+
+
+def test_it_applies_the_allow_list_to_each_occurrence_of_a_flood():
+    rules = [word(1, "哈哈", "forbid"), Rule(2, "allow", "哈哈哈", "forbid")]
+    # Every "哈哈" lies inside some "哈哈哈", so the laughter is allowed ...
+    verdict = check(rules, "哈" * 3000)
+    assert verdict.action == "allow"
+    assert [(h.rule_id, h.action, h.start, h.end) for h in verdict.hits] == [
+        (2, "allow", 0, 3000)
+    ]
+    # ... but not a lone "哈哈".
+    assert check(rules, "好 哈哈 好").action == "forbid"
+
+
+def test_it_answers_a_pathological_flood_within_the_deadline():
+    # Ten nested terms over 12,000 letters: 120,000 overlapping matches.
+    rules = [word(i, "a" * i, "mask") for i in range(1, 11)]
+    started = time.perf_counter()
+    verdict = check(rules, "a" * 12_000)
+    assert time.perf_counter() - started < 2.0  # the provider's webhook timeout
+    assert verdict.msg_body[0]["MsgContent"]["Text"] == "*" * 12_000
+
+
+@pytest.mark.parametrize("pattern", ["*a*", "a*", "*a", "a*b*c", "*b*a*"])
+def test_it_keeps_wildcards_linear_on_long_messages(pattern):
+    rules = [Rule(1, "wildcard", pattern, "mask")]
+    started = time.perf_counter()
+    for text in ("a" * 12_000, "ab" * 6_000, "abc " * 3_000):
+        check(rules, text)
+    assert time.perf_counter() - started < 2.0
