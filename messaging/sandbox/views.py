@@ -114,7 +114,6 @@ def _get_room(pk: int) -> SandboxRoom:
 
 
 def _rooms_context(
-    request: HttpRequest,
     room: SandboxRoom | None,
     *,
     room_form: RoomForm | None = None,
@@ -149,7 +148,7 @@ def rooms(request: HtmxRequest) -> HttpResponse:
     template = "sandbox/rooms.html"
     if request.htmx and room is not None:
         template += "#room-messages"
-    return render(request, template, _rooms_context(request, room))
+    return render(request, template, _rooms_context(room))
 
 
 @login_required
@@ -159,7 +158,7 @@ def room_create(request: HttpRequest) -> HttpResponse:
     form = RoomForm(request.POST)
     if not form.is_valid():
         return render(
-            request, "sandbox/rooms.html", _rooms_context(request, None, room_form=form)
+            request, "sandbox/rooms.html", _rooms_context(None, room_form=form)
         )
     room = services.create_room(
         form.cleaned_data["app"],
@@ -178,7 +177,7 @@ def room_mute(request: HttpRequest, pk: int) -> HttpResponse:
     form = MuteForm(request.POST)
     if not form.is_valid():
         return render(
-            request, "sandbox/rooms.html", _rooms_context(request, room, mute_form=form)
+            request, "sandbox/rooms.html", _rooms_context(room, mute_form=form)
         )
     account, seconds = form.cleaned_data["account"], form.cleaned_data["seconds"]
     services.mute_member(room.app, room.room_id, account, seconds)
