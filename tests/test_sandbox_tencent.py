@@ -537,3 +537,27 @@ def test_it_gives_concurrent_senders_distinct_increasing_seqs(live_server, app):
     stored = SandboxMessage.objects.order_by("msg_seq")
     assert [m.msg_seq for m in stored] == seqs
     assert len({a["RequestId"] for a in answers}) == 24
+
+
+def test_it_can_apply_the_older_8_kb_message_limit(http, live_server, app, settings):
+    settings.SANDBOX_MAX_MESSAGE_BYTES = 8 * 1024
+    assert (
+        post(http, live_server, TEXT, app, text(content="x" * 8192))["ErrorCode"] == 0
+    )
+    assert_error(post(http, live_server, TEXT, app, text(content="x" * 8193)), 100603)
+
+
+def test_it_can_dedup_broadcasts_by_sender_and_random_only(
+    http, live_server, app, settings
+):
+    settings.SANDBOX_RATE_LIMITS = {"broadcast": 100}
+    settings.SANDBOX_BROADCAST_DEDUP = "random"
+    first = post(http, live_server, BROADCAST, app, BODY)
+    other_content = post(
+        http, live_server, BROADCAST, app, {**BODY, "CloudCustomData": "x"}
+    )
+    assert first["MsgSeq"] == other_content["MsgSeq"] == 1
+    other_sender = post(
+        http, live_server, BROADCAST, app, {**BODY, "From_Account": "u2"}
+    )
+    assert other_sender["MsgSeq"] == 2
