@@ -328,6 +328,9 @@ def test_it_limits_live_engine_calls_per_app(http, live_server, app, settings):
     codes = [post(http, live_server, TEXT, app, text())["ErrorCode"] for _ in range(5)]
     assert codes == [0, 0, 0, 100602, 100602]
     assert SandboxMessage.objects.count() == 3
+    # Each API has its own budget.
+    custom = {"RoomId": "room-1", "BusinessId": "b", "Data": "d"}
+    assert post(http, live_server, CUSTOM, app, custom)["ErrorCode"] == 0
     # Another app has its own budget.
     other = make_app()
     make_sandbox_app(other, rooms=("room-1",), callback_url=app.sandbox.callback_url)
@@ -561,3 +564,31 @@ def test_it_can_dedup_broadcasts_by_sender_and_random_only(
         http, live_server, BROADCAST, app, {**BODY, "From_Account": "u2"}
     )
     assert other_sender["MsgSeq"] == 2
+
+
+CREATE = ("live_engine_http_srv", "create_room")
+DESTROY = ("live_engine_http_srv", "destroy_room")
+
+
+def test_it_creates_and_destroys_rooms_through_the_api(http, live_server, app):
+    body = {"RoomInfo": {"RoomId": "live-room", "RoomType": "Live", "RoomName": "x"}}
+    answer = post(http, live_server, CREATE, app, body)
+    assert answer["ErrorCode"] == 0
+    assert answer["Response"] == {"RoomId": "live-room"}
+    assert post(http, live_server, TEXT, app, text(room="live-room"))["ErrorCode"] == 0
+    assert_error(post(http, live_server, CREATE, app, body), 100003)
+    cases = [
+        ({}, 100002),
+        ({"RoomInfo": {"RoomType": "Live"}}, 100002),
+        ({"RoomInfo": {"RoomId": "r", "RoomType": "Meeting"}}, 100002),
+        ({"RoomInfo": {"RoomId": "x" * 49, "RoomType": "Live"}}, 100002),
+        ({"RoomInfo": {"RoomId": "@TGS#1", "RoomType": "Live"}}, 100002),
+        ({"RoomInfo": {"RoomId": "r", "RoomType": "Live", "Owner_Account": 1}}, 60015),
+    ]
+    got = [(c, post(http, live_server, CREATE, app, c)["ErrorCode"]) for c, _ in cases]
+    assert got == cases
+    answer = post(http, live_server, DESTROY, app, {"RoomId": "live-room"})
+    assert answer["ErrorCode"] == 0 and "Response" not in answer
+    assert not SandboxRoom.objects.filter(room_id="live-room").exists()
+    assert_error(post(http, live_server, DESTROY, app, {"RoomId": "live-room"}), 100004)
+    assert_error(post(http, live_server, TEXT, app, text(room="live-room")), 100004)

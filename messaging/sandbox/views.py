@@ -60,7 +60,12 @@ def tencent_api(request: HttpRequest, service: str, command: str) -> JsonRespons
                 tencent.GROUP_BAD_COMMAND, f"invalid command {command}"
             )
         body = tencent.parse_body(request.body)
-        if live:
+        if command == "create_room":
+            result = {"Response": tencent.create_live_room(call, body)}
+        elif command == "destroy_room":
+            tencent.destroy_live_room(call, body)
+            result = {}
+        elif live:
             result = {"Response": tencent.send_room_message(call, command, body)}
         else:
             result = tencent.send_broadcast(call, body)
