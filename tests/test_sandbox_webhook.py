@@ -9,7 +9,6 @@ import threading
 import time
 
 import httpx
-import pytest
 
 from messaging.sandbox.models import SandboxMessage
 from tests.factories import make_app, make_sandbox_app
@@ -204,37 +203,62 @@ def test_it_reports_success_but_delivers_nothing_when_the_webhook_discards(live_
     assert SandboxMessage.objects.get().texts == ["hello"]
 
 
-@pytest.mark.parametrize("code", [10100, 10150, 10200])
-def test_it_passes_the_webhooks_own_code_and_info(live_server, code):
-    reply = {
-        "ActionStatus": "OK",
-        "ErrorCode": code,
-        "ErrorInfo": "blocked word: packet",
-    }
-    with WebhookReceiver(answer=answer_json(reply)) as hook:
+def test_it_passes_the_webhooks_own_code_and_info(live_server):
+    def own_code(hit):
+        code = int(hit.body["MsgBody"][0]["MsgContent"]["Text"])
+        reply = {
+            "ActionStatus": "OK",
+            "ErrorCode": code,
+            "ErrorInfo": f"blocked {code}",
+        }
+        return 200, json.dumps(reply).encode()
+
+    with WebhookReceiver(answer=own_code) as hook:
         app = setup_app(hook.url)
-        answer = send(live_server, app)
-    assert answer["ErrorCode"] == code
-    assert answer["ErrorInfo"] == "blocked word: packet"
+        answers = {
+            code: send(
+                live_server,
+                app,
+                body={
+                    "RoomId": "room-1",
+                    "Sender_Account": "u",
+                    "TextContent": str(code),
+                },
+            )
+            for code in [10100, 10150, 10200]
+        }
+    for code, answer in answers.items():
+        assert (answer["ErrorCode"], answer["ErrorInfo"]) == (code, f"blocked {code}")
+        assert answer["ActionStatus"] == "FAIL"
     assert not SandboxMessage.objects.exists()
 
 
-@pytest.mark.parametrize(
-    "answer",
-    [
-        lambda hit: (500, b'{"ErrorCode":1}'),
-        lambda hit: (200, b"<html>not json</html>"),
-        lambda hit: (200, b'["not", "an", "object"]'),
-        lambda hit: (200, b'{"ActionStatus":"OK"}'),
-        lambda hit: (200, b'{"ErrorCode":10099,"ErrorInfo":"undocumented"}'),
-    ],
-    ids=["http-500", "not-json", "not-object", "no-errorcode", "undocumented-code"],
-)
-def test_it_delivers_when_the_webhook_fails(live_server, answer):
-    with WebhookReceiver(answer=answer) as hook:
+FAILURES = {
+    "http-500": (500, b'{"ErrorCode":1}'),
+    "not-json": (200, b"<html>not json</html>"),
+    "not-object": (200, b'["not", "an", "object"]'),
+    "no-errorcode": (200, b'{"ActionStatus":"OK"}'),
+    "undocumented-code": (200, b'{"ErrorCode":10099,"ErrorInfo":"undocumented"}'),
+}
+
+
+def test_it_delivers_when_the_webhook_fails(live_server):
+    def fail(hit):
+        return FAILURES[hit.body["MsgBody"][0]["MsgContent"]["Text"]]
+
+    with WebhookReceiver(answer=fail) as hook:
         app = setup_app(hook.url)
-        assert send(live_server, app)["ErrorCode"] == 0
-    assert SandboxMessage.objects.get().texts == ["red packet"]
+        codes = {
+            name: send(
+                live_server,
+                app,
+                body={"RoomId": "room-1", "Sender_Account": "u", "TextContent": name},
+            )["ErrorCode"]
+            for name in FAILURES
+        }
+    assert codes == dict.fromkeys(FAILURES, 0)
+    delivered = SandboxMessage.objects.order_by("msg_seq")
+    assert [m.texts[0] for m in delivered] == list(FAILURES)
 
 
 def test_it_answers_80003_on_webhook_failure_when_the_policy_is_reject(live_server):

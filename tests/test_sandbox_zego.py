@@ -94,10 +94,14 @@ def test_it_rejects_a_signature_made_with_another_secret(live_server, app):
     assert not SandboxMessage.objects.exists()
 
 
-@pytest.mark.parametrize("skew", [-601, 601, -3600])
-def test_it_rejects_a_timestamp_more_than_ten_minutes_off(live_server, app, skew):
-    query = zego_query(app, timestamp=int(time.time()) + skew, **command())
-    assert call(live_server, query).json()["Code"] == 100000004
+def test_it_rejects_a_timestamp_more_than_ten_minutes_off(live_server, app):
+    codes = [
+        call(
+            live_server, zego_query(app, timestamp=int(time.time()) + skew, **command())
+        ).json()["Code"]
+        for skew in [-605, 610, -3600]
+    ]
+    assert codes == [100000004] * 3
 
 
 def test_it_accepts_a_timestamp_within_ten_minutes(live_server, app):
@@ -105,48 +109,48 @@ def test_it_accepts_a_timestamp_within_ten_minutes(live_server, app):
     assert call(live_server, query).json()["Code"] == 0
 
 
-@pytest.mark.parametrize(
-    ("params", "code"),
-    [
-        ({"Action": None}, 100000006),
-        ({"Action": "SendBroadcastMessage"}, 100000007),
-        ({"AppId": None}, 100000001),
-        ({"AppId": "12ab"}, 100000001),
-        ({"AppId": "99"}, 100000010),
-        ({"SignatureNonce": None}, 100000008),
-        ({"Timestamp": None}, 100000002),
-        ({"Timestamp": "yesterday"}, 100000003),
-        ({"Signature": None}, 100000009),
-        ({"Signature": "43e5cfcca828314675f91b001390566a"}, 100000005),
-        ({"SignatureVersion": None}, 100000013),
-        ({"SignatureVersion": "1.0"}, 100000014),
-        ({"RoomId": None}, 2),
-        ({"RoomId": "no-such-room"}, 50001),
-        ({"FromUserId": None}, 2),
-        ({"ToUserId[]": [f"u{i}" for i in range(11)]}, 50011),
-        ({"ToUserId[]": ["u1", ""]}, 2),
-        ({"MessageContent": None}, 1008),
-        ({"MessageContent": "x" * 1025}, 50012),
-        ({"MessageContent": "é" * 513}, 50012),
-    ],
-)
-def test_it_answers_the_documented_codes(live_server, app, params, code):
-    base = command()
-    for name in [k for k in params if k in base]:
-        base.pop(name)
-    query = zego_query(app, **base, **params)
-    response = call(live_server, query)
-    assert response.status_code == 200
-    answer = response.json()
-    assert answer["Code"] == code, answer
-    assert answer["Message"]
-    assert answer["RequestId"]
-    assert "Data" not in answer
+CODE_CASES = [
+    ({"Action": None}, 100000006),
+    ({"Action": "SendBroadcastMessage"}, 100000007),
+    ({"AppId": None}, 100000001),
+    ({"AppId": "12ab"}, 100000001),
+    ({"AppId": "99"}, 100000010),
+    ({"SignatureNonce": None}, 100000008),
+    ({"Timestamp": None}, 100000002),
+    ({"Timestamp": "yesterday"}, 100000003),
+    ({"Signature": None}, 100000009),
+    ({"Signature": "43e5cfcca828314675f91b001390566a"}, 100000005),
+    ({"SignatureVersion": None}, 100000013),
+    ({"SignatureVersion": "1.0"}, 100000014),
+    ({"RoomId": None}, 2),
+    ({"RoomId": "no-such-room"}, 50001),
+    ({"FromUserId": None}, 2),
+    ({"ToUserId[]": [f"u{i}" for i in range(11)]}, 50011),
+    ({"ToUserId[]": ["u1", ""]}, 2),
+    ({"MessageContent": None}, 1008),
+    ({"MessageContent": "x" * 1025}, 50012),
+    ({"MessageContent": "é" * 513}, 50012),
+]
+
+
+def test_it_answers_the_documented_codes(live_server, app):
+    got, wanted = [], []
+    for params, code in CODE_CASES:
+        base = {k: v for k, v in command().items() if k not in params}
+        response = call(live_server, zego_query(app, **base, **params))
+        assert response.status_code == 200
+        answer = response.json()
+        assert answer["Message"] and answer["RequestId"]
+        assert "Data" not in answer
+        got.append((params, answer["Code"]))
+        wanted.append((params, code))
+    assert got == wanted
     assert not SandboxMessage.objects.exists()
 
 
 def test_it_limits_calls_per_app(live_server, app, settings):
     settings.SANDBOX_RATE_LIMITS = {"zego": 2}
+    settings.SANDBOX_RATE_WINDOW = 60
     codes = [
         call(live_server, zego_query(app, **command())).json()["Code"] for _ in range(4)
     ]
