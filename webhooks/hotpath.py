@@ -133,7 +133,11 @@ def load_snapshot(token: str) -> Snapshot:
         if key not in compiled:
             try:
                 compiled[key] = (RuleSet.compile(rule_from_row(r) for r in items), "")
-            except Exception as exc:  # a corrupt entry: answers follow the fail policy
+            except Exception as exc:
+                # A stored row the services would never have written (the database
+                # was edited by hand, or a bug): rather than silently run a partial
+                # rule set, this app's calls get the fail policy the operator chose,
+                # and the log says why.
                 logger.exception("could not build the rules (app %s)", key)
                 compiled[key] = (None, f"{type(exc).__name__}: {exc}")
         return compiled[key]
