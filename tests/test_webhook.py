@@ -652,3 +652,23 @@ def test_the_raw_wsgi_entry_answers_like_the_view(app, shared):
 def test_the_raw_wsgi_entry_hands_other_paths_to_django(db):
     status, _, _ = _wsgi_call("/accounts/login/", b"", method="GET")
     assert status == "200 OK"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_background_writer_records_without_being_asked(settings):
+    settings.WEBHOOK_RECORD_IN_BACKGROUND = True
+    settings.WEBHOOK_RECORD_SECONDS = 0.05
+    app = make_app(name="background")
+    spam = add(services.create_list("Background", app=None), "spam")
+    try:
+        response = call(app, text_body("spam", sender="bob"))
+        assert response.json()["ErrorCode"] == 1
+        deadline = time.monotonic() + 5
+        while not Decision.objects.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)  # polling the writer thread's commit
+        decision = Decision.objects.get()
+        assert (decision.sender, decision.entry_ids) == ("bob", [spam.pk])
+    finally:
+        recorder.stop()
+    spam.refresh_from_db()
+    assert spam.hit_count == 1

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, close_old_connections, transaction
+from django.db import IntegrityError, close_old_connections, connections, transaction
 from django.db.models import F
 
 logger = logging.getLogger(__name__)
@@ -59,6 +59,7 @@ class Recorder:
         self._lock = threading.Lock()
         self._batch = Batch()
         self._wake = threading.Event()
+        self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         # What this process has answered since it started (shown nowhere, handy in a shell).
         self.totals: Counter = Counter()
@@ -126,7 +127,7 @@ class Recorder:
             self._thread.start()
 
     def _run(self) -> None:
-        while True:
+        while not self._stop.is_set():
             self._wake.wait(settings.WEBHOOK_RECORD_SECONDS)
             self._wake.clear()
             try:
@@ -134,6 +135,18 @@ class Recorder:
                 self.flush()
             except Exception:
                 logger.exception("could not write the webhook decision log")
+        connections.close_all()
+
+    def stop(self) -> None:
+        """Stop the background writer after a last flush (tests; a clean exit)."""
+        thread = self._thread
+        if thread is None:
+            return
+        self._stop.set()
+        self._wake.set()
+        thread.join(timeout=10)
+        self._thread = None
+        self._stop.clear()
 
     # --- the write --------------------------------------------------------------
     def take(self) -> Batch:
