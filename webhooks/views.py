@@ -6,6 +6,7 @@ import json
 from datetime import timedelta
 
 from django.contrib import messages
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
@@ -18,6 +19,7 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
+from django_htmx.middleware import HtmxDetails
 
 from liveadmin.roles import Role, role_required
 from webhooks import services
@@ -37,6 +39,12 @@ from webhooks.models import (
     DecisionCount,
     RejectionCount,
 )
+
+
+class AuthedHtmxRequest(HttpRequest):
+    user: AbstractBaseUser
+    htmx: HtmxDetails
+
 
 TOTAL_ACTIONS = ["allow", "forbid", "forbid_code", "discard", "mask"]
 ENTRY_SORTS = {
@@ -68,7 +76,7 @@ def _form_errors(form: EntryForm, exc: ValidationError) -> None:
 
 @login_required
 @role_required(Role.MODERATOR)
-def blocklist_list(request: HttpRequest) -> HttpResponse:
+def blocklist_list(request: AuthedHtmxRequest) -> HttpResponse:
     lists = Blocklist.objects.select_related("app").annotate(
         entry_count=Count("entries"),
         active_count=Count("entries", filter=Q(entries__enabled=True)),
@@ -83,7 +91,7 @@ def blocklist_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 @role_required(Role.MODERATOR)
-def blocklist_create(request: HttpRequest) -> HttpResponse:
+def blocklist_create(request: AuthedHtmxRequest) -> HttpResponse:
     form = BlocklistForm(request.POST)
     if form.is_valid():
         d = form.cleaned_data
@@ -105,7 +113,7 @@ def blocklist_create(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @role_required(Role.MODERATOR)
-def blocklist_edit(request: HttpRequest, pk: int) -> HttpResponse:
+def blocklist_edit(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
     blocklist = _get_list(pk)
     form = BlocklistForm(request.POST or None, instance=Blocklist.objects.get(pk=pk))
     if request.method == "POST" and form.is_valid():
@@ -120,7 +128,7 @@ def blocklist_edit(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 @role_required(Role.MODERATOR)
-def blocklist_delete(request: HttpRequest, pk: int) -> HttpResponse:
+def blocklist_delete(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
     blocklist = _get_list(pk)
     name = blocklist.name
     services.delete_list(blocklist, actor=request.user)
@@ -131,7 +139,7 @@ def blocklist_delete(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _detail_context(
-    request: HttpRequest, blocklist: Blocklist, form: EntryForm | None = None
+    request: AuthedHtmxRequest, blocklist: Blocklist, form: EntryForm | None = None
 ) -> dict:
     sort = request.GET.get("sort", "hits")
     if sort not in ENTRY_SORTS:
@@ -160,7 +168,7 @@ def _detail_context(
 @login_required
 @role_required(Role.MODERATOR)
 @vary_on_headers("HX-Request")
-def blocklist_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def blocklist_detail(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
     blocklist = _get_list(pk)
     template = "webhooks/blocklist_detail.html"
     if request.htmx:
@@ -174,7 +182,7 @@ def blocklist_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 @role_required(Role.MODERATOR)
-def entry_create(request: HttpRequest, pk: int) -> HttpResponse:
+def entry_create(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
     blocklist = _get_list(pk)
     form = EntryForm(request.POST)
     if form.is_valid():
@@ -199,7 +207,7 @@ def entry_create(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @role_required(Role.MODERATOR)
-def entry_edit(request: HttpRequest, pk: int) -> HttpResponse:
+def entry_edit(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
     entry = _get_entry(pk)
     if request.method == "POST":
         form = EntryForm(request.POST, auto_id="edit_%s")
@@ -240,7 +248,7 @@ def entry_edit(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @role_required(Role.MODERATOR)
-def entry_row(request: HttpRequest, pk: int) -> HttpResponse:
+def entry_row(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
     """The plain row again (Cancel on an inline edit)."""
     entry = _get_entry(pk)
     if not request.htmx:
@@ -251,7 +259,7 @@ def entry_row(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 @role_required(Role.MODERATOR)
-def entry_toggle(request: HttpRequest, pk: int) -> HttpResponse:
+def entry_toggle(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
     entry = _get_entry(pk)
     entry = services.set_entry_enabled(entry, not entry.enabled, actor=request.user)
     if request.htmx:
@@ -264,7 +272,7 @@ def entry_toggle(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 @role_required(Role.MODERATOR)
-def entry_delete(request: HttpRequest, pk: int) -> HttpResponse:
+def entry_delete(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
     entry = _get_entry(pk)
     list_pk = entry.blocklist_id
     services.delete_entry(entry, actor=request.user)
@@ -279,7 +287,7 @@ def entry_delete(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @role_required(Role.MODERATOR)
-def blocklist_import(request: HttpRequest, pk: int) -> HttpResponse:
+def blocklist_import(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
     blocklist = _get_list(pk)
     form = ImportForm(request.POST or None, request.FILES or None)
     report = None
@@ -302,7 +310,7 @@ def blocklist_import(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @role_required(Role.MODERATOR)
-def blocklist_export(request: HttpRequest, pk: int) -> HttpResponse:
+def blocklist_export(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
     blocklist = _get_list(pk)
     content = services.export_csv(services.entries_for_export([blocklist]))
     response = HttpResponse(content, content_type="text/csv; charset=utf-8")
@@ -317,7 +325,7 @@ def blocklist_export(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @role_required(Role.MODERATOR)
 @vary_on_headers("HX-Request")
-def try_message(request: HttpRequest) -> HttpResponse:
+def try_message(request: AuthedHtmxRequest) -> HttpResponse:
     form = TryForm(request.POST or None)
     result = None
     if request.method == "POST" and form.is_valid():
@@ -345,7 +353,7 @@ def try_message(request: HttpRequest) -> HttpResponse:
 @login_required
 @role_required(Role.MODERATOR)
 @vary_on_headers("HX-Request")
-def decision_list(request: HttpRequest) -> HttpResponse:
+def decision_list(request: AuthedHtmxRequest) -> HttpResponse:
     form = DecisionFilterForm(request.GET or None)
     decisions = Decision.objects.select_related("app")
     if form.is_valid():
@@ -401,7 +409,7 @@ def decision_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @role_required(Role.AUDITOR)
 @vary_on_headers("HX-Request")
-def change_list(request: HttpRequest) -> HttpResponse:
+def change_list(request: AuthedHtmxRequest) -> HttpResponse:
     form = ChangeFilterForm(request.GET or None)
     changes = BlocklistChange.objects.all()
     if form.is_valid():
@@ -423,7 +431,7 @@ def change_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _query_without_page(request: HttpRequest) -> str:
+def _query_without_page(request: AuthedHtmxRequest) -> str:
     query = request.GET.copy()
     query.pop("page", None)
     return query.urlencode()
