@@ -672,3 +672,17 @@ def test_the_background_writer_records_without_being_asked(settings):
         recorder.stop()
     spam.refresh_from_db()
     assert spam.hit_count == 1
+
+
+def test_a_version_check_without_a_change_rebuilds_nothing(
+    app, shared, django_assert_num_queries, settings
+):
+    settings.WEBHOOK_VERSION_CHECK_SECONDS = 0  # check on every call
+    add(shared, "spam")
+    call(app, text_body("warm up"))
+    built = hotpath.rules.get().built_at
+    # One cheap version read per call (a Redis GET, or one small SELECT), no rebuild.
+    with django_assert_num_queries(0 if settings.REDIS_URL else 3):
+        for text in ("hello", "spam", "more"):
+            call(app, text_body(text))
+    assert hotpath.rules.get().built_at == built
