@@ -172,3 +172,24 @@ def test_it_sends_anonymous_users_to_login(client, sandbox):
     response = client.get(ROOMS)
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("login"))
+
+
+def test_it_filters_and_caps_the_room_list(manager, sandbox):
+    from messaging.sandbox import views
+    from messaging.sandbox.models import SandboxRoom as Room
+
+    Room.objects.bulk_create(
+        Room(app=sandbox, room_id=f"bulk-{i:03}") for i in range(205)
+    )
+    client = client_for(manager)
+    body = client.get(ROOMS).content.decode()
+    assert (
+        body.count('class="mono">bulk-') + body.count('class="mono">room-')
+        == views.ROOMS_SHOWN
+    )
+    assert "and 7 more: use the filter" in body
+    body = client.get(ROOMS, {"q": "room-"}).content.decode()
+    assert "room-1" in body and "room-2" in body and "bulk-000" not in body
+    assert 'value="room-"' in body
+    body = client.get(ROOMS, {"q": "nothing-like-this"}).content.decode()
+    assert "no room matches" in body

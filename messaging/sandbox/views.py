@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 PAGE_ROLES = (Role.MANAGER, Role.MODERATOR, Role.ADMIN)
 MESSAGES_SHOWN = 100
+ROOMS_SHOWN = 200
 
 
 class HtmxRequest(HttpRequest):
@@ -121,16 +122,23 @@ def _get_room(pk: int) -> SandboxRoom:
 def _rooms_context(
     room: SandboxRoom | None,
     *,
+    query: str = "",
     room_form: RoomForm | None = None,
     mute_form: MuteForm | None = None,
 ) -> dict:
     names = dashboard_names()
-    apps = [
-        (app, app_label(app, names), list(app.rooms.all()))
-        for app in SandboxApp.objects.prefetch_related("rooms")
-    ]
+    apps = []
+    for app in SandboxApp.objects.all():
+        # Batch tests can create thousands of rooms: list a page of them, filterable.
+        matching = (
+            app.rooms.filter(room_id__icontains=query) if query else app.rooms.all()
+        )
+        shown = list(matching[:ROOMS_SHOWN])
+        hidden = matching.count() - len(shown) if len(shown) == ROOMS_SHOWN else 0
+        apps.append((app, app_label(app, names), shown, hidden))
     context = {
         "apps": apps,
+        "query": query,
         "room": room,
         "room_form": room_form or RoomForm(initial={"live": True}),
         "mute_form": mute_form or MuteForm(),
@@ -153,7 +161,8 @@ def rooms(request: HtmxRequest) -> HttpResponse:
     template = "sandbox/rooms.html"
     if request.htmx and room is not None:
         template += "#room-messages"
-    return render(request, template, _rooms_context(room))
+    query = request.GET.get("q", "").strip()[:100]
+    return render(request, template, _rooms_context(room, query=query))
 
 
 @login_required
