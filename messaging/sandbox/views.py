@@ -17,7 +17,13 @@ from django_htmx.middleware import HtmxDetails
 
 from liveadmin.roles import Role, role_required
 from messaging.sandbox import services, tencent, zego
-from messaging.sandbox.forms import MuteForm, RoomForm, app_label, dashboard_names
+from messaging.sandbox.forms import (
+    MirrorForm,
+    MuteForm,
+    RoomForm,
+    app_label,
+    dashboard_names,
+)
 from messaging.sandbox.models import MutedMember, SandboxApp, SandboxRoom
 
 logger = logging.getLogger(__name__)
@@ -125,6 +131,7 @@ def _rooms_context(
     query: str = "",
     room_form: RoomForm | None = None,
     mute_form: MuteForm | None = None,
+    mirror_form: MirrorForm | None = None,
 ) -> dict:
     names = dashboard_names()
     apps = []
@@ -142,6 +149,7 @@ def _rooms_context(
         "room": room,
         "room_form": room_form or RoomForm(initial={"live": True}),
         "mute_form": mute_form or MuteForm(),
+        "mirror_form": mirror_form or MirrorForm(),
     }
     if room is not None:
         context["room_label"] = app_label(room.app, names)
@@ -215,3 +223,19 @@ def room_unmute(request: HttpRequest, pk: int, member: int) -> HttpResponse:
         request, f"{muted.account} is no longer muted in “{room.room_id}”."
     )
     return redirect(f"{reverse('sandbox:rooms')}?room={room.pk}")
+
+
+@login_required
+@require_POST
+@role_required(Role.ADMIN)
+def app_mirror(request: HttpRequest) -> HttpResponse:
+    """Administrators copy a dashboard app's credentials into the sandbox."""
+    form = MirrorForm(request.POST)
+    if not form.is_valid():
+        return render(
+            request, "sandbox/rooms.html", _rooms_context(None, mirror_form=form)
+        )
+    app = form.cleaned_data["app"]
+    services.mirror_provider_app(app, rooms=form.cleaned_data["rooms"])
+    messages.success(request, f"App “{app.name}” is in the sandbox.")
+    return redirect("sandbox:rooms")
