@@ -166,11 +166,12 @@ def rooms(request: HtmxRequest) -> HttpResponse:
     raw = request.GET.get("room", "")
     if raw.isdigit():
         room = _get_room(int(raw))
-    template = "sandbox/rooms.html"
     if request.htmx and room is not None:
-        template += "#room-messages"
+        # The poll of the open room: only its messages are rendered.
+        context = {"room": room, "room_messages": room.messages.all()[:MESSAGES_SHOWN]}
+        return render(request, "sandbox/rooms.html#room-messages", context)
     query = request.GET.get("q", "").strip()[:100]
-    return render(request, template, _rooms_context(room, query=query))
+    return render(request, "sandbox/rooms.html", _rooms_context(room, query=query))
 
 
 @login_required
