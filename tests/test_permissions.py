@@ -131,6 +131,12 @@ ROUTES: list[tuple[str, str, callable, set[str]]] = [
         {"manager", "moderator", "admin"},
     ),
     (
+        "sandbox-app-mirror",
+        "post",
+        lambda ctx: reverse("sandbox:app-mirror"),
+        {"admin"},
+    ),
+    (
         "sandbox-room-mute",
         "post",
         lambda ctx: reverse("sandbox:room-mute", args=[_sandbox(ctx)["room"].pk]),
