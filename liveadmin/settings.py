@@ -262,3 +262,17 @@ LOGGING = {
         "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },
 }
+
+# Before-send webhook (webhooks/hotpath.py).
+WEBHOOK_MAX_BODY = env_int("WEBHOOK_MAX_BODY", 1024 * 1024)
+# How old a signed call's RequestTime may be, in seconds. The provider documents no
+# replay window (UNCONFIRMED, PROVIDERS.md 3.2): 300 s tolerates clock skew and retries.
+WEBHOOK_SIGN_MAX_AGE = env_int("WEBHOOK_SIGN_MAX_AGE", 300)
+# How often a process checks the rules version (Redis GET, or a DB read without Redis).
+WEBHOOK_VERSION_CHECK_SECONDS = float(
+    os.environ.get("WEBHOOK_VERSION_CHECK_SECONDS", "0.5" if REDIS_URL else "1.0")
+)
+# Decision log written by a background thread in batches; tests flush by hand.
+WEBHOOK_RECORD_IN_BACKGROUND = env_bool("WEBHOOK_RECORD_IN_BACKGROUND", not TESTING)
+WEBHOOK_RECORD_BATCH = env_int("WEBHOOK_RECORD_BATCH", 200)
+WEBHOOK_RECORD_SECONDS = float(os.environ.get("WEBHOOK_RECORD_SECONDS", "1.0"))

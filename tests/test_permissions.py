@@ -58,6 +58,87 @@ ROUTES: list[tuple[str, str, callable, set[str]]] = [
         lambda ctx: reverse("messaging:audit-export"),
         {"manager", "auditor"},
     ),
+    # webhooks: moderator pages and the auditors' blocklist history
+    (
+        "blocklist-list",
+        "get",
+        lambda ctx: reverse("webhooks:blocklist-list"),
+        {"moderator"},
+    ),
+    (
+        "blocklist-create",
+        "post",
+        lambda ctx: reverse("webhooks:blocklist-create"),
+        {"moderator"},
+    ),
+    (
+        "blocklist-detail",
+        "get",
+        lambda ctx: reverse("webhooks:blocklist-detail", args=[ctx["blocklist"].pk]),
+        {"moderator"},
+    ),
+    (
+        "blocklist-edit",
+        "get",
+        lambda ctx: reverse("webhooks:blocklist-edit", args=[ctx["blocklist"].pk]),
+        {"moderator"},
+    ),
+    (
+        "blocklist-delete",
+        "post",
+        lambda ctx: reverse("webhooks:blocklist-delete", args=[ctx["blocklist"].pk]),
+        {"moderator"},
+    ),
+    (
+        "blocklist-import",
+        "get",
+        lambda ctx: reverse("webhooks:blocklist-import", args=[ctx["blocklist"].pk]),
+        {"moderator"},
+    ),
+    (
+        "blocklist-export",
+        "get",
+        lambda ctx: reverse("webhooks:blocklist-export", args=[ctx["blocklist"].pk]),
+        {"moderator"},
+    ),
+    (
+        "entry-create",
+        "post",
+        lambda ctx: reverse("webhooks:entry-create", args=[ctx["blocklist"].pk]),
+        {"moderator"},
+    ),
+    (
+        "entry-row",
+        "get",
+        lambda ctx: reverse("webhooks:entry-row", args=[ctx["entry"].pk]),
+        {"moderator"},
+    ),
+    (
+        "entry-edit",
+        "get",
+        lambda ctx: reverse("webhooks:entry-edit", args=[ctx["entry"].pk]),
+        {"moderator"},
+    ),
+    (
+        "entry-toggle",
+        "post",
+        lambda ctx: reverse("webhooks:entry-toggle", args=[ctx["entry"].pk]),
+        {"moderator"},
+    ),
+    (
+        "entry-delete",
+        "post",
+        lambda ctx: reverse("webhooks:entry-delete", args=[ctx["entry"].pk]),
+        {"moderator"},
+    ),
+    ("try", "get", lambda ctx: reverse("webhooks:try"), {"moderator"}),
+    (
+        "decision-list",
+        "get",
+        lambda ctx: reverse("webhooks:decision-list"),
+        {"moderator"},
+    ),
+    ("change-list", "get", lambda ctx: reverse("webhooks:change-list"), {"auditor"}),
     (
         "sandbox-rooms",
         "get",
@@ -69,6 +150,12 @@ ROUTES: list[tuple[str, str, callable, set[str]]] = [
         "post",
         lambda ctx: reverse("sandbox:room-create"),
         {"manager", "moderator", "admin"},
+    ),
+    (
+        "sandbox-app-mirror",
+        "post",
+        lambda ctx: reverse("sandbox:app-mirror"),
+        {"admin"},
     ),
     (
         "sandbox-room-mute",
@@ -102,7 +189,11 @@ def _sandbox(ctx: dict) -> dict:
 
 @pytest.fixture
 def ctx(db):
-    return {"app": make_app()}
+    from webhooks.models import Blocklist, BlocklistEntry
+
+    blocklist = Blocklist.objects.create(name="Permissions list")
+    entry = BlocklistEntry.objects.create(blocklist=blocklist, term="perm-word")
+    return {"app": make_app(), "blocklist": blocklist, "entry": entry}
 
 
 @pytest.mark.parametrize("route", ROUTES, ids=[r[0] for r in ROUTES])

@@ -105,12 +105,12 @@ def test_it_creates_a_room(manager, sandbox):
 
 def test_it_keeps_typed_values_when_the_room_id_is_bad(manager, sandbox):
     response = client_for(manager).post(
-        reverse("sandbox:room-create"), {"app": sandbox.pk, "room_id": "bad room id"}
+        reverse("sandbox:room-create"), {"app": sandbox.pk, "room_id": "salle-été"}
     )
     assert response.status_code == 200
     body = response.content.decode()
-    assert "A room ID is printable ASCII without spaces." in body
-    assert 'value="bad room id"' in body
+    assert "A room ID uses printable ASCII characters only." in body
+    assert 'value="salle-été"' in body
     assert SandboxRoom.objects.count() == 2
 
 
@@ -172,3 +172,69 @@ def test_it_sends_anonymous_users_to_login(client, sandbox):
     response = client.get(ROOMS)
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("login"))
+
+
+def test_it_filters_and_caps_the_room_list(manager, sandbox):
+    from messaging.sandbox import views
+    from messaging.sandbox.models import SandboxRoom as Room
+
+    Room.objects.bulk_create(
+        Room(app=sandbox, room_id=f"bulk-{i:03}") for i in range(205)
+    )
+    client = client_for(manager)
+    body = client.get(ROOMS).content.decode()
+    assert (
+        body.count('class="mono">bulk-') + body.count('class="mono">room-')
+        == views.ROOMS_SHOWN
+    )
+    assert "and 7 more: use the filter" in body
+    body = client.get(ROOMS, {"q": "room-"}).content.decode()
+    assert "room-1" in body and "room-2" in body and "bulk-000" not in body
+    assert 'value="room-"' in body
+    body = client.get(ROOMS, {"q": "nothing-like-this"}).content.decode()
+    assert "no room matches" in body
+
+
+def test_it_lets_administrators_add_a_dashboard_app_to_the_sandbox(admin_user):
+    from messaging.sandbox.models import SandboxApp
+
+    app = make_app(name="New app", identifier="boss", webhook_token="tok")
+    client = client_for(admin_user)
+    assert "Add a dashboard app to the sandbox" in client.get(ROOMS).content.decode()
+    response = client.post(
+        reverse("sandbox:app-mirror"), {"app": app.pk, "rooms": "lobby, stage-1"}
+    )
+    assert response.status_code == 302
+    sandbox = SandboxApp.objects.get(app_id=app.app_id)
+    assert (sandbox.secret, sandbox.admins, sandbox.callback_token) == (
+        app.secret_key,
+        ["boss"],
+        "tok",
+    )
+    assert list(sandbox.rooms.values_list("room_id", flat=True)) == ["lobby", "stage-1"]
+
+
+def test_it_keeps_typed_rooms_when_one_is_bad(admin_user):
+    app = make_app(name="New app")
+    response = client_for(admin_user).post(
+        reverse("sandbox:app-mirror"), {"app": app.pk, "rooms": "lobby, salle-été"}
+    )
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert (
+        "&#x27;salle-été&#x27;: A room ID uses printable ASCII characters only." in body
+    )
+    assert 'value="lobby, salle-été"' in body
+    assert not SandboxRoom.objects.exists()
+
+
+def test_it_lets_only_administrators_mirror_apps(manager, moderator, sandbox):
+    app = make_app(name="New app")
+    for user in (manager, moderator):
+        client = client_for(user)
+        assert (
+            "Add a dashboard app to the sandbox"
+            not in client.get(ROOMS).content.decode()
+        )
+        response = client.post(reverse("sandbox:app-mirror"), {"app": app.pk})
+        assert response.status_code == 403

@@ -71,3 +71,30 @@ class MuteForm(forms.Form):
             return validate_account(self.cleaned_data["account"])
         except ValidationError as exc:
             raise forms.ValidationError(exc.messages) from None
+
+
+class MirrorForm(forms.Form):
+    """Copy a dashboard app (id, secret, admin identifier, webhook token) into the sandbox."""
+
+    app = forms.ModelChoiceField(
+        queryset=ProviderApp.objects.all(),
+        label="Dashboard app",
+        help_text="Its base URL must point at this site's /sandbox for sends to land here.",
+    )
+    rooms = forms.CharField(
+        required=False,
+        label="Rooms to create",
+        help_text="Room IDs separated by commas, e.g. demo-room, lobby.",
+    )
+
+    def clean_rooms(self) -> list[str]:
+        rooms = []
+        for raw in self.cleaned_data["rooms"].split(","):
+            if raw.strip():
+                try:
+                    rooms.append(validate_room_id(raw))
+                except ValidationError as exc:
+                    raise forms.ValidationError(
+                        f"{raw.strip()!r}: {exc.messages[0]}"
+                    ) from None
+        return rooms

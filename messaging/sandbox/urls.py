@@ -12,6 +12,7 @@ urlpatterns = [
     path("zego", views.zego_api),
     path("rooms/", views.rooms, name="rooms"),
     path("rooms/new/", views.room_create, name="room-create"),
+    path("apps/mirror/", views.app_mirror, name="app-mirror"),
     path("rooms/<int:pk>/mute/", views.room_mute, name="room-mute"),
     path("rooms/<int:pk>/unmute/<int:member>/", views.room_unmute, name="room-unmute"),
 ]

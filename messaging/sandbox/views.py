@@ -17,13 +17,20 @@ from django_htmx.middleware import HtmxDetails
 
 from liveadmin.roles import Role, role_required
 from messaging.sandbox import services, tencent, zego
-from messaging.sandbox.forms import MuteForm, RoomForm, app_label, dashboard_names
+from messaging.sandbox.forms import (
+    MirrorForm,
+    MuteForm,
+    RoomForm,
+    app_label,
+    dashboard_names,
+)
 from messaging.sandbox.models import MutedMember, SandboxApp, SandboxRoom
 
 logger = logging.getLogger(__name__)
 
 PAGE_ROLES = (Role.MANAGER, Role.MODERATOR, Role.ADMIN)
 MESSAGES_SHOWN = 100
+ROOMS_SHOWN = 200
 
 
 class HtmxRequest(HttpRequest):
@@ -60,7 +67,12 @@ def tencent_api(request: HttpRequest, service: str, command: str) -> JsonRespons
                 tencent.GROUP_BAD_COMMAND, f"invalid command {command}"
             )
         body = tencent.parse_body(request.body)
-        if live:
+        if command == "create_room":
+            result = {"Response": tencent.create_live_room(call, body)}
+        elif command == "destroy_room":
+            tencent.destroy_live_room(call, body)
+            result = {}
+        elif live:
             result = {"Response": tencent.send_room_message(call, command, body)}
         else:
             result = tencent.send_broadcast(call, body)
@@ -114,22 +126,30 @@ def _get_room(pk: int) -> SandboxRoom:
 
 
 def _rooms_context(
-    request: HttpRequest,
     room: SandboxRoom | None,
     *,
+    query: str = "",
     room_form: RoomForm | None = None,
     mute_form: MuteForm | None = None,
+    mirror_form: MirrorForm | None = None,
 ) -> dict:
     names = dashboard_names()
-    apps = [
-        (app, app_label(app, names), list(app.rooms.all()))
-        for app in SandboxApp.objects.prefetch_related("rooms")
-    ]
+    apps = []
+    for app in SandboxApp.objects.all():
+        # Batch tests can create thousands of rooms: list a page of them, filterable.
+        matching = (
+            app.rooms.filter(room_id__icontains=query) if query else app.rooms.all()
+        )
+        shown = list(matching[:ROOMS_SHOWN])
+        hidden = matching.count() - len(shown) if len(shown) == ROOMS_SHOWN else 0
+        apps.append((app, app_label(app, names), shown, hidden))
     context = {
         "apps": apps,
+        "query": query,
         "room": room,
         "room_form": room_form or RoomForm(initial={"live": True}),
         "mute_form": mute_form or MuteForm(),
+        "mirror_form": mirror_form or MirrorForm(),
     }
     if room is not None:
         context["room_label"] = app_label(room.app, names)
@@ -146,10 +166,12 @@ def rooms(request: HtmxRequest) -> HttpResponse:
     raw = request.GET.get("room", "")
     if raw.isdigit():
         room = _get_room(int(raw))
-    template = "sandbox/rooms.html"
     if request.htmx and room is not None:
-        template += "#room-messages"
-    return render(request, template, _rooms_context(request, room))
+        # The poll of the open room: only its messages are rendered.
+        context = {"room": room, "room_messages": room.messages.all()[:MESSAGES_SHOWN]}
+        return render(request, "sandbox/rooms.html#room-messages", context)
+    query = request.GET.get("q", "").strip()[:100]
+    return render(request, "sandbox/rooms.html", _rooms_context(room, query=query))
 
 
 @login_required
@@ -159,7 +181,7 @@ def room_create(request: HttpRequest) -> HttpResponse:
     form = RoomForm(request.POST)
     if not form.is_valid():
         return render(
-            request, "sandbox/rooms.html", _rooms_context(request, None, room_form=form)
+            request, "sandbox/rooms.html", _rooms_context(None, room_form=form)
         )
     room = services.create_room(
         form.cleaned_data["app"],
@@ -178,7 +200,7 @@ def room_mute(request: HttpRequest, pk: int) -> HttpResponse:
     form = MuteForm(request.POST)
     if not form.is_valid():
         return render(
-            request, "sandbox/rooms.html", _rooms_context(request, room, mute_form=form)
+            request, "sandbox/rooms.html", _rooms_context(room, mute_form=form)
         )
     account, seconds = form.cleaned_data["account"], form.cleaned_data["seconds"]
     services.mute_member(room.app, room.room_id, account, seconds)
@@ -202,3 +224,19 @@ def room_unmute(request: HttpRequest, pk: int, member: int) -> HttpResponse:
         request, f"{muted.account} is no longer muted in “{room.room_id}”."
     )
     return redirect(f"{reverse('sandbox:rooms')}?room={room.pk}")
+
+
+@login_required
+@require_POST
+@role_required(Role.ADMIN)
+def app_mirror(request: HttpRequest) -> HttpResponse:
+    """Administrators copy a dashboard app's credentials into the sandbox."""
+    form = MirrorForm(request.POST)
+    if not form.is_valid():
+        return render(
+            request, "sandbox/rooms.html", _rooms_context(None, mirror_form=form)
+        )
+    app = form.cleaned_data["app"]
+    services.mirror_provider_app(app, rooms=form.cleaned_data["rooms"])
+    messages.success(request, f"App “{app.name}” is in the sandbox.")
+    return redirect("sandbox:rooms")

@@ -1,0 +1,188 @@
+"""A change made by one process reaches every web process within two seconds.
+
+Two gunicorn servers (one worker each: two separate processes) serve the webhook
+against the same database; a third process (`manage.py blocklist add`) adds an
+entry; both servers must answer with the new decision within 2 s of the commit,
+with the version signalled through Redis, and without Redis (database polling).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from tests.webhook_support import text_body
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ROOT = Path(__file__).resolve().parent.parent
+APP_ID = 1400123456
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def shared_database(tmp_path: Path) -> str:
+    """A DATABASE_URL other processes can open: the test database itself on
+    PostgreSQL (this test commits), a fresh migrated file on SQLite."""
+    if connection.vendor == "postgresql":
+        s = connection.settings_dict
+        password = f":{s['PASSWORD']}" if s.get("PASSWORD") else ""
+        return f"postgres://{s['USER']}{password}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+    url = f"sqlite:///{tmp_path / 'shared.sqlite3'}"
+    manage(["migrate", "--no-input"], env_for(url, redis=""))
+    return url
+
+
+def env_for(database_url: str, *, redis: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=database_url,
+        DJANGO_SETTINGS_MODULE="liveadmin.settings",
+        ALLOWED_HOSTS="127.0.0.1",
+    )
+    env.pop("REDIS_URL", None)
+    if redis:
+        env["REDIS_URL"] = redis
+    return env
+
+
+def manage(args: list[str], env: dict[str, str]) -> str:
+    done = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def post(port: int, text: str) -> dict:
+    query = f"SdkAppid={APP_ID}&CallbackCommand=Group.CallbackBeforeSendMsg&contenttype=json&ClientIP=127.0.0.1&OptPlatform=RESTAPI"
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/webhooks/tencent?{query}",
+        data=json.dumps(text_body(text)).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return json.loads(response.read())
+
+
+def wait_until_serving(port: int, proc: subprocess.Popen, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+        try:
+            post(port, "warm up")
+            return
+        except (urllib.error.URLError, ConnectionError):
+            time.sleep(0.05)  # polling a starting server
+    raise AssertionError(f"server on {port} did not start")
+
+
+@pytest.fixture
+def servers(tmp_path: Path, request) -> Iterator[tuple[list[int], dict[str, str]]]:
+    redis_url = request.param
+    database_url = shared_database(tmp_path)
+    env = env_for(database_url, redis=redis_url)
+    manage(
+        [
+            "addapp",
+            "propagation",
+            "--provider",
+            "tencent",
+            "--app-id",
+            str(APP_ID),
+            "--region",
+            "singapore",
+            "--identifier",
+            "administrator",
+        ],
+        env | {"LIVEADMIN_SECRET": "propagation-secret-0123456789"},
+    )
+    procs, ports = [], []
+    for _ in range(2):
+        port = free_port()
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "liveadmin.wsgi:application",
+                    "--bind",
+                    f"127.0.0.1:{port}",
+                    "--workers",
+                    "1",
+                    "--log-level",
+                    "warning",
+                ],
+                cwd=ROOT,
+                env=env,
+                stderr=subprocess.PIPE,
+            )
+        )
+        ports.append(port)
+    try:
+        deadline = time.monotonic() + 30
+        for port, proc in zip(ports, procs, strict=True):
+            wait_until_serving(port, proc, deadline)
+        yield ports, env
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGINT)  # gunicorn: quick shutdown
+        for proc in procs:
+            proc.wait(timeout=10)
+            if proc.stderr:
+                proc.stderr.close()
+
+
+REDIS_FOR_TESTS = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/5"
+
+
+@pytest.mark.parametrize(
+    "servers", [REDIS_FOR_TESTS, ""], ids=["redis", "database"], indirect=True
+)
+def test_a_change_reaches_every_process_within_two_seconds(servers):
+    ports, env = servers
+    word = f"propagated{time.time_ns()}"
+    for port in ports:
+        assert post(port, word)["ErrorCode"] == 0
+    manage(
+        [
+            "blocklist",
+            "add",
+            "--app",
+            "propagation",
+            "--term",
+            word,
+            "--action",
+            "discard",
+        ],
+        env,
+    )
+    committed = time.monotonic()
+    seen: dict[int, float] = {}
+    while len(seen) < len(ports) and time.monotonic() < committed + 2.0:
+        for port in ports:
+            if port not in seen and post(port, f"say {word}")["ErrorCode"] == 2:
+                seen[port] = time.monotonic() - committed
+    assert sorted(seen) == sorted(ports), f"only {seen} within 2 s"
+    assert max(seen.values()) < 2.0

@@ -1,0 +1,193 @@
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import forms
+
+from messaging.models import ProviderApp
+from webhooks import services
+from webhooks.models import (
+    Blocklist,
+    BlocklistChange,
+    DecisionAction,
+    EntryAction,
+    EntryKind,
+)
+
+MAX_IMPORT_BYTES = 5 * 1024 * 1024
+
+
+class BlocklistForm(forms.ModelForm):
+    app = forms.ModelChoiceField(
+        queryset=ProviderApp.objects.all(),
+        required=False,
+        empty_label="All apps",
+        help_text="Empty: the list applies to every app.",
+    )
+
+    class Meta:
+        model = Blocklist
+        fields = ["name", "app", "note", "enabled"]
+        widgets = {"note": forms.Textarea(attrs={"rows": 2})}
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        if not name:
+            raise forms.ValidationError("Enter a name.")
+        clash = Blocklist.objects.filter(name__iexact=name).exclude(pk=self.instance.pk)
+        if clash.exists():
+            raise forms.ValidationError("Another list has that name.")
+        return name
+
+
+class EntryForm(forms.Form):
+    """One entry; validation is the service's (the import uses the same rules)."""
+
+    kind = forms.ChoiceField(choices=EntryKind.choices, initial=EntryKind.WORD)
+    term = forms.CharField(max_length=services.MAX_TERM, strip=True)
+    action = forms.ChoiceField(choices=EntryAction.choices, initial=EntryAction.FORBID)
+    code = forms.IntegerField(
+        required=False,
+        label="Error code",
+        help_text="Only for “forbid with my code”: 10100-10200.",
+        widget=forms.NumberInput(attrs={"placeholder": "10100"}),
+    )
+    info = forms.CharField(
+        required=False,
+        max_length=200,
+        label="Error text",
+        help_text="Shown to the sender with the code.",
+    )
+    expires_at = forms.DateTimeField(
+        required=False,
+        label="Expires",
+        widget=forms.DateTimeInput(
+            attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"
+        ),
+    )
+    note = forms.CharField(required=False, max_length=500)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if "term" not in data or "kind" not in data or "action" not in data:
+            return data
+        if data["action"] in ("discard", "mask") or data["kind"] == "allow":
+            # The code fields stay filled when a moderator switches an entry from
+            # "forbid with my code" to discard or mask: they no longer apply.
+            data["code"], data["info"] = None, ""
+        values, errors = services.clean_entry(
+            kind=data["kind"],
+            term=data["term"],
+            action=data["action"],
+            code=data.get("code"),
+            info=data.get("info", ""),
+        )
+        for name, messages in errors.items():
+            for message in messages:
+                self.add_error(name, message)
+        data.update(values)
+        return data
+
+    def entry_fields(self) -> dict[str, Any]:
+        d = self.cleaned_data
+        return {
+            k: d.get(k)
+            for k in ("kind", "term", "action", "code", "info", "expires_at")
+        } | {"note": d.get("note", "")}
+
+
+class ImportForm(forms.Form):
+    file = forms.FileField(
+        help_text="TXT (one term per line), CSV (term, kind, action, code, info, expires_at, note) or JSONL."
+    )
+    kind = forms.ChoiceField(
+        choices=EntryKind.choices,
+        initial=EntryKind.WORD,
+        label="Kind when a line has none",
+    )
+    action = forms.ChoiceField(
+        choices=EntryAction.choices,
+        initial=EntryAction.FORBID,
+        label="Action when a line has none",
+    )
+
+    def clean_file(self) -> tuple[str, str]:
+        upload = self.cleaned_data["file"]
+        name = upload.name.lower()
+        fmt = name.rsplit(".", 1)[-1] if "." in name else ""
+        if fmt not in ("txt", "csv", "jsonl"):
+            raise forms.ValidationError("Upload a .txt, .csv or .jsonl file.")
+        if upload.size > MAX_IMPORT_BYTES:
+            raise forms.ValidationError("The file is over 5 MB.")
+        try:
+            content = upload.read().decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise forms.ValidationError("The file is not UTF-8 text.") from None
+        return fmt, content
+
+
+class TryForm(forms.Form):
+    app = forms.ModelChoiceField(
+        queryset=ProviderApp.objects.filter(provider="tencent"), empty_label=None
+    )
+    sender = forms.CharField(
+        max_length=128, initial="user-1", label="Sender (From_Account)"
+    )
+    text = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        label="Message text",
+    )
+    body = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 6}),
+        label="Or a whole before-send body (JSON)",
+        help_text="Overrides the text and sender: the exact body the provider would post.",
+    )
+
+    def clean_body(self) -> dict | None:
+        raw = self.cleaned_data["body"].strip()
+        if not raw:
+            return None
+        try:
+            value = json.loads(raw)
+        except ValueError as exc:
+            raise forms.ValidationError(f"Not JSON: {exc}") from None
+        if not isinstance(value, dict):
+            raise forms.ValidationError("The body must be a JSON object.")
+        return value
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if not data.get("text") and not data.get("body") and not self.has_error("body"):
+            self.add_error("text", "Type a message, or paste a body.")
+        return data
+
+
+class DecisionFilterForm(forms.Form):
+    app = forms.ModelChoiceField(
+        queryset=ProviderApp.objects.all(), required=False, empty_label="All apps"
+    )
+    action = forms.ChoiceField(
+        choices=[("", "All actions"), *DecisionAction.choices], required=False
+    )
+    room = forms.CharField(required=False, max_length=128)
+    sender = forms.CharField(required=False, max_length=128)
+    q = forms.CharField(required=False, max_length=200, label="Text contains")
+
+
+class ChangeFilterForm(forms.Form):
+    object_type = forms.ChoiceField(
+        choices=[
+            ("", "Lists and entries"),
+            ("blocklist", "Lists"),
+            ("entry", "Entries"),
+        ],
+        required=False,
+        label="Object",
+    )
+    action = forms.ChoiceField(
+        choices=[("", "All changes"), *BlocklistChange.Action.choices], required=False
+    )
+    actor = forms.CharField(required=False, max_length=150, label="Who")

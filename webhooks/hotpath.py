@@ -1,0 +1,456 @@
+"""The before-send webhook's hot path: parse, look up the app, match, answer.
+
+No request object and no per-request database query: provider apps and their
+compiled rule sets live in process memory (``rules``) and are rebuilt when the
+rules version moves (see webhooks/version.py). ``answer(query, body)`` takes the
+query parameters and raw body and returns a ``Reply`` (status + JSON payload), so
+the same function can be served by Django (views_webhook.py) or a leaner callable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+
+from webhooks import version
+from webhooks.matching import Rule, RuleSet, Verdict
+from webhooks.recorder import recorder
+
+logger = logging.getLogger(__name__)
+
+BEFORE_SEND = "Group.CallbackBeforeSendMsg"
+OK = {"ActionStatus": "OK", "ErrorInfo": "", "ErrorCode": 0}
+KINDS = frozenset({"word", "wildcard", "regex", "user", "allow"})
+ACTIONS = frozenset({"forbid", "forbid_code", "discard", "mask"})
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    payload: dict[str, Any]
+    reason: str = ""  # why a call was refused (counted), or "" when answered
+
+    def json(self) -> bytes:
+        return json.dumps(self.payload, ensure_ascii=False).encode()
+
+
+class InternalFailure(Exception):
+    """Something on our side broke; the app's fail policy answers."""
+
+
+def error(msg: str, status: int, reason: str) -> Reply:
+    """Every refusal of a webhook call goes through here, and is counted."""
+    recorder.rejection(reason)
+    return Reply(status, {"error": msg}, reason)
+
+
+# --- the in-memory rules ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AppRules:
+    pk: int
+    name: str
+    provider: str
+    app_id: int
+    enabled: bool
+    token: str = field(repr=False)
+    fail_closed: bool
+    ruleset: RuleSet | None  # None: the rules could not be built (see build_error)
+    build_error: str = ""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    token: str
+    by_sdkappid: dict[int, AppRules]  # Tencent apps, by SdkAppid
+    by_pk: dict[int, AppRules]
+    built_at: float
+
+
+def rule_from_row(row: Mapping[str, Any]) -> Rule:
+    """A stored entry as the matcher's Rule. Raises ValueError on a corrupt row."""
+    if row["kind"] not in KINDS:
+        raise ValueError(f"entry {row['id']}: unknown kind {row['kind']!r}")
+    if row["action"] not in ACTIONS:
+        raise ValueError(f"entry {row['id']}: unknown action {row['action']!r}")
+    expires = row["expires_at"]
+    return Rule(
+        id=row["id"],
+        kind=row["kind"],
+        term=row["term"],
+        action=row["action"],
+        code=row["code"],
+        info=row["info"],
+        expires_at=expires.timestamp() if expires is not None else None,
+    )
+
+
+def load_snapshot(token: str) -> Snapshot:
+    """Read apps and active entries from the database and compile one RuleSet per
+    distinct set of lists (apps without lists of their own share the global one)."""
+    from django.db.models import Q
+    from django.utils import timezone
+
+    from messaging.models import ProviderApp
+    from webhooks.models import BlocklistEntry
+
+    rows = list(
+        BlocklistEntry.objects.filter(enabled=True, blocklist__enabled=True)
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()))
+        .values(
+            "id",
+            "kind",
+            "term",
+            "action",
+            "code",
+            "info",
+            "expires_at",
+            "blocklist__app_id",
+        )
+    )
+    shared: list[dict] = []
+    per_app: dict[int, list[dict]] = {}
+    for row in rows:
+        app_pk = row["blocklist__app_id"]
+        if app_pk is None:
+            shared.append(row)
+        else:
+            per_app.setdefault(app_pk, []).append(row)
+
+    compiled: dict[int | None, tuple[RuleSet | None, str]] = {}
+
+    def compile_rows(key: int | None, items: Iterable[dict]) -> tuple:
+        if key not in compiled:
+            try:
+                compiled[key] = (RuleSet.compile(rule_from_row(r) for r in items), "")
+            except Exception as exc:
+                # A stored row the services would never have written (the database
+                # was edited by hand, or a bug): rather than silently run a partial
+                # rule set, this app's calls get the fail policy the operator chose,
+                # and the log says why.
+                logger.exception("could not build the rules (app %s)", key)
+                compiled[key] = (None, f"{type(exc).__name__}: {exc}")
+        return compiled[key]
+
+    by_pk: dict[int, AppRules] = {}
+    by_sdkappid: dict[int, AppRules] = {}
+    for app in ProviderApp.objects.all().only(
+        "pk",
+        "name",
+        "provider",
+        "app_id",
+        "enabled",
+        "webhook_token",
+        "webhook_fail_closed",
+    ):
+        if app.pk in per_app:
+            ruleset, err = compile_rows(app.pk, shared + per_app[app.pk])
+        else:
+            ruleset, err = compile_rows(None, shared)
+        info = AppRules(
+            pk=app.pk,
+            name=app.name,
+            provider=app.provider,
+            app_id=app.app_id,
+            enabled=app.enabled,
+            token=app.webhook_token,
+            fail_closed=app.webhook_fail_closed,
+            ruleset=ruleset,
+            build_error=err,
+        )
+        by_pk[app.pk] = info
+        if app.provider == "tencent":
+            by_sdkappid[app.app_id] = info
+    return Snapshot(token, by_sdkappid, by_pk, time.time())
+
+
+class RulesCache:
+    """The process's snapshot, checked against the version at most every
+    WEBHOOK_VERSION_CHECK_SECONDS (so at most one cheap read per interval)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._snapshot: Snapshot | None = None
+        self._next_check = 0.0
+        self._dirty = True
+
+    def mark_dirty(self) -> None:
+        self._dirty = True
+
+    def reset(self) -> None:
+        with self._lock:
+            self._snapshot = None
+            self._dirty = True
+            self._next_check = 0.0
+
+    def get(self, *, force_check: bool = False) -> Snapshot:
+        snapshot = self._snapshot
+        now = time.monotonic()
+        if (
+            snapshot is not None
+            and not self._dirty
+            and not force_check
+            and now < self._next_check
+        ):
+            return snapshot
+        with self._lock:
+            snapshot = self._snapshot
+            if (
+                snapshot is not None
+                and not self._dirty
+                and not force_check
+                and time.monotonic() < self._next_check
+            ):
+                return snapshot  # another thread just checked
+            try:
+                # Read the version before the data: a change committed meanwhile
+                # moves the version again and is picked up at the next check.
+                token = version.current_token()
+                if snapshot is None or self._dirty or token != snapshot.token:
+                    self._dirty = False
+                    started = time.monotonic()
+                    snapshot = load_snapshot(token)
+                    self._snapshot = snapshot
+                    logger.info(
+                        "webhook rules rebuilt (%s) in %.0f ms",
+                        token,
+                        (time.monotonic() - started) * 1000,
+                    )
+            except Exception:
+                if snapshot is None:
+                    raise
+                # Keep answering from the rules we have; retry at the next interval.
+                logger.exception("could not refresh the webhook rules")
+            self._next_check = time.monotonic() + settings.WEBHOOK_VERSION_CHECK_SECONDS
+            return snapshot
+
+
+rules = RulesCache()
+
+
+# --- request checks -------------------------------------------------------------
+
+
+def valid_sign(token: str, request_time: str, sign: str) -> bool:
+    """Sign = sha256hex(token + RequestTime) (PROVIDERS.md 3.2). The hex case is
+    UNCONFIRMED, so compare lower-cased, in constant time."""
+    expected = hashlib.sha256((token + request_time).encode()).hexdigest()
+    return hmac.compare_digest(expected.encode(), sign.strip().lower().encode())
+
+
+def _check_signature(
+    app: AppRules, query: Mapping[str, str], now: float
+) -> Reply | None:
+    sign, request_time = query.get("Sign", ""), query.get("RequestTime", "")
+    if not sign or not request_time:
+        return error("Sign and RequestTime are required for this app", 401, "no_sign")
+    if not request_time.isdigit():
+        return error("RequestTime must be Unix seconds", 400, "bad_request_time")
+    if not valid_sign(app.token, request_time, sign):
+        return error("wrong Sign", 401, "bad_sign")
+    if abs(now - int(request_time)) > settings.WEBHOOK_SIGN_MAX_AGE:
+        return error("RequestTime is too old or in the future", 401, "stale_sign")
+    return None
+
+
+def _str_field(
+    body: dict, name: str, *, required: bool = True
+) -> tuple[str, Reply | None]:
+    value = body.get(name)
+    if value is None and not required:
+        return "", None
+    if not isinstance(value, str):
+        what = "is missing" if value is None else "must be a string"
+        return "", error(f"{name} {what}", 400, "bad_field")
+    return value, None
+
+
+def parse_before_send(body: dict) -> tuple[dict[str, Any], Reply | None]:
+    """The fields of a before-send call the decision needs, type-checked."""
+    out: dict[str, Any] = {}
+    for name, required in (
+        ("GroupId", True),
+        ("From_Account", True),
+        ("CloudCustomData", False),
+    ):
+        out[name], err = _str_field(body, name, required=required)
+        if err:
+            return out, err
+    msg_body = body.get("MsgBody")
+    if not isinstance(msg_body, list):
+        what = "is missing" if msg_body is None else "must be an array"
+        return out, error(f"MsgBody {what}", 400, "bad_field")
+    for i, element in enumerate(msg_body):
+        if (
+            not isinstance(element, dict)
+            or not isinstance(element.get("MsgType"), str)
+            or not isinstance(element.get("MsgContent"), dict)
+        ):
+            return out, error(
+                f"MsgBody[{i}] must be an object with MsgType (string) and MsgContent (object)",
+                400,
+                "bad_field",
+            )
+    random = body.get("Random")
+    if random is not None and (type(random) is not int or not 0 <= random < 2**32):
+        return out, error("Random must be a 32-bit unsigned integer", 400, "bad_field")
+    out["MsgBody"] = msg_body
+    if "CloudCustomData" not in body:
+        out["CloudCustomData"] = None
+    return out, None
+
+
+# --- the decision ---------------------------------------------------------------
+
+
+def response_for(verdict: Verdict) -> dict[str, Any]:
+    """The documented answer (provider-docs 004): allow 0, forbid 1 or 10100-10200
+    with ErrorInfo, discard 2, modify = 0 with MsgBody / CloudCustomData."""
+    answer: dict[str, Any] = {
+        "ActionStatus": "OK",
+        "ErrorInfo": verdict.error_info
+        if verdict.action in ("forbid", "forbid_code")
+        else "",
+        "ErrorCode": verdict.error_code,
+    }
+    if verdict.action == "mask":
+        if verdict.msg_body is not None:
+            answer["MsgBody"] = verdict.msg_body
+        if verdict.cloud_custom_data is not None:
+            answer["CloudCustomData"] = verdict.cloud_custom_data
+    return answer
+
+
+def fail_policy(app: AppRules) -> dict[str, Any]:
+    if app.fail_closed:
+        return {"ActionStatus": "OK", "ErrorInfo": "", "ErrorCode": 1}
+    return dict(OK)
+
+
+def message_text(msg_body: list, cloud_custom_data: str | None) -> str:
+    """The text a moderator reads in the decision log."""
+    parts: list[str] = []
+    for element in msg_body:
+        content = element.get("MsgContent") or {}
+        for key in ("Text", "Data", "Desc", "Ext"):
+            value = content.get(key)
+            if isinstance(value, str) and value:
+                parts.append(value)
+    if cloud_custom_data:
+        parts.append(cloud_custom_data)
+    return " | ".join(parts)
+
+
+def decide(app: AppRules, fields: dict[str, Any], *, now: float | None = None):
+    """(Verdict, response) for a parsed before-send call. Raises InternalFailure."""
+    if app.ruleset is None:
+        raise InternalFailure(app.build_error or "no rules")
+    try:
+        verdict = app.ruleset.check(
+            from_account=fields["From_Account"],
+            msg_body=fields["MsgBody"],
+            cloud_custom_data=fields["CloudCustomData"],
+            now=now,
+        )
+    except Exception as exc:
+        raise InternalFailure(f"{type(exc).__name__}: {exc}") from exc
+    return verdict, response_for(verdict)
+
+
+def answer(query: Mapping[str, str], body: bytes, *, now: float | None = None) -> Reply:
+    """Answer one webhook call. Never raises for bad input; an internal failure
+    after the app is known answers with the app's fail policy."""
+    now = time.time() if now is None else now
+    if len(body) > settings.WEBHOOK_MAX_BODY:
+        return error("body over 1 MB", 413, "too_large")
+    raw_appid = query.get("SdkAppid", "")
+    if not raw_appid.isdigit():
+        what = "is missing" if not raw_appid else "must be a number"
+        return error(f"SdkAppid {what}", 400, "bad_sdkappid")
+    command = query.get("CallbackCommand", "")
+    if not command:
+        return error("CallbackCommand is missing", 400, "no_command")
+    try:
+        snapshot = rules.get()
+    except Exception:
+        logger.exception("webhook rules unavailable")
+        # No app is known yet, so no fail policy applies; a non-200 makes the
+        # provider apply the console's failure policy (PROVIDERS.md 3.3).
+        return Reply(503, {"error": "rules unavailable"}, "unavailable")
+    app = snapshot.by_sdkappid.get(int(raw_appid))
+    if app is None or not app.enabled:
+        return error("unknown or disabled SdkAppid", 403, "unknown_app")
+    try:
+        return _answer_for_app(app, command, query, body, now)
+    except InternalFailure as exc:
+        reason: object = exc
+    except Exception as exc:  # a bug of ours must not become a 500 either
+        logger.exception("webhook: unexpected error for app %s", app.name)
+        reason = f"{type(exc).__name__}: {exc}"
+    logger.error(
+        "webhook internal failure for app %s (%s): %s",
+        app.name,
+        "fail-closed" if app.fail_closed else "fail-open",
+        reason,
+    )
+    recorder.rejection("internal_failure")
+    return Reply(200, fail_policy(app), "")
+
+
+def _answer_for_app(
+    app: AppRules, command: str, query: Mapping[str, str], body: bytes, now: float
+) -> Reply:
+    if app.token:
+        refused = _check_signature(app, query, now)
+        if refused:
+            return refused
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return error("body is not JSON", 400, "bad_json")
+    if not isinstance(payload, dict):
+        return error("body must be a JSON object", 400, "bad_json")
+    in_body = payload.get("CallbackCommand")
+    if in_body is not None and in_body != command:
+        return error(
+            "CallbackCommand differs between URL and body", 400, "command_mismatch"
+        )
+    if command != BEFORE_SEND:
+        # After-send and every other callback: acknowledged, nothing to decide.
+        return Reply(200, dict(OK))
+
+    fields, refused = parse_before_send(payload)
+    if refused:
+        return refused
+    verdict, response = decide(app, fields)
+    entry_ids = sorted({hit.rule_id for hit in verdict.hits})
+    logged = verdict.action != "allow"
+    recorder.decision(
+        app_pk=app.pk,
+        action=verdict.action,
+        entry_ids=entry_ids,
+        room_id=fields["GroupId"],
+        sender=fields["From_Account"],
+        error_code=verdict.error_code,
+        text=message_text(fields["MsgBody"], fields["CloudCustomData"])
+        if logged
+        else "",
+        original={
+            "MsgBody": fields["MsgBody"],
+            "CloudCustomData": fields["CloudCustomData"],
+        }
+        if logged
+        else None,
+        response=response,
+    )
+    return Reply(200, response)

@@ -1,0 +1,180 @@
+"""blocklist add|import|export|test: manage blocklists from scripts.
+
+Prints one JSON object per line; bad input exits with status 2.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils.dateparse import parse_datetime
+
+from messaging.models import ProviderApp
+from webhooks import services
+from webhooks.models import Blocklist
+
+
+def _bad(message: str) -> CommandError:
+    return CommandError(message, returncode=2)
+
+
+class Command(BaseCommand):
+    help = "Add entries to, import into, export, and test blocklists."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        sub = parser.add_subparsers(dest="subcommand", required=True)
+
+        def scope(p: CommandParser, *, required: bool = True) -> None:
+            group = p.add_mutually_exclusive_group(required=required)
+            group.add_argument("--app", help="provider app name")
+            group.add_argument(
+                "--all-apps", action="store_true", help="the lists shared by all apps"
+            )
+            p.add_argument(
+                "--list",
+                dest="list_name",
+                help="list name (default: the scope's first list)",
+            )
+            p.add_argument("--as", dest="username", help="user recorded in the history")
+
+        add = sub.add_parser("add", help="add one entry")
+        scope(add)
+        add.add_argument("--term", required=True)
+        add.add_argument("--kind", default="word", choices=services.KINDS)
+        add.add_argument("--action", default="forbid", choices=services.ACTIONS)
+        add.add_argument("--code", type=int, help="10100-10200: forbid with this code")
+        add.add_argument("--info", default="", help="ErrorInfo shown with --code")
+        add.add_argument("--expires", help="ISO date and time")
+        add.add_argument("--note", default="")
+
+        imp = sub.add_parser("import", help="import a TXT, CSV or JSONL file")
+        scope(imp)
+        imp.add_argument("--file", required=True)
+        imp.add_argument("--kind", default="word", choices=services.KINDS)
+        imp.add_argument("--action", default="forbid", choices=services.ACTIONS)
+
+        exp = sub.add_parser(
+            "export", help="print every entry, one JSON object per line"
+        )
+        scope(exp)
+
+        test = sub.add_parser("test", help="print the decision JSON for a message")
+        test.add_argument("--app", required=True)
+        test.add_argument("--text", required=True)
+        test.add_argument("--sender", default="user-1")
+
+    def handle(self, *args: Any, **opts: Any) -> None:
+        getattr(self, "do_" + opts["subcommand"])(opts)
+
+    # --- helpers -------------------------------------------------------------------
+    def _emit(self, obj: dict[str, Any]) -> None:
+        self.stdout.write(json.dumps(obj, ensure_ascii=False))
+
+    def _app(self, name: str | None) -> ProviderApp | None:
+        if name is None:
+            return None
+        app = ProviderApp.objects.filter(name=name).first()
+        if app is None:
+            raise _bad(f"no app called {name!r}")
+        return app
+
+    def _actor(self, opts: dict[str, Any]) -> Any:
+        username = opts.get("username")
+        if not username:
+            return None
+        user = get_user_model().objects.filter(username=username).first()
+        if user is None:
+            raise _bad(f"no user called {username!r}")
+        return user
+
+    def _list(self, opts: dict[str, Any], *, create: bool) -> Blocklist | None:
+        app = self._app(opts.get("app"))
+        name = opts.get("list_name")
+        if name:
+            blocklist = Blocklist.objects.filter(name=name).first()
+            if blocklist is None:
+                if not create:
+                    raise _bad(f"no list called {name!r}")
+                return services.create_list(name, app=app, actor=self._actor(opts))
+            if blocklist.app_id != (app.pk if app else None):
+                raise _bad(f"list {name!r} belongs to {blocklist.scope}")
+            return blocklist
+        if create:
+            return services.default_list(app, actor=self._actor(opts))
+        return Blocklist.objects.filter(app=app).order_by("id").first()
+
+    # --- subcommands -----------------------------------------------------------------
+    def do_add(self, opts: dict[str, Any]) -> None:
+        expires_at = None
+        if opts["expires"]:
+            expires_at = parse_datetime(opts["expires"])
+            if expires_at is None:
+                raise _bad("--expires must be an ISO date and time")
+        if opts["info"] and opts["code"] is None:
+            raise _bad("--info goes with --code")
+        actor = self._actor(opts)
+        blocklist = self._list(opts, create=True)
+        try:
+            entry = services.add_entry(
+                blocklist,
+                term=opts["term"],
+                kind=opts["kind"],
+                action=opts["action"],
+                code=opts["code"],
+                info=opts["info"],
+                expires_at=expires_at,
+                note=opts["note"],
+                actor=actor,
+            )
+        except ValidationError as exc:
+            raise _bad(
+                json.dumps({"errors": exc.message_dict}, ensure_ascii=False)
+            ) from None
+        self._emit(
+            {"added": entry.pk, "list": blocklist.name, **services.export_row(entry)}
+        )
+
+    def do_import(self, opts: dict[str, Any]) -> None:
+        path = Path(opts["file"])
+        fmt = path.suffix.lower().lstrip(".")
+        if fmt not in ("txt", "csv", "jsonl"):
+            raise _bad("--file must end in .txt, .csv or .jsonl")
+        try:
+            content = path.read_text(encoding="utf-8-sig")
+        except OSError as exc:
+            raise _bad(f"cannot read {path}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise _bad(f"{path} is not UTF-8 text") from None
+        actor = self._actor(opts)
+        blocklist = self._list(opts, create=True)
+        report = services.import_entries(
+            blocklist,
+            content,
+            fmt=fmt,
+            actor=actor,
+            default_kind=opts["kind"],
+            default_action=opts["action"],
+        )
+        for row in report.skipped:
+            self._emit({"skipped": row})
+        for row in report.refused:
+            self._emit({"refused": row})
+        self._emit({"list": blocklist.name, **report.summary()})
+
+    def do_export(self, opts: dict[str, Any]) -> None:
+        app = self._app(opts.get("app"))
+        lists = Blocklist.objects.filter(app=app)
+        if opts.get("list_name"):
+            lists = lists.filter(name=opts["list_name"])
+        for entry in services.entries_for_export(lists):
+            self._emit({"list": entry.blocklist.name, **services.export_row(entry)})
+
+    def do_test(self, opts: dict[str, Any]) -> None:
+        app = self._app(opts["app"])
+        result = services.try_message(app, text=opts["text"], sender=opts["sender"])
+        self._emit(result.response)

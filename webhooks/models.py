@@ -1,0 +1,319 @@
+"""Blocklists that moderators manage, their change history, and webhook decisions."""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from typing import Any
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from messaging.models import ProviderApp
+
+# The documented range for "forbid and pass my own code and text to the sender".
+FORBID_CODE_MIN, FORBID_CODE_MAX = 10100, 10200
+
+
+class EntryKind(models.TextChoices):
+    WORD = "word", "Word or phrase"
+    WILDCARD = "wildcard", "Wildcard pattern (*)"
+    REGEX = "regex", "Regular expression"
+    USER = "user", "Blocked user ID"
+    ALLOW = "allow", "Allow-list phrase"
+
+
+class EntryAction(models.TextChoices):
+    FORBID = "forbid", "Forbid (sender gets 10016)"
+    FORBID_CODE = "forbid_code", "Forbid with my code and text"
+    DISCARD = "discard", "Discard silently"
+    MASK = "mask", "Mask with asterisks"
+
+
+class Blocklist(models.Model):
+    """A named list of entries, for one app or (app empty) for every app."""
+
+    name = models.CharField(max_length=100)
+    app = models.ForeignKey(
+        ProviderApp,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="blocklists",
+        help_text="Empty: the list applies to every app.",
+    )
+    enabled = models.BooleanField(default=True)
+    note = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["name"], name="unique_blocklist_name"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def scope(self) -> str:
+        return self.app.name if self.app_id else "all apps"
+
+    def snapshot(self) -> dict[str, Any]:
+        """What the change history keeps of this list."""
+        return {
+            "name": self.name,
+            "app": self.app.name if self.app_id else None,
+            "enabled": self.enabled,
+            "note": self.note,
+        }
+
+
+class BlocklistEntryQuerySet(models.QuerySet):
+    def active(self, now: Any = None) -> BlocklistEntryQuerySet:
+        now = now or timezone.now()
+        return self.filter(enabled=True, blocklist__enabled=True).filter(
+            Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+        )
+
+    def for_app(self, app: ProviderApp | None) -> BlocklistEntryQuerySet:
+        if app is None:
+            return self.filter(blocklist__app__isnull=True)
+        return self.filter(Q(blocklist__app__isnull=True) | Q(blocklist__app=app))
+
+
+class BlocklistEntry(models.Model):
+    blocklist = models.ForeignKey(
+        Blocklist, on_delete=models.CASCADE, related_name="entries"
+    )
+    kind = models.CharField(
+        max_length=16, choices=EntryKind.choices, default=EntryKind.WORD
+    )
+    term = models.CharField(max_length=500)
+    # What duplicates are judged on: words and wildcards differing only in case or
+    # width (NFKC) match the same messages, so they are the same entry.
+    term_key = models.CharField(max_length=500, editable=False, default="")
+    action = models.CharField(
+        max_length=16, choices=EntryAction.choices, default=EntryAction.FORBID
+    )
+    code = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[
+            MinValueValidator(FORBID_CODE_MIN),
+            MaxValueValidator(FORBID_CODE_MAX),
+        ],
+        help_text="For “forbid with my code”: 10100-10200, shown to the sender.",
+    )
+    info = models.CharField(
+        max_length=200,
+        blank=True,
+        default="",
+        help_text="For “forbid with my code”: the ErrorInfo text the sender sees.",
+    )
+    expires_at = models.DateTimeField(null=True, blank=True)
+    note = models.CharField(max_length=500, blank=True, default="")
+    enabled = models.BooleanField(default=True)
+    added_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    hit_count = models.PositiveBigIntegerField(default=0)
+    last_hit_at = models.DateTimeField(null=True, blank=True)
+
+    objects = BlocklistEntryQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["blocklist", "kind", "term"]
+        verbose_name_plural = "blocklist entries"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["blocklist", "kind", "term_key"], name="unique_entry_per_list"
+            ),
+        ]
+        indexes = [models.Index(fields=["-hit_count"], name="entry_hits")]
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.term}"
+
+    @staticmethod
+    def make_key(kind: str, term: str) -> str:
+        if kind in ("word", "wildcard", "allow"):
+            return unicodedata.normalize("NFKC", term).casefold()
+        return term
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.term_key = self.make_key(self.kind, self.term)
+        if kwargs.get("update_fields") is not None:
+            kwargs["update_fields"] = {*kwargs["update_fields"], "term_key"}
+        super().save(*args, **kwargs)
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "blocklist": self.blocklist.name,
+            "kind": self.kind,
+            "term": self.term,
+            "action": self.action,
+            "code": self.code,
+            "info": self.info,
+            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
+            "note": self.note,
+            "enabled": self.enabled,
+        }
+
+
+class ChangeQuerySet(models.QuerySet):
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise PermissionError("the blocklist change history is append-only")
+
+    def update(self, **kwargs: Any) -> int:
+        raise PermissionError("the blocklist change history is append-only")
+
+
+class BlocklistChange(models.Model):
+    """One change to a list or an entry: who, when, before and after. Append-only."""
+
+    class Action(models.TextChoices):
+        CREATE = "create", "created"
+        UPDATE = "update", "updated"
+        DISABLE = "disable", "disabled"
+        ENABLE = "enable", "enabled"
+        DELETE = "delete", "deleted"
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    # Kept as text too: the user may be deleted later, and commands may act without one.
+    actor_name = models.CharField(max_length=150, blank=True, default="")
+    object_type = models.CharField(max_length=16)  # "blocklist" or "entry"
+    object_id = models.BigIntegerField()
+    action = models.CharField(max_length=16, choices=Action.choices)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+
+    objects = ChangeQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["object_type", "object_id"], name="change_object"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.actor_name} {self.action} {self.object_type} {self.object_id}"
+
+    @property
+    def before_json(self) -> str:
+        return json.dumps(self.before, ensure_ascii=False, indent=1)
+
+    @property
+    def after_json(self) -> str:
+        return json.dumps(self.after, ensure_ascii=False, indent=1)
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None:
+            raise PermissionError("the blocklist change history is append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise PermissionError("the blocklist change history is append-only")
+
+
+class DecisionAction(models.TextChoices):
+    FORBID = "forbid", "Forbidden"
+    FORBID_CODE = "forbid_code", "Forbidden with code"
+    DISCARD = "discard", "Discarded"
+    MASK = "mask", "Masked"
+
+
+class Decision(models.Model):
+    """A message the webhook forbade, discarded or masked (allowed ones are counted)."""
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    app = models.ForeignKey(
+        ProviderApp, on_delete=models.CASCADE, related_name="decisions"
+    )
+    room_id = models.CharField(max_length=128, blank=True, default="")
+    sender = models.CharField(max_length=128, blank=True, default="")
+    action = models.CharField(max_length=16, choices=DecisionAction.choices)
+    error_code = models.IntegerField(default=0)
+    entry_ids = models.JSONField(default=list)
+    # The flattened text that was checked, for reading and searching.
+    text = models.TextField(blank=True, default="")
+    # The original MsgBody / CloudCustomData, and the answer we gave.
+    original = models.JSONField(default=dict)
+    response = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["app", "-created_at"], name="decision_app_created"),
+            models.Index(
+                fields=["action", "-created_at"], name="decision_action_created"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.sender} in {self.room_id}"
+
+
+class DecisionCount(models.Model):
+    """Messages answered per app, minute and action (allowed ones are only counted)."""
+
+    app = models.ForeignKey(ProviderApp, on_delete=models.CASCADE, related_name="+")
+    minute = models.DateTimeField()
+    action = models.CharField(max_length=16)
+    count = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-minute"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["app", "minute", "action"], name="unique_decision_count"
+            ),
+        ]
+
+
+class RulesVersion(models.Model):
+    """A single row whose number goes up with every change the webhook must see."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    version = models.PositiveBigIntegerField(default=1)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"rules v{self.version}"
+
+
+class RejectionCount(models.Model):
+    """Webhook calls refused as bad input, per minute and reason (e.g. bad_json, bad_sign)."""
+
+    minute = models.DateTimeField()
+    reason = models.CharField(max_length=32)
+    count = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-minute"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["minute", "reason"], name="unique_rejection_count"
+            ),
+        ]

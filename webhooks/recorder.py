@@ -1,0 +1,232 @@
+"""Decision log, counters and hit counts, written in batches off the answer path.
+
+The webhook only appends to memory (a lock and a list append); a background thread
+writes the batch when it reaches ``WEBHOOK_RECORD_BATCH`` items or every
+``WEBHOOK_RECORD_SECONDS``. Tests turn the thread off (WEBHOOK_RECORD_IN_BACKGROUND)
+and call ``flush()`` themselves, so what they assert on is deterministic.
+A crash loses at most one unflushed batch of log rows; answers are never delayed.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, close_old_connections, connections, transaction
+from django.db.models import F
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class PendingDecision:
+    at: float
+    app_pk: int
+    room_id: str
+    sender: str
+    action: str
+    error_code: int
+    entry_ids: list[int]
+    text: str
+    original: dict[str, Any]
+    response: dict[str, Any]
+
+
+@dataclass
+class Batch:
+    decisions: list[PendingDecision] = field(default_factory=list)
+    counts: Counter = field(default_factory=Counter)  # (app_pk, minute, action)
+    hits: Counter = field(default_factory=Counter)  # entry id
+    rejections: Counter = field(default_factory=Counter)  # (minute, reason)
+
+    def size(self) -> int:
+        return len(self.decisions) + len(self.hits)
+
+
+def _minute(at: float) -> datetime:
+    return datetime.fromtimestamp(at - at % 60, tz=UTC)
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._batch = Batch()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        # What this process has answered since it started (shown nowhere, handy in a shell).
+        self.totals: Counter = Counter()
+
+    # --- called by the hot path: memory only -------------------------------------
+    def decision(
+        self,
+        *,
+        app_pk: int,
+        action: str,
+        entry_ids: list[int],
+        room_id: str = "",
+        sender: str = "",
+        error_code: int = 0,
+        text: str = "",
+        original: dict[str, Any] | None = None,
+        response: dict[str, Any] | None = None,
+    ) -> None:
+        at = time.time()
+        with self._lock:
+            self._batch.counts[(app_pk, _minute(at), action)] += 1
+            for entry_id in entry_ids:
+                self._batch.hits[entry_id] += 1
+            if action != "allow":
+                self._batch.decisions.append(
+                    PendingDecision(
+                        at,
+                        app_pk,
+                        room_id[:128],
+                        sender[:128],
+                        action,
+                        error_code,
+                        entry_ids,
+                        text,
+                        original or {},
+                        response or {},
+                    )
+                )
+            self.totals[action] += 1
+            size = self._batch.size()
+        self._maybe_wake(size)
+
+    def rejection(self, reason: str) -> None:
+        at = time.time()
+        with self._lock:
+            self._batch.rejections[(_minute(at), reason)] += 1
+            self.totals["rejected:" + reason] += 1
+        self._maybe_wake(0)
+
+    def _maybe_wake(self, size: int) -> None:
+        if not settings.WEBHOOK_RECORD_IN_BACKGROUND:
+            return
+        if self._thread is None or not self._thread.is_alive():
+            self._start()
+        if size >= settings.WEBHOOK_RECORD_BATCH:
+            self._wake.set()
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                return
+            self._thread = threading.Thread(
+                target=self._run, name="webhook-recorder", daemon=True
+            )
+            self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(settings.WEBHOOK_RECORD_SECONDS)
+            self._wake.clear()
+            try:
+                close_old_connections()
+                self.flush()
+            except Exception:
+                logger.exception("could not write the webhook decision log")
+        connections.close_all()
+
+    def stop(self) -> None:
+        """Stop the background writer after a last flush (tests; a clean exit)."""
+        thread = self._thread
+        if thread is None:
+            return
+        self._stop.set()
+        self._wake.set()
+        thread.join(timeout=10)
+        self._thread = None
+        self._stop.clear()
+
+    # --- the write --------------------------------------------------------------
+    def take(self) -> Batch:
+        with self._lock:
+            batch, self._batch = self._batch, Batch()
+        return batch
+
+    def discard(self) -> None:
+        """Forget what is pending (tests start from nothing)."""
+        self.take()
+        self.totals.clear()
+
+    def flush(self) -> int:
+        """Write everything pending; returns the number of decision rows written."""
+        batch = self.take()
+        if not (batch.decisions or batch.counts or batch.hits or batch.rejections):
+            return 0
+        from messaging.models import ProviderApp
+        from webhooks.models import (
+            BlocklistEntry,
+            Decision,
+            DecisionCount,
+            RejectionCount,
+        )
+
+        app_pks = {d.app_pk for d in batch.decisions} | {k[0] for k in batch.counts}
+        # An app deleted since the answer: its rows have nowhere to go.
+        live = set(
+            ProviderApp.objects.filter(pk__in=app_pks).values_list("pk", flat=True)
+        )
+        rows = [
+            Decision(
+                created_at=datetime.fromtimestamp(d.at, tz=UTC),
+                app_id=d.app_pk,
+                room_id=d.room_id,
+                sender=d.sender,
+                action=d.action,
+                error_code=d.error_code,
+                entry_ids=d.entry_ids,
+                text=d.text,
+                original=d.original,
+                response=d.response,
+            )
+            for d in batch.decisions
+            if d.app_pk in live
+        ]
+        now = datetime.now(tz=UTC)
+        with transaction.atomic():
+            Decision.objects.bulk_create(rows)
+            for (app_pk, minute, action), n in batch.counts.items():
+                if app_pk in live:
+                    _add(DecisionCount, n, app_id=app_pk, minute=minute, action=action)
+            for (minute, reason), n in batch.rejections.items():
+                _add(RejectionCount, n, minute=minute, reason=reason)
+            for entry_id, n in sorted(batch.hits.items()):
+                BlocklistEntry.objects.filter(pk=entry_id).update(
+                    hit_count=F("hit_count") + n, last_hit_at=now
+                )
+        return len(rows)
+
+
+def _add(model: Any, n: int, **key: Any) -> None:
+    """count += n for the row with this key, creating it if needed."""
+    if model.objects.filter(**key).update(count=F("count") + n):
+        return
+    try:
+        with transaction.atomic():
+            model.objects.create(count=n, **key)
+    except IntegrityError:
+        # Another process created it between our update and insert.
+        model.objects.filter(**key).update(count=F("count") + n)
+
+
+recorder = Recorder()
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    if settings.configured and settings.WEBHOOK_RECORD_IN_BACKGROUND:
+        try:
+            recorder.flush()
+        except Exception:
+            logger.exception("could not write the webhook decision log at exit")

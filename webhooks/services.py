@@ -1,0 +1,517 @@
+"""Blocklist actions. Views, commands and tests call these; each change is
+recorded in BlocklistChange and bumps the rules version the webhook watches."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from messaging.models import ProviderApp
+from webhooks import hotpath, matching, version
+from webhooks.models import (
+    FORBID_CODE_MAX,
+    FORBID_CODE_MIN,
+    Blocklist,
+    BlocklistChange,
+    BlocklistEntry,
+    EntryAction,
+    EntryKind,
+)
+
+KINDS = [k.value for k in EntryKind]
+ACTIONS = [a.value for a in EntryAction]
+SHARED_LIST_NAME = "Shared blocklist"
+MAX_TERM = 500
+
+
+def _record(
+    actor: Any,
+    obj: Blocklist | BlocklistEntry,
+    action: str,
+    before: dict | None,
+    after: dict | None,
+) -> None:
+    BlocklistChange.objects.create(
+        actor=actor if getattr(actor, "pk", None) else None,
+        actor_name=actor.get_username() if getattr(actor, "pk", None) else "manage.py",
+        object_type="blocklist" if isinstance(obj, Blocklist) else "entry",
+        object_id=obj.pk,
+        action=action,
+        before=before,
+        after=after,
+    )
+
+
+# --- validation -------------------------------------------------------------------
+
+
+def dedup_key(kind: str, term: str) -> tuple[str, str]:
+    """Two terms that match the same messages count as duplicates."""
+    return kind, BlocklistEntry.make_key(kind, term)
+
+
+def clean_entry(
+    *,
+    kind: str,
+    term: str,
+    action: str,
+    code: int | None = None,
+    info: str = "",
+) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """Normalise an entry's fields; returns (clean values, errors by field)."""
+    errors: dict[str, list[str]] = {}
+    term = (term or "").strip()
+    kind = (kind or "word").strip().lower()
+    action = (action or "forbid").strip().lower()
+    info = (info or "").strip()
+    if kind not in KINDS:
+        errors["kind"] = [f"Unknown kind {kind!r}: use one of {', '.join(KINDS)}."]
+    if action not in ACTIONS:
+        errors["action"] = [
+            f"Unknown action {action!r}: use one of {', '.join(ACTIONS)}."
+        ]
+    if not term:
+        errors["term"] = ["Enter a term."]
+    elif len(term) > MAX_TERM:
+        errors["term"] = [f"A term has at most {MAX_TERM} characters."]
+    elif kind == "regex":
+        problem = matching.compile_regex_or_error(term)
+        if problem:
+            errors["term"] = [f"Refused regular expression: {problem}"]
+    elif kind == "wildcard" and not term.replace("*", "").strip():
+        errors["term"] = ["A wildcard pattern needs some text besides *."]
+    elif kind == "user" and any(c.isspace() for c in term):
+        errors["term"] = ["A user ID has no spaces."]
+    if code is not None and action != "forbid_code" and "action" not in errors:
+        # A code given with a plain forbid means "forbid with my code".
+        if action == "forbid":
+            action = "forbid_code"
+        else:
+            errors["code"] = ["A code only goes with “forbid”."]
+    if action == "forbid_code":
+        if code is None:
+            errors["code"] = [
+                f"Enter a code between {FORBID_CODE_MIN} and {FORBID_CODE_MAX}."
+            ]
+        elif not FORBID_CODE_MIN <= code <= FORBID_CODE_MAX:
+            errors["code"] = [
+                f"The code must be between {FORBID_CODE_MIN} and {FORBID_CODE_MAX} (documented range)."
+            ]
+    else:
+        code, info = None, ""
+    if len(info) > 200:
+        errors["info"] = ["At most 200 characters."]
+    return {
+        "kind": kind,
+        "term": term,
+        "action": action,
+        "code": code,
+        "info": info,
+    }, errors
+
+
+# --- lists --------------------------------------------------------------------------
+
+
+@transaction.atomic
+def create_list(
+    name: str, *, app: ProviderApp | None, note: str = "", actor: Any = None
+) -> Blocklist:
+    blocklist = Blocklist.objects.create(name=name.strip(), app=app, note=note)
+    _record(actor, blocklist, "create", None, blocklist.snapshot())
+    version.bump()
+    return blocklist
+
+
+@transaction.atomic
+def update_list(blocklist: Blocklist, *, actor: Any = None, **fields: Any) -> Blocklist:
+    before = Blocklist.objects.get(pk=blocklist.pk).snapshot()
+    for name, value in fields.items():
+        setattr(blocklist, name, value)
+    blocklist.save()
+    after = blocklist.snapshot()
+    if after != before:
+        action = "update"
+        if set(fields) == {"enabled"}:
+            action = "enable" if blocklist.enabled else "disable"
+        _record(actor, blocklist, action, before, after)
+        version.bump()
+    return blocklist
+
+
+@transaction.atomic
+def delete_list(blocklist: Blocklist, *, actor: Any = None) -> None:
+    before = blocklist.snapshot()
+    before["entries"] = blocklist.entries.count()
+    pk = blocklist.pk
+    blocklist.delete()
+    blocklist.pk = pk
+    _record(actor, blocklist, "delete", before, None)
+    version.bump()
+
+
+def default_list(app: ProviderApp | None, *, actor: Any = None) -> Blocklist:
+    """The list an app's command-line additions go to (created when missing)."""
+    existing = Blocklist.objects.filter(app=app).order_by("id").first()
+    if existing:
+        return existing
+    name = SHARED_LIST_NAME if app is None else f"{app.name} blocklist"
+    return create_list(name, app=app, actor=actor)
+
+
+# --- entries -----------------------------------------------------------------------
+
+
+@transaction.atomic
+def add_entry(
+    blocklist: Blocklist,
+    *,
+    term: str,
+    kind: str = "word",
+    action: str = "forbid",
+    code: int | None = None,
+    info: str = "",
+    expires_at: datetime | None = None,
+    note: str = "",
+    actor: Any = None,
+) -> BlocklistEntry:
+    """Add one entry. Raises ValidationError (by field) on bad input or a duplicate."""
+    values, errors = clean_entry(
+        kind=kind, term=term, action=action, code=code, info=info
+    )
+    if not errors and _find_duplicate(blocklist, values["kind"], values["term"]):
+        errors["term"] = ["This list already has that entry."]
+    if errors:
+        raise ValidationError(errors)
+    entry = _create_entry(
+        blocklist, values, expires_at=expires_at, note=note, actor=actor
+    )
+    version.bump()
+    return entry
+
+
+def _create_entry(
+    blocklist: Blocklist,
+    values: dict[str, Any],
+    *,
+    expires_at: datetime | None,
+    note: str,
+    actor: Any,
+) -> BlocklistEntry:
+    """Insert a validated entry and its history row (the caller bumps the version)."""
+    entry = BlocklistEntry.objects.create(
+        blocklist=blocklist,
+        expires_at=expires_at,
+        note=note.strip(),
+        added_by=actor if getattr(actor, "pk", None) else None,
+        **values,
+    )
+    _record(actor, entry, "create", None, entry.snapshot())
+    return entry
+
+
+def _find_duplicate(
+    blocklist: Blocklist, kind: str, term: str, exclude: int | None = None
+) -> BlocklistEntry | None:
+    return (
+        blocklist.entries.filter(
+            kind=kind, term_key=BlocklistEntry.make_key(kind, term)
+        )
+        .exclude(pk=exclude)
+        .first()
+    )
+
+
+@transaction.atomic
+def update_entry(
+    entry: BlocklistEntry, *, actor: Any = None, **fields: Any
+) -> BlocklistEntry:
+    """Change an entry's fields (term, kind, action, code, info, expires_at, note,
+    enabled). Raises ValidationError by field."""
+    current = BlocklistEntry.objects.select_for_update().get(pk=entry.pk)
+    before = current.snapshot()
+    merged = {
+        k: fields.get(k, getattr(current, k))
+        for k in ("kind", "term", "action", "code", "info")
+    }
+    values, errors = clean_entry(**merged)
+    if not errors and _find_duplicate(
+        current.blocklist, values["kind"], values["term"], exclude=current.pk
+    ):
+        errors["term"] = ["This list already has that entry."]
+    if errors:
+        raise ValidationError(errors)
+    for name, value in values.items():
+        setattr(current, name, value)
+    for name in ("expires_at", "note", "enabled"):
+        if name in fields:
+            setattr(current, name, fields[name])
+    current.save()
+    after = current.snapshot()
+    if after != before:
+        action = "update"
+        if set(fields) == {"enabled"}:
+            action = "enable" if current.enabled else "disable"
+        _record(actor, current, action, before, after)
+        version.bump()
+    return current
+
+
+def set_entry_enabled(
+    entry: BlocklistEntry, enabled: bool, *, actor: Any = None
+) -> BlocklistEntry:
+    return update_entry(entry, enabled=enabled, actor=actor)
+
+
+@transaction.atomic
+def delete_entry(entry: BlocklistEntry, *, actor: Any = None) -> None:
+    before = entry.snapshot()
+    pk = entry.pk
+    entry.delete()
+    entry.pk = pk
+    _record(actor, entry, "delete", before, None)
+    version.bump()
+
+
+# --- import / export ------------------------------------------------------------------
+
+COLUMNS = ["term", "kind", "action", "code", "info", "expires_at", "note"]
+
+
+@dataclass
+class ImportReport:
+    added: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    refused: list[dict[str, Any]] = field(default_factory=list)
+
+    def summary(self) -> dict[str, int]:
+        return {
+            "added": len(self.added),
+            "skipped": len(self.skipped),
+            "refused": len(self.refused),
+        }
+
+
+def _rows(content: str, fmt: str) -> Iterable[tuple[int, dict[str, str]]]:
+    """(line number, raw fields) for each non-blank line of the file."""
+    if fmt == "txt":
+        for n, line in enumerate(content.splitlines(), 1):
+            if line.strip() and not line.lstrip().startswith("#"):
+                yield n, {"term": line}
+        return
+    if fmt == "jsonl":
+        for n, line in enumerate(content.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+            except ValueError:
+                yield n, {"_error": "not a JSON object"}
+                continue
+            if not isinstance(item, dict):
+                yield n, {"_error": "not a JSON object"}
+                continue
+            yield n, {k: "" if v is None else str(v) for k, v in item.items()}
+        return
+    reader = csv.reader(io.StringIO(content))
+    header: list[str] | None = None
+    for n, cells in enumerate(reader, 1):
+        if not any(c.strip() for c in cells):
+            continue
+        if header is None and n == 1 and cells[0].strip().lower() == "term":
+            header = [c.strip().lower() for c in cells]
+            continue
+        names = header or COLUMNS
+        yield n, {name: cells[i] for i, name in enumerate(names) if i < len(cells)}
+
+
+@transaction.atomic
+def import_entries(
+    blocklist: Blocklist,
+    content: str,
+    *,
+    fmt: str = "csv",
+    actor: Any = None,
+    default_kind: str = "word",
+    default_action: str = "forbid",
+) -> ImportReport:
+    """Add one entry per line (TXT: the line is the term; CSV: term, kind, action,
+    code, info, expires_at, note, with an optional header; JSONL: one object per
+    line with those keys). Duplicates are skipped, bad lines refused with a reason."""
+    report = ImportReport()
+    seen = set(blocklist.entries.values_list("kind", "term_key"))
+    user = actor if getattr(actor, "pk", None) else None
+    lines: list[int] = []
+    new_entries: list[BlocklistEntry] = []
+    for line, raw in _rows(content, fmt):
+        if "_error" in raw:
+            report.refused.append({"line": line, "term": "", "reason": raw["_error"]})
+            continue
+        term = raw.get("term", "").strip()
+        code_raw = (raw.get("code") or "").strip()
+        code: int | None = None
+        if code_raw:
+            if not code_raw.isdigit():
+                report.refused.append(
+                    {"line": line, "term": term, "reason": "code must be a number"}
+                )
+                continue
+            code = int(code_raw)
+        expires_at = None
+        if (raw.get("expires_at") or "").strip():
+            expires_at = parse_datetime(raw["expires_at"].strip())
+            if expires_at is None:
+                report.refused.append(
+                    {
+                        "line": line,
+                        "term": term,
+                        "reason": "expires_at is not an ISO date and time",
+                    }
+                )
+                continue
+            if timezone.is_naive(expires_at):
+                expires_at = timezone.make_aware(expires_at)
+        values, errors = clean_entry(
+            kind=(raw.get("kind") or "").strip() or default_kind,
+            term=term,
+            action=(raw.get("action") or "").strip() or default_action,
+            code=code,
+            info=raw.get("info", ""),
+        )
+        if errors:
+            reason = "; ".join(msg for msgs in errors.values() for msg in msgs)
+            report.refused.append({"line": line, "term": term, "reason": reason})
+            continue
+        key = dedup_key(values["kind"], values["term"])
+        if key in seen:
+            report.skipped.append(
+                {"line": line, "term": values["term"], "reason": "duplicate"}
+            )
+            continue
+        seen.add(key)
+        lines.append(line)
+        new_entries.append(
+            BlocklistEntry(
+                blocklist=blocklist,
+                expires_at=expires_at,
+                note=(raw.get("note") or "").strip(),
+                added_by=user,
+                term_key=key[1],
+                **values,
+            )
+        )
+    # Bulk inserts: a 10,000-line file is two statements per 1,000 rows, not 20,000.
+    BlocklistEntry.objects.bulk_create(new_entries, batch_size=1000)
+    BlocklistChange.objects.bulk_create(
+        [
+            BlocklistChange(
+                actor=user,
+                actor_name=user.get_username() if user else "manage.py",
+                object_type="entry",
+                object_id=entry.pk,
+                action="create",
+                after=entry.snapshot(),
+            )
+            for entry in new_entries
+        ],
+        batch_size=1000,
+    )
+    report.added = [
+        {"line": line, "term": entry.term, "id": entry.pk}
+        for line, entry in zip(lines, new_entries, strict=True)
+    ]
+    if new_entries:
+        version.bump()  # once for the whole file: the webhook rebuilds once
+    return report
+
+
+def entries_for_export(
+    lists: QuerySet[Blocklist] | Iterable[Blocklist],
+) -> list[BlocklistEntry]:
+    return list(
+        BlocklistEntry.objects.filter(blocklist__in=list(lists))
+        .select_related("blocklist")
+        .order_by("blocklist__name", "kind", "term")
+    )
+
+
+def export_row(entry: BlocklistEntry) -> dict[str, Any]:
+    return {
+        "term": entry.term,
+        "kind": entry.kind,
+        "action": entry.action,
+        "code": entry.code,
+        "info": entry.info,
+        "expires_at": entry.expires_at.isoformat() if entry.expires_at else None,
+        "note": entry.note,
+    }
+
+
+def export_csv(entries: Iterable[BlocklistEntry]) -> str:
+    """CSV with a header row; import_entries reads it back unchanged."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for entry in entries:
+        row = export_row(entry)
+        writer.writerow(["" if row[c] is None else row[c] for c in COLUMNS])
+    return out.getvalue()
+
+
+# --- trying a message -------------------------------------------------------------------
+
+
+@dataclass
+class TryResult:
+    verdict: matching.Verdict | None
+    response: dict[str, Any]
+    entries: list[BlocklistEntry]
+    failure: str = ""
+
+
+def try_message(
+    app: ProviderApp,
+    *,
+    text: str | None = None,
+    body: dict[str, Any] | None = None,
+    sender: str = "user-1",
+    room_id: str = "room-1",
+) -> TryResult:
+    """What the webhook would answer for this app to a message (text, or a whole
+    before-send body), with the entries that matched. Nothing is recorded."""
+    if body is None:
+        body = {
+            "CallbackCommand": hotpath.BEFORE_SEND,
+            "GroupId": room_id,
+            "Type": "Live",
+            "From_Account": sender,
+            "MsgBody": [{"MsgType": "TIMTextElem", "MsgContent": {"Text": text or ""}}],
+        }
+    fields, refused = hotpath.parse_before_send(body)
+    if refused:
+        raise ValidationError({"body": [refused.payload["error"]]})
+    snapshot = hotpath.rules.get(force_check=True)
+    app_rules = snapshot.by_pk.get(app.pk)
+    if app_rules is None:  # created this instant; next check sees it
+        hotpath.rules.mark_dirty()
+        app_rules = hotpath.rules.get().by_pk[app.pk]
+    try:
+        verdict, response = hotpath.decide(app_rules, fields)
+    except hotpath.InternalFailure as exc:
+        return TryResult(None, hotpath.fail_policy(app_rules), [], str(exc))
+    ids = {hit.rule_id for hit in verdict.hits}
+    entries = list(
+        BlocklistEntry.objects.filter(pk__in=ids).select_related("blocklist")
+    )
+    return TryResult(verdict, response, entries)

@@ -1,0 +1,437 @@
+"""Moderator pages (blocklists, try a message, decisions) and the auditors' change history."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from django.contrib import messages
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.db.models import Count, Q, Sum
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.text import slugify
+from django.views.decorators.http import require_POST
+from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import HttpResponseClientRedirect
+from django_htmx.middleware import HtmxDetails
+
+from liveadmin.roles import Role, role_required
+from webhooks import services
+from webhooks.forms import (
+    BlocklistForm,
+    ChangeFilterForm,
+    DecisionFilterForm,
+    EntryForm,
+    ImportForm,
+    TryForm,
+)
+from webhooks.models import (
+    Blocklist,
+    BlocklistChange,
+    BlocklistEntry,
+    Decision,
+    DecisionCount,
+    RejectionCount,
+)
+
+
+class AuthedHtmxRequest(HttpRequest):
+    user: AbstractBaseUser
+    htmx: HtmxDetails
+
+
+TOTAL_ACTIONS = ["allow", "forbid", "forbid_code", "discard", "mask"]
+ENTRY_SORTS = {
+    "hits": ("-hit_count", "term"),
+    "term": ("term",),
+    "newest": ("-created_at",),
+    "kind": ("kind", "term"),
+}
+
+
+def _get_list(pk: int) -> Blocklist:
+    return get_object_or_404(Blocklist.objects.select_related("app"), pk=pk)
+
+
+def _get_entry(pk: int) -> BlocklistEntry:
+    return get_object_or_404(
+        BlocklistEntry.objects.select_related("blocklist", "added_by"), pk=pk
+    )
+
+
+def _form_errors(form: EntryForm, exc: ValidationError) -> None:
+    for name, errors in exc.message_dict.items():
+        for message in errors:
+            form.add_error(name if name in form.fields else None, message)
+
+
+# --- lists -------------------------------------------------------------------------
+
+
+@login_required
+@role_required(Role.MODERATOR)
+def blocklist_list(request: AuthedHtmxRequest) -> HttpResponse:
+    lists = Blocklist.objects.select_related("app").annotate(
+        entry_count=Count("entries"),
+        active_count=Count("entries", filter=Q(entries__enabled=True)),
+    )
+    return render(
+        request,
+        "webhooks/blocklist_list.html",
+        {"lists": lists, "form": BlocklistForm()},
+    )
+
+
+@login_required
+@require_POST
+@role_required(Role.MODERATOR)
+def blocklist_create(request: AuthedHtmxRequest) -> HttpResponse:
+    form = BlocklistForm(request.POST)
+    if form.is_valid():
+        d = form.cleaned_data
+        blocklist = services.create_list(
+            d["name"], app=d["app"], note=d["note"], actor=request.user
+        )
+        if not d["enabled"]:
+            services.update_list(blocklist, enabled=False, actor=request.user)
+        messages.success(request, f"List “{blocklist.name}” created.")
+        return redirect("webhooks:blocklist-detail", blocklist.pk)
+    lists = Blocklist.objects.select_related("app").annotate(
+        entry_count=Count("entries"),
+        active_count=Count("entries", filter=Q(entries__enabled=True)),
+    )
+    return render(
+        request, "webhooks/blocklist_list.html", {"lists": lists, "form": form}
+    )
+
+
+@login_required
+@role_required(Role.MODERATOR)
+def blocklist_edit(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
+    blocklist = _get_list(pk)
+    form = BlocklistForm(request.POST or None, instance=Blocklist.objects.get(pk=pk))
+    if request.method == "POST" and form.is_valid():
+        services.update_list(blocklist, actor=request.user, **form.cleaned_data)
+        messages.success(request, f"List “{blocklist.name}” saved.")
+        return redirect("webhooks:blocklist-detail", blocklist.pk)
+    return render(
+        request, "webhooks/blocklist_form.html", {"form": form, "blocklist": blocklist}
+    )
+
+
+@login_required
+@require_POST
+@role_required(Role.MODERATOR)
+def blocklist_delete(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
+    blocklist = _get_list(pk)
+    name = blocklist.name
+    services.delete_list(blocklist, actor=request.user)
+    messages.success(request, f"List “{name}” deleted.")
+    if request.htmx:
+        return HttpResponseClientRedirect(reverse("webhooks:blocklist-list"))
+    return redirect("webhooks:blocklist-list")
+
+
+def _detail_context(
+    request: AuthedHtmxRequest, blocklist: Blocklist, form: EntryForm | None = None
+) -> dict:
+    sort = request.GET.get("sort", "hits")
+    if sort not in ENTRY_SORTS:
+        sort = "hits"
+    entries = blocklist.entries.select_related("added_by").order_by(*ENTRY_SORTS[sort])
+    q = request.GET.get("q", "").strip()
+    if q:
+        entries = entries.filter(Q(term__icontains=q) | Q(note__icontains=q))
+    kind = request.GET.get("kind", "")
+    if kind:
+        entries = entries.filter(kind=kind)
+    page = Paginator(entries, 100).get_page(request.GET.get("page"))
+    return {
+        "blocklist": blocklist,
+        "page": page,
+        "entries": page.object_list,
+        "sort": sort,
+        "q": q,
+        "kind": kind,
+        "kinds": services.KINDS,
+        "form": form or EntryForm(),
+        "import_form": ImportForm(),
+    }
+
+
+@login_required
+@role_required(Role.MODERATOR)
+@vary_on_headers("HX-Request")
+def blocklist_detail(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
+    blocklist = _get_list(pk)
+    template = "webhooks/blocklist_detail.html"
+    if request.htmx:
+        template += "#entries"
+    return render(request, template, _detail_context(request, blocklist))
+
+
+# --- entries ----------------------------------------------------------------------
+
+
+@login_required
+@require_POST
+@role_required(Role.MODERATOR)
+def entry_create(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
+    blocklist = _get_list(pk)
+    form = EntryForm(request.POST)
+    if form.is_valid():
+        try:
+            entry = services.add_entry(
+                blocklist, actor=request.user, **form.entry_fields()
+            )
+        except ValidationError as exc:
+            _form_errors(form, exc)
+        else:
+            if not request.htmx:
+                messages.success(request, f"Added “{entry.term}”.")
+                return redirect("webhooks:blocklist-detail", blocklist.pk)
+            context = _detail_context(request, blocklist)
+            context["added"] = entry
+            return render(request, "webhooks/blocklist_detail.html#entries", context)
+    template = "webhooks/blocklist_detail.html"
+    if request.htmx:
+        template += "#entries"
+    return render(request, template, _detail_context(request, blocklist, form))
+
+
+@login_required
+@role_required(Role.MODERATOR)
+def entry_edit(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
+    entry = _get_entry(pk)
+    if request.method == "POST":
+        form = EntryForm(request.POST, auto_id="edit_%s")
+        if form.is_valid():
+            try:
+                entry = services.update_entry(
+                    entry, actor=request.user, **form.entry_fields()
+                )
+            except ValidationError as exc:
+                _form_errors(form, exc)
+            else:
+                if request.htmx:
+                    return render(
+                        request,
+                        "webhooks/blocklist_detail.html#entry-row",
+                        {"entry": entry},
+                    )
+                messages.success(request, f"Saved “{entry.term}”.")
+                return redirect("webhooks:blocklist-detail", entry.blocklist_id)
+    else:
+        form = EntryForm(
+            auto_id="edit_%s",
+            initial={
+                "kind": entry.kind,
+                "term": entry.term,
+                "action": entry.action,
+                "code": entry.code,
+                "info": entry.info,
+                "expires_at": entry.expires_at,
+                "note": entry.note,
+            },
+        )
+    template = "webhooks/entry_form.html"
+    if request.htmx:
+        template = "webhooks/blocklist_detail.html#entry-edit-row"
+    return render(request, template, {"entry": entry, "form": form})
+
+
+@login_required
+@role_required(Role.MODERATOR)
+def entry_row(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
+    """The plain row again (Cancel on an inline edit)."""
+    entry = _get_entry(pk)
+    if not request.htmx:
+        return redirect("webhooks:blocklist-detail", entry.blocklist_id)
+    return render(request, "webhooks/blocklist_detail.html#entry-row", {"entry": entry})
+
+
+@login_required
+@require_POST
+@role_required(Role.MODERATOR)
+def entry_toggle(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
+    entry = _get_entry(pk)
+    entry = services.set_entry_enabled(entry, not entry.enabled, actor=request.user)
+    if request.htmx:
+        return render(
+            request, "webhooks/blocklist_detail.html#entry-row", {"entry": entry}
+        )
+    return redirect("webhooks:blocklist-detail", entry.blocklist_id)
+
+
+@login_required
+@require_POST
+@role_required(Role.MODERATOR)
+def entry_delete(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
+    entry = _get_entry(pk)
+    list_pk = entry.blocklist_id
+    services.delete_entry(entry, actor=request.user)
+    if request.htmx:
+        return HttpResponse("")
+    messages.success(request, f"Deleted “{entry.term}”.")
+    return redirect("webhooks:blocklist-detail", list_pk)
+
+
+# --- import / export ----------------------------------------------------------------
+
+
+@login_required
+@role_required(Role.MODERATOR)
+def blocklist_import(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
+    blocklist = _get_list(pk)
+    form = ImportForm(request.POST or None, request.FILES or None)
+    report = None
+    if request.method == "POST" and form.is_valid():
+        fmt, content = form.cleaned_data["file"]
+        report = services.import_entries(
+            blocklist,
+            content,
+            fmt=fmt,
+            actor=request.user,
+            default_kind=form.cleaned_data["kind"],
+            default_action=form.cleaned_data["action"],
+        )
+    return render(
+        request,
+        "webhooks/import.html",
+        {"blocklist": blocklist, "form": form, "report": report},
+    )
+
+
+@login_required
+@role_required(Role.MODERATOR)
+def blocklist_export(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
+    blocklist = _get_list(pk)
+    content = services.export_csv(services.entries_for_export([blocklist]))
+    response = HttpResponse(content, content_type="text/csv; charset=utf-8")
+    filename = slugify(blocklist.name) or f"blocklist-{blocklist.pk}"
+    response["Content-Disposition"] = f'attachment; filename="{filename}.csv"'
+    return response
+
+
+# --- try a message ----------------------------------------------------------------------
+
+
+@login_required
+@role_required(Role.MODERATOR)
+@vary_on_headers("HX-Request")
+def try_message(request: AuthedHtmxRequest) -> HttpResponse:
+    form = TryForm(request.POST or None)
+    result = None
+    if request.method == "POST" and form.is_valid():
+        d = form.cleaned_data
+        try:
+            result = services.try_message(
+                d["app"], text=d["text"], body=d["body"], sender=d["sender"]
+            )
+        except ValidationError as exc:
+            form.add_error("body", exc.message_dict.get("body", exc.messages))
+    template = "webhooks/try.html"
+    if request.htmx:
+        template += "#try-result"
+    context = {"form": form, "result": result}
+    if result is not None:
+        context["response_json"] = json.dumps(
+            result.response, ensure_ascii=False, indent=2
+        )
+    return render(request, template, context)
+
+
+# --- decisions and history ---------------------------------------------------------------
+
+
+@login_required
+@role_required(Role.MODERATOR)
+@vary_on_headers("HX-Request")
+def decision_list(request: AuthedHtmxRequest) -> HttpResponse:
+    form = DecisionFilterForm(request.GET or None)
+    decisions = Decision.objects.select_related("app")
+    if form.is_valid():
+        d = form.cleaned_data
+        if d["app"]:
+            decisions = decisions.filter(app=d["app"])
+        if d["action"]:
+            decisions = decisions.filter(action=d["action"])
+        if d["room"]:
+            decisions = decisions.filter(room_id=d["room"])
+        if d["sender"]:
+            decisions = decisions.filter(sender=d["sender"])
+        if d["q"]:
+            decisions = decisions.filter(text__icontains=d["q"])
+    page = Paginator(decisions, 50).get_page(request.GET.get("page"))
+    entry_ids = {i for decision in page.object_list for i in decision.entry_ids}
+    terms = dict(
+        BlocklistEntry.objects.filter(pk__in=entry_ids).values_list("pk", "term")
+    )
+    for decision in page.object_list:
+        decision.matched_terms = [
+            terms.get(i, f"#{i} (deleted)") for i in decision.entry_ids
+        ]
+    template = "webhooks/decision_list.html"
+    if request.htmx:
+        template += "#decision-table"
+    since = timezone.now() - timedelta(hours=24)
+    totals = dict(
+        DecisionCount.objects.filter(minute__gte=since)
+        .values_list("action")
+        .annotate(n=Sum("count"))
+        .values_list("action", "n")
+    )
+    refusals = (
+        RejectionCount.objects.filter(minute__gte=since)
+        .values("reason")
+        .annotate(n=Sum("count"))
+        .order_by("-n")
+    )
+    return render(
+        request,
+        template,
+        {
+            "form": form,
+            "page": page,
+            "query": _query_without_page(request),
+            "totals": [(action, totals.get(action, 0)) for action in TOTAL_ACTIONS],
+            "refusals": refusals,
+        },
+    )
+
+
+@login_required
+@role_required(Role.AUDITOR)
+@vary_on_headers("HX-Request")
+def change_list(request: AuthedHtmxRequest) -> HttpResponse:
+    form = ChangeFilterForm(request.GET or None)
+    changes = BlocklistChange.objects.all()
+    if form.is_valid():
+        d = form.cleaned_data
+        if d["object_type"]:
+            changes = changes.filter(object_type=d["object_type"])
+        if d["action"]:
+            changes = changes.filter(action=d["action"])
+        if d["actor"]:
+            changes = changes.filter(actor_name__iexact=d["actor"].strip())
+    page = Paginator(changes, 50).get_page(request.GET.get("page"))
+    template = "webhooks/change_list.html"
+    if request.htmx:
+        template += "#change-table"
+    return render(
+        request,
+        template,
+        {"form": form, "page": page, "query": _query_without_page(request)},
+    )
+
+
+def _query_without_page(request: AuthedHtmxRequest) -> str:
+    query = request.GET.copy()
+    query.pop("page", None)
+    return query.urlencode()

@@ -1,0 +1,64 @@
+"""Optional leaner entry point: the webhook served straight from the hot path,
+everything else handed to Django.
+
+    gunicorn webhooks.wsgi:application -w 2
+
+POST /webhooks/tencent skips Django's request cycle (middleware, URL resolving,
+HttpRequest); the answer is the same ``hotpath.answer`` the Django view returns.
+For deployments where the webhook needs more than Django gives per core (DESIGN.md
+"Scale"); bench/webhook_load.py measures both.
+"""
+
+from __future__ import annotations
+
+import os
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import parse_qsl
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "liveadmin.settings")
+
+from django.conf import settings  # noqa: E402
+from django.core.wsgi import get_wsgi_application  # noqa: E402
+
+from webhooks import hotpath  # noqa: E402
+
+django_application = get_wsgi_application()
+WEBHOOK_PATH = "/webhooks/tencent"
+
+
+def _reply(
+    start_response: Any, reply: hotpath.Reply, extra: list | None = None
+) -> list[bytes]:
+    body = reply.json()
+    status = f"{reply.status} {HTTPStatus(reply.status).phrase}"
+    start_response(
+        status,
+        [
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(body))),
+            *(extra or []),
+        ],
+    )
+    return [body]
+
+
+def application(environ: dict, start_response: Any) -> Any:
+    if environ.get("PATH_INFO") != WEBHOOK_PATH:
+        return django_application(environ, start_response)
+    if environ.get("REQUEST_METHOD") != "POST":
+        return _reply(
+            start_response,
+            hotpath.error("use POST", 405, "bad_method"),
+            [("Allow", "POST")],
+        )
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length > settings.WEBHOOK_MAX_BODY:
+        return _reply(start_response, hotpath.error("body over 1 MB", 413, "too_large"))
+    body = environ["wsgi.input"].read(length) if length else b""
+    # Like Django's QueryDict.get: the last value of a repeated parameter.
+    query = dict(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True))
+    return _reply(start_response, hotpath.answer(query, body))
