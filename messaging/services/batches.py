@@ -12,6 +12,7 @@ import io
 import logging
 import math
 import random
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -518,3 +519,14 @@ def recover_sends() -> dict[str, list[int]]:
             requeued,
         )
     return {"released": [pk for pk, _ in stale], "requeued_batches": requeued}
+
+
+def wait_for_batch(batch: Batch, *, poll: float = 0.2) -> Batch:
+    """Block until the batch is done, cancelled or paused (for the command line)."""
+    while True:
+        batch.refresh_from_db()
+        if batch.is_finished or batch.status == BatchStatus.PAUSED:
+            return batch
+        if batch.status == BatchStatus.RUNNING and finish_if_complete(batch.pk):
+            continue
+        time.sleep(poll)
