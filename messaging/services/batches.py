@@ -8,7 +8,6 @@ the batch's rows by outcome.
 from __future__ import annotations
 
 import csv
-import io
 import logging
 import math
 import random
@@ -76,8 +75,8 @@ def parse_room_ids(text: str) -> RoomList:
     result = RoomList()
     seen: set[str] = set()
     reported_duplicates: set[str] = set()
-    lines = text.lstrip("\ufeff").splitlines()
-    for index, row in enumerate(csv.reader(io.StringIO("\n".join(lines)))):
+    for index, line in enumerate(text.lstrip("\ufeff").splitlines()):
+        row = next(csv.reader([line]), [])
         room = row[0].strip() if row else ""
         if not room:
             result.blank_lines += 1
