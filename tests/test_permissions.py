@@ -9,7 +9,7 @@ import pytest
 from django.urls import reverse
 
 from tests.conftest import client_for
-from tests.factories import make_app
+from tests.factories import make_app, make_batch
 
 pytestmark = pytest.mark.django_db
 
@@ -37,12 +37,30 @@ ROUTES: list[tuple[str, str, callable, set[str]]] = [
         lambda ctx: reverse("messaging:app-toggle", args=[ctx["app"].pk]),
         {"admin"},
     ),
+    ("batch-list", "get", lambda ctx: reverse("messaging:batch-list"), {"manager"}),
+    (
+        "batch-detail",
+        "get",
+        lambda ctx: reverse("messaging:batch-detail", args=[ctx["batch"].pk]),
+        {"manager"},
+    ),
+    *[
+        (
+            f"batch-{action}",
+            "post",
+            lambda ctx, action=action: reverse(
+                f"messaging:batch-{action}", args=[ctx["batch"].pk]
+            ),
+            {"manager"},
+        )
+        for action in ("cancel", "pause", "resume", "resend", "approve")
+    ],
 ]
 
 
 @pytest.fixture
 def ctx(db):
-    return {"app": make_app()}
+    return {"app": make_app(), "batch": make_batch()}
 
 
 @pytest.mark.parametrize("route", ROUTES, ids=[r[0] for r in ROUTES])
