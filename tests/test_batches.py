@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from liveadmin.roles import Role
+from messaging import dispatch
 from messaging.models import Batch, BatchStatus, Outcome, SendRecord
 from messaging.services import batches
 from messaging.services.sending import SendValidationError
@@ -524,3 +525,60 @@ def test_it_resends_failed_rooms_from_the_page(manager, settings):
     again = Batch.objects.get(resend_of=batch)
     assert response["Location"] == reverse("messaging:batch-detail", args=[again.pk])
     assert list(again.records.values_list("room_id", flat=True)) == ["a"]
+
+
+# --- embedded default (no broker) -----------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_runs_batches_in_background_threads_without_a_broker(settings):
+    settings.CELERY_BROKER_URL = ""
+    settings.EMBEDDED_WORKERS = 2
+    settings.BATCH_CHUNK_SIZE = 3
+    settings.SEND_MAX_ATTEMPTS = 1
+    manager = make_user("manager1", role=Role.MANAGER)
+    app = make_app(base_url=closed_port_url())
+    rooms = [f"room-{i}" for i in range(8)]
+    try:
+        batch = batches.start_batch(
+            app, "text", TEXT, rooms, actor=manager, pause_after_failures=0
+        )
+        # start_batch returned at once; the pool's threads send the rooms.
+        await_state(
+            lambda: Batch.objects.filter(pk=batch.pk, status=BatchStatus.DONE).exists(),
+            what="the batch to finish",
+        )
+    finally:
+        dispatch.wait_idle()
+    assert batch.progress()["failed"] == 8
+    assert set(batch.records.values_list("attempts", flat=True)) == {1}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_starts_scheduled_batches_from_the_embedded_scheduler(settings):
+    settings.CELERY_BROKER_URL = ""
+    settings.SEND_TICK_SECONDS = 0.05
+    settings.SEND_MAX_ATTEMPTS = 1
+    manager = make_user("manager1", role=Role.MANAGER)
+    app = make_app(base_url=closed_port_url())
+    batch = batches.start_batch(
+        app,
+        "text",
+        TEXT,
+        ["a"],
+        actor=manager,
+        scheduled_at=timezone.now() + timedelta(seconds=0.3),
+    )
+    assert batch.status == BatchStatus.SCHEDULED
+    try:
+        assert dispatch.start_embedded_scheduler()
+        assert not dispatch.start_embedded_scheduler()  # once per process
+        await_state(
+            lambda: Batch.objects.filter(pk=batch.pk, status=BatchStatus.DONE).exists(),
+            what="the scheduled batch to run",
+        )
+    finally:
+        dispatch.stop_embedded_scheduler()
+        dispatch.wait_idle()
+    batch.refresh_from_db()
+    assert batch.started_at >= batch.scheduled_at
