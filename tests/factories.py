@@ -49,3 +49,12 @@ def make_batch(app: ProviderApp | None = None, **fields: Any):
     actor = fields.pop("actor", None) or make_user(role=Role.MANAGER)
     message = fields.pop("fields", {"sender": "host-1", "text": "hello"})
     return start_batch(app or make_app(), kind, message, rooms, actor=actor, **fields)
+
+
+def make_sandbox_app(
+    app: ProviderApp, *, rooms: tuple[str, ...] = ("room-1",), callback_url: str = ""
+):
+    """Mirror ``app`` into the sandbox provider with ``rooms`` created."""
+    from messaging.sandbox.services import mirror_provider_app
+
+    return mirror_provider_app(app, rooms=rooms, callback_url=callback_url)
