@@ -393,8 +393,9 @@ def test_it_requeues_a_running_batch_whose_tasks_were_lost(manager, settings):
     settings.SEND_CLAIM_TIMEOUT = 60
     batch = batches.start_batch(make_app(), "text", TEXT, ["a"], actor=manager)
     assert batches.recover_sends()["requeued_batches"] == []
-    SendRecord.objects.filter(batch=batch).update(
-        updated_at=timezone.now() - timedelta(minutes=5)
+    # No claim and started five minutes ago: its queued tasks were lost.
+    Batch.objects.filter(pk=batch.pk).update(
+        started_at=timezone.now() - timedelta(minutes=5)
     )
     assert batches.recover_sends()["requeued_batches"] == [batch.pk]
 

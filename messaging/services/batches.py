@@ -345,9 +345,17 @@ def dispatch_batch(batch: Batch) -> int:
     return len(chunks)
 
 
+# How often a running chunk re-reads its batch (paused or cancelled meanwhile?).
+STATUS_CHECK_SECONDS = 0.2
+
+
 def send_chunk(batch_id: int, first_id: int, last_id: int) -> float | None:
     """Send the waiting rooms of one chunk, one at a time, within the rate limit.
 
+    Per room: one claim, then deliver() (its attempt and answer updates) with
+    the rate limiter in front of the HTTP call. The batch's status is re-read
+    after every failure and every STATUS_CHECK_SECONDS, so an automatic pause
+    stops at once and a manual pause or cancel within a fraction of a second.
     Returns None when the chunk has nothing left to do, or the seconds after
     which it should run again (rooms waiting to retry after a retryable answer).
     """
@@ -356,57 +364,81 @@ def send_chunk(batch_id: int, first_id: int, last_id: int) -> float | None:
         batch_id=batch_id, id__gte=first_id, id__lte=last_id, outcome=Outcome.WAITING
     )
     while True:
-        status = Batch.objects.filter(pk=batch_id).values_list("status", flat=True)[0]
-        if status != BatchStatus.RUNNING:
-            return None
         now = timezone.now()
-        ready = rows.filter(claimed_at__isnull=True).filter(
-            Q(retry_at__isnull=True) | Q(retry_at__lte=now)
+        ready = list(
+            rows.filter(claimed_at__isnull=True)
+            .filter(Q(retry_at__isnull=True) | Q(retry_at__lte=now))
+            .order_by("id")
         )
-        record_id = ready.order_by("id").values_list("id", flat=True).first()
-        if record_id is None:
-            later = rows.filter(claimed_at__isnull=True, retry_at__gt=now).aggregate(
-                at=Min("retry_at")
-            )["at"]
-            if later is not None:
-                return max(0.05, (later - now).total_seconds())
-            finish_if_complete(batch_id)
-            return None
-        if not _claim(record_id, now):
-            continue
-        record = SendRecord.objects.select_related("app").get(pk=record_id)
-        _send_claimed(batch, record)
+        if not ready:
+            break
+        checked_at = 0.0
+        failures_pending = False
+        for record in ready:
+            if time.monotonic() - checked_at >= STATUS_CHECK_SECONDS:
+                status, failures = Batch.objects.filter(pk=batch_id).values_list(
+                    "status", "consecutive_failures"
+                )[0]
+                if status != BatchStatus.RUNNING:
+                    return None
+                failures_pending = failures > 0
+                checked_at = time.monotonic()
+            if not _claim(record, timezone.now()):
+                continue  # another worker took it, or it changed meanwhile
+            record.app = batch.app
+            failed = _send_claimed(batch, record, reset_failures=failures_pending)
+            failures_pending = failed
+            if failed:
+                checked_at = 0.0  # this failure may have paused the batch
+    now = timezone.now()
+    later = rows.filter(claimed_at__isnull=True, retry_at__gt=now).aggregate(
+        at=Min("retry_at")
+    )["at"]
+    if later is not None:
+        return max(0.05, (later - now).total_seconds())
+    finish_if_complete(batch_id)
+    return None
 
 
-def _claim(record_id: int, now: datetime) -> bool:
-    """Take a waiting row for this worker; False if another worker was first."""
-    return (
+def _claim(record: SendRecord, now: datetime) -> bool:
+    """Take a waiting row for this worker; False if another worker was first.
+
+    Matching ``attempts`` too makes sure the copy in hand is current.
+    """
+    claimed = (
         SendRecord.objects.filter(
-            pk=record_id, outcome=Outcome.WAITING, claimed_at__isnull=True
+            pk=record.pk,
+            outcome=Outcome.WAITING,
+            claimed_at__isnull=True,
+            attempts=record.attempts,
         )
         .filter(Q(retry_at__isnull=True) | Q(retry_at__lte=now))
         .update(claimed_at=now)
-        == 1
     )
+    if claimed == 1:
+        record.claimed_at = now
+    return claimed == 1
 
 
-def _send_claimed(batch: Batch, record: SendRecord) -> SendResult:
+def _send_claimed(batch: Batch, record: SendRecord, *, reset_failures: bool) -> bool:
+    """Deliver a claimed row; True if the provider failed it (this attempt)."""
     final = record.attempts + 1 >= settings.SEND_MAX_ATTEMPTS
     result = sending.deliver(record, final_attempt=final)
-    if result.outcome == ProviderOutcome.FAILED:
+    failed = result.outcome == ProviderOutcome.FAILED
+    if failed:
         _note_failure(batch, result)
-    else:
+    elif reset_failures:
         Batch.objects.filter(pk=batch.pk, consecutive_failures__gt=0).update(
             consecutive_failures=0
         )
-    if result.retryable and not final:
+    if result.retryable and not final and not result.ok:
         # Still waiting: release the row and try again after a backoff (or the
         # provider's Retry-After), always well under the broker's visibility timeout.
-        delay = retry_delay(record.attempts + 1, result.retry_after)
+        delay = retry_delay(record.attempts, result.retry_after)
         SendRecord.objects.filter(pk=record.pk, outcome=Outcome.WAITING).update(
             claimed_at=None, retry_at=timezone.now() + timedelta(seconds=delay)
         )
-    return result
+    return failed
 
 
 def retry_delay(attempts: int, retry_after: float | None) -> float:
@@ -493,17 +525,19 @@ def recover_sends() -> dict[str, list[int]]:
         pk__in=[pk for pk, _ in stale], outcome=Outcome.WAITING, claimed_at__lt=cutoff
     ).update(claimed_at=None, retry_at=None)
     requeue = {batch_id for _, batch_id in stale}
-    running = Batch.objects.filter(status=BatchStatus.RUNNING).values_list(
-        "pk", flat=True
+    started = dict(
+        Batch.objects.filter(status=BatchStatus.RUNNING).values_list("pk", "started_at")
     )
-    for pk in running:
+    for pk in started:
         if pk in requeue:
             continue
         rows = SendRecord.objects.filter(batch_id=pk)
         if not rows.filter(outcome=Outcome.WAITING).exists():
             finish_if_complete(pk)
             continue
-        last = rows.aggregate(at=Max("updated_at"))["at"]
+        # Activity = the latest claim (claims are stamped; answers are
+        # written with update(), which leaves updated_at alone), else the start.
+        last = rows.aggregate(at=Max("claimed_at"))["at"] or started.get(pk)
         if last is None or last < cutoff:
             requeue.add(pk)
     requeued = []
