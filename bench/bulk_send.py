@@ -143,7 +143,7 @@ def main() -> None:
 
     from liveadmin.celery import app as celery_app
     from liveadmin.roles import Role
-    from messaging.models import Batch, BatchStatus, Outcome, ProviderApp, SendRecord
+    from messaging.models import Batch, BatchStatus, ProviderApp, SendRecord
     from messaging.sandbox.models import SandboxApp, SandboxRoom
     from messaging.sandbox.services import mirror_provider_app
     from messaging.services import batches
@@ -231,7 +231,6 @@ def main() -> None:
         redis.Redis.from_url(env["REDIS_URL"]).delete(
             f"liveadmin:ratelimit:tencent:{app.app_id}:live_engine"
         )
-        # Warm the web workers' connections (first requests import and connect).
         rate = 200.0
         fields = {"sender": "host-1", "text": "Bench message"}
 
@@ -274,6 +273,7 @@ def main() -> None:
             "frequency_limit_errors": freq_final + freq_dropped + retried,
             "retried_attempts": retried,
             "celery_concurrency": args.concurrency,
+            "celery_pool": args.pool,
             "gunicorn_workers": args.web_workers,
             "database": database_url.split(":", 1)[0],
         }
