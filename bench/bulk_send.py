@@ -35,7 +35,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-FREQUENCY_CODES = {60007, 60011, 60018, 60019, 10023, 10006, 206, 207, 7}
+FREQUENCY_CODES = {60007, 60011, 60018, 60019, 10023, 10006, 100602, 206, 207, 7}
 
 
 def free_port() -> int:

@@ -3,11 +3,14 @@ approval, recovery, the embedded background mode and the batch pages."""
 
 from __future__ import annotations
 
+import io
+import json
 import socket
 import time
 from datetime import timedelta
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.urls import reverse
 from django.utils import timezone
 
@@ -683,3 +686,128 @@ def test_it_pauses_on_a_wrong_secret_and_sends_after_resume(
     assert resent.progress()["ok"] == 2
     assert SendRecord.objects.filter(outcome=Outcome.OK).count() == 6
     assert SandboxMessage.objects.count() == 6
+
+
+# --- sendmsg --rooms-file -------------------------------------------------------
+
+
+def run_sendmsg(*args: str) -> tuple[list[dict], int]:
+    out = io.StringIO()
+    try:
+        call_command("sendmsg", *args, stdout=out)
+        code = 0
+    except CommandError as exc:
+        code = exc.returncode
+    return [json.loads(line) for line in out.getvalue().splitlines()], code
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_sends_a_rooms_file_as_a_batch_from_the_command_line(
+    live_server, hook, settings, tmp_path
+):
+    settings.CELERY_BROKER_URL = ""
+    make_user("manager1", role=Role.MANAGER)
+    app = sandbox_app(live_server, hook, ["r1", "r2", "r3"])
+    rooms = tmp_path / "rooms.txt"
+    rooms.write_text("r1\nr2\n\nr1\nr3\n")
+    try:
+        lines, code = run_sendmsg(
+            "text",
+            "--app",
+            app.name,
+            "--as",
+            "manager1",
+            "--rooms-file",
+            str(rooms),
+            "--sender",
+            "host-1",
+            "--text",
+            "Hello rooms",
+        )
+    finally:
+        dispatch.wait_idle()
+    assert code == 0
+    assert [(line["room_id"], line["ok"], line["outcome"]) for line in lines[:3]] == [
+        ("r1", True, "ok"),
+        ("r2", True, "ok"),
+        ("r3", True, "ok"),
+    ]
+    assert all(line["msg_seq"] == 1 and line["request_id"] for line in lines[:3])
+    batch = Batch.objects.get()
+    assert lines[3] == {
+        "summary": True,
+        "batch": batch.pk,
+        "status": "done",
+        "rooms": 3,
+        "ok": 3,
+        "failed": 0,
+        "dropped": 0,
+        "waiting": 0,
+        "duplicates_skipped": 1,
+        "blank_lines": 1,
+    }
+    assert SandboxMessage.objects.count() == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_exits_non_zero_when_a_room_of_the_file_fails(
+    live_server, hook, settings, tmp_path
+):
+    settings.CELERY_BROKER_URL = ""
+    make_user("manager1", role=Role.MANAGER)
+    app = sandbox_app(live_server, hook, ["r1"])
+    rooms = tmp_path / "rooms.txt"
+    rooms.write_text("r1\nno-such-room\n")
+    try:
+        lines, code = run_sendmsg(
+            "custom",
+            "--app",
+            app.name,
+            "--as",
+            "manager1",
+            "--rooms-file",
+            str(rooms),
+            "--business-id",
+            "gift",
+            "--data",
+            '{"id": 7}',
+        )
+    finally:
+        dispatch.wait_idle()
+    assert code == 1
+    assert [
+        (line["room_id"], line["outcome"], line["error_code"]) for line in lines[:2]
+    ] == [
+        ("r1", "ok", 0),
+        ("no-such-room", "failed", 100004),
+    ]
+    assert lines[2]["ok"] == 1 and lines[2]["failed"] == 1
+
+
+@pytest.mark.django_db
+def test_it_refuses_a_bad_rooms_file_and_sends_nothing(manager, tmp_path):
+    app = make_app()
+    rooms = tmp_path / "rooms.txt"
+    rooms.write_text("r1\nbad room\n")
+    args = [
+        "text",
+        "--app",
+        app.name,
+        "--as",
+        "manager1",
+        "--sender",
+        "h",
+        "--text",
+        "x",
+    ]
+    with pytest.raises(CommandError) as caught:
+        call_command("sendmsg", *args, "--rooms-file", str(rooms))
+    assert caught.value.returncode == 2
+    assert "'bad room'" in str(caught.value)
+    with pytest.raises(CommandError) as caught:
+        call_command("sendmsg", *args, "--rooms-file", str(tmp_path / "missing.txt"))
+    assert caught.value.returncode == 2
+    rooms.write_text("\n\n")
+    with pytest.raises(CommandError, match="no room IDs"):
+        call_command("sendmsg", *args, "--rooms-file", str(rooms))
+    assert not SendRecord.objects.exists()
