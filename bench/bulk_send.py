@@ -9,7 +9,8 @@ HTTP) and waits until every room has an answer.
 Prints the wall time against the 10.0 s that 200/s allows, the throughput, and
 the count of frequency-limit errors (must be 0).
 
-    python bench/bulk_send.py [--rooms 2000] [--concurrency 8] [--web-workers 3]
+    python bench/bulk_send.py [--rooms 2000] [--concurrency 8] [--pool prefork|threads]
+        [--web-workers 3]
         [--database-url postgres://postgres@127.0.0.1:5432/bench_batches]
 
 Environment: DATABASE_URL (default: a temporary SQLite file), REDIS_URL
@@ -93,8 +94,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rooms", type=int, default=2000)
     parser.add_argument(
-        "--concurrency", type=int, default=8, help="Celery worker processes"
+        "--concurrency", type=int, default=8, help="Celery worker pool size"
     )
+    parser.add_argument("--pool", default="prefork", choices=["prefork", "threads"])
     parser.add_argument(
         "--web-workers",
         type=int,
@@ -185,6 +187,8 @@ def main() -> None:
             "info",
             "-c",
             str(args.concurrency),
+            "-P",
+            args.pool,
             "-n",
             f"bench-{os.getpid()}@%h",
             "--without-gossip",
