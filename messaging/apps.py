@@ -1,9 +1,11 @@
+from typing import Any
+
 from django.apps import AppConfig
 from django.conf import settings
 from django.core.signals import request_started
 
 
-def _start_embedded_scheduler(**kwargs) -> None:
+def _start_embedded_scheduler(**kwargs: Any) -> None:
     from messaging import dispatch
 
     dispatch.start_embedded_scheduler()

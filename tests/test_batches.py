@@ -811,3 +811,22 @@ def test_it_refuses_a_bad_rooms_file_and_sends_nothing(manager, tmp_path):
     with pytest.raises(CommandError, match="no room IDs"):
         call_command("sendmsg", *args, "--rooms-file", str(rooms))
     assert not SendRecord.objects.exists()
+
+
+@pytest.mark.django_db
+def test_it_recovers_from_the_command_line(manager, settings):
+    settings.SEND_CLAIM_TIMEOUT = 60
+    batch = make_batch(actor=manager, rooms=["a"])
+    record = batch.records.get()
+    SendRecord.objects.filter(pk=record.pk).update(
+        claimed_at=timezone.now() - timedelta(minutes=5)
+    )
+    due = make_batch(actor=manager, scheduled_at=timezone.now() + timedelta(hours=1))
+    Batch.objects.filter(pk=due.pk).update(scheduled_at=timezone.now())
+    out = io.StringIO()
+    call_command("recover_sends", stdout=out)
+    assert json.loads(out.getvalue()) == {
+        "started_batches": [due.pk],
+        "released_records": [record.pk],
+        "requeued_batches": [batch.pk],
+    }

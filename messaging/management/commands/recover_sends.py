@@ -15,9 +15,6 @@ class Command(BaseCommand):
         "got an answer are never sent again. Workers also run this at start."
     )
 
-    def add_arguments(self, parser: Any) -> None:
-        pass
-
     def handle(self, *args: Any, **options: Any) -> None:
         started = batches.start_due_batches()
         recovered = batches.recover_sends()
