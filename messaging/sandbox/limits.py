@@ -29,15 +29,22 @@ def rate_limit(name: str) -> int:
     return int(overrides.get(name, DEFAULT_RATE_LIMITS[name]))
 
 
-def acquire(scope: str, name: str, *, window: int = 1) -> bool:
-    """Take one of the ``rate_limit(name)`` slots of ``scope`` for ``window`` seconds.
+def rate_window() -> int:
+    """Seconds a slot is held: 1 (a per-second limit). Tests lengthen it
+    (SANDBOX_RATE_WINDOW) so that a slow machine cannot spread their burst over
+    two windows."""
+    return int(getattr(settings, "SANDBOX_RATE_WINDOW", 1))
+
+
+def acquire(scope: str, name: str) -> bool:
+    """Take one of the ``rate_limit(name)`` slots of ``scope`` for one window.
 
     Each slot is a cache key added with a one-second expiry, so at most N calls
     succeed in any sliding window of one second, across threads and processes,
     without a read-modify-write race. A random starting slot keeps the usual case
     to one round trip; only a full window probes every slot.
     """
-    limit = rate_limit(name)
+    limit, window = rate_limit(name), rate_window()
     if limit <= 0:
         return False
     start = secrets.randbelow(limit)
