@@ -92,7 +92,7 @@ def test_it_creates_lists_and_destroys_rooms(db):
     [
         ("room", "create", "--app", "nope", "r1"),
         ("room", "create", "--app", "unsynced", "r1"),
-        ("room", "create", "--app", "main", "bad room"),
+        ("room", "create", "--app", "main", "salle-été"),
         ("room", "create", "--app", "main", "@TGS#abc"),
         ("member", "mute", "--app", "main", "--room", "missing", "host1"),
         ("member", "mute", "--app", "main", "--room", "r1", "host1", "--seconds", "-1"),

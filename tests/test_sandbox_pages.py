@@ -105,12 +105,12 @@ def test_it_creates_a_room(manager, sandbox):
 
 def test_it_keeps_typed_values_when_the_room_id_is_bad(manager, sandbox):
     response = client_for(manager).post(
-        reverse("sandbox:room-create"), {"app": sandbox.pk, "room_id": "bad room id"}
+        reverse("sandbox:room-create"), {"app": sandbox.pk, "room_id": "salle-été"}
     )
     assert response.status_code == 200
     body = response.content.decode()
-    assert "A room ID is printable ASCII without spaces." in body
-    assert 'value="bad room id"' in body
+    assert "A room ID uses printable ASCII characters only." in body
+    assert 'value="salle-été"' in body
     assert SandboxRoom.objects.count() == 2
 
 

@@ -328,6 +328,9 @@ def test_it_limits_live_engine_calls_per_app(http, live_server, app, settings):
     codes = [post(http, live_server, TEXT, app, text())["ErrorCode"] for _ in range(5)]
     assert codes == [0, 0, 0, 100602, 100602]
     assert SandboxMessage.objects.count() == 3
+    # Each API has its own budget.
+    custom = {"RoomId": "room-1", "BusinessId": "b", "Data": "d"}
+    assert post(http, live_server, CUSTOM, app, custom)["ErrorCode"] == 0
     # Another app has its own budget.
     other = make_app()
     make_sandbox_app(other, rooms=("room-1",), callback_url=app.sandbox.callback_url)
@@ -509,3 +512,83 @@ def test_it_refuses_broadcasts_when_the_console_switch_is_off(http, live_server,
     app.sandbox.save()
     assert_error(post(http, live_server, BROADCAST, app, BODY), 10007)
     assert SandboxRoom.objects.filter(messages__isnull=False).count() == 0
+
+
+def test_it_gives_concurrent_senders_distinct_increasing_seqs(live_server, app):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection
+
+    url = tencent_url(live_server.url, *TEXT, app)
+
+    def send(i: int) -> dict:
+        with httpx.Client(timeout=10) as client:
+            return client.post(url, json=text(content=f"m{i}")).json()
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        answers = list(pool.map(send, range(24)))
+    ok = [a for a in answers if a["ErrorCode"] == 0]
+    if connection.vendor == "postgresql":
+        assert len(ok) == 24
+    else:
+        # The in-memory SQLite test database cannot take concurrent writers ("table is
+        # locked"): those sends fail with the retryable internal error and store nothing.
+        assert ok
+        assert {a["ErrorCode"] for a in answers} <= {0, 100001}
+    seqs = sorted(a["Response"]["MsgSeq"] for a in ok)
+    assert seqs == list(range(1, len(ok) + 1))
+    stored = SandboxMessage.objects.order_by("msg_seq")
+    assert [m.msg_seq for m in stored] == seqs
+    assert len({a["RequestId"] for a in answers}) == 24
+
+
+def test_it_can_apply_the_older_8_kb_message_limit(http, live_server, app, settings):
+    settings.SANDBOX_MAX_MESSAGE_BYTES = 8 * 1024
+    assert (
+        post(http, live_server, TEXT, app, text(content="x" * 8192))["ErrorCode"] == 0
+    )
+    assert_error(post(http, live_server, TEXT, app, text(content="x" * 8193)), 100603)
+
+
+def test_it_can_dedup_broadcasts_by_sender_and_random_only(
+    http, live_server, app, settings
+):
+    settings.SANDBOX_RATE_LIMITS = {"broadcast": 100}
+    settings.SANDBOX_BROADCAST_DEDUP = "random"
+    first = post(http, live_server, BROADCAST, app, BODY)
+    other_content = post(
+        http, live_server, BROADCAST, app, {**BODY, "CloudCustomData": "x"}
+    )
+    assert first["MsgSeq"] == other_content["MsgSeq"] == 1
+    other_sender = post(
+        http, live_server, BROADCAST, app, {**BODY, "From_Account": "u2"}
+    )
+    assert other_sender["MsgSeq"] == 2
+
+
+CREATE = ("live_engine_http_srv", "create_room")
+DESTROY = ("live_engine_http_srv", "destroy_room")
+
+
+def test_it_creates_and_destroys_rooms_through_the_api(http, live_server, app):
+    body = {"RoomInfo": {"RoomId": "live-room", "RoomType": "Live", "RoomName": "x"}}
+    answer = post(http, live_server, CREATE, app, body)
+    assert answer["ErrorCode"] == 0
+    assert answer["Response"] == {"RoomId": "live-room"}
+    assert post(http, live_server, TEXT, app, text(room="live-room"))["ErrorCode"] == 0
+    assert_error(post(http, live_server, CREATE, app, body), 100003)
+    cases = [
+        ({}, 100002),
+        ({"RoomInfo": {"RoomType": "Live"}}, 100002),
+        ({"RoomInfo": {"RoomId": "r", "RoomType": "Meeting"}}, 100002),
+        ({"RoomInfo": {"RoomId": "x" * 49, "RoomType": "Live"}}, 100002),
+        ({"RoomInfo": {"RoomId": "@TGS#1", "RoomType": "Live"}}, 100002),
+        ({"RoomInfo": {"RoomId": "r", "RoomType": "Live", "Owner_Account": 1}}, 60015),
+    ]
+    got = [(c, post(http, live_server, CREATE, app, c)["ErrorCode"]) for c, _ in cases]
+    assert got == cases
+    answer = post(http, live_server, DESTROY, app, {"RoomId": "live-room"})
+    assert answer["ErrorCode"] == 0 and "Response" not in answer
+    assert not SandboxRoom.objects.filter(room_id="live-room").exists()
+    assert_error(post(http, live_server, DESTROY, app, {"RoomId": "live-room"}), 100004)
+    assert_error(post(http, live_server, TEXT, app, text(room="live-room")), 100004)

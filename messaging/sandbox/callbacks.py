@@ -9,7 +9,6 @@ than the dashboard's provider client.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -183,12 +182,7 @@ def before_send(
 
 def _post_after(url: str, payload: dict[str, Any], app_id: int) -> None:
     try:
-        _client.post(
-            url,
-            content=json.dumps(payload),
-            timeout=callback_timeout(),
-            headers={"Content-Type": "application/json"},
-        )
+        _client.post(url, json=payload, timeout=callback_timeout())
     except httpx.HTTPError as exc:
         logger.info("sandbox: after-send callback of app %s failed: %s", app_id, exc)
 

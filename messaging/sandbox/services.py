@@ -43,8 +43,9 @@ def validate_room_id(room_id: str) -> str:
         raise ValidationError("Enter a room ID.")
     if len(room_id.encode()) > ROOM_ID_MAX_BYTES:
         raise ValidationError(f"A room ID is at most {ROOM_ID_MAX_BYTES} bytes.")
-    if not room_id.isascii() or not room_id.isprintable() or " " in room_id:
-        raise ValidationError("A room ID is printable ASCII without spaces.")
+    # Printable ASCII, 0x20-0x7e (TUILiveKit error -2105's wording).
+    if not all(32 <= ord(ch) < 127 for ch in room_id):
+        raise ValidationError("A room ID uses printable ASCII characters only.")
     if room_id.startswith("@TGS#"):
         raise ValidationError("Room IDs starting with @TGS# are reserved by Tencent.")
     return room_id

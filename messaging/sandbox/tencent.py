@@ -20,10 +20,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 
 from messaging.sandbox import callbacks, limits
 from messaging.sandbox.models import MessageKind, SandboxApp, SandboxRoom
-from messaging.sandbox.services import deliver_broadcast, is_muted, store_message
+from messaging.sandbox.services import (
+    create_room,
+    deliver_broadcast,
+    destroy_room,
+    is_muted,
+    store_message,
+    validate_room_id,
+)
 from messaging.sandbox.usersig import UserSigError, verify_usersig
 
 logger = logging.getLogger(__name__)
@@ -31,7 +39,7 @@ logger = logging.getLogger(__name__)
 LIVE = "live_engine_http_srv"
 GROUP = "group_open_http_svc"
 COMMANDS = {
-    LIVE: {"send_text_msg", "send_custom_msg"},
+    LIVE: {"send_text_msg", "send_custom_msg", "create_room", "destroy_room"},
     GROUP: {"send_broadcast_msg"},
 }
 UINT32_MAX = 4294967295
@@ -43,6 +51,7 @@ BROADCAST_MAX_BYTES = 12000
 # TUILiveKit (live_engine) codes, from the seed pages.
 LIVE_INTERNAL = 100001
 LIVE_BAD_PARAM = 100002
+LIVE_ROOM_EXISTS = 100003  # create_room page (trtc.io/document/63401)
 LIVE_NO_ROOM = 100004
 LIVE_NOT_LIVE = 100006
 LIVE_MUTED = 100601
@@ -301,6 +310,40 @@ def check_msg_body(value: Any, code: int) -> list[dict]:
 # --- the APIs ----------------------------------------------------------------------
 
 
+def check_api_rate(call: Call, command: str) -> None:
+    # "200 times/second" is each live_engine API's own limit, per app.
+    if not limits.acquire(f"{call.app.state_key}:{command}", "live_engine"):
+        raise ApiError(LIVE_FREQ, "API call frequency over limit (200 per second)")
+
+
+def create_live_room(call: Call, body: dict) -> dict[str, Any]:
+    """create_room: RoomInfo{RoomId (<= 48 bytes), RoomType "Live", ...}."""
+    check_api_rate(call, "create_room")
+    info = body.get("RoomInfo")
+    if not isinstance(info, dict):
+        raise ApiError(LIVE_BAD_PARAM, "RoomInfo is required")
+    room_id = _string(info, "RoomId", LIVE_BAD_PARAM)
+    if info.get("RoomType") != "Live":
+        raise ApiError(LIVE_BAD_PARAM, "RoomInfo.RoomType must be Live")
+    _account(info, "Owner_Account", LIVE_BAD_PARAM, required=False)
+    try:
+        room_id = validate_room_id(room_id)
+    except ValidationError as exc:
+        raise ApiError(LIVE_BAD_PARAM, " ".join(exc.messages)) from None
+    if SandboxRoom.objects.filter(app=call.app, room_id=room_id).exists():
+        raise ApiError(LIVE_ROOM_EXISTS, f"room {room_id} already exists")
+    create_room(call.app, room_id)
+    return {"RoomId": room_id}
+
+
+def destroy_live_room(call: Call, body: dict) -> None:
+    """destroy_room: RoomId of an existing room; its messages go with it."""
+    check_api_rate(call, "destroy_room")
+    room_id = _string(body, "RoomId", LIVE_BAD_PARAM)
+    if not destroy_room(call.app, room_id):
+        raise ApiError(LIVE_NO_ROOM, f"room {room_id} does not exist")
+
+
 def _msg_id(sender: str, random: int) -> str:
     # Shaped like the doc's sample "<tinyid>-<unix seconds>-<random>" (UNCONFIRMED).
     tinyid = 144115200000000000 + zlib.crc32(sender.encode())
@@ -309,8 +352,7 @@ def _msg_id(sender: str, random: int) -> str:
 
 def send_room_message(call: Call, command: str, body: dict) -> dict[str, Any]:
     """send_text_msg / send_custom_msg; returns the nested Response."""
-    if not limits.acquire(call.app.state_key, "live_engine"):
-        raise ApiError(LIVE_FREQ, "API call frequency over limit (200 per second)")
+    check_api_rate(call, command)
     room_id = _string(body, "RoomId", LIVE_BAD_PARAM)
     if command == "send_text_msg":
         kind = MessageKind.TEXT

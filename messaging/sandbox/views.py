@@ -60,7 +60,12 @@ def tencent_api(request: HttpRequest, service: str, command: str) -> JsonRespons
                 tencent.GROUP_BAD_COMMAND, f"invalid command {command}"
             )
         body = tencent.parse_body(request.body)
-        if live:
+        if command == "create_room":
+            result = {"Response": tencent.create_live_room(call, body)}
+        elif command == "destroy_room":
+            tencent.destroy_live_room(call, body)
+            result = {}
+        elif live:
             result = {"Response": tencent.send_room_message(call, command, body)}
         else:
             result = tencent.send_broadcast(call, body)
@@ -114,7 +119,6 @@ def _get_room(pk: int) -> SandboxRoom:
 
 
 def _rooms_context(
-    request: HttpRequest,
     room: SandboxRoom | None,
     *,
     room_form: RoomForm | None = None,
@@ -149,7 +153,7 @@ def rooms(request: HtmxRequest) -> HttpResponse:
     template = "sandbox/rooms.html"
     if request.htmx and room is not None:
         template += "#room-messages"
-    return render(request, template, _rooms_context(request, room))
+    return render(request, template, _rooms_context(room))
 
 
 @login_required
@@ -159,7 +163,7 @@ def room_create(request: HttpRequest) -> HttpResponse:
     form = RoomForm(request.POST)
     if not form.is_valid():
         return render(
-            request, "sandbox/rooms.html", _rooms_context(request, None, room_form=form)
+            request, "sandbox/rooms.html", _rooms_context(None, room_form=form)
         )
     room = services.create_room(
         form.cleaned_data["app"],
@@ -178,7 +182,7 @@ def room_mute(request: HttpRequest, pk: int) -> HttpResponse:
     form = MuteForm(request.POST)
     if not form.is_valid():
         return render(
-            request, "sandbox/rooms.html", _rooms_context(request, room, mute_form=form)
+            request, "sandbox/rooms.html", _rooms_context(room, mute_form=form)
         )
     account, seconds = form.cleaned_data["account"], form.cleaned_data["seconds"]
     services.mute_member(room.app, room.room_id, account, seconds)
