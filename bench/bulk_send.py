@@ -81,6 +81,20 @@ def ensure_postgres_database(url: str) -> None:
             conn.execute(f'CREATE DATABASE "{name}"')
 
 
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU of every live process in a process group (Linux /proc)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # After the command: state ppid pgrp ... utime(12th) stime(13th).
+        if int(fields[2]) == pgid:
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def wait_until(check, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -175,6 +189,7 @@ def main() -> None:
     )
     log = (tmp / "worker.log").open("w")
     celery_app.control.purge()
+    worker_name = f"bench-{os.getpid()}@{socket.gethostname()}"
     worker = subprocess.Popen(
         [
             sys.executable,
@@ -184,13 +199,13 @@ def main() -> None:
             "liveadmin",
             "worker",
             "-l",
-            "info",
+            "warning",
             "-c",
             str(args.concurrency),
             "-P",
             args.pool,
             "-n",
-            f"bench-{os.getpid()}@%h",
+            worker_name,
             "--without-gossip",
             "--without-mingle",
             "--without-heartbeat",
@@ -202,8 +217,11 @@ def main() -> None:
         start_new_session=True,
     )
     try:
+        # Ready once it answers a remote-control ping (its log is at WARNING).
         wait_until(
-            lambda: " ready." in (tmp / "worker.log").read_text(), 60, "the worker"
+            lambda: bool(celery_app.control.ping([worker_name], timeout=0.5)),
+            60,
+            "the worker",
         )
 
         def web_up() -> bool:
@@ -238,6 +256,10 @@ def main() -> None:
         rate = 200.0
         fields = {"sender": "host-1", "text": "Bench message"}
 
+        cpu_before = {
+            "celery": group_cpu_seconds(worker.pid),
+            "gunicorn": group_cpu_seconds(web.pid),
+        }
         started = time.monotonic()
         batch = batches.start_batch(app, "text", fields, rooms, actor=user)
         queued = time.monotonic()
@@ -249,6 +271,10 @@ def main() -> None:
             "the batch",
         )
         wall = time.monotonic() - started
+        cpu = {
+            "celery": group_cpu_seconds(worker.pid) - cpu_before["celery"],
+            "gunicorn": group_cpu_seconds(web.pid) - cpu_before["gunicorn"],
+        }
         batch.refresh_from_db()
         records = SendRecord.objects.filter(batch=batch)
         progress = batch.progress()
@@ -276,6 +302,14 @@ def main() -> None:
             "throughput_per_second": round(progress["answered"] / wall, 1),
             "frequency_limit_errors": freq_final + freq_dropped + retried,
             "retried_attempts": retried,
+            "cpu_ms_per_send_celery_worker": round(
+                1000 * cpu["celery"] / args.rooms, 2
+            ),
+            "cpu_ms_per_send_sandbox_gunicorn": round(
+                1000 * cpu["gunicorn"] / args.rooms, 2
+            ),
+            "load_average_1min": round(os.getloadavg()[0], 2),
+            "cpus": os.cpu_count(),
             "celery_concurrency": args.concurrency,
             "celery_pool": args.pool,
             "gunicorn_workers": args.web_workers,

@@ -174,4 +174,13 @@ def get_bucket() -> RedisTokenBucket | LocalTokenBucket:
 def acquire(app: ProviderApp, kind: str) -> None:
     """Block until ``app`` may make one ``kind`` request without exceeding its rate."""
     rate = pace_for(rate_per_second(app, kind))
-    get_bucket().acquire(bucket_key(app, kind), rate, burst_for(rate))
+    key, capacity = bucket_key(app, kind), burst_for(rate)
+    bucket = get_bucket()
+    try:
+        bucket.acquire(key, rate, capacity)
+    except redis.RedisError as exc:
+        # Redis unreachable: keep this process within the rate rather than fail
+        # the send; the provider's own limit answer is retried if several
+        # processes together overshoot meanwhile.
+        logger.warning("rate limiter: Redis unavailable (%s); limiting in-process", exc)
+        _local_bucket.acquire(key, rate, capacity)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -159,3 +160,18 @@ def test_it_shares_the_bucket_in_redis_when_redis_url_is_set(settings):
 def test_it_uses_the_in_process_bucket_without_redis(settings):
     settings.REDIS_URL = ""
     assert ratelimit.get_bucket() is ratelimit._local_bucket
+
+
+@pytest.mark.django_db
+def test_it_limits_in_process_when_redis_is_unreachable(settings, caplog):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    settings.REDIS_URL = f"redis://127.0.0.1:{port}/0"
+    app = make_app(rate_limit=5)
+    began = time.monotonic()
+    ratelimit.acquire(app, "text")
+    ratelimit.acquire(app, "text")
+    # The second call waited for the in-process bucket's next token.
+    assert time.monotonic() - began >= 0.15
+    assert "Redis unavailable" in caplog.text
