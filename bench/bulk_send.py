@@ -45,6 +45,51 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# --provider stub: a bare HTTP server standing in for Tencent (no Django, no
+# database), to measure LiveAdmin's side alone. It answers send_text_msg like
+# the API and enforces 200 requests in any sliding second (100602 beyond).
+STUB = r"""
+import collections, json, sys, threading, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+limit = int(sys.argv[1])
+stamps = collections.deque()
+lock = threading.Lock()
+seq = 0
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_POST(self):
+        global seq
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        now = time.monotonic()
+        with lock:
+            while stamps and now - stamps[0] >= 1.0:
+                stamps.popleft()
+            limited = len(stamps) >= limit
+            if not limited:
+                stamps.append(now)
+                seq += 1
+            n = seq
+        if limited:
+            answer = {"ActionStatus": "FAIL", "ErrorCode": 100602,
+                      "ErrorInfo": "API call frequency over limit", "RequestId": f"stub-{now}"}
+        else:
+            answer = {"ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": "",
+                      "RequestId": f"stub-{n}", "Response": {"MsgSeq": 1,
+                      "MsgTime": int(time.time()), "MsgDropReason": ""}}
+        body = json.dumps(answer).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+server = ThreadingHTTPServer(("127.0.0.1", int(sys.argv[2])), Handler)
+server.daemon_threads = True
+server.serve_forever()
+"""
+
+
 class AllowHook(BaseHTTPRequestHandler):
     """The app's before-send webhook: allow everything."""
 
@@ -112,6 +157,13 @@ def main() -> None:
     )
     parser.add_argument("--pool", default="prefork", choices=["prefork", "threads"])
     parser.add_argument(
+        "--provider",
+        default="sandbox",
+        choices=["sandbox", "stub"],
+        help="sandbox: the sandbox under gunicorn (default); stub: a bare HTTP "
+        "stand-in, to measure LiveAdmin's side alone",
+    )
+    parser.add_argument(
         "--web-workers",
         type=int,
         default=3,
@@ -171,7 +223,9 @@ def main() -> None:
 
     port = free_port()
     web = subprocess.Popen(
-        [
+        [sys.executable, "-c", STUB, "200", str(port)]
+        if args.provider == "stub"
+        else [
             sys.executable,
             "-m",
             "gunicorn",
@@ -258,7 +312,7 @@ def main() -> None:
 
         cpu_before = {
             "celery": group_cpu_seconds(worker.pid),
-            "gunicorn": group_cpu_seconds(web.pid),
+            "provider": group_cpu_seconds(web.pid),
         }
         started = time.monotonic()
         batch = batches.start_batch(app, "text", fields, rooms, actor=user)
@@ -273,7 +327,7 @@ def main() -> None:
         wall = time.monotonic() - started
         cpu = {
             "celery": group_cpu_seconds(worker.pid) - cpu_before["celery"],
-            "gunicorn": group_cpu_seconds(web.pid) - cpu_before["gunicorn"],
+            "provider": group_cpu_seconds(web.pid) - cpu_before["provider"],
         }
         batch.refresh_from_db()
         records = SendRecord.objects.filter(batch=batch)
@@ -305,18 +359,17 @@ def main() -> None:
             "cpu_ms_per_send_celery_worker": round(
                 1000 * cpu["celery"] / args.rooms, 2
             ),
-            "cpu_ms_per_send_sandbox_gunicorn": round(
-                1000 * cpu["gunicorn"] / args.rooms, 2
-            ),
+            "cpu_ms_per_send_provider": round(1000 * cpu["provider"] / args.rooms, 2),
             "load_average_1min": round(os.getloadavg()[0], 2),
             "cpus": os.cpu_count(),
+            "provider": args.provider,
             "celery_concurrency": args.concurrency,
             "celery_pool": args.pool,
             "gunicorn_workers": args.web_workers,
             "database": database_url.split(":", 1)[0],
         }
         print(
-            f"bulk_send: {args.rooms} rooms in {wall:.2f} s wall "
+            f"bulk_send ({args.provider}): {args.rooms} rooms in {wall:.2f} s wall "
             f"(the 200/s limit allows {args.rooms / rate:.1f} s); "
             f"{progress['ok']} ok, {progress['failed']} failed; "
             f"frequency-limit errors: {figures['frequency_limit_errors']}"
