@@ -59,7 +59,7 @@ def test_it_parses_room_lists_and_reports_what_it_removed():
     parsed = batches.parse_room_ids(
         'room_id\nroom-1\n\n room-2 \nroom-1\n"room-3",extra\nraum-ä\nlive room\n\n'
     )
-    assert parsed.rooms == ["room-1", "room-2", "room-3", "live room"]
+    assert parsed.rooms == ["room-1", "room-2", "room-3"]
     assert parsed.duplicates == ["room-1"]
     assert parsed.blank_lines == 2
     assert parsed.invalid == [

@@ -60,10 +60,10 @@ class RoomList:
 def _room_error(room: str) -> str | None:
     if len(room.encode()) > MAX_ROOM_ID_BYTES:
         return f"longer than {MAX_ROOM_ID_BYTES} bytes"
-    # TUILiveKit room IDs are printable ASCII (spaces inside allowed); the line
-    # itself is stripped, so leading and trailing spaces never reach here.
-    if not all(32 <= ord(ch) <= 126 for ch in room):
-        return "room IDs are printable ASCII (no accents, emoji or control characters)"
+    # Room IDs are printable ASCII. A space inside one line of a list is far more
+    # often two IDs pasted on one line than a real room ID, so lists refuse it.
+    if not all(33 <= ord(ch) <= 126 for ch in room):
+        return "room IDs are printable ASCII without spaces (one room per line)"
     return None
 
 
