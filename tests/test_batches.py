@@ -62,12 +62,8 @@ def test_it_parses_room_lists_and_reports_what_it_removed():
     assert parsed.rooms == ["room-1", "room-2", "room-3"]
     assert parsed.duplicates == ["room-1"]
     assert parsed.blank_lines == 2
-    assert parsed.invalid == [
-        (
-            "raum-ä",
-            "room IDs are printable ASCII (no accents, emoji or control characters)",
-        )
-    ]
+    reason = "room IDs are printable ASCII without spaces (one room per line)"
+    assert parsed.invalid == [("raum-ä", reason), ("live room", reason)]
     assert not parsed.too_many
 
 
