@@ -829,3 +829,36 @@ def test_it_recovers_from_the_command_line(manager, settings):
         "released_records": [record.pk],
         "requeued_batches": [batch.pk],
     }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_waits_and_retries_when_the_provider_answers_a_frequency_limit(
+    live_server, hook, settings
+):
+    settings.CELERY_BROKER_URL = ""
+    # The provider allows 1 request a second; our limiter is set far above it,
+    # so the provider itself answers 100602 and the rooms wait and retry.
+    settings.SANDBOX_RATE_LIMITS = {"live_engine": 1}
+    settings.RATE_LIMIT_HEADROOM = -9.0
+    settings.BATCH_CHUNK_SIZE = 3
+    manager = make_user("manager1", role=Role.MANAGER)
+    rooms = ["a", "b", "c"]
+    app = sandbox_app(live_server, hook, rooms)
+    try:
+        batch = batches.start_batch(app, "text", TEXT, rooms, actor=manager)
+        await_state(
+            lambda: Batch.objects.filter(pk=batch.pk, status=BatchStatus.DONE).exists(),
+            timeout=30,
+            what="the batch to finish",
+        )
+    finally:
+        dispatch.wait_idle()
+    records = list(batch.records.order_by("id"))
+    assert [r.outcome for r in records] == [Outcome.OK] * 3
+    # Some rooms were refused at first and sent on a later attempt, once each.
+    assert max(r.attempts for r in records) > 1
+    assert (
+        sorted(SandboxMessage.objects.values_list("room__room_id", flat=True)) == rooms
+    )
+    batch.refresh_from_db()
+    assert batch.consecutive_failures == 0
