@@ -660,6 +660,8 @@ def test_it_pauses_on_a_wrong_secret_and_sends_after_resume(
         failed = batch.records.filter(outcome=Outcome.FAILED)
         assert failed.count() == 2
         assert set(failed.values_list("error_code", flat=True)) == {70009}
+        # A permanent error is not retried.
+        assert set(failed.values_list("attempts", "retryable")) == {(1, False)}
         assert batch.records.filter(outcome=Outcome.WAITING, attempts=0).count() == 4
         # The administrator fixes the secret; a manager resumes.
         app.secret_key = make_sandbox_secret(app)
