@@ -9,8 +9,8 @@ HTTP) and waits until every room has an answer.
 Prints the wall time against the 10.0 s that 200/s allows, the throughput, and
 the count of frequency-limit errors (must be 0).
 
-    python bench/bulk_send.py [--rooms 2000] [--concurrency 16] [--pool threads|prefork]
-        [--web-workers 3] [--provider sandbox|stub]
+    python bench/bulk_send.py [--rooms 2000] [--concurrency 24] [--pool threads|prefork]
+        [--web-workers 8] [--provider sandbox|stub]
         [--database-url postgres://postgres@127.0.0.1:5432/bench_batches]
 
 Environment: DATABASE_URL (default: a temporary SQLite file), REDIS_URL
@@ -153,7 +153,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rooms", type=int, default=2000)
     parser.add_argument(
-        "--concurrency", type=int, default=16, help="Celery worker pool size"
+        "--concurrency", type=int, default=24, help="Celery worker pool size"
     )
     # Sends mostly wait on the network and the limiter: threads saturate 200/s
     # with less memory and CPU than prefork processes on a small machine.
@@ -168,7 +168,7 @@ def main() -> None:
     parser.add_argument(
         "--web-workers",
         type=int,
-        default=3,
+        default=8,
         help="gunicorn workers serving the sandbox",
     )
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", ""))
