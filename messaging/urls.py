@@ -1,6 +1,6 @@
 from django.urls import path
 
-from messaging import views
+from messaging import batch_views, views
 
 app_name = "messaging"
 
@@ -9,6 +9,13 @@ urlpatterns = [
     path("apps/new/", views.app_create, name="app-create"),
     path("apps/<int:pk>/edit/", views.app_edit, name="app-edit"),
     path("apps/<int:pk>/toggle/", views.app_toggle, name="app-toggle"),
+    path("batches/", batch_views.batch_list, name="batch-list"),
+    path("batches/<int:pk>/", batch_views.batch_detail, name="batch-detail"),
+    path("batches/<int:pk>/cancel/", batch_views.batch_cancel, name="batch-cancel"),
+    path("batches/<int:pk>/pause/", batch_views.batch_pause, name="batch-pause"),
+    path("batches/<int:pk>/resume/", batch_views.batch_resume, name="batch-resume"),
+    path("batches/<int:pk>/resend/", batch_views.batch_resend, name="batch-resend"),
+    path("batches/<int:pk>/approve/", batch_views.batch_approve, name="batch-approve"),
 ]
 
 urlpatterns += [

@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from tests.conftest import client_for
-from tests.factories import make_app, make_send_record
+from tests.factories import make_app, make_batch, make_send_record
 
 pytestmark = pytest.mark.django_db
 
@@ -139,6 +139,24 @@ ROUTES: list[tuple[str, str, callable, set[str]]] = [
         {"moderator"},
     ),
     ("change-list", "get", lambda ctx: reverse("webhooks:change-list"), {"auditor"}),
+    ("batch-list", "get", lambda ctx: reverse("messaging:batch-list"), {"manager"}),
+    (
+        "batch-detail",
+        "get",
+        lambda ctx: reverse("messaging:batch-detail", args=[ctx["batch"].pk]),
+        {"manager"},
+    ),
+    *[
+        (
+            f"batch-{action}",
+            "post",
+            lambda ctx, action=action: reverse(
+                f"messaging:batch-{action}", args=[ctx["batch"].pk]
+            ),
+            {"manager"},
+        )
+        for action in ("cancel", "pause", "resume", "resend", "approve")
+    ],
     (
         "sandbox-rooms",
         "get",
@@ -194,6 +212,8 @@ def ctx(db):
     blocklist = Blocklist.objects.create(name="Permissions list")
     entry = BlocklistEntry.objects.create(blocklist=blocklist, term="perm-word")
     return {"app": make_app(), "blocklist": blocklist, "entry": entry}
+
+    return {"app": make_app(), "batch": make_batch()}
 
 
 @pytest.mark.parametrize("route", ROUTES, ids=[r[0] for r in ROUTES])
