@@ -211,9 +211,12 @@ def ctx(db):
 
     blocklist = Blocklist.objects.create(name="Permissions list")
     entry = BlocklistEntry.objects.create(blocklist=blocklist, term="perm-word")
-    return {"app": make_app(), "blocklist": blocklist, "entry": entry}
-
-    return {"app": make_app(), "batch": make_batch()}
+    return {
+        "app": make_app(),
+        "blocklist": blocklist,
+        "entry": entry,
+        "batch": make_batch(),
+    }
 
 
 @pytest.mark.parametrize("route", ROUTES, ids=[r[0] for r in ROUTES])
