@@ -1,0 +1,222 @@
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from liveadmin.roles import Role, has_role
+from messaging.models import ProviderApp, SendRecord
+from messaging.providers.base import SendResult
+from messaging.services.sending import (
+    SendValidationError,
+    build_request,
+    deliver,
+    record_send,
+)
+
+# Which option fills which service field, per kind (the field names of INTERFACES.md).
+FIELD_OPTIONS: dict[str, dict[str, str]] = {
+    "text": {
+        "room_id": "room",
+        "sender": "sender",
+        "text": "text",
+        "extension_info": "extension_info",
+    },
+    "custom": {
+        "room_id": "room",
+        "sender": "sender",
+        "business_id": "business_id",
+        "data": "data",
+    },
+    "broadcast": {
+        "from_account": "from_account",
+        "text": "text",
+        "custom_data": "custom_data",
+        "cloud_custom_data": "cloud_custom_data",
+    },
+    "command": {
+        "room_id": "room",
+        "from_user": "from_user",
+        "to_users": "to_users",
+        "content": "content",
+    },
+}
+
+
+class Command(BaseCommand):
+    help = (
+        "Send a room text or custom message or a broadcast (Tencent apps), or a custom "
+        "command (ZEGO apps), on behalf of a community manager. Prints one JSON object "
+        "per send; exits 0 only if every send succeeded, 2 on bad input (nothing sent)."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        kinds = parser.add_subparsers(dest="kind", required=True, metavar="KIND")
+
+        text = kinds.add_parser("text", help="room text message (send_text_msg)")
+        self._common(text)
+        self._room(text)
+        text.add_argument("--sender", required=True, help="Sender_Account (user ID)")
+        text.add_argument("--text", required=True, help="TextContent")
+        text.add_argument(
+            "--extension-info", default="", help="ExtensionInfo, a JSON string"
+        )
+
+        custom = kinds.add_parser(
+            "custom", help="room custom message (send_custom_msg)"
+        )
+        self._common(custom)
+        self._room(custom)
+        custom.add_argument("--sender", default="", help="Sender_Account (optional)")
+        custom.add_argument("--business-id", required=True, help="BusinessId")
+        custom.add_argument("--data", required=True, help="Data")
+
+        broadcast = kinds.add_parser(
+            "broadcast", help="one message to every live room (send_broadcast_msg)"
+        )
+        self._common(broadcast)
+        broadcast.add_argument(
+            "--from", dest="from_account", default="", help="From_Account (optional)"
+        )
+        body = broadcast.add_mutually_exclusive_group(required=True)
+        body.add_argument("--text", help="a TIMTextElem message")
+        body.add_argument(
+            "--custom-data", help="a TIMCustomElem message with this Data"
+        )
+        broadcast.add_argument(
+            "--cloud-custom-data", default="", help="CloudCustomData (optional)"
+        )
+
+        command = kinds.add_parser(
+            "command", help="ZEGO custom command (SendCustomCommand)"
+        )
+        self._common(command)
+        self._room(command)
+        command.add_argument(
+            "--from", dest="from_user", required=True, help="FromUserId"
+        )
+        command.add_argument(
+            "--to",
+            dest="to_users",
+            nargs="+",
+            action="extend",
+            default=[],
+            metavar="USER",
+            help="ToUserId[] (at most 10; none = everyone in the room)",
+        )
+        command.add_argument("--content", required=True, help="MessageContent")
+
+    @staticmethod
+    def _common(parser: CommandParser) -> None:
+        parser.add_argument("--app", required=True, help="provider app name")
+        parser.add_argument(
+            "--as",
+            dest="actor",
+            required=True,
+            metavar="USERNAME",
+            help="the LiveAdmin user sending (must be a community manager)",
+        )
+
+    @staticmethod
+    def _room(parser: CommandParser) -> None:
+        parser.add_argument("--room", required=True, help="room ID")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        kind: str = options["kind"]
+        actor = self._actor(options["actor"])
+        app = self._app(options["app"])
+        fields = {
+            field: options.get(option)
+            for field, option in FIELD_OPTIONS[kind].items()
+            if options.get(option) is not None
+        }
+        # Every request is built (and so validated) before the first one goes out:
+        # bad input sends nothing.
+        bodies = []
+        for room in self.rooms(kind, options):
+            if room is not None:
+                fields = {**fields, "room_id": room}
+            try:
+                bodies.append(build_request(app, kind, fields))
+            except SendValidationError as exc:
+                raise CommandError(self._describe(exc), returncode=2) from None
+
+        failures = 0
+        for body in bodies:
+            record = record_send(app, kind, body, actor=actor)
+            result = deliver(record)
+            failures += not result.ok
+            self.stdout.write(json.dumps(self._line(record, result)))
+        if failures:
+            raise CommandError(
+                f"{failures} of {len(bodies)} sends did not succeed", returncode=1
+            )
+
+    def rooms(self, kind: str, options: dict[str, Any]) -> list[str | None]:
+        """The rooms to send to: one per send. A broadcast goes to no room in particular.
+
+        (A ``--rooms-file`` option extends this list.)
+        """
+        if kind == "broadcast":
+            return [None]
+        return [options["room"]]
+
+    def _actor(self, username: str) -> Any:
+        user = get_user_model().objects.filter(username=username).first()
+        if user is None:
+            raise CommandError(f"--as: no user named {username!r}", returncode=2)
+        if not user.is_active:
+            raise CommandError(f"--as: the user {username!r} is inactive", returncode=2)
+        if not has_role(user, Role.MANAGER):
+            raise CommandError(
+                f"--as: the user {username!r} is not a {Role.MANAGER.value}",
+                returncode=2,
+            )
+        return user
+
+    def _app(self, name: str) -> ProviderApp:
+        app = ProviderApp.objects.filter(name=name).first()
+        if app is None:
+            known = (
+                ", ".join(ProviderApp.objects.values_list("name", flat=True)) or "none"
+            )
+            raise CommandError(
+                f"--app: no app named {name!r} (apps: {known})", returncode=2
+            )
+        return app
+
+    @staticmethod
+    def _describe(exc: SendValidationError) -> str:
+        option = {
+            "room_id": "--room",
+            "from_account": "--from",
+            "from_user": "--from",
+            "to_users": "--to",
+            "__all__": "",
+        }
+        parts = []
+        for field, messages in exc.errors.items():
+            name = option.get(field, "--" + field.replace("_", "-"))
+            parts.append(
+                f"{name}: {' '.join(messages)}" if name else " ".join(messages)
+            )
+        return "; ".join(parts) + " (nothing was sent)"
+
+    @staticmethod
+    def _line(record: SendRecord, result: SendResult) -> dict[str, Any]:
+        return {
+            "ok": result.ok,
+            "outcome": str(result.outcome),
+            "error_code": result.error_code,
+            "error_info": result.error_info,
+            "request_id": result.request_id,
+            "msg_seq": result.msg_seq,
+            "msg_time": result.msg_time,
+            "drop_reason": result.drop_reason,
+            "explanation": result.explanation,
+            "retryable": result.retryable,
+            "record": record.pk,
+            "room_id": record.room_id,
+        }

@@ -1,0 +1,255 @@
+"""What every provider client shares: the result type, credentials, the pooled HTTP
+client and the classification of error codes.
+
+Only the modules of this package import httpx (CONVENTIONS.md 3 and 14).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import httpx
+
+from liveadmin.logging import redact
+
+logger = logging.getLogger(__name__)
+
+# Tencent's REST backend gives up after 3 s and asks callers to wait longer than
+# that (PROVIDERS.md 1.1), so the read timeout is above 3 s. Connecting should be
+# quick; a slow connect is a network problem worth a (transport-level) retry.
+TIMEOUT = httpx.Timeout(connect=3.0, read=6.0, write=6.0, pool=6.0)
+# Retries of the transport cover failed connects only: a request that reached the
+# provider is never sent twice by httpx (a repeated send could duplicate a message).
+CONNECT_RETRIES = 2
+POOL_LIMITS = httpx.Limits(max_connections=50, max_keepalive_connections=20)
+USER_AGENT = "LiveAdmin/0.1 (+httpx)"
+
+
+class Outcome(StrEnum):
+    OK = "ok"
+    DROPPED = "dropped"  # accepted by the provider, not delivered (e.g. MsgFreqCtrl)
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """The answer to one send, the same shape for every provider and kind."""
+
+    outcome: Outcome
+    action_status: str = ""
+    error_code: int | None = None
+    error_info: str = ""
+    explanation: str = ""
+    request_id: str = ""
+    msg_seq: int | None = None
+    msg_time: int | None = None
+    drop_reason: str = ""
+    http_status: int | None = None
+    latency_ms: int = 0
+    retryable: bool = False
+    retry_after: float | None = None
+    response_body: dict | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == Outcome.OK
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What a client needs to call a provider for one app. ``secret`` never appears in
+    a repr (and so never in a traceback's locals dump or a log line)."""
+
+    provider: str
+    app_id: int
+    identifier: str
+    secret: str = field(repr=False)
+    base_url: str
+
+
+@dataclass(frozen=True)
+class CodeInfo:
+    """How to treat one documented error code."""
+
+    retryable: bool
+    explanation: str
+    retry_after: float | None = None
+
+
+def retryable(explanation: str, retry_after: float | None = None) -> CodeInfo:
+    return CodeInfo(True, explanation, retry_after)
+
+
+def permanent(explanation: str) -> CodeInfo:
+    return CodeInfo(False, explanation)
+
+
+class ProviderError(Exception):
+    """A provider answered with an error (or could not be reached).
+
+    ``permanent`` is True when repeating the same request cannot succeed.
+    """
+
+    def __init__(self, code: int | None, message: str, *, permanent: bool) -> None:
+        super().__init__(f"{code}: {message}" if code is not None else message)
+        self.code = code
+        self.message = message
+        self.permanent = permanent
+
+    @classmethod
+    def from_result(cls, result: SendResult) -> ProviderError:
+        return cls(
+            result.error_code,
+            result.explanation or result.error_info,
+            permanent=not result.retryable,
+        )
+
+
+_client: httpx.Client | None = None
+_client_lock = threading.Lock()
+
+
+def http_client() -> httpx.Client:
+    """The process's one pooled client (keep-alive, as Tencent's FAQ asks).
+
+    Built lazily so that importing this module opens nothing; a forked worker that
+    inherits a client before first use is not possible since none exists at import.
+    """
+    global _client
+    if _client is None:
+        with _client_lock:
+            if _client is None:
+                _client = httpx.Client(
+                    timeout=TIMEOUT,
+                    transport=httpx.HTTPTransport(
+                        retries=CONNECT_RETRIES, limits=POOL_LIMITS
+                    ),
+                    headers={"User-Agent": USER_AGENT},
+                    follow_redirects=False,
+                )
+    return _client
+
+
+def elapsed_ms(started: float) -> int:
+    return max(0, round((time.monotonic() - started) * 1000))
+
+
+def transport_failure(exc: httpx.HTTPError, *, started: float, what: str) -> SendResult:
+    """A request that got no HTTP answer: always retryable.
+
+    The message names the failure class, never the URL (which carries the usersig or
+    the signature).
+    """
+    if isinstance(exc, httpx.TimeoutException):
+        info = f"{type(exc).__name__}: no answer from the provider in time"
+        explanation = (
+            "The provider did not answer in time. The message may or may not have been "
+            "delivered; it is safe to retry later."
+        )
+    else:
+        info = f"{type(exc).__name__}: {redact(str(exc))}"
+        explanation = (
+            "The provider could not be reached (network error). Check the base URL or "
+            "region and the network, then retry."
+        )
+    logger.warning("%s: transport failure %s", what, info)
+    return SendResult(
+        outcome=Outcome.FAILED,
+        error_info=info[:500],
+        explanation=explanation,
+        latency_ms=elapsed_ms(started),
+        retryable=True,
+        retry_after=1.0,
+    )
+
+
+def http_failure(
+    response: httpx.Response, *, started: float, what: str
+) -> SendResult | None:
+    """Classify an HTTP status other than 200. None means "read the JSON body"."""
+    status = response.status_code
+    if status == 200:
+        return None
+    if status >= 500 or status == 429:
+        retry_after = _retry_after(response.headers.get("Retry-After"))
+        explanation = (
+            f"The provider answered HTTP {status} (a server or gateway problem). "
+            "Retry later."
+        )
+        is_retryable = True
+    else:
+        retry_after = None
+        explanation = (
+            f"The provider answered HTTP {status}. The API address is probably wrong: "
+            "check the app's region and base URL."
+        )
+        is_retryable = False
+    logger.warning("%s: HTTP %s", what, status)
+    return SendResult(
+        outcome=Outcome.FAILED,
+        error_info=f"HTTP {status}",
+        explanation=explanation,
+        http_status=status,
+        latency_ms=elapsed_ms(started),
+        retryable=is_retryable,
+        retry_after=retry_after if retry_after is not None else 1.0,
+        response_body=_json_or_none(response),
+    )
+
+
+def json_object(response: httpx.Response) -> dict[str, Any] | None:
+    return _json_or_none(response)
+
+
+def unreadable_answer(response: httpx.Response, *, started: float) -> SendResult:
+    # A 200 whose body is not a JSON object: whether the message went out is
+    # unknown, so it is not retried blindly (a retry could duplicate it).
+    return SendResult(
+        outcome=Outcome.FAILED,
+        error_info="the answer is not a JSON object",
+        explanation=(
+            "The provider's answer could not be read. Whether the message was delivered "
+            "is unknown; check the room before sending again."
+        ),
+        http_status=response.status_code,
+        latency_ms=elapsed_ms(started),
+        retryable=False,
+        response_body={"text": response.text[:1000]},
+    )
+
+
+def _json_or_none(response: httpx.Response) -> dict[str, Any] | None:
+    try:
+        data = response.json()
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def as_int(value: Any) -> int | None:
+    """Providers send numbers; tolerate numeric strings, reject anything else."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return None
+
+
+def utf8_len(text: str) -> int:
+    return len(text.encode("utf-8"))

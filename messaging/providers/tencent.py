@@ -1,0 +1,545 @@
+"""Tencent Cloud Chat / TUILiveKit REST client: room text and custom messages
+(v4/live_engine_http_srv) and the broadcast to every live group (v4/group_open_http_svc).
+
+Facts used are in ../shared/PROVIDERS.md sections 1, 2, 4, 5 and in the seed pages
+../shared/provider-docs/000..002.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import secrets
+import threading
+import time
+from typing import Any
+
+import httpx
+from TLSSigAPIv2 import TLSSigAPIv2
+
+from messaging.providers.base import (
+    CodeInfo,
+    Credentials,
+    Outcome,
+    SendResult,
+    as_int,
+    elapsed_ms,
+    http_client,
+    http_failure,
+    json_object,
+    permanent,
+    retryable,
+    transport_failure,
+    unreadable_answer,
+    utf8_len,
+)
+
+logger = logging.getLogger(__name__)
+
+PATHS: dict[str, str] = {
+    "text": "v4/live_engine_http_srv/send_text_msg",
+    "custom": "v4/live_engine_http_srv/send_custom_msg",
+    "broadcast": "v4/group_open_http_svc/send_broadcast_msg",
+}
+
+# Limits (PROVIDERS.md 1.4, seed pages). The current pages say one message is at
+# most 12 KB (the 8 KB of older tables is superseded); the broadcast page says the
+# merged MsgBody may be up to 12,000 bytes.
+MAX_MESSAGE_BYTES = 12 * 1024
+MAX_BROADCAST_BODY_BYTES = 12_000
+MAX_USER_ID_BYTES = 32
+MAX_ROOM_ID_BYTES = 48
+MAX_RANDOM = 4_294_967_295
+
+# Admin UserSig: generated for a week and renewed a day before it runs out, so a
+# long-running worker never sends an expired one (the 70001 trap of PROVIDERS.md 7).
+USERSIG_EXPIRE_SECONDS = 7 * 86400
+USERSIG_RENEW_BEFORE_SECONDS = 86400
+
+USERSIG_EXPIRED = 70001
+
+# Every documented code: retryable or permanent, and what it means for the person
+# who pressed Send. Sources: PROVIDERS.md 1.3 (common 60xxx/70xxx, 8xxxx/9xxxx),
+# 5.1 (TUILiveKit 1000xx, seed pages 000/001), 5.2 and seed page 002 (group 10xxx).
+CODES: dict[int, CodeInfo] = {
+    # REST API common codes
+    60002: permanent("The request URL could not be parsed. Check the app's base URL."),
+    60003: permanent("The request body is not valid JSON."),
+    60004: permanent(
+        "Account or signature error in the request. Check the admin identifier and secret key."
+    ),
+    60005: permanent(
+        "Account or signature error in the request. Check the admin identifier and secret key."
+    ),
+    60006: permanent("The SDKAppID is not valid. Check the app ID and its region."),
+    60007: retryable(
+        "Too many REST API calls for this app right now. Sending again shortly will work.",
+        1.0,
+    ),
+    60008: retryable("The provider timed out handling the request. Retry.", 1.0),
+    60009: permanent("The provider does not know this API. Check the base URL."),
+    60010: permanent(
+        "The admin identifier is not an app administrator. Use an admin account from the Chat console."
+    ),
+    60011: retryable(
+        "The app's overall request rate limit was hit. Sending again shortly will work.",
+        1.0,
+    ),
+    60012: permanent("The request has no SDKAppID."),
+    60013: retryable("The provider could not encode its answer. Retry.", 1.0),
+    60014: retryable("The provider timed out switching accounts. Retry.", 1.0),
+    60015: permanent(
+        "An account in the request has the wrong type (accounts must be strings)."
+    ),
+    60016: permanent("This SDKAppID is disabled at the provider."),
+    60017: permanent("This request is disabled for the app at the provider."),
+    60018: retryable("Too many requests. Retry later.", 2.0),
+    60019: retryable("Too many requests. Retry later.", 2.0),
+    60020: permanent(
+        "The app's paid edition has expired or is disabled. Renew it in the console."
+    ),
+    60021: permanent(
+        "This server's IP address is not allowed to call the REST API. Check the console's IP allowlist."
+    ),
+    # Account / UserSig codes
+    70001: retryable(
+        "The admin UserSig had expired. A fresh one was generated; retry if it still failed.",
+        1.0,
+    ),
+    70002: permanent("The UserSig is empty."),
+    70003: permanent("The UserSig could not be parsed (often a truncated UserSig)."),
+    70005: permanent("The UserSig is not valid."),
+    70009: permanent(
+        "The UserSig does not verify: the secret key probably belongs to another SDKAppID or region."
+    ),
+    70013: permanent("The admin identifier does not match the UserSig."),
+    70014: permanent("The SDKAppID does not match the UserSig."),
+    70016: permanent(
+        "The provider has no key for this SDKAppID. Check the app ID and its data center (region)."
+    ),
+    70020: permanent("The SDKAppID was not found. Check the app ID and its region."),
+    70050: retryable(
+        "Too many failed UserSig checks; the provider blocks calls for a minute.", 60.0
+    ),
+    70051: permanent("The admin account is blocklisted at the provider."),
+    70107: permanent("The account was never imported at the provider."),
+    70114: retryable("Logins are being throttled. Retry later.", 10.0),
+    70169: retryable("The provider timed out. Retry.", 1.0),
+    70202: retryable("The provider timed out. Retry.", 1.0),
+    70206: permanent("Invalid batch size in the request."),
+    70398: permanent(
+        "The app has reached its account limit (free edition: 100 accounts)."
+    ),
+    70402: permanent("A parameter of the request is not valid."),
+    70403: permanent("The request needs app administrator permission."),
+    70500: retryable("Internal error at the provider. Retry.", 1.0),
+    # Message codes shared by the message APIs
+    80001: permanent("The text hit the provider's sensitive-word filter."),
+    80002: permanent("The message is too long (the limit is 12 KB)."),
+    80003: retryable(
+        "The before-send webhook failed or timed out and the app is set to not deliver then. Check the webhook, then retry.",
+        5.0,
+    ),
+    80004: permanent("An image in the message hit the provider's content filter."),
+    90002: permanent("MsgBody is not a valid array of message elements."),
+    90007: permanent("MsgBody contains an invalid message element."),
+    90010: permanent("MsgBody contains an invalid message element."),
+    90055: permanent("The batch request is larger than 8 KB."),
+    93000: permanent("The JSON request is larger than the provider accepts."),
+    10018: permanent("The answer would exceed 1 MB: the request asks for too much."),
+    # Group codes (send_broadcast_msg page, PROVIDERS.md 5.2)
+    10002: retryable("Internal error at the provider. Retry.", 1.0),
+    10003: permanent("The provider does not know this command."),
+    10004: permanent("A parameter of the request is not valid."),
+    10005: permanent("Too many accounts in the request."),
+    10006: retryable("Operations are being rate limited. Retry shortly.", 1.0),
+    10007: permanent(
+        "No permission: e.g. live-group broadcasts are not enabled in the console, or the account may not do this."
+    ),
+    10010: permanent("The group (room) no longer exists."),
+    10015: permanent("The group (room) ID is not valid."),
+    10016: permanent("The app's before-send webhook refused the message."),
+    10017: permanent("The sender is muted and cannot send messages."),
+    10023: retryable("Message frequency limit reached. Retry shortly.", 1.0),
+    10030: permanent("The message cannot be recalled."),
+    10031: permanent("The message cannot be recalled."),
+    10032: permanent("The message cannot be recalled."),
+    10033: permanent("The message cannot be recalled."),
+    10035: permanent("Live (audio-video) groups keep no messages to delete."),
+    10041: permanent("The message cannot be recalled."),
+    # TUILiveKit live_engine_http_srv codes (seed pages 000 and 001)
+    100001: retryable("Internal error at the provider. Retry.", 1.0),
+    100002: permanent("A parameter of the request is not valid."),
+    100004: permanent(
+        "The room does not exist: it was never created or has been dissolved."
+    ),
+    100006: permanent("This room is not a live room."),
+    100601: permanent("The sender is muted in this room."),
+    100602: retryable(
+        "The room's message frequency limit was reached. Retry shortly.", 1.0
+    ),
+    100603: permanent("The message is too long (the limit is 12 KB)."),
+}
+
+# Codes 10100..10200 are chosen by the app's own before-send webhook to refuse a
+# message with a reason of its own (seed page 004).
+WEBHOOK_CODES = range(10100, 10201)
+
+
+def classify(code: int) -> CodeInfo:
+    if code in CODES:
+        return CODES[code]
+    if code in WEBHOOK_CODES:
+        return permanent(
+            f"The app's before-send webhook refused the message (code {code})."
+        )
+    # An undocumented code: not retried, since repeating an unknown failure could
+    # duplicate a message that was in fact delivered.
+    return permanent(f"The provider refused the request with code {code}.")
+
+
+def explain(code: int | None) -> str:
+    if code is None:
+        return ""
+    if code == 0:
+        return "Sent."
+    return classify(code).explanation
+
+
+# --- validation and request bodies -----------------------------------------------------
+
+
+def _text(fields: dict[str, Any], name: str) -> str:
+    value = fields.get(name)
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else str(value)
+
+
+def _add(errors: dict[str, list[str]], name: str, message: str) -> None:
+    errors.setdefault(name, []).append(message)
+
+
+def _check_room(errors: dict[str, list[str]], room_id: str) -> None:
+    if not room_id:
+        _add(errors, "room_id", "Enter the room ID.")
+    elif utf8_len(room_id) > MAX_ROOM_ID_BYTES:
+        _add(errors, "room_id", f"A room ID is at most {MAX_ROOM_ID_BYTES} bytes.")
+    elif not all(32 <= ord(ch) < 127 for ch in room_id):
+        _add(errors, "room_id", "A room ID uses printable ASCII characters only.")
+
+
+def _check_account(
+    errors: dict[str, list[str]], name: str, value: str, *, required: bool
+) -> None:
+    if not value:
+        if required:
+            _add(errors, name, "Enter the sender's user ID.")
+    elif utf8_len(value) > MAX_USER_ID_BYTES:
+        _add(errors, name, f"A user ID is at most {MAX_USER_ID_BYTES} bytes.")
+
+
+def _check_size(
+    errors: dict[str, list[str]], name: str, value: str, limit: int, what: str
+) -> None:
+    size = utf8_len(value)
+    if size > limit:
+        _add(
+            errors,
+            name,
+            f"{what} is {size:,} bytes; the limit is {limit:,} bytes (12 KB).",
+        )
+
+
+def build_text_body(fields: dict[str, Any]) -> tuple[dict, dict[str, list[str]]]:
+    """send_text_msg: RoomId, Sender_Account, TextContent, optional ExtensionInfo."""
+    errors: dict[str, list[str]] = {}
+    room_id = _text(fields, "room_id").strip()
+    sender = _text(fields, "sender").strip()
+    text = _text(fields, "text")
+    extension = _text(fields, "extension_info").strip()
+    _check_room(errors, room_id)
+    _check_account(errors, "sender", sender, required=True)
+    if not text.strip():
+        _add(errors, "text", "Enter the message text.")
+    else:
+        _check_size(errors, "text", text, MAX_MESSAGE_BYTES, "The text")
+    if extension:
+        try:
+            json.loads(extension)
+        except ValueError as exc:
+            _add(errors, "extension_info", f"Extension info must be JSON ({exc}).")
+        _check_size(
+            errors, "extension_info", extension, MAX_MESSAGE_BYTES, "Extension info"
+        )
+    if "text" not in errors and "extension_info" not in errors:
+        # Text and ExtensionInfo travel as one message (TIMTextElem + CloudCustomData).
+        total = utf8_len(text) + utf8_len(extension)
+        if total > MAX_MESSAGE_BYTES:
+            _add(
+                errors,
+                "text",
+                f"Text and extension info together are {total:,} bytes; a message is at most {MAX_MESSAGE_BYTES:,} bytes (12 KB).",
+            )
+    body: dict[str, Any] = {
+        "RoomId": room_id,
+        "Sender_Account": sender,
+        "TextContent": text,
+    }
+    if extension:
+        body["ExtensionInfo"] = extension
+    return body, errors
+
+
+def build_custom_body(fields: dict[str, Any]) -> tuple[dict, dict[str, list[str]]]:
+    """send_custom_msg: RoomId, optional Sender_Account, BusinessId, Data."""
+    errors: dict[str, list[str]] = {}
+    room_id = _text(fields, "room_id").strip()
+    sender = _text(fields, "sender").strip()
+    business_id = _text(fields, "business_id").strip()
+    data = _text(fields, "data")
+    _check_room(errors, room_id)
+    _check_account(errors, "sender", sender, required=False)
+    if not business_id:
+        _add(errors, "business_id", "Enter the business ID (the message's mark).")
+    if not data:
+        _add(errors, "data", "Enter the data.")
+    else:
+        _check_size(errors, "data", data, MAX_MESSAGE_BYTES, "The data")
+    if not errors:
+        # Delivered as a TIMCustomElem whose Data is {"BusinessId":..,"Data":..}.
+        wrapped = json.dumps({"BusinessId": business_id, "Data": data})
+        if utf8_len(wrapped) > MAX_MESSAGE_BYTES:
+            _add(
+                errors,
+                "data",
+                f"The delivered message would be {utf8_len(wrapped):,} bytes; the limit is {MAX_MESSAGE_BYTES:,} bytes (12 KB).",
+            )
+    body: dict[str, Any] = {"RoomId": room_id}
+    if sender:
+        body["Sender_Account"] = sender
+    body["BusinessId"] = business_id
+    body["Data"] = data
+    return body, errors
+
+
+def build_broadcast_body(fields: dict[str, Any]) -> tuple[dict, dict[str, list[str]]]:
+    """send_broadcast_msg: optional From_Account, Random, MsgBody, optional CloudCustomData.
+
+    ``fields["random"]`` may carry the de-duplication Random (kept across retries);
+    without it a fresh one is drawn.
+    """
+    errors: dict[str, list[str]] = {}
+    from_account = _text(fields, "from_account").strip()
+    text = _text(fields, "text")
+    custom_data = _text(fields, "custom_data")
+    cloud = _text(fields, "cloud_custom_data")
+    _check_account(errors, "from_account", from_account, required=False)
+    has_text, has_custom = bool(text.strip()), bool(custom_data)
+    if has_text and has_custom:
+        _add(errors, "custom_data", "Give either a text or custom data, not both.")
+    elif not has_text and not has_custom:
+        _add(errors, "text", "Enter a text, or custom data instead.")
+    if has_text:
+        element = {"MsgType": "TIMTextElem", "MsgContent": {"Text": text}}
+    else:
+        element = {"MsgType": "TIMCustomElem", "MsgContent": {"Data": custom_data}}
+    msg_body = [element]
+    size = utf8_len(json.dumps(msg_body, ensure_ascii=False, separators=(",", ":")))
+    if (has_text or has_custom) and size > MAX_BROADCAST_BODY_BYTES:
+        _add(
+            errors,
+            "text" if has_text else "custom_data",
+            f"The message body is {size:,} bytes; a broadcast is at most {MAX_BROADCAST_BODY_BYTES:,} bytes.",
+        )
+    if cloud:
+        _check_size(
+            errors, "cloud_custom_data", cloud, MAX_MESSAGE_BYTES, "Cloud custom data"
+        )
+    random_value = fields.get("random")
+    if random_value in (None, ""):
+        random_value = secrets.randbelow(MAX_RANDOM + 1)
+    else:
+        random_value = as_int(random_value)
+        if random_value is None or not 0 <= random_value <= MAX_RANDOM:
+            _add(errors, "random", f"Random must be an integer 0..{MAX_RANDOM}.")
+            random_value = 0
+    body: dict[str, Any] = {}
+    if from_account:
+        body["From_Account"] = from_account
+    body["Random"] = random_value
+    body["MsgBody"] = msg_body
+    if cloud:
+        body["CloudCustomData"] = cloud
+    return body, errors
+
+
+BUILDERS = {
+    "text": build_text_body,
+    "custom": build_custom_body,
+    "broadcast": build_broadcast_body,
+}
+
+
+def build_body(kind: str, fields: dict[str, Any]) -> tuple[dict, dict[str, list[str]]]:
+    return BUILDERS[kind](fields)
+
+
+# --- UserSig ------------------------------------------------------------------------------
+
+_usersigs: dict[tuple[int, str, str], tuple[str, float]] = {}
+_usersig_lock = threading.Lock()
+
+
+def _cache_key(creds: Credentials) -> tuple[int, str, str]:
+    # The key's hash, not the key, so a rotated secret gets a new UserSig at once.
+    return (
+        creds.app_id,
+        creds.identifier,
+        hashlib.sha256(creds.secret.encode()).hexdigest(),
+    )
+
+
+def usersig(creds: Credentials, *, refresh: bool = False) -> str:
+    """The admin UserSig for ``creds``, cached in the process until a day before it
+    expires (not regenerated per request). ``refresh`` forces a new one (after 70001).
+    """
+    key = _cache_key(creds)
+    now = time.time()
+    with _usersig_lock:
+        cached = _usersigs.get(key)
+        if cached and not refresh and now < cached[1]:
+            return cached[0]
+        sig = TLSSigAPIv2(creds.app_id, creds.secret).gen_sig(
+            creds.identifier, USERSIG_EXPIRE_SECONDS
+        )
+        _usersigs[key] = (
+            sig,
+            now + USERSIG_EXPIRE_SECONDS - USERSIG_RENEW_BEFORE_SECONDS,
+        )
+        return sig
+
+
+def query_params(creds: Credentials, sig: str) -> dict[str, str]:
+    """The five common query parameters; ``random`` is fresh for every request."""
+    return {
+        "sdkappid": str(creds.app_id),
+        "identifier": creds.identifier,
+        "usersig": sig,
+        "random": str(secrets.randbelow(MAX_RANDOM + 1)),
+        "contenttype": "json",
+    }
+
+
+# --- sending and answers -----------------------------------------------------------------
+
+
+def send(creds: Credentials, kind: str, body: dict) -> SendResult:
+    """POST ``body`` to the API of ``kind``; one SendResult whatever happens.
+
+    An expired UserSig (70001) is regenerated once and the request repeated: the
+    first request was refused at the door, so repeating it cannot duplicate.
+    """
+    url = f"{creds.base_url.rstrip('/')}/{PATHS[kind]}"
+    payload = json.dumps(body, ensure_ascii=False).encode("utf-8")
+    what = f"tencent {kind} app={creds.app_id}"
+    result: SendResult | None = None
+    for refresh in (False, True):
+        params = query_params(creds, usersig(creds, refresh=refresh))
+        started = time.monotonic()
+        try:
+            response = http_client().post(
+                url,
+                params=params,
+                content=payload,
+                headers={"Content-Type": "application/json; charset=utf-8"},
+            )
+        except httpx.HTTPError as exc:
+            return transport_failure(exc, started=started, what=what)
+        result = http_failure(response, started=started, what=what)
+        if result is not None:
+            return result
+        data = json_object(response)
+        if data is None:
+            return unreadable_answer(response, started=started)
+        result = parse_response(
+            data, http_status=response.status_code, latency_ms=elapsed_ms(started)
+        )
+        if result.error_code != USERSIG_EXPIRED:
+            break
+        logger.info("%s: UserSig expired (70001), regenerating once", what)
+    assert result is not None
+    logger.info(
+        "%s: outcome=%s code=%s request_id=%s latency_ms=%s",
+        what,
+        result.outcome,
+        result.error_code,
+        result.request_id,
+        result.latency_ms,
+    )
+    return result
+
+
+def parse_response(
+    data: dict[str, Any], *, http_status: int | None = 200, latency_ms: int = 0
+) -> SendResult:
+    """Read an answer: live_engine APIs nest MsgTime/MsgSeq/MsgDropReason under
+    ``Response``; group APIs put them at the top level."""
+    nested = data.get("Response")
+    inner = nested if isinstance(nested, dict) else {}
+
+    def pick(name: str) -> Any:
+        return inner.get(name, data.get(name))
+
+    code = as_int(data.get("ErrorCode"))
+    action_status = str(data.get("ActionStatus") or "")
+    error_info = str(data.get("ErrorInfo") or "")
+    drop_reason = str(pick("MsgDropReason") or "")
+    common = {
+        "action_status": action_status,
+        "error_code": code,
+        "error_info": error_info,
+        "request_id": str(data.get("RequestId") or ""),
+        "msg_seq": as_int(pick("MsgSeq")),
+        "msg_time": as_int(pick("MsgTime")),
+        "drop_reason": drop_reason,
+        "http_status": http_status,
+        "latency_ms": latency_ms,
+        "response_body": data,
+    }
+    if code is None:
+        return SendResult(
+            outcome=Outcome.FAILED,
+            explanation="The provider's answer has no ErrorCode; whether the message was delivered is unknown.",
+            retryable=False,
+            **common,
+        )
+    if code == 0 and action_status.upper() != "FAIL":
+        if drop_reason:
+            # Accepted, but not delivered (MsgFreqCtrl: the room is over 40 msg/s).
+            return SendResult(
+                outcome=Outcome.DROPPED,
+                explanation=_drop_explanation(drop_reason),
+                retryable=True,
+                retry_after=1.0,
+                **common,
+            )
+        return SendResult(outcome=Outcome.OK, explanation="Sent.", **common)
+    info = classify(code)
+    return SendResult(
+        outcome=Outcome.FAILED,
+        explanation=info.explanation,
+        retryable=info.retryable,
+        retry_after=info.retry_after,
+        **common,
+    )
+
+
+def _drop_explanation(reason: str) -> str:
+    if reason == "MsgFreqCtrl":
+        return (
+            "Accepted but not delivered: the room is over its limit of 40 messages "
+            "per second (MsgFreqCtrl). Send it again in a moment."
+        )
+    return f"Accepted but not delivered by the provider ({reason})."

@@ -1,0 +1,305 @@
+"""ZEGO server API v2 client: ``Action=SendCustomCommand`` (a custom signalling
+message to users of a room).
+
+Facts used are in ../shared/PROVIDERS.md section 6 and the seed page
+../shared/provider-docs/003.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+
+from messaging.providers.base import (
+    CodeInfo,
+    Credentials,
+    Outcome,
+    SendResult,
+    as_int,
+    elapsed_ms,
+    http_client,
+    http_failure,
+    json_object,
+    permanent,
+    retryable,
+    transport_failure,
+    unreadable_answer,
+    utf8_len,
+)
+
+logger = logging.getLogger(__name__)
+
+ACTION = "SendCustomCommand"
+MAX_CONTENT_BYTES = 1024
+MAX_RECIPIENTS = 10
+# ZEGO's room and user ID limits (Express SDK: room ID up to 128 bytes, user ID up
+# to 64 bytes); the server API pages give none of their own.
+MAX_ROOM_ID_BYTES = 128
+MAX_USER_ID_BYTES = 64
+
+# Every documented return code (PROVIDERS.md 6.3, seed page 003).
+CODES: dict[int, CodeInfo] = {
+    # Gateway / public-parameter codes
+    100000000: permanent(
+        "The request's Host header is wrong. Check the app's base URL."
+    ),
+    100000001: permanent("The AppId is not valid."),
+    100000002: permanent("The request has no Timestamp."),
+    100000003: permanent("The Timestamp is not valid."),
+    100000004: permanent(
+        "The signature has expired: this server's clock is more than 10 minutes off."
+    ),
+    100000005: permanent("The signature is wrong: check the ServerSecret."),
+    100000006: permanent("The request has no Action."),
+    100000007: permanent("ZEGO does not support this Action."),
+    100000008: permanent("The request has no SignatureNonce."),
+    100000009: permanent("The request has no Signature."),
+    100000010: permanent("ZEGO has no ServerSecret for this AppId. Check the AppId."),
+    100000011: retryable("ZEGO could not load the app's configuration. Retry.", 1.0),
+    100000012: permanent("ZEGO could not read the request body."),
+    100000013: permanent("The request has no SignatureVersion."),
+    100000014: permanent("Unsupported SignatureVersion (only 2.0 is)."),
+    100000015: retryable("Internal error at ZEGO's gateway. Retry.", 1.0),
+    100000016: permanent("The app has no production environment (check IsTest)."),
+    100000017: permanent("This service is not enabled for the app."),
+    # Room signalling codes
+    1: retryable("ZEGO could not carry out the request. Retry.", 1.0),
+    2: permanent("A parameter of the request is not valid."),
+    3: permanent("A parameter of the request is too long."),
+    7: retryable("Too many requests for this app right now. Retry shortly.", 1.0),
+    8: permanent("ZEGO could not decode the request."),
+    9: permanent("The app has no permission for this API."),
+    104: permanent("The room does not exist."),
+    105: permanent("The user does not exist."),
+    121: retryable("ZEGO could not send the room message. Retry.", 1.0),
+    122: retryable("ZEGO could not send the room message. Retry.", 1.0),
+    151: retryable("ZEGO could not send the room message. Retry.", 1.0),
+    206: retryable("The app's request rate limit was hit. Retry shortly.", 1.0),
+    207: retryable("The room's request rate limit was hit. Retry shortly.", 1.0),
+    1008: permanent("The message content is empty."),
+    5018: permanent("The room has been destroyed."),
+    5024: permanent("The room does not exist."),
+    5201: retryable("ZEGO could not send the room message. Retry.", 1.0),
+    5202: retryable("ZEGO could not send the room message. Retry.", 1.0),
+    50001: permanent(
+        "The room does not exist (rooms close when their last user leaves)."
+    ),
+    50002: permanent("The user ID does not exist."),
+    50003: permanent("The recipient is not online."),
+    50004: retryable("ZEGO could not get the user information. Retry.", 1.0),
+    50011: permanent("Too many recipients: at most 10."),
+    50012: permanent("The message content is too long: at most 1024 bytes."),
+    50013: retryable("ZEGO failed to send the custom message. Retry.", 1.0),
+    50123: permanent("Too many forbid rules."),
+    50124: permanent("The forbid rule was not found."),
+}
+
+
+def classify(code: int) -> CodeInfo:
+    if code in CODES:
+        return CODES[code]
+    return permanent(f"ZEGO refused the request with code {code}.")
+
+
+def explain(code: int | None) -> str:
+    if code is None:
+        return ""
+    if code == 0:
+        return "Sent."
+    return classify(code).explanation
+
+
+# --- validation and request parameters ----------------------------------------------------
+
+
+def _add(errors: dict[str, list[str]], name: str, message: str) -> None:
+    errors.setdefault(name, []).append(message)
+
+
+def build_command_params(
+    fields: dict[str, Any], *, default_from: str = ""
+) -> tuple[dict, dict[str, list[str]]]:
+    """SendCustomCommand business parameters: RoomId, FromUserId, ToUserId[] (at most
+    10; none = the whole room), MessageContent (at most 1024 bytes)."""
+    errors: dict[str, list[str]] = {}
+    room_id = str(fields.get("room_id") or "").strip()
+    from_user = str(fields.get("from_user") or "").strip() or default_from
+    raw_to = fields.get("to_users") or []
+    if isinstance(raw_to, str):
+        raw_to = raw_to.replace(",", "\n").splitlines()
+    to_users: list[str] = []
+    for user in raw_to:
+        user = str(user).strip()
+        if user and user not in to_users:
+            to_users.append(user)
+    content = str(fields.get("content") or "")
+
+    if not room_id:
+        _add(errors, "room_id", "Enter the room ID.")
+    elif utf8_len(room_id) > MAX_ROOM_ID_BYTES:
+        _add(errors, "room_id", f"A room ID is at most {MAX_ROOM_ID_BYTES} bytes.")
+    if not from_user:
+        _add(errors, "from_user", "Enter the sender's user ID.")
+    elif utf8_len(from_user) > MAX_USER_ID_BYTES:
+        _add(errors, "from_user", f"A user ID is at most {MAX_USER_ID_BYTES} bytes.")
+    if len(to_users) > MAX_RECIPIENTS:
+        _add(
+            errors,
+            "to_users",
+            f"{len(to_users)} recipients; at most {MAX_RECIPIENTS} (leave empty for the whole room).",
+        )
+    too_long = [u for u in to_users if utf8_len(u) > MAX_USER_ID_BYTES]
+    if too_long:
+        _add(
+            errors,
+            "to_users",
+            f"A user ID is at most {MAX_USER_ID_BYTES} bytes: {', '.join(too_long[:3])}",
+        )
+    if not content:
+        _add(errors, "content", "Enter the message content.")
+    elif utf8_len(content) > MAX_CONTENT_BYTES:
+        _add(
+            errors,
+            "content",
+            f"The content is {utf8_len(content):,} bytes; the limit is {MAX_CONTENT_BYTES} bytes.",
+        )
+    params: dict[str, Any] = {"RoomId": room_id, "FromUserId": from_user}
+    if to_users:
+        params["ToUserId[]"] = to_users
+    params["MessageContent"] = content
+    return params, errors
+
+
+# --- signing, sending and answers ----------------------------------------------------------
+
+
+def signature(app_id: int, nonce: str, secret: str, timestamp: int) -> str:
+    """md5(AppId + SignatureNonce + ServerSecret + Timestamp), lowercase hex."""
+    return hashlib.md5(
+        f"{app_id}{nonce}{secret}{timestamp}".encode(), usedforsecurity=False
+    ).hexdigest()
+
+
+def signed_query(
+    creds: Credentials,
+    params: dict[str, Any],
+    *,
+    nonce: str | None = None,
+    timestamp: int | None = None,
+) -> list[tuple[str, str]]:
+    """The whole query string as pairs: Action, business parameters (arrays repeated
+    as ``Name[]``), then the public parameters with a fresh nonce and signature."""
+    nonce = nonce if nonce is not None else secrets.token_hex(8)
+    timestamp = timestamp if timestamp is not None else int(time.time())
+    query: list[tuple[str, str]] = [("Action", ACTION)]
+    for name, value in params.items():
+        if isinstance(value, list):
+            query.extend((name, str(item)) for item in value)
+        else:
+            query.append((name, str(value)))
+    query += [
+        ("AppId", str(creds.app_id)),
+        ("SignatureNonce", nonce),
+        ("Timestamp", str(timestamp)),
+        ("Signature", signature(creds.app_id, nonce, creds.secret, timestamp)),
+        ("SignatureVersion", "2.0"),
+    ]
+    return query
+
+
+def send(creds: Credentials, params: dict) -> SendResult:
+    """GET ``{base}/?Action=SendCustomCommand&...``; one SendResult whatever happens."""
+    url = f"{creds.base_url.rstrip('/')}/"
+    what = f"zego command app={creds.app_id}"
+    started = time.monotonic()
+    try:
+        response = http_client().get(url, params=signed_query(creds, params))
+    except httpx.HTTPError as exc:
+        return transport_failure(exc, started=started, what=what)
+    result = http_failure(response, started=started, what=what)
+    if result is not None:
+        return result
+    data = json_object(response)
+    if data is None:
+        return unreadable_answer(response, started=started)
+    result = parse_response(
+        data,
+        recipients=params.get("ToUserId[]") or [],
+        http_status=response.status_code,
+        latency_ms=elapsed_ms(started),
+    )
+    logger.info(
+        "%s: outcome=%s code=%s request_id=%s latency_ms=%s",
+        what,
+        result.outcome,
+        result.error_code,
+        result.request_id,
+        result.latency_ms,
+    )
+    return result
+
+
+def parse_response(
+    data: dict[str, Any],
+    *,
+    recipients: Sequence[str] = (),
+    http_status: int | None = 200,
+    latency_ms: int = 0,
+) -> SendResult:
+    """Read ``{Code, Message, RequestId, Data}``. ``Data.FailUsers`` lists recipients
+    that did not get the command (50003 = offline): if every named recipient failed,
+    the command was accepted but reached nobody, so it counts as dropped."""
+    code = as_int(data.get("Code"))
+    message = str(data.get("Message") or "")
+    payload = data.get("Data")
+    fail_users = payload.get("FailUsers") if isinstance(payload, dict) else None
+    failed = [
+        f"{item.get('Uid', '?')}={item.get('Code', '?')}"
+        for item in fail_users or []
+        if isinstance(item, dict)
+    ]
+    common = {
+        "action_status": "OK" if code == 0 else "FAIL",
+        "error_code": code,
+        "request_id": str(data.get("RequestId") or ""),
+        "http_status": http_status,
+        "latency_ms": latency_ms,
+        "response_body": data,
+    }
+    if code is None:
+        return SendResult(
+            outcome=Outcome.FAILED,
+            error_info=message,
+            explanation="ZEGO's answer has no Code; whether the command was delivered is unknown.",
+            **common,
+        )
+    if code == 0:
+        if failed and recipients and len(failed) >= len(recipients):
+            return SendResult(
+                outcome=Outcome.DROPPED,
+                error_info=message,
+                explanation="Accepted, but none of the recipients got it (they are offline).",
+                drop_reason="FailUsers:" + ",".join(failed),
+                **common,
+            )
+        info = message
+        if failed:
+            info = f"{message}; not delivered to {', '.join(failed)}"
+        return SendResult(
+            outcome=Outcome.OK, error_info=info, explanation="Sent.", **common
+        )
+    classified = classify(code)
+    return SendResult(
+        outcome=Outcome.FAILED,
+        error_info=message,
+        explanation=classified.explanation,
+        retryable=classified.retryable,
+        retry_after=classified.retry_after,
+        **common,
+    )

@@ -1,0 +1,224 @@
+"""Sending one message: validate and build the request, record it, deliver it.
+
+The audit row is written before the request goes out and updated once with the
+answer (CONVENTIONS.md 6), so a crash leaves a visible ``waiting`` row, never a lost
+send. Views, tasks and the ``sendmsg`` command call these functions.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Any
+
+from django.db.models import F
+
+from messaging.models import Outcome as RecordOutcome
+from messaging.models import ProviderApp, SendKind, SendRecord
+from messaging.providers import PROVIDER_KINDS
+from messaging.providers import send as provider_send
+from messaging.providers.base import Credentials, Outcome, SendResult
+from messaging.providers.tencent import MAX_RANDOM
+
+logger = logging.getLogger(__name__)
+
+
+class SendValidationError(Exception):
+    """The request would surely be rejected; nothing was sent.
+
+    ``errors`` maps field names (room_id, sender, text, ...; ``__all__`` for the
+    request as a whole) to messages shown next to the fields.
+    """
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        self.errors = errors
+        super().__init__(
+            "; ".join(
+                f"{field}: {' '.join(messages)}"
+                if field != "__all__"
+                else " ".join(messages)
+                for field, messages in errors.items()
+            )
+        )
+
+
+def credentials_for(app: ProviderApp) -> Credentials:
+    return Credentials(
+        provider=app.provider,
+        app_id=app.app_id,
+        identifier=app.identifier,
+        secret=app.secret_key,
+        base_url=app.api_base_url,
+    )
+
+
+def build_request(app: ProviderApp, kind: str, fields: dict[str, Any]) -> dict:
+    """Validate ``fields`` against the documented limits and return the exact body
+    that will be sent (Tencent: the JSON body; ZEGO: the business parameters).
+
+    The result holds no secret (usersig and signatures live in the query string and
+    are added at send time). Raises SendValidationError.
+    """
+    if not app.enabled:
+        raise SendValidationError(
+            {"__all__": [f"The app {app.name} is disabled; it cannot send."]}
+        )
+    if kind not in PROVIDER_KINDS.get(app.provider, ()):
+        allowed = ", ".join(PROVIDER_KINDS.get(app.provider, ())) or "nothing"
+        raise SendValidationError(
+            {
+                "__all__": [
+                    f"A {app.provider} app cannot send {kind!r} (it sends: {allowed})."
+                ]
+            }
+        )
+    if app.provider == "tencent":
+        from messaging.providers import tencent
+
+        body, errors = tencent.build_body(kind, fields)
+    else:
+        from messaging.providers import zego
+
+        body, errors = zego.build_command_params(fields, default_from=app.identifier)
+    if errors:
+        raise SendValidationError(errors)
+    return body
+
+
+def _sender(body: dict) -> str:
+    for name in ("Sender_Account", "From_Account", "FromUserId"):
+        if body.get(name):
+            return str(body[name])
+    return ""
+
+
+def record_send(
+    app: ProviderApp, kind: str, body: dict, *, actor: Any, batch: Any = None
+) -> SendRecord:
+    """Write the audit row (outcome ``waiting``) before anything goes out.
+
+    ``random`` is the message's de-duplication Random: the broadcast body's own
+    (kept across retries so the provider can drop a repeat within 5 minutes); the
+    live_engine APIs and ZEGO take none, so for them it is a fresh number that
+    identifies the send.
+    """
+    random_value = body.get("Random") if kind == SendKind.BROADCAST else None
+    if not isinstance(random_value, int) or not 0 <= random_value <= MAX_RANDOM:
+        random_value = secrets.randbelow(MAX_RANDOM + 1)
+        if kind == SendKind.BROADCAST:
+            body = {**body, "Random": random_value}
+    extra: dict[str, Any] = {}
+    if batch is not None:
+        extra["batch"] = batch
+    return SendRecord.objects.create(
+        user=actor,
+        app=app,
+        kind=kind,
+        room_id=str(body.get("RoomId") or ""),
+        sender=_sender(body),
+        random=random_value,
+        request_body=body,
+        **extra,
+    )
+
+
+def result_from_record(record: SendRecord) -> SendResult:
+    """The stored answer of a row, as a SendResult (for rows already answered)."""
+    from messaging.providers import explain
+
+    outcome = (
+        Outcome(record.outcome)
+        if record.outcome != RecordOutcome.WAITING
+        else Outcome.FAILED
+    )
+    return SendResult(
+        outcome=outcome,
+        action_status=record.action_status,
+        error_code=record.error_code,
+        error_info=record.error_info,
+        explanation=explain(record.app.provider, record.error_code),
+        request_id=record.request_id,
+        msg_seq=record.msg_seq,
+        msg_time=record.msg_time,
+        drop_reason=record.drop_reason,
+        http_status=record.http_status,
+        latency_ms=record.latency_ms or 0,
+        retryable=record.retryable,
+        response_body=record.response_body,
+    )
+
+
+def deliver(record: SendRecord, *, final_attempt: bool = True) -> SendResult:
+    """Send a recorded request if its row is still ``waiting``, and write the answer.
+
+    The attempt is claimed by bumping ``attempts`` with a conditional update, so two
+    workers handed the same row never both send it; a row already answered is never
+    sent again. A retryable failure with ``final_attempt`` False keeps the row
+    ``waiting`` (with the latest error) for the caller to retry; otherwise the
+    outcome is written.
+    """
+    claimed = SendRecord.objects.filter(
+        pk=record.pk, outcome=RecordOutcome.WAITING, attempts=record.attempts
+    ).update(attempts=F("attempts") + 1)
+    if not claimed:
+        record.refresh_from_db()
+        logger.info(
+            "send record=%s not sent again (outcome=%s attempts=%s)",
+            record.pk,
+            record.outcome,
+            record.attempts,
+        )
+        return result_from_record(record)
+    record.attempts += 1
+    app = record.app
+    if not app.enabled:
+        result = SendResult(
+            outcome=Outcome.FAILED,
+            error_info="app disabled",
+            explanation=f"The app {app.name} is disabled; the message was not sent.",
+        )
+    else:
+        result = provider_send(credentials_for(app), record.kind, record.request_body)
+
+    keep_waiting = result.retryable and not final_attempt and not result.ok
+    outcome = RecordOutcome.WAITING if keep_waiting else str(result.outcome)
+    answer = {
+        "outcome": outcome,
+        "action_status": result.action_status,
+        "error_code": result.error_code,
+        "error_info": result.error_info,
+        "request_id": result.request_id,
+        "msg_seq": result.msg_seq,
+        "msg_time": result.msg_time,
+        "drop_reason": result.drop_reason,
+        "http_status": result.http_status,
+        "latency_ms": result.latency_ms,
+        "retryable": result.retryable,
+        "response_body": result.response_body,
+    }
+    updated = SendRecord.objects.filter(
+        pk=record.pk, outcome=RecordOutcome.WAITING
+    ).update(**answer)
+    if updated:
+        for name, value in answer.items():
+            setattr(record, name, value)
+    logger.info(
+        "send record=%s kind=%s app=%s outcome=%s code=%s attempts=%s",
+        record.pk,
+        record.kind,
+        app.pk,
+        outcome,
+        result.error_code,
+        record.attempts,
+    )
+    return result
+
+
+def send_message(
+    app: ProviderApp, kind: str, fields: dict[str, Any], *, actor: Any
+) -> tuple[SendRecord, SendResult]:
+    """Validate, record and deliver one message. Raises SendValidationError (nothing
+    recorded or sent) when the request would surely be rejected."""
+    body = build_request(app, kind, fields)
+    record = record_send(app, kind, body, actor=actor)
+    return record, deliver(record)
