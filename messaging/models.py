@@ -174,12 +174,6 @@ class SendRecord(models.Model):
         raise PermissionError("the send log is append-only")
 
 
-# Kinds each provider offers, in the order the send page lists them.
-PROVIDER_KINDS: dict[str, list[str]] = {
-    Provider.TENCENT: [SendKind.TEXT, SendKind.CUSTOM, SendKind.BROADCAST],
-    Provider.ZEGO: [SendKind.COMMAND],
-}
-
 # The message fields a template stores for each kind (room IDs and recipients are
 # chosen at send time, not saved in a template).
 TEMPLATE_FIELDS: dict[str, list[str]] = {

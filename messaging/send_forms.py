@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -24,24 +23,23 @@ from django.core.files.uploadedfile import UploadedFile
 from django.utils import timezone
 
 from messaging.models import (
-    PROVIDER_KINDS,
     TEMPLATE_FIELDS,
     MessageTemplate,
     Provider,
     ProviderApp,
     SendKind,
 )
-from messaging.services.batches import RoomList, parse_room_ids
+from messaging.providers import PROVIDER_KINDS
+from messaging.providers.tencent import (
+    MAX_BROADCAST_BODY_BYTES,
+    MAX_MESSAGE_BYTES,
+    MAX_RANDOM,
+)
+from messaging.providers.zego import MAX_CONTENT_BYTES, MAX_RECIPIENTS
+from messaging.services.batches import MAX_ROOMS, RoomList, parse_room_ids
+from messaging.services.sending import SendValidationError, build_request
 from messaging.variables import fill, variables_in
 
-# send_text_msg / send_custom_msg: "the maximum message length supported is 12 KB" (error 100603).
-ROOM_MESSAGE_MAX_BYTES = 12 * 1024
-# send_broadcast_msg: "merge messages into one of up to 12,000 bytes".
-BROADCAST_MAX_BYTES = 12_000
-# ZEGO SendCustomCommand: MessageContent "with a maximum length of 1024 bytes".
-ZEGO_CONTENT_MAX_BYTES = 1024
-ZEGO_MAX_RECIPIENTS = 10
-MAX_ROOMS = 10_000
 MAX_ROOMS_FILE_BYTES = 2 * 1024 * 1024
 VAR_PREFIX = "var_"
 
@@ -63,6 +61,7 @@ def _account(label: str, help_text: str, *, required: bool) -> forms.CharField:
         max_length=64,
         required=required,
         help_text=help_text,
+        error_messages={"required": "Enter the sender's user ID."},
         widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
     )
 
@@ -78,15 +77,16 @@ def message_fields(kind: str) -> dict[str, forms.Field]:
             ),
             "text": forms.CharField(
                 label="Text",
+                error_messages={"required": "Enter the message text."},
                 help_text="TextContent: what the room sees. At most 12 KB (UTF-8 bytes) per message.",
-                widget=_textarea(ROOM_MESSAGE_MAX_BYTES, rows=4),
+                widget=_textarea(MAX_MESSAGE_BYTES, rows=4),
             ),
             "extension_info": forms.CharField(
                 label="Extension info",
                 required=False,
                 help_text="ExtensionInfo (optional): custom data saved in the cloud and delivered with the message "
                 '(CloudCustomData). Must be JSON, e.g. {"data": 1, "value": 2}. At most 12 KB.',
-                widget=_textarea(ROOM_MESSAGE_MAX_BYTES, rows=2, json_required=True),
+                widget=_textarea(MAX_MESSAGE_BYTES, rows=2, json_required=True),
             ),
         }
     if kind == SendKind.CUSTOM:
@@ -98,13 +98,17 @@ def message_fields(kind: str) -> dict[str, forms.Field]:
             ),
             "business_id": forms.CharField(
                 label="Business ID",
+                error_messages={
+                    "required": "Enter the business ID (the message's mark)."
+                },
                 max_length=128,
                 help_text="BusinessId: the mark your app uses to tell custom messages apart, e.g. gift or like.",
             ),
             "data": forms.CharField(
                 label="Data",
+                error_messages={"required": "Enter the data."},
                 help_text="Data: the message content your app reads, delivered as {BusinessId, Data}. At most 12 KB.",
-                widget=_textarea(ROOM_MESSAGE_MAX_BYTES, rows=4),
+                widget=_textarea(MAX_MESSAGE_BYTES, rows=4),
             ),
         }
     if kind == SendKind.BROADCAST:
@@ -118,20 +122,20 @@ def message_fields(kind: str) -> dict[str, forms.Field]:
                 label="Text",
                 required=False,
                 help_text="A text message (TIMTextElem). Fill in the text or the custom data, not both.",
-                widget=_textarea(BROADCAST_MAX_BYTES, rows=4),
+                widget=_textarea(MAX_BROADCAST_BODY_BYTES, rows=4),
             ),
             "custom_data": forms.CharField(
                 label="Custom data",
                 required=False,
                 help_text="A custom message (TIMCustomElem Data) your app reads, e.g. JSON. Instead of the text.",
-                widget=_textarea(BROADCAST_MAX_BYTES, rows=3),
+                widget=_textarea(MAX_BROADCAST_BODY_BYTES, rows=3),
             ),
             "cloud_custom_data": forms.CharField(
                 label="Cloud custom data",
                 required=False,
                 help_text="CloudCustomData (optional): extra data saved with the message. "
                 "The whole broadcast is at most 12,000 bytes.",
-                widget=_textarea(BROADCAST_MAX_BYTES, rows=2),
+                widget=_textarea(MAX_BROADCAST_BODY_BYTES, rows=2),
             ),
         }
     if kind == SendKind.COMMAND:
@@ -139,13 +143,14 @@ def message_fields(kind: str) -> dict[str, forms.Field]:
             "from_user": _account(
                 "From user ID",
                 "FromUserId: the sender. Its own clients do not receive the command, so use an ID that is not "
-                "in the room to reach everyone.",
-                required=True,
+                "in the room to reach everyone. Empty: the app's admin identifier.",
+                required=False,
             ),
             "content": forms.CharField(
                 label="Message content",
+                error_messages={"required": "Enter the message content."},
                 help_text="MessageContent: what the clients receive in onIMRecvCustomCommand. At most 1024 bytes.",
-                widget=_textarea(ZEGO_CONTENT_MAX_BYTES, rows=4),
+                widget=_textarea(MAX_CONTENT_BYTES, rows=4),
             ),
         }
     raise ValueError(f"unknown kind {kind!r}")
@@ -161,12 +166,16 @@ KIND_INTRO = {
 
 
 def kinds_for(app: ProviderApp) -> list[SendKind]:
-    return [SendKind(k) for k in PROVIDER_KINDS[Provider(app.provider)]]
+    return [SendKind(k) for k in PROVIDER_KINDS[app.provider]]
 
 
 def _decode_upload(upload: UploadedFile) -> str:
-    """Room IDs from a TXT (one per line) or CSV (first column) upload."""
-    if upload.size > MAX_ROOMS_FILE_BYTES:
+    """Room IDs from a TXT (one per line) or CSV (first column) upload, one per line.
+
+    A header row is dropped here, not by parse_room_ids, because the file's lines
+    come after the pasted ones and the parser only skips a header on its first line.
+    """
+    if upload.size and upload.size > MAX_ROOMS_FILE_BYTES:
         raise forms.ValidationError(
             "The file is larger than 2 MB; 10,000 room IDs fit in far less."
         )
@@ -176,20 +185,14 @@ def _decode_upload(upload: UploadedFile) -> str:
         raise forms.ValidationError(
             "The file must be UTF-8 text (TXT or CSV)."
         ) from None
-    if not (upload.name or "").lower().endswith(".csv"):
-        return text
-    lines = []
-    for i, row in enumerate(csv.reader(io.StringIO(text))):
-        cell = row[0].strip() if row else ""
-        # A header row names the column; it is not a room.
-        if i == 0 and cell.lower().replace("_", "").replace(" ", "") in {
-            "roomid",
-            "room",
-            "rooms",
-        }:
-            continue
-        lines.append(cell)
-    return "\n".join(lines)
+    rows = csv.reader(io.StringIO(text))
+    cells = [row[0].strip() if row else "" for row in rows]
+    if cells and cells[0].lower().replace("_", "").replace(" ", "") in _HEADERS:
+        cells = cells[1:]
+    return "\n".join(cells)
+
+
+_HEADERS = {"roomid", "room", "rooms", "groupid"}
 
 
 @dataclass
@@ -197,6 +200,7 @@ class SendPlan:
     """What a valid send form will do, for the preview and the confirm step."""
 
     fields: dict[str, Any]
+    body: dict[str, Any]
     rooms: list[str]
     room_list: RoomList | None
     scheduled_at: datetime | None
@@ -212,7 +216,11 @@ class SendPlan:
 
 
 class SendForm(forms.Form):
-    """The message of one kind for one app: rooms, fields, template variables, time."""
+    """The message of one kind for one app: rooms, fields, template variables, time.
+
+    A valid form has ``plan``: the filled fields, the rooms and the exact request
+    body of the first room, as ``build_request`` returns it.
+    """
 
     template = forms.ModelChoiceField(
         queryset=MessageTemplate.objects.none(),
@@ -223,10 +231,15 @@ class SendForm(forms.Form):
     scheduled_at = forms.CharField(
         label="Send at",
         required=False,
-        help_text="Optional. In your time zone; empty: send now. Scheduled sends can be cancelled on the batch page.",
+        help_text="Optional, in your time zone; empty sends now. A scheduled send can be cancelled until it runs.",
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
     )
     tz = forms.CharField(required=False, widget=forms.HiddenInput)
+    # The broadcast body's de-duplication Random, fixed at preview so the confirmed
+    # send is exactly the previewed body.
+    random = forms.IntegerField(
+        required=False, min_value=0, max_value=MAX_RANDOM, widget=forms.HiddenInput
+    )
 
     def __init__(self, *args: Any, app: ProviderApp, kind: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -234,13 +247,13 @@ class SendForm(forms.Form):
         self.fields["template"].queryset = MessageTemplate.objects.usable_for(app, kind)
         self.room_list: RoomList | None = None
         self.plan: SendPlan | None = None
-        room_fields: dict[str, forms.Field]
+        room_fields: dict[str, forms.Field] = {}
         if self.kind in (SendKind.TEXT, SendKind.CUSTOM):
             room_fields = {
                 "rooms": forms.CharField(
                     label="Room IDs",
                     required=False,
-                    help_text="RoomId of each live room, one per line: paste one room or up to 10,000. "
+                    help_text="RoomId of each live room, one per line: one room, or up to 10,000. "
                     "Duplicates and blank lines are removed.",
                     widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
                 ),
@@ -248,7 +261,7 @@ class SendForm(forms.Form):
                     label="Or upload room IDs",
                     required=False,
                     help_text="A TXT file (one room ID per line) or a CSV file (room IDs in the first column).",
-                    widget=forms.ClearableFileInput(
+                    widget=forms.FileInput(
                         attrs={"accept": ".txt,.csv,text/plain,text/csv"}
                     ),
                 ),
@@ -256,22 +269,25 @@ class SendForm(forms.Form):
         elif self.kind == SendKind.COMMAND:
             room_fields = {
                 "room_id": forms.CharField(
-                    label="Room ID", max_length=128, help_text="RoomId: the ZEGO room."
+                    label="Room ID",
+                    max_length=128,
+                    help_text="RoomId: the ZEGO room.",
+                    error_messages={"required": "Enter the room ID."},
+                    widget=forms.TextInput(attrs={"spellcheck": "false"}),
                 ),
                 "to_users": forms.CharField(
                     label="To user IDs",
                     required=False,
-                    help_text="ToUserId[] (optional): at most 10 user IDs, one per line or comma-separated. "
-                    "Empty: everyone in the room.",
+                    help_text=f"ToUserId[] (optional): at most {MAX_RECIPIENTS} user IDs, one per line or "
+                    "comma-separated. Empty: everyone in the room.",
                     widget=forms.Textarea(attrs={"rows": 2, "spellcheck": "false"}),
                 ),
             }
-        else:
-            room_fields = {}
         self.room_field_names = list(room_fields)
-        self.message_field_names = list(message_fields(self.kind))
-        for name, f in {**room_fields, **message_fields(self.kind)}.items():
-            self.fields[name] = f
+        fields = message_fields(self.kind)
+        self.message_field_names = list(fields)
+        self.fields.update(room_fields)
+        self.fields.update(fields)
         # Sender accounts default to the app's admin identifier, an account that exists.
         for name in ("sender", "from_user"):
             if name in self.fields:
@@ -282,23 +298,23 @@ class SendForm(forms.Form):
         for name in self.variable_names:
             self.fields[VAR_PREFIX + name] = forms.CharField(
                 label=name,
-                max_length=ROOM_MESSAGE_MAX_BYTES,
+                max_length=MAX_MESSAGE_BYTES,
+                strip=False,
                 help_text=f"Replaces {{{name}}} in the message.",
+                error_messages={"required": f"Enter a value for {{{name}}}."},
             )
-        # The schedule goes last.
-        self.order_fields(["template", *room_fields, *self.message_field_names])
+        self.order_fields(["template", *room_fields, *fields])
 
     def _raw(self, name: str) -> str:
         if self.is_bound:
             return self.data.get(self.add_prefix(name), "") or ""
-        value = self.initial.get(name, self.fields[name].initial)
-        return value or ""
+        return self.initial.get(name, self.fields[name].initial) or ""
 
-    # -- sections for the page ------------------------------------------------------
     def sections(self) -> list[tuple[str, list[forms.BoundField]]]:
+        """(heading, fields) groups in page order."""
         groups = [
             (
-                "Rooms" if self.kind != SendKind.COMMAND else "Room",
+                "Room" if self.kind == SendKind.COMMAND else "Rooms",
                 self.room_field_names,
             ),
             ("Message", self.message_field_names),
@@ -317,50 +333,43 @@ class SendForm(forms.Form):
         return name
 
     def clean_to_users(self) -> list[str]:
-        users = [
-            u for u in _SPLIT_USERS.split(self.cleaned_data.get("to_users", "")) if u
-        ]
-        if len(users) > ZEGO_MAX_RECIPIENTS:
+        raw = self.cleaned_data.get("to_users", "")
+        users = list(dict.fromkeys(u for u in _SPLIT_USERS.split(raw) if u))
+        if len(users) > MAX_RECIPIENTS:
             raise forms.ValidationError(
-                f"At most {ZEGO_MAX_RECIPIENTS} recipients ({len(users)} given); leave it empty to reach the whole room."
+                f"{len(users)} recipients; at most {MAX_RECIPIENTS}. Leave it empty to reach the whole room."
             )
         return users
-
-    def clean_extension_info(self) -> str:
-        value = self.cleaned_data.get("extension_info", "")
-        # Checked after filling variables too; a variable-free value is checked here.
-        if value and not variables_in([value]):
-            _check_json(value)
-        return value
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
         if self.kind in (SendKind.TEXT, SendKind.CUSTOM):
             self._clean_rooms(data)
-        variables = {
-            name: data[VAR_PREFIX + name]
-            for name in self.variable_names
-            if VAR_PREFIX + name in data
-        }
         scheduled = self._clean_schedule(data)
         if self.errors:
             return data
-        filled: dict[str, Any] = {}
-        for name in self.message_field_names:
-            filled[name] = fill(data.get(name, ""), variables)
-        if filled.get("extension_info") and "extension_info" not in self.errors:
-            try:
-                _check_json(filled["extension_info"])
-            except forms.ValidationError as exc:
-                self.add_error("extension_info", exc)
-                return data
+        variables = {n: data[VAR_PREFIX + n] for n in self.variable_names}
+        filled: dict[str, Any] = {
+            name: fill(data.get(name, ""), variables)
+            for name in self.message_field_names
+        }
         if self.kind == SendKind.COMMAND:
             filled["to_users"] = data.get("to_users", [])
-        rooms = self.room_list.rooms if self.room_list else []
-        if self.kind == SendKind.COMMAND:
             rooms = [data["room_id"]]
+        elif self.kind == SendKind.BROADCAST:
+            rooms = []
+            if data.get("random") is not None:
+                filled["random"] = data["random"]
+        else:
+            rooms = self.room_list.rooms if self.room_list else []
+        body = self._build(filled, rooms)
+        if body is None:
+            return data
+        if self.kind == SendKind.BROADCAST:
+            filled["random"] = body["Random"]
         self.plan = SendPlan(
             fields=filled,
+            body=body,
             rooms=rooms,
             room_list=self.room_list,
             scheduled_at=scheduled,
@@ -369,58 +378,86 @@ class SendForm(forms.Form):
         )
         return data
 
+    def _build(self, filled: dict[str, Any], rooms: list[str]) -> dict | None:
+        """The request body of the first room, or None after adding the errors.
+
+        Every further room is checked too, so a room ID the provider would reject
+        stops the send here instead of failing in the middle of a batch.
+        """
+        first = {**filled, "room_id": rooms[0]} if rooms else filled
+        try:
+            body = build_request(self.app, self.kind, first)
+        except SendValidationError as exc:
+            self.add_send_errors(exc.errors)
+            return None
+        bad: list[str] = []
+        for room in rooms[1:]:
+            try:
+                build_request(self.app, self.kind, {**filled, "room_id": room})
+            except SendValidationError as exc:
+                bad.append(f"{room[:60]}: {' '.join(exc.errors.get('room_id', []))}")
+        if bad:
+            more = f"; and {len(bad) - 3:,} more" if len(bad) > 3 else ""
+            self.add_error(
+                self._room_field(),
+                f"{len(bad):,} room IDs would be rejected ({'; '.join(bad[:3])}{more}).",
+            )
+            return None
+        return body
+
+    def _room_field(self) -> str:
+        return "rooms" if "rooms" in self.fields else "room_id"
+
     def _clean_rooms(self, data: dict[str, Any]) -> None:
         text = data.get("rooms", "")
         upload = data.get("rooms_file")
         if upload:
             try:
-                text = (
-                    f"{text}\n{_decode_upload(upload)}"
-                    if text
-                    else _decode_upload(upload)
-                )
+                uploaded = _decode_upload(upload)
             except forms.ValidationError as exc:
                 self.add_error("rooms_file", exc)
                 return
+            text = f"{text}\n{uploaded}" if text else uploaded
         room_list = parse_room_ids(text)
+        self.room_list = room_list
         if room_list.invalid:
             shown = "; ".join(
-                f"{room[:40]!s}: {reason}" for room, reason in room_list.invalid[:5]
+                f"{room[:40]}: {why}" for room, why in room_list.invalid[:3]
             )
-            more = len(room_list.invalid) - 5
+            more = len(room_list.invalid) - 3
             self.add_error(
                 "rooms",
-                f"{len(room_list.invalid):,} room IDs are not valid ({shown}{f'; {more:,} more' if more > 0 else ''}).",
+                f"{len(room_list.invalid):,} room IDs are not valid ({shown}"
+                f"{f'; and {more:,} more' if more > 0 else ''}).",
             )
         elif not room_list.rooms:
             self.add_error(
                 "rooms", "Enter at least one room ID, or upload a file of room IDs."
             )
-        elif len(room_list.rooms) > MAX_ROOMS:
+        elif room_list.too_many:
             self.add_error(
                 "rooms",
-                f"At most {MAX_ROOMS:,} rooms per send; this list has {len(room_list.rooms):,}. Split it in two.",
+                f"At most {MAX_ROOMS:,} rooms per send; this list has {len(room_list.rooms):,}. Split it.",
             )
-        self.room_list = room_list
 
     def _clean_schedule(self, data: dict[str, Any]) -> datetime | None:
         raw = (data.get("scheduled_at") or "").strip()
         if not raw:
             return None
         try:
-            naive = datetime.fromisoformat(raw)
+            when = datetime.fromisoformat(raw)
         except ValueError:
             self.add_error(
                 "scheduled_at", "Enter a date and time, like 2026-12-31 18:00."
             )
             return None
-        if naive.tzinfo is None:
-            naive = naive.replace(tzinfo=ZoneInfo(data.get("tz") or settings.TIME_ZONE))
-        when = naive.astimezone(ZoneInfo("UTC"))
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=ZoneInfo(data.get("tz") or settings.TIME_ZONE))
+        when = when.astimezone(UTC)
         if when <= timezone.now():
             self.add_error(
                 "scheduled_at",
-                "This time has passed; pick a later one, or leave it empty to send now.",
+                "This time has passed. Pick a later time, or leave it empty to send now.",
             )
             return None
         return when
@@ -428,41 +465,33 @@ class SendForm(forms.Form):
     def add_send_errors(self, errors: dict[str, list[str]]) -> None:
         """Show ``SendValidationError.errors`` next to the fields they concern."""
         for key, messages in errors.items():
-            name = key
-            if key == "room_id" and "rooms" in self.fields:
-                name = "rooms"
+            name: str | None = self._room_field() if key == "room_id" else key
             if name not in self.fields:
-                name = None  # type: ignore[assignment]
+                name = None
             for message in messages:
                 self.add_error(name, message)
-        self.plan = None
 
     # -- carrying the typed values through the preview ---------------------------------
     def carried_values(self) -> list[tuple[str, str]]:
-        """Every typed value, for hidden inputs of the preview's confirm form."""
-        values = []
-        for name in self.fields:
-            if name in ("rooms_file", "rooms"):
-                continue
-            raw = self.data.get(self.add_prefix(name), "")
-            if raw:
-                values.append((name, raw))
+        """Every typed value, for the hidden inputs of the preview's confirm form.
+
+        Rooms are carried as the cleaned list, so an uploaded file need not be sent
+        again and the confirm step sees exactly the previewed rooms.
+        """
+        values = [
+            (name, str(self.data.get(self.add_prefix(name), "")))
+            for name in self.fields
+            if name not in ("rooms", "rooms_file", "random")
+        ]
         if self.room_list is not None:
             values.append(("rooms", "\n".join(self.room_list.rooms)))
-        return values
-
-
-def _check_json(value: str) -> None:
-    try:
-        json.loads(value)
-    except ValueError as exc:
-        raise forms.ValidationError(
-            f'This must be JSON, like {{"data": 1}} ({exc.msg} at character {exc.pos + 1}).'
-        ) from None
+        if self.plan and "random" in self.plan.fields:
+            values.append(("random", str(self.plan.fields["random"])))
+        return [(n, v) for n, v in values if v]
 
 
 def template_initial(template: MessageTemplate) -> dict[str, str]:
-    """Initial form values from a template's saved fields."""
+    """Initial send-form values from a template's saved fields."""
     return {
         name: str(template.fields.get(name, ""))
         for name in TEMPLATE_FIELDS[template.kind]
@@ -516,10 +545,9 @@ class MessageTemplateForm(forms.ModelForm):
     def clean(self) -> dict[str, Any]:
         data = super().clean()
         app, kind = data.get("app"), data.get("kind")
-        if app and kind and kind not in PROVIDER_KINDS[Provider(app.provider)]:
+        if app and kind and kind not in PROVIDER_KINDS[app.provider]:
             names = ", ".join(
-                SendKind(k).label.lower()
-                for k in PROVIDER_KINDS[Provider(app.provider)]
+                SendKind(k).label.lower() for k in PROVIDER_KINDS[app.provider]
             )
             self.add_error(
                 "kind",
