@@ -31,6 +31,15 @@ def explain(provider: str, code: int | None) -> str:
     return ""
 
 
+def explain_drop(provider: str, drop_reason: str) -> str:
+    """Why an accepted send was not delivered (outcome ``dropped``)."""
+    if provider == "tencent":
+        from messaging.providers import tencent
+
+        return tencent.drop_explanation(drop_reason)
+    return "Accepted, but none of the recipients got it (they are offline)."
+
+
 def send(credentials: Credentials, kind: str, body: dict) -> SendResult:
     """Send a body built by the provider module (``build_request``) and classify the answer."""
     if credentials.provider == "tencent":

@@ -273,15 +273,6 @@ def build_text_body(fields: dict[str, Any]) -> tuple[dict, dict[str, list[str]]]
         _check_size(
             errors, "extension_info", extension, MAX_MESSAGE_BYTES, "Extension info"
         )
-    if "text" not in errors and "extension_info" not in errors:
-        # Text and ExtensionInfo travel as one message (TIMTextElem + CloudCustomData).
-        total = utf8_len(text) + utf8_len(extension)
-        if total > MAX_MESSAGE_BYTES:
-            _add(
-                errors,
-                "text",
-                f"Text and extension info together are {total:,} bytes; a message is at most {MAX_MESSAGE_BYTES:,} bytes (12 KB).",
-            )
     body: dict[str, Any] = {
         "RoomId": room_id,
         "Sender_Account": sender,
@@ -307,15 +298,6 @@ def build_custom_body(fields: dict[str, Any]) -> tuple[dict, dict[str, list[str]
         _add(errors, "data", "Enter the data.")
     else:
         _check_size(errors, "data", data, MAX_MESSAGE_BYTES, "The data")
-    if not errors:
-        # Delivered as a TIMCustomElem whose Data is {"BusinessId":..,"Data":..}.
-        wrapped = json.dumps({"BusinessId": business_id, "Data": data})
-        if utf8_len(wrapped) > MAX_MESSAGE_BYTES:
-            _add(
-                errors,
-                "data",
-                f"The delivered message would be {utf8_len(wrapped):,} bytes; the limit is {MAX_MESSAGE_BYTES:,} bytes (12 KB).",
-            )
     body: dict[str, Any] = {"RoomId": room_id}
     if sender:
         body["Sender_Account"] = sender
@@ -520,7 +502,7 @@ def parse_response(
             # Accepted, but not delivered (MsgFreqCtrl: the room is over 40 msg/s).
             return SendResult(
                 outcome=Outcome.DROPPED,
-                explanation=_drop_explanation(drop_reason),
+                explanation=drop_explanation(drop_reason),
                 retryable=True,
                 retry_after=1.0,
                 **common,
@@ -536,7 +518,7 @@ def parse_response(
     )
 
 
-def _drop_explanation(reason: str) -> str:
+def drop_explanation(reason: str) -> str:
     if reason == "MsgFreqCtrl":
         return (
             "Accepted but not delivered: the room is over its limit of 40 messages "

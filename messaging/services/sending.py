@@ -124,19 +124,23 @@ def record_send(
 
 def result_from_record(record: SendRecord) -> SendResult:
     """The stored answer of a row, as a SendResult (for rows already answered)."""
-    from messaging.providers import explain
+    from messaging.providers import explain, explain_drop
 
     outcome = (
         Outcome(record.outcome)
         if record.outcome != RecordOutcome.WAITING
         else Outcome.FAILED
     )
+    if outcome == Outcome.DROPPED:
+        explanation = explain_drop(record.app.provider, record.drop_reason)
+    else:
+        explanation = explain(record.app.provider, record.error_code)
     return SendResult(
         outcome=outcome,
         action_status=record.action_status,
         error_code=record.error_code,
         error_info=record.error_info,
-        explanation=explain(record.app.provider, record.error_code),
+        explanation=explanation or record.error_info,
         request_id=record.request_id,
         msg_seq=record.msg_seq,
         msg_time=record.msg_time,

@@ -1,0 +1,335 @@
+"""The send service: validation before sending, the audit row written before the
+request and updated with the answer, retries, and refusals."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+
+from liveadmin.roles import Role
+from messaging.models import SendRecord
+from messaging.providers import tencent
+from messaging.services.sending import (
+    SendValidationError,
+    build_request,
+    deliver,
+    record_send,
+    send_message,
+)
+from tests.factories import make_app, make_user
+from tests.recording_server import recording_server
+
+pytestmark = pytest.mark.django_db
+
+OK_ANSWER = {
+    "ActionStatus": "OK",
+    "ErrorCode": 0,
+    "ErrorInfo": "",
+    "RequestId": "Id-ok-1",
+    "Response": {"MsgTime": 1750074420, "MsgSeq": 7, "MsgDropReason": ""},
+}
+
+
+@pytest.fixture
+def server():
+    yield from recording_server()
+
+
+@pytest.fixture
+def actor(db):
+    return make_user("sender-manager", role=Role.MANAGER)
+
+
+def errors_of(app, kind, fields) -> dict[str, list[str]]:
+    with pytest.raises(SendValidationError) as exc:
+        build_request(app, kind, fields)
+    return exc.value.errors
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# --- validation ------------------------------------------------------------------------
+
+
+TEXT = {"room_id": "room-1", "sender": "host1", "text": "hello"}
+
+
+def test_it_requires_the_documented_fields():
+    app = make_app()
+    assert set(errors_of(app, "text", {})) == {"room_id", "sender", "text"}
+    assert set(errors_of(app, "custom", {})) == {"room_id", "business_id", "data"}
+    assert errors_of(app, "broadcast", {}) == {
+        "text": ["Enter a text, or custom data instead."]
+    }
+    zego_app = make_app(provider="zego", identifier="")
+    assert set(errors_of(zego_app, "command", {})) == {
+        "room_id",
+        "from_user",
+        "content",
+    }
+
+
+def test_it_keeps_text_and_extension_info_under_12_kb():
+    app = make_app()
+    # 4,096 three-byte characters = 12,288 bytes = 12 KB exactly: allowed.
+    assert build_request(app, "text", {**TEXT, "text": "中" * 4096})["TextContent"]
+    errors = errors_of(app, "text", {**TEXT, "text": "中" * 4096 + "a"})
+    assert errors == {
+        "text": ["The text is 12,289 bytes; the limit is 12,288 bytes (12 KB)."]
+    }
+    errors = errors_of(app, "text", {**TEXT, "extension_info": json.dumps("x" * 12300)})
+    assert errors["extension_info"] == [
+        "Extension info is 12,302 bytes; the limit is 12,288 bytes (12 KB)."
+    ]
+
+
+def test_it_requires_extension_info_to_be_json():
+    app = make_app()
+    errors = errors_of(app, "text", {**TEXT, "extension_info": "{data: 1}"})
+    assert list(errors) == ["extension_info"]
+    assert errors["extension_info"][0].startswith("Extension info must be JSON")
+
+
+def test_it_limits_custom_data_to_12_kb():
+    app = make_app()
+    fields = {"room_id": "r", "business_id": "gift", "data": "d" * 12289}
+    errors = errors_of(app, "custom", fields)
+    assert errors == {
+        "data": ["The data is 12,289 bytes; the limit is 12,288 bytes (12 KB)."]
+    }
+    fields["data"] = "d" * 12288
+    assert build_request(app, "custom", fields)["Data"] == "d" * 12288
+
+
+def test_it_limits_the_broadcast_body_to_12000_bytes():
+    app = make_app()
+    # [{"MsgType":"TIMTextElem","MsgContent":{"Text":"..."}}] wraps the text in 52 bytes.
+    assert build_request(app, "broadcast", {"text": "a" * (12000 - 52)})
+    errors = errors_of(app, "broadcast", {"text": "a" * (12000 - 51)})
+    assert errors == {
+        "text": [
+            "The message body is 12,001 bytes; a broadcast is at most 12,000 bytes."
+        ]
+    }
+    errors = errors_of(app, "broadcast", {"text": "hi", "custom_data": "x"})
+    assert errors == {"custom_data": ["Give either a text or custom data, not both."]}
+
+
+@pytest.mark.parametrize("value", [-1, 4294967296, "abc"])
+def test_it_keeps_random_in_range(value):
+    errors = errors_of(make_app(), "broadcast", {"text": "hi", "random": value})
+    assert errors == {"random": ["Random must be an integer 0..4294967295."]}
+
+
+def test_it_limits_room_and_user_ids():
+    app = make_app()
+    errors = errors_of(app, "text", {**TEXT, "room_id": "r" * 49, "sender": "s" * 33})
+    assert errors == {
+        "room_id": ["A room ID is at most 48 bytes."],
+        "sender": ["A user ID is at most 32 bytes."],
+    }
+    assert errors_of(app, "text", {**TEXT, "room_id": "räum"}) == {
+        "room_id": ["A room ID uses printable ASCII characters only."]
+    }
+    assert (
+        build_request(app, "text", {**TEXT, "room_id": " " + "r" * 48 + " "})["RoomId"]
+        == "r" * 48
+    )
+    errors = errors_of(app, "broadcast", {"text": "hi", "from_account": "f" * 33})
+    assert errors == {"from_account": ["A user ID is at most 32 bytes."]}
+
+
+def test_it_limits_zego_content_and_recipients():
+    app = make_app(provider="zego")
+    fields = {"room_id": "r", "from_user": "u", "content": "é" * 512}
+    assert build_request(app, "command", fields)["MessageContent"] == "é" * 512
+    errors = errors_of(app, "command", {**fields, "content": "é" * 512 + "x"})
+    assert errors == {
+        "content": ["The content is 1,025 bytes; the limit is 1024 bytes."]
+    }
+    to_users = [f"u{n}" for n in range(11)]
+    errors = errors_of(app, "command", {**fields, "to_users": to_users})
+    assert errors == {
+        "to_users": ["11 recipients; at most 10 (leave empty for the whole room)."]
+    }
+    # Duplicates and blanks are dropped before counting.
+    params = build_request(
+        app, "command", {**fields, "to_users": to_users[:10] + ["u1", " "]}
+    )
+    assert params["ToUserId[]"] == to_users[:10]
+
+
+def test_it_refuses_disabled_apps_and_foreign_kinds():
+    app = make_app(enabled=False)
+    assert errors_of(app, "text", TEXT) == {
+        "__all__": [f"The app {app.name} is disabled; it cannot send."]
+    }
+    assert errors_of(make_app(), "command", {})["__all__"][0].startswith(
+        "A tencent app cannot send 'command'"
+    )
+    assert errors_of(make_app(provider="zego"), "text", TEXT)["__all__"]
+
+
+def test_it_sends_nothing_on_bad_input(actor):
+    with pytest.raises(SendValidationError):
+        send_message(make_app(), "text", {**TEXT, "text": ""}, actor=actor)
+    assert SendRecord.objects.count() == 0
+
+
+# --- recording and delivering ----------------------------------------------------------------
+
+
+def test_it_records_before_sending_without_secrets(actor, server):
+    server.answer(OK_ANSWER)
+    app = make_app(base_url=server.url, secret_key="do-not-store-this-key")
+    body = build_request(app, "text", {**TEXT, "extension_info": '{"a":1}'})
+    record = record_send(app, "text", body, actor=actor)
+    row = SendRecord.objects.get(pk=record.pk)
+    assert (row.outcome, row.attempts, row.user, row.app) == ("waiting", 0, actor, app)
+    assert (row.kind, row.room_id, row.sender) == ("text", "room-1", "host1")
+    assert 0 <= row.random <= 4294967295
+    assert row.request_body == {
+        "RoomId": "room-1",
+        "Sender_Account": "host1",
+        "TextContent": "hello",
+        "ExtensionInfo": '{"a":1}',
+    }
+    assert server.received == []
+
+    result = deliver(record)
+    assert result.ok
+    row.refresh_from_db()
+    assert row.outcome == "ok"
+    assert (row.action_status, row.error_code, row.error_info) == ("OK", 0, "")
+    assert (row.request_id, row.msg_seq, row.msg_time) == ("Id-ok-1", 7, 1750074420)
+    assert (row.drop_reason, row.http_status, row.attempts, row.retryable) == (
+        "",
+        200,
+        1,
+        False,
+    )
+    assert row.latency_ms is not None and row.latency_ms >= 0
+    assert row.response_body == OK_ANSWER
+    stored = json.dumps([row.request_body, row.response_body])
+    usersig = server.received[0].param("usersig")
+    assert usersig not in stored and "do-not-store-this-key" not in stored
+
+
+def test_it_keeps_the_broadcast_random_across_retries(actor, server):
+    app = make_app(base_url=server.url)
+    server.answer({"ActionStatus": "FAIL", "ErrorCode": 10023, "ErrorInfo": "freq"})
+    server.answer({"ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": "", "MsgSeq": 9})
+    body = build_request(app, "broadcast", {"text": "all rooms"})
+    record = record_send(app, "broadcast", body, actor=actor)
+    assert record.random == body["Random"]
+    first = deliver(record, final_attempt=False)
+    assert (first.retryable, first.retry_after) == (True, 1.0)
+    row = SendRecord.objects.get(pk=record.pk)
+    assert (row.outcome, row.error_code, row.retryable, row.attempts) == (
+        "waiting",
+        10023,
+        True,
+        1,
+    )
+    second = deliver(row)
+    assert second.ok
+    row.refresh_from_db()
+    assert (row.outcome, row.error_code, row.msg_seq, row.attempts) == ("ok", 0, 9, 2)
+    randoms = [r.json()["Random"] for r in server.received]
+    assert randoms == [record.random, record.random]
+
+
+def test_it_writes_a_retryable_failure_on_the_final_attempt(actor, server):
+    server.answer(
+        {"ActionStatus": "FAIL", "ErrorCode": 100001, "ErrorInfo": "internal"}
+    )
+    app = make_app(base_url=server.url)
+    record, result = send_message(app, "text", TEXT, actor=actor)
+    assert (result.outcome, result.retryable) == ("failed", True)
+    record.refresh_from_db()
+    assert (record.outcome, record.error_code, record.error_info) == (
+        "failed",
+        100001,
+        "internal",
+    )
+    assert record.retryable is True
+
+
+def test_it_never_sends_an_answered_record_again(actor, server):
+    server.answer(OK_ANSWER)
+    app = make_app(base_url=server.url)
+    record, _ = send_message(app, "text", TEXT, actor=actor)
+    stale = SendRecord.objects.get(pk=record.pk)
+    again = deliver(stale)
+    assert len(server.received) == 1
+    assert again.ok and again.request_id == "Id-ok-1" and again.msg_seq == 7
+    # A copy loaded before the first delivery cannot send either.
+    outdated = SendRecord.objects.get(pk=record.pk)
+    outdated.outcome, outdated.attempts = "waiting", 0
+    deliver(outdated)
+    assert len(server.received) == 1
+    assert SendRecord.objects.get(pk=record.pk).attempts == 1
+
+
+def test_it_refuses_to_deliver_for_a_disabled_app(actor, server):
+    app = make_app(base_url=server.url)
+    record = record_send(app, "text", build_request(app, "text", TEXT), actor=actor)
+    app.enabled = False
+    app.save()
+    result = deliver(SendRecord.objects.get(pk=record.pk))
+    assert (result.outcome, result.retryable) == ("failed", False)
+    record.refresh_from_db()
+    assert (record.outcome, record.error_info) == ("failed", "app disabled")
+    assert server.received == []
+
+
+def test_it_records_a_network_failure_as_retryable(actor):
+    app = make_app(base_url=f"http://127.0.0.1:{closed_port()}/sandbox")
+    record, result = send_message(app, "text", TEXT, actor=actor)
+    assert (result.outcome, result.retryable, result.http_status) == (
+        "failed",
+        True,
+        None,
+    )
+    assert result.error_info.startswith("ConnectError")
+    assert "network" in result.explanation
+    row = SendRecord.objects.get(pk=record.pk)
+    assert (row.outcome, row.retryable, row.attempts) == ("failed", True, 1)
+    assert row.error_info == result.error_info
+    assert row.error_code is None and row.request_id == ""
+    assert "usersig" not in row.error_info
+
+
+def test_it_keeps_a_network_failure_waiting_when_not_final(actor):
+    app = make_app(base_url=f"http://127.0.0.1:{closed_port()}")
+    body = build_request(
+        app, "custom", {"room_id": "r", "business_id": "b", "data": "d"}
+    )
+    record = record_send(app, "custom", body, actor=actor)
+    deliver(record, final_attempt=False)
+    row = SendRecord.objects.get(pk=record.pk)
+    assert (row.outcome, row.retryable, row.attempts) == ("waiting", True, 1)
+    assert row.error_info.startswith("ConnectError")
+
+
+def test_it_caches_the_usersig_across_sends(actor, server):
+    server.answer(OK_ANSWER)
+    server.answer(OK_ANSWER)
+    app = make_app(base_url=server.url)
+    send_message(app, "text", TEXT, actor=actor)
+    send_message(app, "text", TEXT, actor=actor)
+    sigs = {r.param("usersig") for r in server.received}
+    assert len(sigs) == 1
+    assert sigs == {
+        tencent.usersig(
+            tencent.Credentials(
+                "tencent", app.app_id, app.identifier, app.secret_key, ""
+            )
+        )
+    }
