@@ -179,8 +179,11 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
-# Celery: with a broker, workers run sends; without one (the embedded default)
-# tasks run in the process that enqueues them (see messaging/dispatch.py).
+# Celery: with a broker, workers run sends (and beat runs the periodic tasks).
+# Without one (the embedded default) messaging/dispatch.py runs the same task
+# functions on a small thread pool inside the web process, plus a scheduler
+# thread for scheduled batches and recovery, so `make run` needs no broker and
+# the batch page still shows live progress. Other tasks run eagerly then.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = True
@@ -193,6 +196,31 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Keep countdowns well under this; longer waits are database rows (scheduled sends).
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# Seconds between runs of the periodic tasks: start due scheduled batches, and
+# re-queue sends a dead worker claimed but never answered.
+SEND_TICK_SECONDS = env_int("SEND_TICK_SECONDS", 10)
+CELERY_BEAT_SCHEDULE = {
+    "start-due-batches": {
+        "task": "messaging.tasks.start_due_batches",
+        "schedule": float(SEND_TICK_SECONDS),
+    },
+    "recover-sends": {
+        "task": "messaging.tasks.recover_sends",
+        "schedule": float(SEND_TICK_SECONDS),
+    },
+}
+# A claimed send with no answer after this long belongs to a dead worker and is
+# sent again (with the same Random, so the provider de-duplicates).
+SEND_CLAIM_TIMEOUT = env_int("SEND_CLAIM_TIMEOUT", 120)
+# Attempts per room for retryable answers (network errors, 5xx, frequency limits).
+SEND_MAX_ATTEMPTS = env_int("SEND_MAX_ATTEMPTS", 5)
+# A batch pauses itself after this many provider failures in a row (per batch too).
+BATCH_PAUSE_AFTER_FAILURES = env_int("BATCH_PAUSE_AFTER_FAILURES", 20)
+# Rooms per Celery task of a batch; tasks run in parallel on all workers.
+BATCH_CHUNK_SIZE = env_int("BATCH_CHUNK_SIZE", 50)
+# Embedded default (no broker): threads sending in the web process.
+EMBEDDED_WORKERS = env_int("EMBEDDED_WORKERS", 4)
+EMBEDDED_SCHEDULER = env_bool("EMBEDDED_SCHEDULER", not TESTING)
 
 # The sandbox provider is a product feature (a test mode), on by default in development.
 SANDBOX_ENABLED = env_bool("SANDBOX_ENABLED", DEBUG or TESTING)

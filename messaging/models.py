@@ -152,6 +152,18 @@ class SendRecord(models.Model):
     # What was sent (no usersig, key or signature is ever stored) and what came back.
     request_body = models.JSONField(default=dict)
     response_body = models.JSONField(null=True, blank=True)
+    # Bulk sends: the batch this row belongs to, when a worker took the row
+    # (cleared on an answer; a stale claim means the worker died mid-send), and
+    # the earliest time a retryable answer may be tried again.
+    batch = models.ForeignKey(
+        "Batch",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="records",
+    )
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    retry_at = models.DateTimeField(null=True, blank=True)
 
     objects = SendRecordQuerySet.as_manager()
 
@@ -165,6 +177,8 @@ class SendRecord(models.Model):
             ),
             models.Index(fields=["room_id", "-created_at"], name="send_room_created"),
             models.Index(fields=["request_id"], name="send_request_id"),
+            # Batch progress (counts by outcome) and the workers' next-row lookups.
+            models.Index(fields=["batch", "outcome", "id"], name="send_batch_outcome"),
         ]
 
     def __str__(self) -> str:
@@ -245,3 +259,116 @@ class MessageTemplate(models.Model):
     def field_values(self) -> list[str]:
         """The saved texts of this kind's fields, in form order."""
         return [str(self.fields.get(name, "")) for name in TEMPLATE_FIELDS[self.kind]]
+
+
+class BatchStatus(models.TextChoices):
+    AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
+    SCHEDULED = "scheduled", "Scheduled"
+    RUNNING = "running", "Running"
+    PAUSED = "paused", "Paused"
+    CANCELLED = "cancelled", "Cancelled"
+    DONE = "done", "Done"
+
+
+def default_pause_after_failures() -> int:
+    return settings.BATCH_PAUSE_AFTER_FAILURES
+
+
+class BatchQuerySet(models.QuerySet):
+    def visible_to(self, user: Any) -> BatchQuerySet:
+        """Community managers see every batch: approving needs the others' broadcasts."""
+        if has_role(user, Role.MANAGER):
+            return self
+        return self.none()
+
+
+class Batch(models.Model):
+    """One message sent to many rooms (or one scheduled / approved send).
+
+    The rooms are the batch's SendRecords, created up front in ``waiting``;
+    progress is their count by outcome.
+    """
+
+    app = models.ForeignKey(
+        ProviderApp, on_delete=models.PROTECT, related_name="batches"
+    )
+    kind = models.CharField(max_length=16, choices=SendKind.choices)
+    # The message fields without room_id (see messaging.services.sending).
+    fields = models.JSONField(default=dict)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="batches"
+    )
+    status = models.CharField(
+        max_length=24, choices=BatchStatus.choices, default=BatchStatus.RUNNING
+    )
+    scheduled_at = models.DateTimeField(null=True, blank=True)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="approved_batches",
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+    cancelled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="cancelled_batches",
+    )
+    resend_of = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="resends",
+    )
+    room_count = models.PositiveIntegerField(default=0)
+    pause_after_failures = models.PositiveIntegerField(
+        default=default_pause_after_failures,
+        help_text="Pause after this many provider failures in a row.",
+    )
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    pause_reason = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = BatchQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(
+                fields=["status", "scheduled_at"], name="batch_status_scheduled"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return (
+            f"Batch {self.pk}: {self.get_kind_display()} to {self.room_count} room(s)"
+        )
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (BatchStatus.DONE, BatchStatus.CANCELLED)
+
+    def progress(self) -> dict[str, int]:
+        """Rows by outcome, plus total, done and percent (one grouped COUNT on the
+        (batch, outcome) index)."""
+        counts = dict.fromkeys(Outcome.values, 0)
+        rows = (
+            SendRecord.objects.filter(batch=self)
+            .order_by()
+            .values_list("outcome")
+            .annotate(n=models.Count("id"))
+        )
+        for outcome, n in rows:
+            counts[outcome] = n
+        total = sum(counts.values())
+        answered = total - counts[Outcome.WAITING]
+        counts["total"] = total
+        counts["answered"] = answered
+        counts["percent"] = round(100 * answered / total) if total else 100
+        return counts

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from messaging import send_views, views
+from messaging import batch_views, send_views, views
 
 app_name = "messaging"
 
@@ -16,4 +16,11 @@ urlpatterns = [
     path(
         "templates/<int:pk>/delete/", send_views.template_delete, name="template-delete"
     ),
+    path("batches/", batch_views.batch_list, name="batch-list"),
+    path("batches/<int:pk>/", batch_views.batch_detail, name="batch-detail"),
+    path("batches/<int:pk>/cancel/", batch_views.batch_cancel, name="batch-cancel"),
+    path("batches/<int:pk>/pause/", batch_views.batch_pause, name="batch-pause"),
+    path("batches/<int:pk>/resume/", batch_views.batch_resume, name="batch-resume"),
+    path("batches/<int:pk>/resend/", batch_views.batch_resend, name="batch-resend"),
+    path("batches/<int:pk>/approve/", batch_views.batch_approve, name="batch-approve"),
 ]

@@ -8,13 +8,33 @@ the batch's rows by outcome.
 from __future__ import annotations
 
 import csv
-import io
 import logging
 import math
+import random
+import time
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
 
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Max, Min, Q, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from liveadmin.roles import Role, has_role
 from messaging import ratelimit
-from messaging.models import ProviderApp
+from messaging.models import (
+    Batch,
+    BatchStatus,
+    Outcome,
+    ProviderApp,
+    SendKind,
+    SendRecord,
+)
+from messaging.providers.base import Outcome as ProviderOutcome
+from messaging.providers.base import SendResult
+from messaging.services import sending
 
 logger = logging.getLogger(__name__)
 
@@ -55,8 +75,8 @@ def parse_room_ids(text: str) -> RoomList:
     result = RoomList()
     seen: set[str] = set()
     reported_duplicates: set[str] = set()
-    lines = text.lstrip("\ufeff").splitlines()
-    for index, row in enumerate(csv.reader(io.StringIO("\n".join(lines)))):
+    for index, line in enumerate(text.lstrip("\ufeff").splitlines()):
+        row = next(csv.reader([line]), [])
         room = row[0].strip() if row else ""
         if not room:
             result.blank_lines += 1
@@ -88,3 +108,424 @@ def describe_estimate(app: ProviderApp, kind: str, count: int) -> str:
     seconds = math.ceil(estimate_seconds(app, kind, count))
     duration = f"{seconds} s" if seconds < 120 else f"{math.ceil(seconds / 60)} min"
     return f"{count:,} rooms at {rate:g}/s: about {duration}"
+
+
+class BatchError(Exception):
+    """An action that the batch's state or the acting user does not allow."""
+
+
+# ---------------------------------------------------------------------------
+# Creating and controlling batches (called by views and commands)
+
+
+def start_batch(
+    app: ProviderApp,
+    kind: str,
+    fields: dict,
+    rooms: list[str],
+    *,
+    actor: Any,
+    scheduled_at: datetime | None = None,
+    pause_after_failures: int | None = None,
+    resend_of: Batch | None = None,
+) -> Batch:
+    """Create a batch with one ``waiting`` SendRecord per room, and start it.
+
+    ``fields`` are the message fields without room_id; a broadcast takes
+    ``rooms=[]`` and gets a single record. Every room's request is built (and so
+    validated) before anything is written; SendValidationError carries the errors.
+    A broadcast of an app that requires approval waits for a second community
+    manager; a future ``scheduled_at`` waits for that time (stored in UTC).
+    """
+    if kind == SendKind.BROADCAST:
+        if rooms:
+            raise BatchError("A broadcast reaches every room; it takes no room list.")
+        targets = [None]
+    else:
+        if not rooms:
+            raise BatchError("Give at least one room.")
+        if len(rooms) > MAX_ROOMS:
+            raise BatchError(f"At most {MAX_ROOMS:,} rooms per batch.")
+        targets = list(dict.fromkeys(rooms))
+    now = timezone.now()
+    if kind == SendKind.BROADCAST and app.broadcast_requires_approval:
+        status = BatchStatus.AWAITING_APPROVAL
+    elif scheduled_at is not None and scheduled_at > now:
+        status = BatchStatus.SCHEDULED
+    else:
+        status = BatchStatus.RUNNING
+    bodies = [_build(app, kind, fields, room) for room in targets]
+    with transaction.atomic():
+        batch = Batch.objects.create(
+            app=app,
+            kind=kind,
+            fields={k: v for k, v in fields.items() if k != "room_id"},
+            created_by=actor,
+            status=status,
+            scheduled_at=scheduled_at,
+            room_count=len(targets),
+            resend_of=resend_of,
+            started_at=now if status == BatchStatus.RUNNING else None,
+            **(
+                {"pause_after_failures": pause_after_failures}
+                if pause_after_failures is not None
+                else {}
+            ),
+        )
+        SendRecord.objects.bulk_create(
+            [
+                sending.new_record(app, kind, body, actor=actor, batch=batch)
+                for body in bodies
+            ],
+            batch_size=1000,
+        )
+        if status == BatchStatus.RUNNING:
+            dispatch_batch(batch)
+    logger.info(
+        "batch %s created: app=%s kind=%s rooms=%s status=%s",
+        batch.pk,
+        app.pk,
+        kind,
+        len(targets),
+        status,
+    )
+    return batch
+
+
+def _build(app: ProviderApp, kind: str, fields: dict, room: str | None) -> dict:
+    values = dict(fields)
+    if room is not None:
+        values["room_id"] = room
+    return sending.build_request(app, kind, values)
+
+
+def approve(batch: Batch, *, actor: Any) -> Batch:
+    """A second community manager (never the author) lets a broadcast go out."""
+    if actor.pk == batch.created_by_id:
+        raise BatchError("Another community manager must approve this broadcast.")
+    if not has_role(actor, Role.MANAGER):
+        raise BatchError("Only a community manager can approve a broadcast.")
+    now = timezone.now()
+    due = batch.scheduled_at is None or batch.scheduled_at <= now
+    status = BatchStatus.RUNNING if due else BatchStatus.SCHEDULED
+    with transaction.atomic():
+        claimed = Batch.objects.filter(
+            pk=batch.pk, status=BatchStatus.AWAITING_APPROVAL
+        ).update(
+            status=status,
+            approved_by=actor,
+            approved_at=now,
+            started_at=now if due else None,
+        )
+        if claimed != 1:
+            raise BatchError("This batch is not awaiting approval.")
+        batch.refresh_from_db()
+        if due:
+            dispatch_batch(batch)
+    logger.info("batch %s approved by user %s", batch.pk, actor.pk)
+    return batch
+
+
+def pause(batch: Batch, *, actor: Any, reason: str = "") -> Batch:
+    """Stop taking new rooms; rooms already being sent finish."""
+    reason = reason or f"Paused by {actor.get_username()}."
+    changed = Batch.objects.filter(
+        pk=batch.pk, status__in=[BatchStatus.RUNNING, BatchStatus.SCHEDULED]
+    ).update(status=BatchStatus.PAUSED, pause_reason=reason)
+    if changed != 1:
+        raise BatchError("Only a running or scheduled batch can be paused.")
+    batch.refresh_from_db()
+    return batch
+
+
+def resume(batch: Batch, *, actor: Any) -> Batch:
+    """Send the remaining rooms again (after a pause, manual or automatic)."""
+    now = timezone.now()
+    with transaction.atomic():
+        changed = Batch.objects.filter(pk=batch.pk, status=BatchStatus.PAUSED).update(
+            status=BatchStatus.RUNNING,
+            consecutive_failures=0,
+            pause_reason="",
+            started_at=Coalesce(F("started_at"), Value(now)),
+        )
+        if changed != 1:
+            raise BatchError("Only a paused batch can be resumed.")
+        batch.refresh_from_db()
+        if batch.scheduled_at and batch.scheduled_at > now:
+            Batch.objects.filter(pk=batch.pk).update(
+                status=BatchStatus.SCHEDULED, started_at=None
+            )
+            batch.refresh_from_db()
+        else:
+            dispatch_batch(batch)
+    logger.info("batch %s resumed by user %s", batch.pk, actor.pk)
+    return batch
+
+
+def cancel(batch: Batch, *, actor: Any) -> Batch:
+    """Stop the batch: rooms not yet sent are marked failed (never sent).
+
+    A room whose request is already on the wire finishes and records its answer.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        changed = Batch.objects.filter(
+            pk=batch.pk,
+            status__in=[
+                BatchStatus.AWAITING_APPROVAL,
+                BatchStatus.SCHEDULED,
+                BatchStatus.RUNNING,
+                BatchStatus.PAUSED,
+            ],
+        ).update(status=BatchStatus.CANCELLED, cancelled_by=actor, finished_at=now)
+        if changed != 1:
+            raise BatchError("This batch has already finished.")
+        SendRecord.objects.filter(
+            batch=batch, outcome=Outcome.WAITING, claimed_at__isnull=True
+        ).update(
+            outcome=Outcome.FAILED,
+            error_info=f"Cancelled by {actor.get_username()} before it was sent.",
+            retryable=False,
+            retry_at=None,
+            updated_at=now,
+        )
+    batch.refresh_from_db()
+    logger.info("batch %s cancelled by user %s", batch.pk, actor.pk)
+    return batch
+
+
+def resend_failed(batch: Batch, *, actor: Any) -> Batch:
+    """A new batch (same app, kind and message) for the rooms that failed.
+
+    Rooms that were cancelled before being sent are not included.
+    """
+    if not batch.is_finished and batch.status != BatchStatus.PAUSED:
+        raise BatchError("Wait until the batch has finished (or pause it) first.")
+    failed = SendRecord.objects.filter(
+        batch=batch, outcome=Outcome.FAILED, attempts__gt=0
+    )
+    rooms = list(dict.fromkeys(failed.order_by("id").values_list("room_id", flat=True)))
+    if not rooms:
+        raise BatchError("No failed rooms to re-send.")
+    if batch.kind == SendKind.BROADCAST:
+        rooms = []
+    return start_batch(
+        batch.app,
+        batch.kind,
+        batch.fields,
+        rooms,
+        actor=actor,
+        pause_after_failures=batch.pause_after_failures,
+        resend_of=batch,
+    )
+
+
+# ---------------------------------------------------------------------------
+# Running batches (called by Celery tasks, or the embedded thread pool)
+
+
+def dispatch_batch(batch: Batch) -> int:
+    """Queue one task per chunk of the batch's waiting rooms (after commit).
+
+    Tasks claim each row before sending it, so queueing a chunk twice (recovery,
+    a resume racing a worker) never sends a room twice.
+    """
+    from messaging import dispatch, tasks
+
+    ids = list(
+        SendRecord.objects.filter(batch=batch, outcome=Outcome.WAITING)
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
+    size = max(1, settings.BATCH_CHUNK_SIZE)
+    chunks = [ids[i : i + size] for i in range(0, len(ids), size)]
+    for chunk in chunks:
+        dispatch.enqueue(tasks.send_batch_chunk, batch.pk, chunk[0], chunk[-1])
+    return len(chunks)
+
+
+def send_chunk(batch_id: int, first_id: int, last_id: int) -> float | None:
+    """Send the waiting rooms of one chunk, one at a time, within the rate limit.
+
+    Returns None when the chunk has nothing left to do, or the seconds after
+    which it should run again (rooms waiting to retry after a retryable answer).
+    """
+    batch = Batch.objects.select_related("app").get(pk=batch_id)
+    rows = SendRecord.objects.filter(
+        batch_id=batch_id, id__gte=first_id, id__lte=last_id, outcome=Outcome.WAITING
+    )
+    while True:
+        status = Batch.objects.filter(pk=batch_id).values_list("status", flat=True)[0]
+        if status != BatchStatus.RUNNING:
+            return None
+        now = timezone.now()
+        ready = rows.filter(claimed_at__isnull=True).filter(
+            Q(retry_at__isnull=True) | Q(retry_at__lte=now)
+        )
+        record_id = ready.order_by("id").values_list("id", flat=True).first()
+        if record_id is None:
+            later = rows.filter(claimed_at__isnull=True, retry_at__gt=now).aggregate(
+                at=Min("retry_at")
+            )["at"]
+            if later is not None:
+                return max(0.05, (later - now).total_seconds())
+            finish_if_complete(batch_id)
+            return None
+        if not _claim(record_id, now):
+            continue
+        record = SendRecord.objects.select_related("app").get(pk=record_id)
+        _send_claimed(batch, record)
+
+
+def _claim(record_id: int, now: datetime) -> bool:
+    """Take a waiting row for this worker; False if another worker was first."""
+    return (
+        SendRecord.objects.filter(
+            pk=record_id, outcome=Outcome.WAITING, claimed_at__isnull=True
+        )
+        .filter(Q(retry_at__isnull=True) | Q(retry_at__lte=now))
+        .update(claimed_at=now)
+        == 1
+    )
+
+
+def _send_claimed(batch: Batch, record: SendRecord) -> SendResult:
+    final = record.attempts + 1 >= settings.SEND_MAX_ATTEMPTS
+    result = sending.deliver(record, final_attempt=final)
+    if result.outcome == ProviderOutcome.FAILED:
+        _note_failure(batch, result)
+    else:
+        Batch.objects.filter(pk=batch.pk, consecutive_failures__gt=0).update(
+            consecutive_failures=0
+        )
+    if result.retryable and not final:
+        # Still waiting: release the row and try again after a backoff (or the
+        # provider's Retry-After), always well under the broker's visibility timeout.
+        delay = retry_delay(record.attempts + 1, result.retry_after)
+        SendRecord.objects.filter(pk=record.pk, outcome=Outcome.WAITING).update(
+            claimed_at=None, retry_at=timezone.now() + timedelta(seconds=delay)
+        )
+    return result
+
+
+def retry_delay(attempts: int, retry_after: float | None) -> float:
+    """Exponential backoff with jitter (1, 2, 4 ... 60 s), or Retry-After if longer."""
+    backoff = min(60.0, 2.0 ** max(0, attempts - 1)) * random.uniform(0.8, 1.2)
+    return min(300.0, max(backoff, retry_after or 0.0))
+
+
+def _note_failure(batch: Batch, result: SendResult) -> None:
+    Batch.objects.filter(pk=batch.pk).update(
+        consecutive_failures=F("consecutive_failures") + 1
+    )
+    code = "" if result.error_code is None else f" {result.error_code}"
+    paused = Batch.objects.filter(
+        pk=batch.pk,
+        status=BatchStatus.RUNNING,
+        pause_after_failures__gt=0,
+        consecutive_failures__gte=F("pause_after_failures"),
+    ).update(
+        status=BatchStatus.PAUSED,
+        pause_reason=(
+            f"Paused automatically after {batch.pause_after_failures} provider "
+            f"failures in a row. Last error{code}: "
+            f"{result.explanation or result.error_info or 'no answer'}"
+        ),
+    )
+    if paused:
+        logger.warning(
+            "batch %s paused after %s consecutive failures (last code %s)",
+            batch.pk,
+            batch.pause_after_failures,
+            result.error_code,
+        )
+
+
+def finish_if_complete(batch_id: int) -> bool:
+    """Mark a running batch done once no room is waiting."""
+    if SendRecord.objects.filter(batch_id=batch_id, outcome=Outcome.WAITING).exists():
+        return False
+    return (
+        Batch.objects.filter(pk=batch_id, status=BatchStatus.RUNNING).update(
+            status=BatchStatus.DONE, finished_at=timezone.now()
+        )
+        == 1
+    )
+
+
+def start_due_batches() -> list[int]:
+    """Start scheduled batches whose time has come (claimed, so each starts once)."""
+    now = timezone.now()
+    started = []
+    due = Batch.objects.filter(
+        status=BatchStatus.SCHEDULED, scheduled_at__lte=now
+    ).values_list("pk", flat=True)
+    for pk in list(due):
+        with transaction.atomic():
+            claimed = Batch.objects.filter(pk=pk, status=BatchStatus.SCHEDULED).update(
+                status=BatchStatus.RUNNING, started_at=now
+            )
+            if claimed == 1:
+                dispatch_batch(Batch.objects.get(pk=pk))
+                started.append(pk)
+    if started:
+        logger.info("started scheduled batches %s", started)
+    return started
+
+
+def recover_sends() -> dict[str, list[int]]:
+    """Re-queue work a dead worker left behind; never re-send an answered row.
+
+    A row claimed longer than SEND_CLAIM_TIMEOUT ago without an answer belongs to
+    a worker that died mid-send: it is released and sent again with the same
+    Random (the provider de-duplicates). A running batch with waiting rows and no
+    activity for that long lost its queued tasks: its chunks are queued again.
+    """
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=settings.SEND_CLAIM_TIMEOUT)
+    stale = list(
+        SendRecord.objects.filter(
+            outcome=Outcome.WAITING, batch__isnull=False, claimed_at__lt=cutoff
+        ).values_list("id", "batch_id")
+    )
+    released = SendRecord.objects.filter(
+        pk__in=[pk for pk, _ in stale], outcome=Outcome.WAITING, claimed_at__lt=cutoff
+    ).update(claimed_at=None, retry_at=None)
+    requeue = {batch_id for _, batch_id in stale}
+    running = Batch.objects.filter(status=BatchStatus.RUNNING).values_list(
+        "pk", flat=True
+    )
+    for pk in running:
+        if pk in requeue:
+            continue
+        rows = SendRecord.objects.filter(batch_id=pk)
+        if not rows.filter(outcome=Outcome.WAITING).exists():
+            finish_if_complete(pk)
+            continue
+        last = rows.aggregate(at=Max("updated_at"))["at"]
+        if last is None or last < cutoff:
+            requeue.add(pk)
+    requeued = []
+    for pk in sorted(requeue):
+        batch = Batch.objects.get(pk=pk)
+        if batch.status == BatchStatus.RUNNING:
+            dispatch_batch(batch)
+            requeued.append(pk)
+    if released or requeued:
+        logger.warning(
+            "recovered sends: released %s stale claims, re-queued batches %s",
+            released,
+            requeued,
+        )
+    return {"released": [pk for pk, _ in stale], "requeued_batches": requeued}
+
+
+def wait_for_batch(batch: Batch, *, poll: float = 0.2) -> Batch:
+    """Block until the batch is done, cancelled or paused (for the command line)."""
+    while True:
+        batch.refresh_from_db()
+        if batch.is_finished or batch.status == BatchStatus.PAUSED:
+            return batch
+        if batch.status == BatchStatus.RUNNING and finish_if_complete(batch.pk):
+            continue
+        time.sleep(poll)

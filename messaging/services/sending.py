@@ -13,6 +13,7 @@ from typing import Any
 
 from django.db.models import F
 
+from messaging import ratelimit
 from messaging.models import Outcome as RecordOutcome
 from messaging.models import ProviderApp, SendKind, SendRecord
 from messaging.providers import PROVIDER_KINDS
@@ -95,7 +96,16 @@ def _sender(body: dict) -> str:
 def record_send(
     app: ProviderApp, kind: str, body: dict, *, actor: Any, batch: Any = None
 ) -> SendRecord:
-    """Write the audit row (outcome ``waiting``) before anything goes out.
+    """Write the audit row (outcome ``waiting``) before anything goes out (see new_record)."""
+    record = new_record(app, kind, body, actor=actor, batch=batch)
+    record.save(force_insert=True)
+    return record
+
+
+def new_record(
+    app: ProviderApp, kind: str, body: dict, *, actor: Any, batch: Any = None
+) -> SendRecord:
+    """The unsaved audit row of a send (batches bulk-create one per room).
 
     ``random`` is the message's de-duplication Random: the broadcast body's own
     (kept across retries so the provider can drop a repeat within 5 minutes); the
@@ -107,10 +117,7 @@ def record_send(
         random_value = secrets.randbelow(MAX_RANDOM + 1)
         if kind == SendKind.BROADCAST:
             body = {**body, "Random": random_value}
-    extra: dict[str, Any] = {}
-    if batch is not None:
-        extra["batch"] = batch
-    return SendRecord.objects.create(
+    return SendRecord(
         user=actor,
         app=app,
         kind=kind,
@@ -118,7 +125,7 @@ def record_send(
         sender=_sender(body),
         random=random_value,
         request_body=body,
-        **extra,
+        batch=batch,
     )
 
 
@@ -182,6 +189,8 @@ def deliver(record: SendRecord, *, final_attempt: bool = True) -> SendResult:
             explanation=f"The app {app.name} is disabled; the message was not sent.",
         )
     else:
+        # Shared per-app budget (Redis across workers): blocks until a token.
+        ratelimit.acquire(app, record.kind)
         result = provider_send(credentials_for(app), record.kind, record.request_body)
 
     keep_waiting = result.retryable and not final_attempt and not result.ok

@@ -1,19 +1,22 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from liveadmin.roles import Role, has_role
-from messaging.models import ProviderApp, SendRecord
+from messaging.models import BatchStatus, ProviderApp, SendRecord
 from messaging.providers.base import SendResult
+from messaging.services import batches
 from messaging.services.sending import (
     SendValidationError,
     build_request,
     deliver,
     record_send,
+    result_from_record,
 )
 
 # Which option fills which service field, per kind (the field names of INTERFACES.md).
@@ -57,7 +60,7 @@ class Command(BaseCommand):
 
         text = kinds.add_parser("text", help="room text message (send_text_msg)")
         self._common(text)
-        self._room(text)
+        self._room(text, many=True)
         text.add_argument("--sender", required=True, help="Sender_Account (user ID)")
         text.add_argument("--text", required=True, help="TextContent")
         text.add_argument(
@@ -68,7 +71,7 @@ class Command(BaseCommand):
             "custom", help="room custom message (send_custom_msg)"
         )
         self._common(custom)
-        self._room(custom)
+        self._room(custom, many=True)
         custom.add_argument("--sender", default="", help="Sender_Account (optional)")
         custom.add_argument("--business-id", required=True, help="BusinessId")
         custom.add_argument("--data", required=True, help="Data")
@@ -120,8 +123,21 @@ class Command(BaseCommand):
         )
 
     @staticmethod
-    def _room(parser: CommandParser) -> None:
-        parser.add_argument("--room", required=True, help="room ID")
+    def _room(parser: CommandParser, *, many: bool = False) -> None:
+        if not many:
+            parser.add_argument("--room", required=True, help="room ID")
+            return
+        target = parser.add_mutually_exclusive_group(required=True)
+        target.add_argument("--room", help="room ID")
+        target.add_argument(
+            "--rooms-file",
+            type=Path,
+            metavar="FILE",
+            help=(
+                "one room ID per line (up to 10,000; blank lines and duplicates are "
+                "skipped): sent as a batch through the workers and the rate limiter"
+            ),
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         kind: str = options["kind"]
@@ -132,6 +148,9 @@ class Command(BaseCommand):
             for field, option in FIELD_OPTIONS[kind].items()
             if options.get(option) is not None
         }
+        if options.get("rooms_file"):
+            self._send_batch(app, kind, fields, options["rooms_file"], actor=actor)
+            return
         # Every request is built (and so validated) before the first one goes out:
         # bad input sends nothing.
         bodies = []
@@ -152,6 +171,71 @@ class Command(BaseCommand):
         if failures:
             raise CommandError(
                 f"{failures} of {len(bodies)} sends did not succeed", returncode=1
+            )
+
+    def _send_batch(
+        self, app: ProviderApp, kind: str, fields: dict, path: Path, *, actor: Any
+    ) -> None:
+        """Send to every room of the file as one batch (the browser's bulk path:
+        Celery workers or the embedded pool, the shared rate limit, retries with
+        backoff, the audit log), wait for it, and print one line per room."""
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CommandError(
+                f"--rooms-file: cannot read {path}: {exc}", returncode=2
+            ) from None
+        parsed = batches.parse_room_ids(text)
+        if parsed.invalid:
+            room, reason = parsed.invalid[0]
+            raise CommandError(
+                f"--rooms-file: {len(parsed.invalid)} invalid room ID(s), e.g. "
+                f"{room!r}: {reason} (nothing was sent)",
+                returncode=2,
+            )
+        if not parsed.rooms:
+            raise CommandError("--rooms-file: no room IDs in the file", returncode=2)
+        if parsed.too_many:
+            raise CommandError(
+                f"--rooms-file: {len(parsed.rooms):,} rooms; at most "
+                f"{batches.MAX_ROOMS:,} per batch (nothing was sent)",
+                returncode=2,
+            )
+        try:
+            batch = batches.start_batch(app, kind, fields, parsed.rooms, actor=actor)
+        except SendValidationError as exc:
+            raise CommandError(self._describe(exc), returncode=2) from None
+        batch = batches.wait_for_batch(batch)
+        for record in batch.records.select_related("app").order_by("id").iterator():
+            self.stdout.write(
+                json.dumps(self._line(record, result_from_record(record)))
+            )
+        progress = batch.progress()
+        summary = {
+            "summary": True,
+            "batch": batch.pk,
+            "status": batch.status,
+            "rooms": progress["total"],
+            "ok": progress["ok"],
+            "failed": progress["failed"],
+            "dropped": progress["dropped"],
+            "waiting": progress["waiting"],
+            "duplicates_skipped": len(parsed.duplicates),
+            "blank_lines": parsed.blank_lines,
+        }
+        if batch.status == BatchStatus.PAUSED:
+            summary["pause_reason"] = batch.pause_reason
+        self.stdout.write(json.dumps(summary))
+        not_ok = progress["total"] - progress["ok"]
+        if not_ok:
+            raise CommandError(
+                f"{not_ok} of {progress['total']} rooms did not succeed"
+                + (
+                    " (batch paused; resume it on its page)"
+                    if batch.status == BatchStatus.PAUSED
+                    else ""
+                ),
+                returncode=1,
             )
 
     def rooms(self, kind: str, options: dict[str, Any]) -> list[str | None]:

@@ -1,0 +1,55 @@
+"""Celery tasks of the messaging app: thin wrappers around services."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import redis
+from celery import shared_task
+from celery.signals import worker_ready
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
+
+from messaging import dispatch
+from messaging.services import batches
+
+logger = logging.getLogger(__name__)
+
+# Infrastructure hiccups (database or Redis restarting): the whole task retries
+# with backoff. Provider answers are handled per room inside the service.
+TRANSIENT_ERRORS = (OperationalError, InterfaceError, redis.RedisError)
+
+
+@shared_task(
+    bind=True,
+    acks_late=True,
+    autoretry_for=TRANSIENT_ERRORS,
+    retry_backoff=True,
+    retry_backoff_max=60,
+    max_retries=8,
+)
+def send_batch_chunk(self: Any, batch_id: int, first_id: int, last_id: int) -> None:
+    again_in = batches.send_chunk(batch_id, first_id, last_id)
+    if again_in is not None:
+        dispatch.enqueue(
+            send_batch_chunk, batch_id, first_id, last_id, countdown=again_in
+        )
+
+
+@shared_task(acks_late=True, autoretry_for=TRANSIENT_ERRORS, retry_backoff=True)
+def start_due_batches() -> None:
+    batches.start_due_batches()
+
+
+@shared_task(acks_late=True, autoretry_for=TRANSIENT_ERRORS, retry_backoff=True)
+def recover_sends() -> None:
+    batches.recover_sends()
+
+
+@worker_ready.connect
+def recover_at_worker_start(**kwargs: Any) -> None:
+    """A worker starting after a crash picks up what the dead one left: now, and
+    again once the dead worker's claims have timed out."""
+    recover_sends.delay()
+    recover_sends.apply_async(countdown=settings.SEND_CLAIM_TIMEOUT + 1)

@@ -1,0 +1,394 @@
+"""Bulk sends: batches, their progress, pausing, cancelling, re-sending, scheduling,
+approval, recovery, the embedded background mode and the batch pages."""
+
+from __future__ import annotations
+
+import socket
+import time
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from liveadmin.roles import Role
+from messaging.models import Batch, BatchStatus, Outcome, SendRecord
+from messaging.services import batches
+from messaging.services.sending import SendValidationError
+from tests.factories import make_app, make_user
+
+TEXT = {"sender": "host-1", "text": "The show starts in 5 minutes"}
+
+
+def closed_port_url() -> str:
+    """A local address where nothing listens (connection refused at once)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def await_state(check, *, timeout: float = 20.0, what: str = "state"):
+    """Poll ``check`` (a DB read) until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def run_batch_inline(batch: Batch) -> None:
+    """Run every chunk of the batch in this thread, as a worker would."""
+    ids = list(batch.records.order_by("id").values_list("id", flat=True))
+    batches.send_chunk(batch.pk, ids[0], ids[-1])
+
+
+# --- parsing and estimates ------------------------------------------------------
+
+
+def test_it_parses_room_lists_and_reports_what_it_removed():
+    parsed = batches.parse_room_ids(
+        'room_id\nroom-1\n\n room-2 \nroom-1\n"room-3",extra\nbad room\n\n'
+    )
+    assert parsed.rooms == ["room-1", "room-2", "room-3"]
+    assert parsed.duplicates == ["room-1"]
+    assert parsed.blank_lines == 2
+    assert parsed.invalid == [
+        ("bad room", "room IDs are printable ASCII without spaces")
+    ]
+    assert not parsed.too_many
+
+
+def test_it_flags_more_than_ten_thousand_rooms():
+    parsed = batches.parse_room_ids("\n".join(f"r{i}" for i in range(10_001)))
+    assert len(parsed.rooms) == 10_001
+    assert parsed.too_many
+
+
+@pytest.mark.django_db
+def test_it_estimates_the_duration_at_the_rate_budget():
+    app = make_app()
+    assert batches.estimate_seconds(app, "text", 2000) == 10.0
+    assert batches.describe_estimate(app, "text", 2000) == (
+        "2,000 rooms at 200/s: about 10 s"
+    )
+    slow = make_app(rate_limit=10)
+    assert batches.estimate_seconds(slow, "custom", 2000) == 200.0
+    assert batches.describe_estimate(slow, "custom", 2000) == (
+        "2,000 rooms at 10/s: about 4 min"
+    )
+
+
+# --- creating batches -----------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_it_creates_one_waiting_record_per_room(
+    manager, django_capture_on_commit_callbacks, settings
+):
+    settings.BATCH_CHUNK_SIZE = 2
+    app = make_app()
+    with django_capture_on_commit_callbacks() as callbacks:
+        batch = batches.start_batch(
+            app, "text", TEXT, ["r1", "r2", "r3", "r1"], actor=manager
+        )
+    assert batch.status == BatchStatus.RUNNING
+    assert batch.room_count == 3
+    assert batch.fields == TEXT
+    records = list(batch.records.order_by("id"))
+    assert [r.room_id for r in records] == ["r1", "r2", "r3"]
+    assert {r.outcome for r in records} == {Outcome.WAITING}
+    assert records[0].request_body == {
+        "RoomId": "r1",
+        "Sender_Account": "host-1",
+        "TextContent": "The show starts in 5 minutes",
+    }
+    assert all(r.user == manager and r.sender == "host-1" for r in records)
+    # Two chunks of two and one rooms were queued after commit.
+    assert len(callbacks) == 2
+    assert batch.progress() == {
+        "waiting": 3,
+        "ok": 0,
+        "dropped": 0,
+        "failed": 0,
+        "total": 3,
+        "answered": 0,
+        "percent": 0,
+    }
+
+
+@pytest.mark.django_db
+def test_it_rejects_bad_fields_without_recording_anything(manager):
+    app = make_app()
+    with pytest.raises(SendValidationError) as caught:
+        batches.start_batch(
+            app, "text", {"sender": "host-1", "text": ""}, ["r1"], actor=manager
+        )
+    assert "text" in caught.value.errors
+    assert not Batch.objects.exists()
+    assert not SendRecord.objects.exists()
+
+
+@pytest.mark.django_db
+def test_it_rejects_rooms_for_a_broadcast_and_an_empty_room_list(manager):
+    app = make_app()
+    with pytest.raises(batches.BatchError):
+        batches.start_batch(app, "broadcast", {"text": "hi"}, ["r1"], actor=manager)
+    with pytest.raises(batches.BatchError):
+        batches.start_batch(app, "text", TEXT, [], actor=manager)
+    assert not Batch.objects.exists()
+
+
+# --- failures, pause, resume, cancel, re-send -----------------------------------
+
+
+@pytest.mark.django_db
+def test_it_pauses_after_consecutive_failures_at_a_closed_port(manager):
+    app = make_app(base_url=closed_port_url())
+    rooms = [f"room-{i}" for i in range(10)]
+    batch = batches.start_batch(
+        app, "text", TEXT, rooms, actor=manager, pause_after_failures=3
+    )
+    run_batch_inline(batch)
+    batch.refresh_from_db()
+    assert batch.status == BatchStatus.PAUSED
+    assert batch.consecutive_failures == 3
+    assert "3 provider failures in a row" in batch.pause_reason
+    assert "could not be reached" in batch.pause_reason
+    records = list(batch.records.order_by("id"))
+    # Three rooms were tried once (network errors are retryable: still waiting,
+    # with a retry time); the other seven were never sent.
+    assert [r.attempts for r in records] == [1, 1, 1] + [0] * 7
+    assert {r.outcome for r in records} == {Outcome.WAITING}
+    assert all(r.retry_at is not None and r.claimed_at is None for r in records[:3])
+    assert records[0].error_info.startswith("ConnectError")
+
+
+@pytest.mark.django_db
+def test_it_resumes_a_paused_batch(manager, django_capture_on_commit_callbacks):
+    app = make_app(base_url=closed_port_url())
+    batch = batches.start_batch(
+        app, "text", TEXT, ["a", "b", "c"], actor=manager, pause_after_failures=2
+    )
+    run_batch_inline(batch)
+    batch.refresh_from_db()
+    assert batch.status == BatchStatus.PAUSED
+    with django_capture_on_commit_callbacks() as callbacks:
+        batches.resume(batch, actor=manager)
+    batch.refresh_from_db()
+    assert batch.status == BatchStatus.RUNNING
+    assert batch.consecutive_failures == 0
+    assert batch.pause_reason == ""
+    assert len(callbacks) == 1
+    with pytest.raises(batches.BatchError):
+        batches.resume(batch, actor=manager)
+
+
+@pytest.mark.django_db
+def test_it_fails_a_room_for_good_after_the_last_attempt(manager, settings):
+    settings.SEND_MAX_ATTEMPTS = 1
+    app = make_app(base_url=closed_port_url())
+    batch = batches.start_batch(app, "text", TEXT, ["a", "b"], actor=manager)
+    run_batch_inline(batch)
+    batch.refresh_from_db()
+    assert batch.status == BatchStatus.DONE
+    assert batch.finished_at is not None
+    assert list(batch.records.values_list("outcome", "attempts", "retryable")) == [
+        (Outcome.FAILED, 1, True),
+        (Outcome.FAILED, 1, True),
+    ]
+
+
+@pytest.mark.django_db
+def test_it_cancels_rooms_not_yet_sent(manager):
+    app = make_app(base_url=closed_port_url())
+    batch = batches.start_batch(app, "text", TEXT, ["a", "b", "c"], actor=manager)
+    # A worker holds room "a" right now: it finishes; the others are never sent.
+    first = batch.records.order_by("id").first()
+    SendRecord.objects.filter(pk=first.pk).update(claimed_at=timezone.now())
+    batches.cancel(batch, actor=manager)
+    batch.refresh_from_db()
+    assert batch.status == BatchStatus.CANCELLED
+    assert batch.cancelled_by == manager
+    rows = list(
+        batch.records.order_by("id").values_list(
+            "room_id", "outcome", "attempts", "error_info"
+        )
+    )
+    assert rows == [
+        ("a", Outcome.WAITING, 0, ""),
+        ("b", Outcome.FAILED, 0, "Cancelled by manager1 before it was sent."),
+        ("c", Outcome.FAILED, 0, "Cancelled by manager1 before it was sent."),
+    ]
+    # A cancelled batch sends nothing more.
+    assert batches.send_chunk(batch.pk, first.pk, first.pk + 2) is None
+    with pytest.raises(batches.BatchError):
+        batches.cancel(batch, actor=manager)
+
+
+@pytest.mark.django_db
+def test_it_resends_only_the_failed_rooms(manager, settings):
+    settings.SEND_MAX_ATTEMPTS = 1
+    app = make_app(base_url=closed_port_url())
+    batch = batches.start_batch(app, "text", TEXT, ["a", "b", "c"], actor=manager)
+    # Room "b" got an answer before the provider went away.
+    SendRecord.objects.filter(batch=batch, room_id="b").update(
+        outcome=Outcome.OK, attempts=1
+    )
+    run_batch_inline(batch)
+    batch.refresh_from_db()
+    assert batch.status == BatchStatus.DONE
+    again = batches.resend_failed(batch, actor=manager)
+    assert again.resend_of == batch
+    assert again.fields == batch.fields
+    assert list(again.records.order_by("id").values_list("room_id", "outcome")) == [
+        ("a", Outcome.WAITING),
+        ("c", Outcome.WAITING),
+    ]
+    # The old batch's rows are untouched (the log is append-only).
+    assert batch.records.filter(outcome=Outcome.FAILED).count() == 2
+
+
+# --- scheduling -----------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_it_schedules_a_batch_and_starts_it_when_due(
+    manager, django_capture_on_commit_callbacks
+):
+    app = make_app()
+    later = timezone.now() + timedelta(hours=2)
+    with django_capture_on_commit_callbacks() as callbacks:
+        batch = batches.start_batch(
+            app, "text", TEXT, ["a"], actor=manager, scheduled_at=later
+        )
+    assert callbacks == []
+    assert batch.status == BatchStatus.SCHEDULED
+    assert batch.scheduled_at == later
+    assert batch.started_at is None
+    assert batches.start_due_batches() == []
+    Batch.objects.filter(pk=batch.pk).update(
+        scheduled_at=timezone.now() - timedelta(seconds=1)
+    )
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert batches.start_due_batches() == [batch.pk]
+    assert len(callbacks) == 1
+    batch.refresh_from_db()
+    assert batch.status == BatchStatus.RUNNING
+    assert batch.started_at is not None
+    # Claimed once: a second tick does not start it again.
+    assert batches.start_due_batches() == []
+
+
+@pytest.mark.django_db
+def test_it_cancels_a_scheduled_batch_before_it_runs(manager):
+    app = make_app()
+    batch = batches.start_batch(
+        app,
+        "text",
+        TEXT,
+        ["a", "b"],
+        actor=manager,
+        scheduled_at=timezone.now() + timedelta(minutes=5),
+    )
+    batches.cancel(batch, actor=manager)
+    Batch.objects.filter(pk=batch.pk).update(scheduled_at=timezone.now())
+    assert batches.start_due_batches() == []
+    assert set(batch.records.values_list("outcome", flat=True)) == {Outcome.FAILED}
+    assert batch.records.filter(attempts__gt=0).count() == 0
+
+
+# --- approval -------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_it_holds_a_broadcast_until_another_manager_approves(
+    manager, django_capture_on_commit_callbacks
+):
+    app = make_app(broadcast_requires_approval=True)
+    with django_capture_on_commit_callbacks() as callbacks:
+        batch = batches.start_batch(
+            app, "broadcast", {"text": "Maintenance at 2am"}, [], actor=manager
+        )
+    assert callbacks == []
+    assert batch.status == BatchStatus.AWAITING_APPROVAL
+    record = batch.records.get()
+    assert record.room_id == ""
+    assert record.request_body["MsgBody"] == [
+        {"MsgType": "TIMTextElem", "MsgContent": {"Text": "Maintenance at 2am"}}
+    ]
+    with pytest.raises(batches.BatchError, match="Another community manager"):
+        batches.approve(batch, actor=manager)
+    second = make_user("manager2", role=Role.MANAGER)
+    with django_capture_on_commit_callbacks() as callbacks:
+        batches.approve(batch, actor=second)
+    assert len(callbacks) == 1
+    batch.refresh_from_db()
+    assert batch.status == BatchStatus.RUNNING
+    assert batch.approved_by == second
+    with pytest.raises(batches.BatchError):
+        batches.approve(batch, actor=second)
+
+
+@pytest.mark.django_db
+def test_it_sends_broadcasts_at_once_when_no_approval_is_required(manager):
+    batch = batches.start_batch(
+        make_app(), "broadcast", {"text": "hi"}, [], actor=manager
+    )
+    assert batch.status == BatchStatus.RUNNING
+
+
+@pytest.mark.django_db
+def test_it_keeps_an_approved_scheduled_broadcast_scheduled(manager):
+    app = make_app(broadcast_requires_approval=True)
+    later = timezone.now() + timedelta(hours=1)
+    batch = batches.start_batch(
+        app, "broadcast", {"text": "hi"}, [], actor=manager, scheduled_at=later
+    )
+    batches.approve(batch, actor=make_user("manager2", role=Role.MANAGER))
+    batch.refresh_from_db()
+    assert batch.status == BatchStatus.SCHEDULED
+
+
+# --- recovery -------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_it_recovers_rows_a_dead_worker_claimed(
+    manager, settings, django_capture_on_commit_callbacks
+):
+    settings.SEND_CLAIM_TIMEOUT = 60
+    app = make_app()
+    batch = batches.start_batch(app, "text", TEXT, ["a", "b", "c"], actor=manager)
+    a, b, c = batch.records.order_by("id")
+    long_ago = timezone.now() - timedelta(minutes=5)
+    # "a" was claimed by a worker that died; "b" got a definite answer; "c" is in flight.
+    SendRecord.objects.filter(pk=a.pk).update(claimed_at=long_ago)
+    SendRecord.objects.filter(pk=b.pk).update(
+        outcome=Outcome.OK, claimed_at=long_ago, attempts=1
+    )
+    SendRecord.objects.filter(pk=c.pk).update(claimed_at=timezone.now())
+    with django_capture_on_commit_callbacks() as callbacks:
+        result = batches.recover_sends()
+    assert result == {"released": [a.pk], "requeued_batches": [batch.pk]}
+    assert len(callbacks) == 1
+    a.refresh_from_db()
+    b.refresh_from_db()
+    c.refresh_from_db()
+    assert (a.outcome, a.claimed_at) == (Outcome.WAITING, None)
+    assert (b.outcome, b.claimed_at) == (Outcome.OK, long_ago)
+    assert c.claimed_at is not None
+    # Nothing stale any more: the next run leaves everything alone.
+    assert batches.recover_sends() == {"released": [], "requeued_batches": []}
+
+
+@pytest.mark.django_db
+def test_it_requeues_a_running_batch_whose_tasks_were_lost(manager, settings):
+    settings.SEND_CLAIM_TIMEOUT = 60
+    batch = batches.start_batch(make_app(), "text", TEXT, ["a"], actor=manager)
+    assert batches.recover_sends()["requeued_batches"] == []
+    SendRecord.objects.filter(batch=batch).update(
+        updated_at=timezone.now() - timedelta(minutes=5)
+    )
+    assert batches.recover_sends()["requeued_batches"] == [batch.pk]

@@ -1,0 +1,165 @@
+"""The send-rate limiter: documented rates, and the shared bucket holding the rate
+across several worker processes (Redis) and threads (in-process)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+import pytest
+import redis
+
+from messaging import ratelimit
+from tests.factories import make_app
+
+REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/8"
+
+# A worker process: wait for the common start, take tokens until the deadline,
+# print the times it got them.
+WORKER = """
+import json, sys, time
+import django
+import redis
+django.setup()
+from messaging.ratelimit import RedisTokenBucket
+url, key, rate, capacity, start, duration = sys.argv[1:]
+bucket = RedisTokenBucket(redis.Redis.from_url(url))
+start, duration = float(start), float(duration)
+time.sleep(max(0.0, start - time.time()))
+stamps = []
+while True:
+    bucket.acquire(key, float(rate), float(capacity))
+    now = time.time()
+    if now >= start + duration:
+        break
+    stamps.append(now)
+print(json.dumps(stamps))
+"""
+
+
+def _max_in_window(stamps: list[float], window: float) -> int:
+    stamps = sorted(stamps)
+    best, lo = 0, 0
+    for hi, t in enumerate(stamps):
+        while t - stamps[lo] >= window:
+            lo += 1
+        best = max(best, hi - lo + 1)
+    return best
+
+
+@pytest.mark.django_db
+def test_it_uses_the_documented_rates():
+    app = make_app()
+    assert ratelimit.rate_per_second(app, "text") == 200
+    assert ratelimit.rate_per_second(app, "custom") == 200
+    assert ratelimit.rate_per_second(app, "broadcast") == 1
+    zego = make_app(provider="zego")
+    assert ratelimit.rate_per_second(zego, "command") == 100
+
+
+@pytest.mark.django_db
+def test_it_uses_the_apps_lower_limit():
+    app = make_app(rate_limit=50)
+    assert ratelimit.rate_per_second(app, "text") == 50
+    # A limit above the documented one never raises it.
+    assert ratelimit.rate_per_second(app, "broadcast") == 1
+    assert ratelimit.rate_per_second(make_app(rate_limit=500), "text") == 200
+
+
+def test_it_holds_the_rate_across_worker_processes():
+    rate, duration, processes = 100.0, 1.5, 4
+    capacity = ratelimit.burst_for(rate)
+    key = f"test:ratelimit:{uuid.uuid4().hex}"
+    start = time.time() + 1.0
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "liveadmin.settings"}
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, REDIS_URL, key, str(rate), str(capacity)]
+            + [str(start), str(duration)],
+            stdout=subprocess.PIPE,
+            env=env,
+        )
+        for _ in range(processes)
+    ]
+    per_process = []
+    try:
+        for worker in workers:
+            out, _ = worker.communicate(timeout=30)
+            assert worker.returncode == 0
+            per_process.append(json.loads(out))
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+    stamps = [t for got in per_process for t in got]
+    # Never above rate x duration + burst; close to it (all processes shared it).
+    assert len(stamps) <= rate * duration + capacity
+    assert len(stamps) >= rate * duration * 0.9
+    assert all(len(got) > 0 for got in per_process)
+    # And no one-second window holds more than a second's worth plus the burst.
+    assert _max_in_window(stamps, 1.0) <= rate + capacity
+    redis.Redis.from_url(REDIS_URL).delete(key)
+
+
+def test_it_holds_the_rate_across_threads_in_process():
+    bucket = ratelimit.LocalTokenBucket()
+    rate, duration = 200.0, 1.0
+    capacity = ratelimit.burst_for(rate)
+    key = f"test:{uuid.uuid4().hex}"
+    stamps: list[float] = []
+    lock = threading.Lock()
+    start = time.monotonic()
+
+    def hammer() -> None:
+        while True:
+            bucket.acquire(key, rate, capacity)
+            now = time.monotonic()
+            if now >= start + duration:
+                return
+            with lock:
+                stamps.append(now)
+
+    threads = [threading.Thread(target=hammer) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert rate * duration * 0.9 <= len(stamps) <= rate * duration + capacity
+
+
+def test_it_sleeps_only_the_computed_wait():
+    bucket = ratelimit.LocalTokenBucket()
+    key = f"test:{uuid.uuid4().hex}"
+    assert bucket.reserve(key, 10.0, 1.0) == 0.0
+    # The next token is one tenth of a second away; the third two tenths.
+    assert bucket.reserve(key, 10.0, 1.0) == pytest.approx(0.1, abs=0.01)
+    assert bucket.reserve(key, 10.0, 1.0) == pytest.approx(0.2, abs=0.01)
+
+
+@pytest.mark.django_db
+def test_it_shares_the_bucket_in_redis_when_redis_url_is_set(settings):
+    settings.REDIS_URL = REDIS_URL
+    app = make_app(rate_limit=5)
+    key = ratelimit.bucket_key(app, "text")
+    client = redis.Redis.from_url(REDIS_URL)
+    client.delete(key)
+    assert isinstance(ratelimit.get_bucket(), ratelimit.RedisTokenBucket)
+    began = time.monotonic()
+    for _ in range(3):
+        ratelimit.acquire(app, "text")
+    # Burst of one token at 5/s: the 2nd and 3rd waited 0.2 s each.
+    assert time.monotonic() - began >= 0.35
+    assert float(client.hget(key, "tokens")) < 1
+    client.delete(key)
+
+
+@pytest.mark.django_db
+def test_it_uses_the_in_process_bucket_without_redis(settings):
+    settings.REDIS_URL = ""
+    assert ratelimit.get_bucket() is ratelimit._local_bucket
