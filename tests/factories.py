@@ -38,3 +38,12 @@ def make_app(**fields: Any) -> ProviderApp:
     fields.setdefault("identifier", "administrator")
     fields.setdefault("secret_key", f"secret-key-{n}-0123456789abcdef")
     return ProviderApp.objects.create(**fields)
+
+
+def make_sandbox_app(
+    app: ProviderApp, *, rooms: tuple[str, ...] = ("room-1",), callback_url: str = ""
+):
+    """Mirror ``app`` into the sandbox provider with ``rooms`` created."""
+    from messaging.sandbox.services import mirror_provider_app
+
+    return mirror_provider_app(app, rooms=rooms, callback_url=callback_url)

@@ -1,0 +1,66 @@
+"""Rate limits and Random de-duplication of the sandbox, kept in the Django cache.
+
+The cache is Redis in production and CI (shared by every process) and local memory
+otherwise (shared by the threads of one process). Both implement ``add`` atomically
+("set if absent, with an expiry"), which is all these need.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+
+# Documented limits (requests or messages per second). SANDBOX_RATE_LIMITS in the
+# settings overrides single entries, e.g. in tests.
+DEFAULT_RATE_LIMITS: dict[str, int] = {
+    "live_engine": 200,  # send_text_msg / send_custom_msg, per app (seed pages)
+    "broadcast": 1,  # send_broadcast_msg, per app (seed page)
+    "zego": 100,  # SendCustomCommand, per AppId (seed page)
+    "room": 40,  # messages per room (Use Limits 1047/34381)
+}
+DEDUP_SECONDS = 300
+
+
+def rate_limit(name: str) -> int:
+    overrides = getattr(settings, "SANDBOX_RATE_LIMITS", {}) or {}
+    return int(overrides.get(name, DEFAULT_RATE_LIMITS[name]))
+
+
+def acquire(scope: str, name: str, *, window: int = 1) -> bool:
+    """Take one of the ``rate_limit(name)`` slots of ``scope`` for ``window`` seconds.
+
+    Each slot is a cache key added with a one-second expiry, so at most N calls
+    succeed in any sliding window of one second, across threads and processes,
+    without a read-modify-write race. A random starting slot keeps the usual case
+    to one round trip; only a full window probes every slot.
+    """
+    limit = rate_limit(name)
+    if limit <= 0:
+        return False
+    start = secrets.randbelow(limit)
+    for i in range(limit):
+        slot = (start + i) % limit
+        if cache.add(f"sandbox:rate:{scope}:{name}:{slot}", 1, timeout=window):
+            return True
+    return False
+
+
+def claim_once(
+    scope: str, key: str, *, seconds: int = DEDUP_SECONDS
+) -> tuple[bool, Any]:
+    """First claim of ``key`` within ``seconds``: (True, None); later: (False, value)."""
+    cache_key = f"sandbox:dedup:{scope}:{key}"
+    if cache.add(cache_key, 0, timeout=seconds):
+        return True, None
+    return False, cache.get(cache_key)
+
+
+def remember(scope: str, key: str, value: Any, *, seconds: int = DEDUP_SECONDS) -> None:
+    cache.set(f"sandbox:dedup:{scope}:{key}", value, timeout=seconds)
+
+
+def forget(scope: str, key: str) -> None:
+    cache.delete(f"sandbox:dedup:{scope}:{key}")
