@@ -124,12 +124,19 @@ class SendRecord(models.Model):
     deleted, and only the send path updates the outcome fields.
     """
 
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
+    # No single-column FK indexes: the (user|app, created_at, id) indexes below
+    # lead with these columns and serve the same lookups.
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="sends"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="sends",
+        db_index=False,
     )
-    app = models.ForeignKey(ProviderApp, on_delete=models.PROTECT, related_name="sends")
+    app = models.ForeignKey(
+        ProviderApp, on_delete=models.PROTECT, related_name="sends", db_index=False
+    )
     kind = models.CharField(max_length=16, choices=SendKind.choices)
     room_id = models.CharField(max_length=128, blank=True, default="")
     sender = models.CharField(max_length=64, blank=True, default="")
@@ -169,16 +176,39 @@ class SendRecord(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        # The log is read newest first in keyset pages on (created_at, id), so each
+        # filter of the audit page has an index ending in (created_at, id): the
+        # database walks it backwards from the cursor and stops after one page,
+        # however many rows match. RequestId and MsgSeq select a handful of rows
+        # and need no order in the index.
         indexes = [
-            models.Index(fields=["app", "-created_at"], name="send_app_created"),
-            models.Index(fields=["user", "-created_at"], name="send_user_created"),
+            models.Index(fields=["created_at", "id"], name="send_created_id"),
+            models.Index(fields=["app", "created_at", "id"], name="send_app_created"),
+            models.Index(fields=["user", "created_at", "id"], name="send_user_created"),
             models.Index(
-                fields=["outcome", "-created_at"], name="send_outcome_created"
+                fields=["outcome", "created_at", "id"], name="send_outcome_created"
             ),
-            models.Index(fields=["room_id", "-created_at"], name="send_room_created"),
+            models.Index(
+                fields=["room_id", "created_at", "id"], name="send_room_created"
+            ),
+            models.Index(
+                fields=["sender", "created_at", "id"], name="send_sender_created"
+            ),
+            models.Index(fields=["kind", "created_at", "id"], name="send_kind_created"),
+            # Most sends succeed without a code: index only the rows that have one.
+            models.Index(
+                fields=["error_code", "created_at", "id"],
+                name="send_error_created",
+                condition=models.Q(error_code__isnull=False),
+            ),
             models.Index(fields=["request_id"], name="send_request_id"),
             # Batch progress (counts by outcome) and the workers' next-row lookups.
             models.Index(fields=["batch", "outcome", "id"], name="send_batch_outcome"),
+            models.Index(
+                fields=["msg_seq"],
+                name="send_msg_seq",
+                condition=models.Q(msg_seq__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:

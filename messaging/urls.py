@@ -24,3 +24,9 @@ urlpatterns = [
     path("batches/<int:pk>/resend/", batch_views.batch_resend, name="batch-resend"),
     path("batches/<int:pk>/approve/", batch_views.batch_approve, name="batch-approve"),
 ]
+
+urlpatterns += [
+    path("audit/", views.audit_list, name="audit"),
+    path("audit/export.csv", views.audit_export, name="audit-export"),
+    path("audit/<int:pk>/", views.audit_detail, name="audit-detail"),
+]

@@ -1,14 +1,39 @@
 from __future__ import annotations
 
+import logging
+import zoneinfo
+from datetime import tzinfo
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.contrib.auth.models import User
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    QueryDict,
+    StreamingHttpResponse,
+)
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
+from django.views.decorators.vary import vary_on_headers
+from django_htmx.middleware import HtmxDetails
 
-from liveadmin.roles import Role, role_required
-from messaging.forms import ProviderAppForm
-from messaging.models import ProviderApp
+from liveadmin.roles import Role, has_role, role_required
+from messaging.forms import AuditFilterForm, ProviderAppForm
+from messaging.models import ProviderApp, SendRecord
+from messaging.services.audit import (
+    csv_lines,
+    explain_error,
+    filter_send_log,
+    iterate_send_log,
+    msg_time_as_datetime,
+    page_send_log,
+    pretty_json,
+)
+
+logger = logging.getLogger(__name__)
 
 
 def _get_app_for_admin(pk: int) -> ProviderApp:
@@ -55,3 +80,119 @@ def app_toggle(request: HttpRequest, pk: int) -> HttpResponse:
     state = "enabled" if app.enabled else "disabled"
     messages.success(request, f"App “{app.name}” {state}.")
     return redirect("messaging:app-list")
+
+
+# --- audit log ------------------------------------------------------------------
+
+
+class AuthedHtmxRequest(HttpRequest):
+    user: User
+    htmx: HtmxDetails
+
+
+def _request_timezone(request: HttpRequest) -> tzinfo:
+    """The user's time zone: the browser's, sent by the filter form as ``tz``.
+
+    Unknown or missing names fall back to the site's TIME_ZONE.
+    """
+    name = request.GET.get("tz", "").strip()
+    if name:
+        try:
+            return zoneinfo.ZoneInfo(name)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            logger.info("ignoring unknown time zone %s", name[:64])
+    return timezone.get_default_timezone()
+
+
+def _filter_query(form: AuditFilterForm) -> str:
+    """The form's filters as a query string, without the paging cursors."""
+    query = QueryDict(mutable=True)
+    for name in form.fields:
+        value = form.data.get(name, "")
+        if name not in ("after", "before") and value:
+            query[name] = value
+    return query.urlencode()
+
+
+def _get_send_for_user(request: AuthedHtmxRequest, pk: int) -> SendRecord:
+    # Another user's send is a 404 for a manager: it does not exist for them.
+    return get_object_or_404(
+        SendRecord.objects.visible_to(request.user).select_related("app", "user"),
+        pk=pk,
+    )
+
+
+@login_required
+@role_required(Role.AUDITOR, Role.MANAGER)
+@vary_on_headers("HX-Request")
+def audit_list(request: AuthedHtmxRequest) -> HttpResponse:
+    is_auditor = has_role(request.user, Role.AUDITOR)
+    tz = _request_timezone(request)
+    with timezone.override(tz):
+        form = AuditFilterForm(request.GET, show_user=is_auditor)
+        page = None
+        if form.is_valid():
+            records = filter_send_log(
+                SendRecord.objects.visible_to(request.user), form.log_filter()
+            )
+            page = page_send_log(
+                records,
+                after=form.cleaned_data["after"],
+                before=form.cleaned_data["before"],
+            )
+        context = {
+            "form": form,
+            "page": page,
+            "query": _filter_query(form),
+            "is_auditor": is_auditor,
+            "tz_name": str(tz),
+        }
+        template = "messaging/audit_list.html"
+        # A history restore needs the whole page, not the table.
+        if request.htmx and not request.htmx.history_restore_request:
+            template += "#audit-table"
+        return render(request, template, context)
+
+
+@login_required
+@role_required(Role.AUDITOR, Role.MANAGER)
+def audit_detail(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
+    record = _get_send_for_user(request, pk)
+    with timezone.override(_request_timezone(request)):
+        return render(
+            request,
+            "messaging/audit_detail.html",
+            {
+                "record": record,
+                "explanation": explain_error(record),
+                "msg_time": msg_time_as_datetime(record.msg_time),
+                "request_json": pretty_json(record.request_body),
+                "response_json": pretty_json(record.response_body),
+            },
+        )
+
+
+@login_required
+@role_required(Role.AUDITOR, Role.MANAGER)
+def audit_export(request: AuthedHtmxRequest) -> HttpResponse:
+    """The filtered log as CSV, streamed: constant memory whatever its size."""
+    with timezone.override(_request_timezone(request)):
+        form = AuditFilterForm(
+            request.GET, show_user=has_role(request.user, Role.AUDITOR)
+        )
+        if not form.is_valid():
+            return HttpResponseBadRequest(
+                "Bad filter: "
+                + "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()),
+                content_type="text/plain; charset=utf-8",
+            )
+        records = filter_send_log(
+            SendRecord.objects.visible_to(request.user), form.log_filter()
+        )
+    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+    logger.info("user %s exports the send log: %s", request.user.pk, request.GET)
+    response = StreamingHttpResponse(
+        csv_lines(iterate_send_log(records)), content_type="text/csv; charset=utf-8"
+    )
+    response["Content-Disposition"] = f'attachment; filename="send-log-{stamp}.csv"'
+    return response

@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
 from liveadmin.roles import Role
-from messaging.models import ProviderApp
+from messaging.models import ProviderApp, SendRecord
 
 _seq = itertools.count(1)
 PASSWORD = "pass-for-tests"
@@ -47,3 +47,42 @@ def make_sandbox_app(
     from messaging.sandbox.services import mirror_provider_app
 
     return mirror_provider_app(app, rooms=rooms, callback_url=callback_url)
+
+
+def make_send_record(**fields: Any) -> SendRecord:
+    """A send log entry as the send path leaves it after an OK answer."""
+    n = next(_seq)
+    if "app" not in fields:
+        fields["app"] = make_app()
+    if "user" not in fields:
+        fields["user"] = make_user(role=Role.MANAGER)
+    fields.setdefault("kind", "text")
+    fields.setdefault("room_id", "room-1")
+    fields.setdefault("sender", "host")
+    fields.setdefault("random", 1000 + n)
+    fields.setdefault("outcome", "ok")
+    fields.setdefault("action_status", "OK" if fields["outcome"] == "ok" else "FAIL")
+    fields.setdefault("error_code", 0 if fields["outcome"] == "ok" else 10002)
+    fields.setdefault("request_id", f"req-{n}")
+    fields.setdefault("http_status", 200)
+    fields.setdefault("latency_ms", 42)
+    fields.setdefault("attempts", 1)
+    fields.setdefault(
+        "request_body",
+        {
+            "GroupId": fields["room_id"],
+            "From_Account": fields["sender"],
+            "Random": fields["random"],
+            "MsgBody": [{"MsgType": "TIMTextElem", "MsgContent": {"Text": "hi"}}],
+        },
+    )
+    fields.setdefault(
+        "response_body",
+        {
+            "ActionStatus": fields["action_status"],
+            "ErrorCode": fields["error_code"],
+            "ErrorInfo": fields.get("error_info", ""),
+            "RequestId": fields["request_id"],
+        },
+    )
+    return SendRecord.objects.create(**fields)

@@ -8,7 +8,9 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('messaging', '0001_initial'),
+        # Also merges the batches and audit branches' migrations (the lead renumbers).
+        ('messaging', '0002_batches'),
+        ('messaging', '0004_sendrecord_append_only'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -1,0 +1,308 @@
+"""Reading the send log: one filter, keyset paging, and one export format.
+
+The list page, the CSV download and the ``auditlog export`` command all go through
+``filter_send_log`` and ``EXPORT_COLUMNS``, so a filter means the same thing, and an
+export has the same columns, wherever it comes from.
+
+Paging is keyset paging on (created_at, id), newest first: a page is "the next N
+rows older than this row", which an index on (…, created_at, id) answers by reading
+N rows, however deep the page. There is no COUNT and no OFFSET anywhere here.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.db.models import Q, QuerySet
+
+from messaging.models import ProviderApp, SendRecord
+
+logger = logging.getLogger(__name__)
+
+PAGE_SIZE = 50
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+EXPORT_CHUNK_SIZE = 2000
+
+
+@dataclass(frozen=True)
+class LogFilter:
+    """What to show. Empty values mean "any"; ``until`` is exclusive."""
+
+    app: ProviderApp | None = None
+    kind: str = ""
+    outcome: str = ""
+    error_code: int | None = None
+    room: str = ""
+    sender: str = ""
+    user_id: int | None = None
+    request_id: str = ""
+    msg_seq: int | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def filter_send_log(queryset: QuerySet[SendRecord], f: LogFilter) -> QuerySet:
+    """Narrow ``queryset`` (already limited to what the user may see) to ``f``.
+
+    Every condition is an equality or a range on an indexed column, so each one
+    can drive an index scan in (created_at, id) order (see SendRecord.Meta.indexes).
+    """
+    conditions: dict[str, Any] = {}
+    if f.app is not None:
+        conditions["app"] = f.app
+    if f.kind:
+        conditions["kind"] = f.kind
+    if f.outcome:
+        conditions["outcome"] = f.outcome
+    if f.error_code is not None:
+        conditions["error_code"] = f.error_code
+    if f.room:
+        conditions["room_id"] = f.room
+    if f.sender:
+        conditions["sender"] = f.sender
+    if f.user_id is not None:
+        conditions["user_id"] = f.user_id
+    if f.request_id:
+        conditions["request_id"] = f.request_id
+    if f.msg_seq is not None:
+        conditions["msg_seq"] = f.msg_seq
+    if f.since is not None:
+        conditions["created_at__gte"] = f.since
+    if f.until is not None:
+        conditions["created_at__lt"] = f.until
+    return queryset.filter(**conditions)
+
+
+# --- keyset cursors -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """The (created_at, id) key of one row, as it travels in a URL."""
+
+    created_at: datetime
+    id: int
+
+    @classmethod
+    def of(cls, record: SendRecord) -> Cursor:
+        return cls(record.created_at, record.pk)
+
+    def encode(self) -> str:
+        # Integer microseconds keep the URL short and free of "+" and ":".
+        micros = (self.created_at - EPOCH) // timedelta(microseconds=1)
+        return f"{micros}.{self.id}"
+
+    @classmethod
+    def decode(cls, raw: str) -> Cursor:
+        """Parse ``encode``'s output; ValueError on anything else."""
+        micros, _, pk = raw.partition(".")
+        if not micros.lstrip("-").isdigit() or not pk.isdigit():
+            raise ValueError(f"not a paging cursor: {raw!r}")
+        try:
+            created_at = EPOCH + timedelta(microseconds=int(micros))
+        except OverflowError:
+            raise ValueError(f"not a paging cursor: {raw!r}") from None
+        return cls(created_at, int(pk))
+
+
+def older_than(queryset: QuerySet, cursor: Cursor) -> QuerySet:
+    """Rows after ``cursor`` in newest-first order.
+
+    (created_at, id) < (t, i), written so that every database can use the
+    index: the redundant ``created_at <= t`` becomes the index bound, and the OR
+    only settles ties on t.
+    """
+    return queryset.filter(created_at__lte=cursor.created_at).filter(
+        Q(created_at__lt=cursor.created_at)
+        | Q(created_at=cursor.created_at, id__lt=cursor.id)
+    )
+
+
+def newer_than(queryset: QuerySet, cursor: Cursor) -> QuerySet:
+    return queryset.filter(created_at__gte=cursor.created_at).filter(
+        Q(created_at__gt=cursor.created_at)
+        | Q(created_at=cursor.created_at, id__gt=cursor.id)
+    )
+
+
+NEWEST_FIRST = ("-created_at", "-id")
+OLDEST_FIRST = ("created_at", "id")
+
+
+@dataclass(frozen=True)
+class LogPage:
+    records: list[SendRecord]
+    # Cursors for the neighbouring pages; None when there is none.
+    older: Cursor | None
+    newer: Cursor | None
+
+
+def page_send_log(
+    queryset: QuerySet,
+    *,
+    after: Cursor | None = None,
+    before: Cursor | None = None,
+    size: int = PAGE_SIZE,
+) -> LogPage:
+    """One page of ``queryset``, newest first, reading at most size + 1 rows.
+
+    ``after`` asks for the page of rows older than that row, ``before`` for the
+    page of rows newer than it. Rows are never deleted, so the row a cursor was
+    taken from still exists and the page we came from is still there.
+    """
+    queryset = queryset.select_related("app", "user")
+    if before is not None:
+        rows = list(newer_than(queryset, before).order_by(*OLDEST_FIRST)[: size + 1])
+        has_newer = len(rows) > size
+        records = rows[:size][::-1]
+        has_older = True
+    else:
+        if after is not None:
+            queryset = older_than(queryset, after)
+        rows = list(queryset.order_by(*NEWEST_FIRST)[: size + 1])
+        records = rows[:size]
+        has_older = len(rows) > size
+        has_newer = after is not None
+    return LogPage(
+        records=records,
+        older=Cursor.of(records[-1]) if records and has_older else None,
+        newer=Cursor.of(records[0]) if records and has_newer else None,
+    )
+
+
+def iterate_send_log(
+    queryset: QuerySet, *, chunk_size: int = EXPORT_CHUNK_SIZE
+) -> Iterator[SendRecord]:
+    """Every row of ``queryset``, newest first, in keyset chunks.
+
+    Memory stays constant whatever the size: each chunk is one indexed query of
+    ``chunk_size`` rows, streamed with a server-side cursor where the database
+    has one. Rows written while the export runs are newer than its first row, so
+    they are not mixed into it.
+    """
+    queryset = queryset.select_related("app", "user").order_by(*NEWEST_FIRST)
+    cursor: Cursor | None = None
+    while True:
+        chunk = queryset if cursor is None else older_than(queryset, cursor)
+        count = 0
+        last = None
+        for last in chunk[:chunk_size].iterator(chunk_size=chunk_size):
+            count += 1
+            yield last
+        if count < chunk_size or last is None:
+            return
+        cursor = Cursor.of(last)
+
+
+# --- display -------------------------------------------------------------------
+
+
+def explain_error(record: SendRecord) -> str:
+    """The provider's meaning of the record's ErrorCode, for people."""
+    if record.error_code in (None, 0):
+        return ""
+    try:
+        from messaging.providers import explain
+    except ImportError:
+        # The provider clients (branch `client`) bring explain(); without them
+        # the page shows ErrorInfo alone.
+        return ""
+    return explain(record.app.provider, record.error_code)
+
+
+def msg_time_as_datetime(value: int | None) -> datetime | None:
+    # MsgTime is the provider's Unix time in seconds.
+    return datetime.fromtimestamp(value, UTC) if value is not None else None
+
+
+def pretty_json(value: Any) -> str:
+    if value is None:
+        return ""
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False)
+
+
+# --- export format --------------------------------------------------------------
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat() if value is not None else None
+
+
+# One definition of the export: (column / key name, value of a record). Values are
+# JSON types; CSV renders them with ``csv_cell``.
+EXPORT_COLUMNS: list[tuple[str, Callable[[SendRecord], Any]]] = [
+    ("id", lambda r: r.pk),
+    ("created_at", lambda r: _iso(r.created_at)),
+    ("user", lambda r: r.user.get_username()),
+    ("app", lambda r: r.app.name),
+    ("kind", lambda r: r.kind),
+    ("room", lambda r: r.room_id),
+    ("sender", lambda r: r.sender),
+    ("outcome", lambda r: r.outcome),
+    ("action_status", lambda r: r.action_status),
+    ("error_code", lambda r: r.error_code),
+    ("error_info", lambda r: r.error_info),
+    ("request_id", lambda r: r.request_id),
+    ("msg_seq", lambda r: r.msg_seq),
+    ("msg_time", lambda r: _iso(msg_time_as_datetime(r.msg_time))),
+    ("drop_reason", lambda r: r.drop_reason),
+    ("http_status", lambda r: r.http_status),
+    ("latency_ms", lambda r: r.latency_ms),
+    ("attempts", lambda r: r.attempts),
+    ("random", lambda r: r.random),
+    ("request_body", lambda r: r.request_body),
+    ("response_body", lambda r: r.response_body),
+]
+EXPORT_HEADER = [name for name, _ in EXPORT_COLUMNS]
+
+# A spreadsheet runs a cell starting with one of these as a formula (CSV
+# injection: a room ID or sender like "=HYPERLINK(...)" chosen by whoever names
+# rooms). Such text cells get a leading apostrophe, which spreadsheets show as
+# text; numbers are never prefixed, so a negative error code stays a number.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def export_values(record: SendRecord) -> dict[str, Any]:
+    """The record as one JSON object with the export's keys, in column order."""
+    return {name: value(record) for name, value in EXPORT_COLUMNS}
+
+
+def csv_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, dict | list):
+        value = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    text = str(value)
+    if text.startswith(FORMULA_TRIGGERS):
+        return "'" + text
+    return text
+
+
+class _Echo:
+    """A file-like object whose write() returns the line, for csv.writer."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def csv_lines(records: Iterable[SendRecord]) -> Iterator[str]:
+    """The header line, then one CSV line per record (RFC 4180, CRLF endings)."""
+    writer = csv.writer(_Echo())
+    yield writer.writerow(EXPORT_HEADER)
+    for record in records:
+        yield writer.writerow([csv_cell(v) for v in export_values(record).values()])
+
+
+def jsonl_lines(records: Iterable[SendRecord]) -> Iterator[str]:
+    for record in records:
+        yield json.dumps(export_values(record), ensure_ascii=False) + "\n"
