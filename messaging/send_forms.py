@@ -346,24 +346,28 @@ class SendForm(forms.Form):
         if self.kind in (SendKind.TEXT, SendKind.CUSTOM):
             self._clean_rooms(data)
         scheduled = self._clean_schedule(data)
-        if self.errors:
-            return data
-        variables = {n: data[VAR_PREFIX + n] for n in self.variable_names}
+        variables = {
+            n: data[VAR_PREFIX + n]
+            for n in self.variable_names
+            if VAR_PREFIX + n in data
+        }
         filled: dict[str, Any] = {
-            name: fill(data.get(name, ""), variables)
+            name: fill(data.get(name, ""), variables, strict=False)
             for name in self.message_field_names
         }
         if self.kind == SendKind.COMMAND:
             filled["to_users"] = data.get("to_users", [])
-            rooms = [data["room_id"]]
+            rooms = [data["room_id"]] if data.get("room_id") else []
         elif self.kind == SendKind.BROADCAST:
             rooms = []
             if data.get("random") is not None:
                 filled["random"] = data["random"]
         else:
             rooms = self.room_list.rooms if self.room_list else []
+        # The provider's own checks run even when other fields have errors, so every
+        # problem shows at once next to its field.
         body = self._build(filled, rooms)
-        if body is None:
+        if body is None or self.errors:
             return data
         if self.kind == SendKind.BROADCAST:
             filled["random"] = body["Random"]
@@ -384,11 +388,21 @@ class SendForm(forms.Form):
         Every further room is checked too, so a room ID the provider would reject
         stops the send here instead of failing in the middle of a batch.
         """
+        needs_room = self.kind != SendKind.BROADCAST
         first = {**filled, "room_id": rooms[0]} if rooms else filled
         try:
             body = build_request(self.app, self.kind, first)
         except SendValidationError as exc:
-            self.add_send_errors(exc.errors)
+            errors = exc.errors
+            # The room field already says what is wrong with the rooms, and a
+            # variable input says that it is missing: skip the follow-on errors.
+            skip = {n for n in self.message_field_names if variables_in([filled[n]])}
+            if needs_room and not rooms:
+                skip.add("room_id")
+            errors = {k: v for k, v in errors.items() if k not in skip}
+            self.add_send_errors(errors)
+            return None
+        if self.errors:
             return None
         bad: list[str] = []
         for room in rooms[1:]:
@@ -463,11 +477,17 @@ class SendForm(forms.Form):
         return when
 
     def add_send_errors(self, errors: dict[str, list[str]]) -> None:
-        """Show ``SendValidationError.errors`` next to the fields they concern."""
+        """Show ``SendValidationError.errors`` next to the fields they concern.
+
+        A field that already has an error from the form keeps only that one (the
+        provider check often says the same thing about an empty field).
+        """
         for key, messages in errors.items():
             name: str | None = self._room_field() if key == "room_id" else key
             if name not in self.fields:
                 name = None
+            elif name in self.errors:
+                continue
             for message in messages:
                 self.add_error(name, message)
 

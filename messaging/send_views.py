@@ -91,9 +91,10 @@ def _preview_context(form: SendForm) -> dict[str, Any]:
     if len(plan.rooms) > 1:
         context["estimate"] = batches.describe_estimate(app, kind, len(plan.rooms))
     if plan.scheduled_at:
-        context["scheduled_local"] = plan.scheduled_at.astimezone(
-            ZoneInfo(plan.tz_name)
-        )
+        # Formatted here: the |date filter would convert back to the server's zone.
+        local = plan.scheduled_at.astimezone(ZoneInfo(plan.tz_name))
+        context["scheduled_local"] = f"{local:%a} {local.day} {local:%b %Y, %H:%M}"
+        context["scheduled_utc"] = f"{plan.scheduled_at:%H:%M}"
     return context
 
 
@@ -161,14 +162,23 @@ def _confirm(
     app, kind = form.app, form.kind
     if _is_batch(app, kind, plan):
         rooms = [] if kind == SendKind.BROADCAST else plan.rooms
-        batch = batches.start_batch(
-            app,
-            kind,
-            plan.fields,
-            rooms,
-            actor=request.user,
-            scheduled_at=plan.scheduled_at,
-        )
+        try:
+            batch = batches.start_batch(
+                app,
+                kind,
+                plan.fields,
+                rooms,
+                actor=request.user,
+                scheduled_at=plan.scheduled_at,
+            )
+        except SendValidationError as exc:
+            form.add_send_errors(exc.errors)
+            context["form"] = form
+            return _render_send(request, context)
+        except batches.BatchError as exc:
+            form.add_error(None, str(exc))
+            context["form"] = form
+            return _render_send(request, context)
         logger.info(
             "batch started batch=%s app=%s kind=%s rooms=%s user=%s",
             batch.pk,

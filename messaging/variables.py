@@ -32,16 +32,19 @@ def variables_in(values: Iterable[object]) -> list[str]:
     return extract_variables(*(v for v in values if isinstance(v, str)))
 
 
-def fill(text: str, values: Mapping[str, str]) -> str:
+def fill(text: str, values: Mapping[str, str], *, strict: bool = True) -> str:
     """Replace each ``{name}`` with its value and each ``{{name}}`` with ``{name}``.
 
-    Raises KeyError for a variable that has no value; callers check first with
-    ``extract_variables`` so the form can say which input is missing.
+    A variable without a value raises KeyError, or with ``strict=False`` stays as
+    ``{name}`` (to check the rest of a form whose variable inputs are incomplete).
     """
 
     def replace(match: re.Match[str]) -> str:
         if match.group(1):
             return "{" + match.group(1) + "}"
-        return values[match.group(2)]
+        name = match.group(2)
+        if not strict and name not in values:
+            return match.group(0)
+        return values[name]
 
     return _TOKEN.sub(replace, text)
