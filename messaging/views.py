@@ -16,7 +16,7 @@ from django.http import (
 )
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.middleware import HtmxDetails
 
@@ -123,6 +123,7 @@ def _get_send_for_user(request: AuthedHtmxRequest, pk: int) -> SendRecord:
 
 
 @login_required
+@require_GET
 @role_required(Role.AUDITOR, Role.MANAGER)
 @vary_on_headers("HX-Request")
 def audit_list(request: AuthedHtmxRequest) -> HttpResponse:
@@ -155,6 +156,7 @@ def audit_list(request: AuthedHtmxRequest) -> HttpResponse:
 
 
 @login_required
+@require_GET
 @role_required(Role.AUDITOR, Role.MANAGER)
 def audit_detail(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
     record = _get_send_for_user(request, pk)
@@ -173,6 +175,7 @@ def audit_detail(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
 
 
 @login_required
+@require_GET
 @role_required(Role.AUDITOR, Role.MANAGER)
 def audit_export(request: AuthedHtmxRequest) -> HttpResponse:
     """The filtered log as CSV, streamed: constant memory whatever its size."""

@@ -6,14 +6,22 @@ Add a row to ROUTES for each new page; the matrix test covers it from then on.
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from tests.conftest import client_for
-from tests.factories import make_app
+from tests.factories import make_app, make_send_record
 
 pytestmark = pytest.mark.django_db
 
 ALL_ROLES = ["manager", "moderator", "auditor", "admin", "outsider"]
+
+
+def _managers_send(ctx):
+    """A send made by the matrix's manager (managers open only their own)."""
+    user = get_user_model().objects.filter(username="manager1").first()
+    return make_send_record(app=ctx["app"], **({"user": user} if user else {}))
+
 
 # (name, method, url builder, roles allowed)
 ROUTES: list[tuple[str, str, callable, set[str]]] = [
@@ -36,6 +44,19 @@ ROUTES: list[tuple[str, str, callable, set[str]]] = [
         "post",
         lambda ctx: reverse("messaging:app-toggle", args=[ctx["app"].pk]),
         {"admin"},
+    ),
+    ("audit", "get", lambda ctx: reverse("messaging:audit"), {"manager", "auditor"}),
+    (
+        "audit-detail",
+        "get",
+        lambda ctx: reverse("messaging:audit-detail", args=[_managers_send(ctx).pk]),
+        {"manager", "auditor"},
+    ),
+    (
+        "audit-export",
+        "get",
+        lambda ctx: reverse("messaging:audit-export"),
+        {"manager", "auditor"},
     ),
 ]
 
