@@ -218,6 +218,9 @@ SEND_MAX_ATTEMPTS = env_int("SEND_MAX_ATTEMPTS", 5)
 BATCH_PAUSE_AFTER_FAILURES = env_int("BATCH_PAUSE_AFTER_FAILURES", 20)
 # Rooms per Celery task of a batch; tasks run in parallel on all workers.
 BATCH_CHUNK_SIZE = env_int("BATCH_CHUNK_SIZE", 50)
+# Sends are paced this fraction under each provider limit (network jitter) with
+# no burst, so bulk sends meet no frequency-limit errors (messaging/ratelimit.py).
+RATE_LIMIT_HEADROOM = float(os.environ.get("RATE_LIMIT_HEADROOM", "0.05"))
 # Embedded default (no broker): threads sending in the web process.
 EMBEDDED_WORKERS = env_int("EMBEDDED_WORKERS", 4)
 EMBEDDED_SCHEDULER = env_bool("EMBEDDED_SCHEDULER", not TESTING)

@@ -37,10 +37,20 @@ DOCUMENTED_RATES: dict[str, float] = {
     SendKind.BROADCAST: 1.0,
     SendKind.COMMAND: 100.0,
 }
-# A bucket holds at most this many seconds' worth of tokens. The providers count
-# per second, so a full second of burst on top of a steady rate would overrun
-# them; a small burst absorbs scheduling jitter without exceeding the window.
-DEFAULT_BURST_SECONDS = 0.05
+# The provider counts requests in one-second windows. A steady rate exactly at the
+# limit would still overrun some windows: reservations are taken here but arrive
+# there after a variable network delay, which bunches them up. So the bucket is
+# paced a little under the limit and holds a single token (no burst).
+DEFAULT_HEADROOM = 0.05
+DEFAULT_BURST_SECONDS = 0.0
+# Text and custom messages share one bucket: both are live_engine APIs and
+# counting them together can only keep a mixed load further under the limit.
+BUCKETS: dict[str, str] = {
+    SendKind.TEXT: "live_engine",
+    SendKind.CUSTOM: "live_engine",
+    SendKind.BROADCAST: "broadcast",
+    SendKind.COMMAND: "command",
+}
 KEY_PREFIX = "liveadmin:ratelimit"
 
 
@@ -52,15 +62,21 @@ def rate_per_second(app: ProviderApp, kind: str) -> float:
     return documented
 
 
+def pace_for(rate: float) -> float:
+    """The rate the bucket refills at: the limit minus the headroom."""
+    headroom = getattr(settings, "RATE_LIMIT_HEADROOM", DEFAULT_HEADROOM)
+    return rate * (1.0 - headroom)
+
+
 def burst_for(rate: float) -> float:
-    """Bucket capacity: a few tokens of jitter allowance, at least one."""
+    """Bucket capacity in tokens, at least one."""
     seconds = getattr(settings, "RATE_LIMIT_BURST_SECONDS", DEFAULT_BURST_SECONDS)
     return max(1.0, rate * seconds)
 
 
 def bucket_key(app: ProviderApp, kind: str) -> str:
-    # One bucket per app and API: the providers limit each API separately.
-    return f"{KEY_PREFIX}:{app.provider}:{app.app_id}:{kind}"
+    # One bucket per provider app and API family, whichever process sends.
+    return f"{KEY_PREFIX}:{app.provider}:{app.app_id}:{BUCKETS[SendKind(kind)]}"
 
 
 # KEYS[1] bucket hash; ARGV rate, capacity. Returns the seconds to wait (a string,
@@ -153,5 +169,5 @@ def get_bucket() -> RedisTokenBucket | LocalTokenBucket:
 
 def acquire(app: ProviderApp, kind: str) -> None:
     """Block until ``app`` may make one ``kind`` request without exceeding its rate."""
-    rate = rate_per_second(app, kind)
+    rate = pace_for(rate_per_second(app, kind))
     get_bucket().acquire(bucket_key(app, kind), rate, burst_for(rate))

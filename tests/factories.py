@@ -86,3 +86,14 @@ def make_send_record(**fields: Any) -> SendRecord:
         },
     )
     return SendRecord.objects.create(**fields)
+
+
+def make_batch(app: ProviderApp | None = None, **fields: Any):
+    """A batch of room text messages (one waiting record per room), not yet run."""
+    from messaging.services.batches import start_batch
+
+    rooms = fields.pop("rooms", ["room-1", "room-2"])
+    kind = fields.pop("kind", "text")
+    actor = fields.pop("actor", None) or make_user(role=Role.MANAGER)
+    message = fields.pop("fields", {"sender": "host-1", "text": "hello"})
+    return start_batch(app or make_app(), kind, message, rooms, actor=actor, **fields)

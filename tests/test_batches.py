@@ -8,13 +8,16 @@ import time
 from datetime import timedelta
 
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 
 from liveadmin.roles import Role
+from messaging import dispatch
 from messaging.models import Batch, BatchStatus, Outcome, SendRecord
 from messaging.services import batches
 from messaging.services.sending import SendValidationError
-from tests.factories import make_app, make_user
+from tests.conftest import client_for
+from tests.factories import make_app, make_batch, make_user
 
 TEXT = {"sender": "host-1", "text": "The show starts in 5 minutes"}
 
@@ -392,3 +395,190 @@ def test_it_requeues_a_running_batch_whose_tasks_were_lost(manager, settings):
         updated_at=timezone.now() - timedelta(minutes=5)
     )
     assert batches.recover_sends()["requeued_batches"] == [batch.pk]
+
+
+# --- pages ----------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_it_lists_batches_with_their_counts(manager):
+    batch = make_batch(actor=manager, rooms=["a", "b", "c"])
+    SendRecord.objects.filter(batch=batch, room_id="a").update(outcome=Outcome.OK)
+    SendRecord.objects.filter(batch=batch, room_id="b").update(outcome=Outcome.FAILED)
+    response = client_for(manager).get(reverse("messaging:batch-list"))
+    assert response.status_code == 200
+    row = response.content.decode().split(f'id="batch-{batch.pk}"')[1]
+    row = row.split("</tr>")[0]
+    assert "Running" in row
+    assert '<td data-count="ok">1</td>' in row
+    assert '<td data-count="failed">1</td>' in row
+    assert '<td data-count="waiting">1</td>' in row
+
+
+@pytest.mark.django_db
+def test_it_filters_the_list_by_status(manager):
+    running = make_batch(actor=manager)
+    cancelled = make_batch(actor=manager)
+    batches.cancel(cancelled, actor=manager)
+    response = client_for(manager).get(
+        reverse("messaging:batch-list"), {"status": "cancelled"}
+    )
+    body = response.content.decode()
+    assert f'id="batch-{cancelled.pk}"' in body
+    assert f'id="batch-{running.pk}"' not in body
+
+
+@pytest.mark.django_db
+def test_it_polls_progress_until_the_batch_is_done(manager):
+    batch = make_batch(actor=manager, rooms=["a", "b"])
+    client = client_for(manager)
+    url = reverse("messaging:batch-detail", args=[batch.pk])
+    page = client.get(url)
+    assert page.status_code == 200
+    assert 'hx-trigger="every 1s"' in page.content.decode()
+    assert "<html" in page.content.decode()
+    fragment = client.get(url, headers={"HX-Request": "true"})
+    assert fragment.status_code == 200
+    body = fragment.content.decode()
+    assert "<html" not in body
+    assert 'id="batch-progress"' in body
+    assert 'data-count="waiting">2<' in body
+    SendRecord.objects.filter(batch=batch).update(outcome=Outcome.OK)
+    batches.finish_if_complete(batch.pk)
+    done = client.get(url, headers={"HX-Request": "true"})
+    # 286: htmx swaps the final counts and stops polling.
+    assert done.status_code == 286
+    body = done.content.decode()
+    assert 'data-count="ok">2<' in body
+    assert 'data-status="done"' in body
+    assert "hx-trigger" not in body
+
+
+@pytest.mark.django_db
+def test_it_cancels_from_the_page(manager):
+    batch = make_batch(actor=manager, rooms=["a"])
+    response = client_for(manager).post(
+        reverse("messaging:batch-cancel", args=[batch.pk]), follow=True
+    )
+    assert response.status_code == 200
+    assert "Batch cancelled" in response.content.decode()
+    batch.refresh_from_db()
+    assert batch.status == BatchStatus.CANCELLED
+    assert batch.records.get().outcome == Outcome.FAILED
+
+
+@pytest.mark.django_db
+def test_it_explains_an_action_the_state_does_not_allow(manager):
+    batch = make_batch(actor=manager, rooms=["a"])
+    response = client_for(manager).post(
+        reverse("messaging:batch-resume", args=[batch.pk]), follow=True
+    )
+    assert response.status_code == 200
+    assert "Only a paused batch can be resumed." in response.content.decode()
+    batch.refresh_from_db()
+    assert batch.status == BatchStatus.RUNNING
+
+
+@pytest.mark.django_db
+def test_it_pauses_and_resumes_from_the_page(manager):
+    batch = make_batch(actor=manager, rooms=["a"])
+    client = client_for(manager)
+    client.post(reverse("messaging:batch-pause", args=[batch.pk]))
+    batch.refresh_from_db()
+    assert batch.status == BatchStatus.PAUSED
+    assert batch.pause_reason == "Paused by manager1."
+    client.post(reverse("messaging:batch-resume", args=[batch.pk]))
+    batch.refresh_from_db()
+    assert batch.status == BatchStatus.RUNNING
+
+
+@pytest.mark.django_db
+def test_it_offers_approval_only_to_another_manager(manager):
+    app = make_app(broadcast_requires_approval=True)
+    batch = make_batch(
+        app, actor=manager, kind="broadcast", rooms=[], fields={"text": "hi"}
+    )
+    url = reverse("messaging:batch-detail", args=[batch.pk])
+    approve = reverse("messaging:batch-approve", args=[batch.pk])
+    own = client_for(manager).get(url).content.decode()
+    assert "must approve this broadcast" in own
+    assert approve not in own
+    refused = client_for(manager).post(approve, follow=True)
+    assert "Another community manager must approve" in refused.content.decode()
+    second = make_user("manager2", role=Role.MANAGER)
+    other = client_for(second)
+    assert approve in other.get(url).content.decode()
+    other.post(approve)
+    batch.refresh_from_db()
+    assert batch.status == BatchStatus.RUNNING
+    assert batch.approved_by == second
+
+
+@pytest.mark.django_db
+def test_it_resends_failed_rooms_from_the_page(manager, settings):
+    settings.SEND_MAX_ATTEMPTS = 1
+    batch = make_batch(make_app(base_url=closed_port_url()), actor=manager, rooms=["a"])
+    run_batch_inline(batch)
+    response = client_for(manager).post(
+        reverse("messaging:batch-resend", args=[batch.pk])
+    )
+    again = Batch.objects.get(resend_of=batch)
+    assert response["Location"] == reverse("messaging:batch-detail", args=[again.pk])
+    assert list(again.records.values_list("room_id", flat=True)) == ["a"]
+
+
+# --- embedded default (no broker) -----------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_runs_batches_in_background_threads_without_a_broker(settings):
+    settings.CELERY_BROKER_URL = ""
+    settings.EMBEDDED_WORKERS = 2
+    settings.BATCH_CHUNK_SIZE = 3
+    settings.SEND_MAX_ATTEMPTS = 1
+    manager = make_user("manager1", role=Role.MANAGER)
+    app = make_app(base_url=closed_port_url())
+    rooms = [f"room-{i}" for i in range(8)]
+    try:
+        batch = batches.start_batch(
+            app, "text", TEXT, rooms, actor=manager, pause_after_failures=0
+        )
+        # start_batch returned at once; the pool's threads send the rooms.
+        await_state(
+            lambda: Batch.objects.filter(pk=batch.pk, status=BatchStatus.DONE).exists(),
+            what="the batch to finish",
+        )
+    finally:
+        dispatch.wait_idle()
+    assert batch.progress()["failed"] == 8
+    assert set(batch.records.values_list("attempts", flat=True)) == {1}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_starts_scheduled_batches_from_the_embedded_scheduler(settings):
+    settings.CELERY_BROKER_URL = ""
+    settings.SEND_TICK_SECONDS = 0.05
+    settings.SEND_MAX_ATTEMPTS = 1
+    manager = make_user("manager1", role=Role.MANAGER)
+    app = make_app(base_url=closed_port_url())
+    batch = batches.start_batch(
+        app,
+        "text",
+        TEXT,
+        ["a"],
+        actor=manager,
+        scheduled_at=timezone.now() + timedelta(seconds=0.3),
+    )
+    assert batch.status == BatchStatus.SCHEDULED
+    try:
+        assert dispatch.start_embedded_scheduler()
+        assert not dispatch.start_embedded_scheduler()  # once per process
+        await_state(
+            lambda: Batch.objects.filter(pk=batch.pk, status=BatchStatus.DONE).exists(),
+            what="the scheduled batch to run",
+        )
+    finally:
+        dispatch.stop_embedded_scheduler()
+        dispatch.wait_idle()
+    batch.refresh_from_db()
+    assert batch.started_at >= batch.scheduled_at

@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from tests.conftest import client_for
-from tests.factories import make_app, make_send_record
+from tests.factories import make_app, make_batch, make_send_record
 
 pytestmark = pytest.mark.django_db
 
@@ -58,6 +58,24 @@ ROUTES: list[tuple[str, str, callable, set[str]]] = [
         lambda ctx: reverse("messaging:audit-export"),
         {"manager", "auditor"},
     ),
+    ("batch-list", "get", lambda ctx: reverse("messaging:batch-list"), {"manager"}),
+    (
+        "batch-detail",
+        "get",
+        lambda ctx: reverse("messaging:batch-detail", args=[ctx["batch"].pk]),
+        {"manager"},
+    ),
+    *[
+        (
+            f"batch-{action}",
+            "post",
+            lambda ctx, action=action: reverse(
+                f"messaging:batch-{action}", args=[ctx["batch"].pk]
+            ),
+            {"manager"},
+        )
+        for action in ("cancel", "pause", "resume", "resend", "approve")
+    ],
 ]
 
 
@@ -117,7 +135,7 @@ ROUTES += [
 
 @pytest.fixture
 def ctx(db):
-    return {"app": make_app()}
+    return {"app": make_app(), "batch": make_batch()}
 
 
 @pytest.mark.parametrize("route", ROUTES, ids=[r[0] for r in ROUTES])

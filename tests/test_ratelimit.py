@@ -27,18 +27,19 @@ import django
 import redis
 django.setup()
 from messaging.ratelimit import RedisTokenBucket
-url, key, rate, capacity, start, duration = sys.argv[1:]
+url, key, rate, capacity, duration = sys.argv[1:]
 bucket = RedisTokenBucket(redis.Redis.from_url(url))
-start, duration = float(start), float(duration)
+print("ready", flush=True)
+start = float(sys.stdin.readline())
 time.sleep(max(0.0, start - time.time()))
 stamps = []
 while True:
     bucket.acquire(key, float(rate), float(capacity))
     now = time.time()
-    if now >= start + duration:
+    if now >= start + float(duration):
         break
     stamps.append(now)
-print(json.dumps(stamps))
+print(json.dumps(stamps), flush=True)
 """
 
 
@@ -75,19 +76,27 @@ def test_it_holds_the_rate_across_worker_processes():
     rate, duration, processes = 100.0, 1.5, 4
     capacity = ratelimit.burst_for(rate)
     key = f"test:ratelimit:{uuid.uuid4().hex}"
-    start = time.time() + 1.0
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "liveadmin.settings"}
+    args = [REDIS_URL, key, str(rate), str(capacity), str(duration)]
     workers = [
         subprocess.Popen(
-            [sys.executable, "-c", WORKER, REDIS_URL, key, str(rate), str(capacity)]
-            + [str(start), str(duration)],
+            [sys.executable, "-c", WORKER, *args],
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,
+            text=True,
         )
         for _ in range(processes)
     ]
     per_process = []
     try:
+        # Every process is up (Django loaded) before the common start.
+        for worker in workers:
+            assert worker.stdout.readline().strip() == "ready"
+        start = time.time() + 0.2
+        for worker in workers:
+            worker.stdin.write(f"{start}\n")
+            worker.stdin.flush()
         for worker in workers:
             out, _ = worker.communicate(timeout=30)
             assert worker.returncode == 0
