@@ -13,8 +13,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from messaging.models import Batch, BatchStatus, SendRecord
+from messaging.providers import explain
 from tests.conftest import client_for
 from tests.factories import make_app
+from tests.recording_server import recording_server
 
 pytestmark = pytest.mark.django_db
 
@@ -452,3 +454,96 @@ def test_it_shows_a_variable_filled_preview_then_confirms_the_same_body(manager)
     post(manager, {**carried, "app": app.pk, "kind": "text", "action": "confirm"})
     texts = {r.request_body["TextContent"] for r in Batch.objects.get().records.all()}
     assert texts == {"Hi Ana"}
+
+
+# --- sending one room right away (over real HTTP to a recording provider) -----------
+
+
+@pytest.fixture
+def provider():
+    yield from recording_server()
+
+
+def test_it_sends_one_room_right_away_and_shows_the_result(manager, provider):
+    app = make_app(base_url=provider.url)
+    provider.answer(
+        {
+            "ActionStatus": "OK",
+            "ErrorCode": 0,
+            "ErrorInfo": "",
+            "RequestId": "Id-42-O-Seq-1",
+            "Response": {"MsgTime": 1750074420, "MsgSeq": 25, "MsgDropReason": ""},
+        }
+    )
+    response = post(manager, text_data(app, action="confirm"), htmx=True)
+    assert response.status_code == 200
+    record = SendRecord.objects.get()
+    assert (record.outcome, record.request_id, record.msg_seq) == (
+        "ok",
+        "Id-42-O-Seq-1",
+        25,
+    )
+    assert record.user == manager
+    assert [r.json() for r in provider.received] == [
+        {
+            "RoomId": "room-1",
+            "Sender_Account": "host-1",
+            "TextContent": "The show starts in 5 minutes",
+        }
+    ]
+    body = response.content.decode()
+    assert body.lstrip().startswith('<section id="send-panel"')
+    assert '<span class="badge ok">OK</span>' in body
+    assert 'data-fact="request-id">Id-42-O-Seq-1<' in body
+    assert 'data-fact="msg-seq">25<' in body
+    assert reverse("messaging:audit-detail", args=[record.pk]) in body
+    assert not Batch.objects.exists()
+
+
+def test_it_explains_a_provider_error(manager, provider):
+    app = make_app(base_url=provider.url)
+    provider.answer(
+        {
+            "ActionStatus": "FAIL",
+            "ErrorCode": 100004,
+            "ErrorInfo": "room not exist",
+            "RequestId": "Id-43",
+        }
+    )
+    response = post(manager, text_data(app, action="confirm"))
+    record = SendRecord.objects.get()
+    assert record.outcome == "failed" and record.error_code == 100004
+    body = response.content.decode()
+    assert "Not sent" in body
+    assert '<span class="badge failed">Failed</span>' in body
+    assert "100004</span> room not exist" in body
+    assert explain("tencent", 100004) in body
+
+
+def test_it_sends_a_zego_command_right_away(manager, provider):
+    app = make_app(provider="zego", base_url=provider.url, identifier="ops")
+    provider.answer({"Code": 0, "Message": "success", "RequestId": "z-1", "Data": {}})
+    response = post(
+        manager,
+        {
+            "app": app.pk,
+            "kind": "command",
+            "room_id": "room-9",
+            "from_user": "",
+            "to_users": "u1, u2\nu1",
+            "content": "ping",
+            "action": "confirm",
+        },
+    )
+    assert response.status_code == 200
+    record = SendRecord.objects.get()
+    assert (record.kind, record.outcome, record.request_id) == ("command", "ok", "z-1")
+    assert record.request_body == {
+        "RoomId": "room-9",
+        "FromUserId": "ops",
+        "ToUserId[]": ["u1", "u2"],
+        "MessageContent": "ping",
+    }
+    (received,) = provider.received
+    assert [v for k, v in received.query if k == "ToUserId[]"] == ["u1", "u2"]
+    assert received.param("MessageContent") == "ping"
