@@ -290,6 +290,11 @@ class MessageTemplate(models.Model):
         """The saved texts of this kind's fields, in form order."""
         return [str(self.fields.get(name, "")) for name in TEMPLATE_FIELDS[self.kind]]
 
+    @property
+    def summary(self) -> str:
+        """The non-empty saved texts, for the list page."""
+        return " · ".join(v for v in self.field_values() if v)
+
 
 class BatchStatus(models.TextChoices):
     AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"

@@ -297,7 +297,7 @@ class SendForm(forms.Form):
         )
         for name in self.variable_names:
             self.fields[VAR_PREFIX + name] = forms.CharField(
-                label=name,
+                label=f"{{{name}}}",
                 max_length=MAX_MESSAGE_BYTES,
                 strip=False,
                 help_text=f"Replaces {{{name}}} in the message.",
@@ -540,7 +540,7 @@ class MessageTemplateForm(forms.ModelForm):
         ].help_text = (
             "Text, custom and broadcast are Tencent kinds; custom command is ZEGO."
         )
-        self.fields["kind"].widget.attrs["data-kind-select"] = "1"
+        self.fields["kind"].choices = SendKind.choices
         kind = self._kind()
         self.message_field_names: list[str] = []
         if kind:
@@ -559,7 +559,7 @@ class MessageTemplateForm(forms.ModelForm):
 
     def _kind(self) -> str:
         raw = self.data.get(self.add_prefix("kind")) if self.is_bound else None
-        raw = raw or self.initial.get("kind") or self.instance.kind or ""
+        raw = raw or self.initial.get("kind") or self.instance.kind or SendKind.TEXT
         return raw if raw in SendKind.values else ""
 
     def clean(self) -> dict[str, Any]:

@@ -112,7 +112,8 @@ def _is_batch(app: ProviderApp, kind: str, plan: SendPlan) -> bool:
 def _initial_from(data: QueryDict, template: MessageTemplate | None) -> dict[str, Any]:
     initial = {k: v for k, v in data.items() if k not in ("csrfmiddlewaretoken",)}
     if template is not None:
-        initial.update(template_initial(template))
+        # An empty template field keeps the form's default (the app's sender).
+        initial.update({k: v for k, v in template_initial(template).items() if v})
         initial["template"] = template.pk
     return initial
 
@@ -265,7 +266,9 @@ def template_create(request: AuthedHtmxRequest) -> HttpResponse:
             return redirect("messaging:template-list")
     else:
         # The kind select swaps in its fields with a GET carrying what was typed.
-        form = MessageTemplateForm(initial=request.GET.dict())
+        form = MessageTemplateForm(
+            initial={"kind": SendKind.TEXT, **request.GET.dict()}
+        )
     return _template_form_page(request, form, None)
 
 

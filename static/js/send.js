@@ -57,7 +57,10 @@
 
   function init(root) {
     root.querySelectorAll("[data-max-bytes]").forEach(updateCounter);
-    root.querySelectorAll("[data-json]").forEach(updateJsonHint);
+    // A field the server already flagged shows that message, not a second one.
+    root.querySelectorAll("[data-json]").forEach(function (field) {
+      if (!field.closest(".has-error")) updateJsonHint(field);
+    });
     var zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
     root.querySelectorAll("input[name=tz]").forEach(function (input) {
       if (!input.value && zone) input.value = zone;
