@@ -102,7 +102,7 @@ def _uint32(raw: str | None) -> int | None:
 # --- query string and UserSig ------------------------------------------------------
 
 
-def authenticate(query: Any, *, site_url: str, client_ip: str) -> Call:
+def authenticate(query: Any, *, site_url: str, client_ip: str, request_id: str) -> Call:
     """Check the five common query parameters and the UserSig (PROVIDERS.md 1.1, 2.2)."""
     raw_appid = query.get("sdkappid")
     if not raw_appid:
@@ -138,7 +138,7 @@ def authenticate(query: Any, *, site_url: str, client_ip: str) -> Call:
         identifier=identifier,
         site_url=site_url,
         client_ip=client_ip,
-        request_id=new_request_id(),
+        request_id=request_id,
     )
 
 

@@ -10,6 +10,7 @@ from django.db import transaction
 
 from liveadmin.roles import Role
 from messaging.models import ProviderApp
+from messaging.sandbox.services import mirror_provider_app
 
 DEMO_PASSWORD = "liveadmin-demo"
 DEMO_USERS = {
@@ -22,6 +23,8 @@ DEMO_TENCENT_APP = "demo"
 DEMO_ZEGO_APP = "demo-zego"
 DEMO_TENCENT_APP_ID = 1400000001
 DEMO_ZEGO_APP_ID = 1700000001
+# Rooms of the demo apps in the sandbox provider.
+DEMO_ROOMS = ["demo-room", "demo-room-2", "lobby"]
 
 
 class Command(BaseCommand):
@@ -88,5 +91,16 @@ class Command(BaseCommand):
             self.stdout.write(
                 json.dumps(
                     {"app": app.name, "provider": app.provider, "created": created}
+                )
+            )
+            # The sandbox holds the same credentials, so sends to base_url succeed.
+            sandbox = mirror_provider_app(app, rooms=DEMO_ROOMS)
+            self.stdout.write(
+                json.dumps(
+                    {
+                        "sandbox_app": app.name,
+                        "app_id": sandbox.app_id,
+                        "rooms": list(sandbox.rooms.values_list("room_id", flat=True)),
+                    }
                 )
             )

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from messaging.models import ProviderApp
+from messaging.sandbox.models import SandboxApp, SandboxRoom
+from messaging.sandbox.services import MUTE_FOREVER, validate_account, validate_room_id
+
+
+def app_label(app: SandboxApp, names: dict[tuple[str, int], str]) -> str:
+    name = names.get((app.provider, app.app_id))
+    return f"{name} ({app.provider} {app.app_id})" if name else str(app)
+
+
+def dashboard_names() -> dict[tuple[str, int], str]:
+    """Names of the dashboard apps, to label the sandbox apps that mirror them."""
+    return {
+        (provider, app_id): name
+        for provider, app_id, name in ProviderApp.objects.values_list(
+            "provider", "app_id", "name"
+        )
+    }
+
+
+class RoomForm(forms.Form):
+    app = forms.ModelChoiceField(queryset=SandboxApp.objects.all(), empty_label=None)
+    room_id = forms.CharField(
+        label="Room ID",
+        max_length=200,
+        help_text="Printable ASCII, at most 48 bytes, e.g. demo-room.",
+    )
+    live = forms.BooleanField(
+        required=False,
+        initial=True,
+        label="Live room (a room that is not live answers 100006)",
+    )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        names = dashboard_names()
+        self.fields["app"].label_from_instance = lambda app: app_label(app, names)
+
+    def clean_room_id(self) -> str:
+        return validate_room_id(self.cleaned_data["room_id"])
+
+    def clean(self) -> dict:
+        data = super().clean()
+        app, room_id = data.get("app"), data.get("room_id")
+        if (
+            app
+            and room_id
+            and SandboxRoom.objects.filter(app=app, room_id=room_id).exists()
+        ):
+            self.add_error("room_id", "This app already has a room with this ID.")
+        return data
+
+
+class MuteForm(forms.Form):
+    account = forms.CharField(label="User ID", max_length=100)
+    seconds = forms.IntegerField(
+        label="Mute for (seconds)",
+        min_value=0,
+        max_value=MUTE_FOREVER,
+        initial=600,
+        help_text="0 unmutes; 4294967295 mutes for ever.",
+    )
+
+    def clean_account(self) -> str:
+        try:
+            return validate_account(self.cleaned_data["account"])
+        except ValidationError as exc:
+            raise forms.ValidationError(exc.messages) from None
