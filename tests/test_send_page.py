@@ -15,7 +15,7 @@ from django.utils import timezone
 from messaging.models import Batch, BatchStatus, SendRecord
 from messaging.providers import explain
 from tests.conftest import client_for
-from tests.factories import make_app
+from tests.factories import make_app, make_sandbox_app
 from tests.recording_server import recording_server
 
 pytestmark = pytest.mark.django_db
@@ -547,3 +547,54 @@ def test_it_sends_a_zego_command_right_away(manager, provider):
     (received,) = provider.received
     assert [v for k, v in received.query if k == "ToUserId[]"] == ["u1", "u2"]
     assert received.param("MessageContent") == "ping"
+
+
+# --- against the sandbox provider (live_server) -------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_delivers_a_text_message_to_the_sandbox_room(manager, live_server):
+    from messaging.sandbox.models import SandboxMessage
+
+    app = make_app(base_url=live_server.url + "/sandbox")
+    make_sandbox_app(app, rooms=("room-1",))
+    response = post(
+        manager,
+        text_data(app, sender=app.identifier, text="Hello {who}", var_who="room 1"),
+        htmx=True,
+    )
+    assert "Check and confirm" in response.content.decode()
+    carried = {
+        "app": app.pk,
+        "kind": "text",
+        "action": "confirm",
+        "rooms": "room-1",
+        "sender": app.identifier,
+        "text": "Hello {who}",
+        "var_who": "room 1",
+    }
+    response = post(manager, carried, htmx=True)
+    record = SendRecord.objects.get()
+    assert record.outcome == "ok", (record.error_code, record.error_info)
+    message = SandboxMessage.objects.get()
+    assert message.room.room_id == "room-1"
+    assert message.msg_seq == record.msg_seq
+    assert message.msg_body == [
+        {"MsgType": "TIMTextElem", "MsgContent": {"Text": "Hello room 1"}}
+    ]
+    assert f'data-fact="request-id">{record.request_id}<' in response.content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_shows_the_sandbox_answer_for_a_missing_room(manager, live_server):
+    app = make_app(base_url=live_server.url + "/sandbox")
+    make_sandbox_app(app, rooms=("room-1",))
+    response = post(
+        manager,
+        text_data(app, rooms="no-such-room", sender=app.identifier, action="confirm"),
+    )
+    record = SendRecord.objects.get()
+    assert (record.outcome, record.error_code) == ("failed", 100004)
+    body = response.content.decode()
+    assert "Not sent" in body
+    assert explain("tencent", 100004) in body
