@@ -12,9 +12,13 @@
       counter = document.createElement("span");
       counter.id = id;
       counter.className = "counter";
-      counter.setAttribute("aria-live", "polite");
+      // Floated before the label so it sits at the right of the label's line
+      // without becoming part of the field's accessible name; the field points
+      // to it with aria-describedby instead.
       var label = field.labels && field.labels[0];
-      (label || field).insertAdjacentElement(label ? "beforeend" : "afterend", counter);
+      (label || field).insertAdjacentElement("beforebegin", counter);
+      var described = field.getAttribute("aria-describedby");
+      field.setAttribute("aria-describedby", described ? described + " " + id : id);
     }
     return counter;
   }
