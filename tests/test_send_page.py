@@ -598,3 +598,23 @@ def test_it_shows_the_sandbox_answer_for_a_missing_room(manager, live_server):
     body = response.content.decode()
     assert "Not sent" in body
     assert explain("tencent", 100004) in body
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_broadcasts_exactly_the_previewed_body(manager, live_server):
+    from messaging.sandbox.models import SandboxMessage
+
+    app = make_app(base_url=live_server.url + "/sandbox")
+    make_sandbox_app(app, rooms=("room-1", "room-2"))
+    data = {"app": app.pk, "kind": "broadcast", "custom_data": '{"type": "notice"}'}
+    preview = post(manager, data)
+    previewed = preview.context["plan"].body
+    response = post(
+        manager, {**dict(preview.context["carried"]), **data, "action": "confirm"}
+    )
+    assert response.status_code == 200
+    record = SendRecord.objects.get()
+    assert record.outcome == "ok", (record.error_code, record.error_info)
+    assert record.request_body == previewed
+    assert record.random == previewed["Random"]
+    assert SandboxMessage.objects.filter(kind="broadcast").count() == 2
