@@ -58,9 +58,14 @@ def _get_enabled_app(raw: str | None) -> ProviderApp | None:
     return get_object_or_404(ProviderApp, pk=pk, enabled=True)
 
 
+def _wants_fragment(request: AuthedHtmxRequest) -> bool:
+    # htmx restoring a page from history (a cache miss after Back) needs the whole page.
+    return bool(request.htmx) and not request.htmx.history_restore_request
+
+
 def _render_send(request: AuthedHtmxRequest, context: dict[str, Any]) -> HttpResponse:
     template = "messaging/send.html"
-    if request.htmx:
+    if _wants_fragment(request):
         template += "#send-panel"
     return render(request, template, context)
 
@@ -238,7 +243,7 @@ def template_list(request: AuthedHtmxRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()
     templates = MessageTemplate.objects.select_related("app").search(query)
     template = "messaging/template_list.html"
-    if request.htmx:
+    if _wants_fragment(request):
         template += "#template-table"
     return render(request, template, {"templates": templates, "q": query})
 
@@ -247,7 +252,7 @@ def _template_form_page(
     request: AuthedHtmxRequest, form: MessageTemplateForm, obj: MessageTemplate | None
 ) -> HttpResponse:
     template = "messaging/template_form.html"
-    if request.htmx and request.method == "GET":
+    if _wants_fragment(request) and request.method == "GET":
         template += "#template-fields"
     return render(request, template, {"form": form, "object": obj})
 

@@ -618,3 +618,16 @@ def test_it_broadcasts_exactly_the_previewed_body(manager, live_server):
     assert record.request_body == previewed
     assert record.random == previewed["Random"]
     assert SandboxMessage.objects.filter(kind="broadcast").count() == 2
+
+
+def test_it_answers_an_htmx_history_restore_with_the_whole_page(manager):
+    app = make_app()
+    response = client_for(manager).get(
+        reverse("messaging:send"),
+        {"app": app.pk},
+        HTTP_HX_REQUEST="true",
+        HTTP_HX_HISTORY_RESTORE_REQUEST="true",
+    )
+    body = response.content.decode()
+    assert body.startswith("<!doctype html>")
+    assert 'id="send-panel"' in body
