@@ -35,10 +35,21 @@ class RecordingServer:
     answers: list[tuple[int, bytes]] = field(default_factory=list)
     received: list[Received] = field(default_factory=list)
     url: str = ""
+    # Answer given when no canned answer is queued.
+    default: tuple[int, bytes] = (
+        200,
+        b'{"ErrorCode": 0, "ActionStatus": "OK", "ErrorInfo": ""}',
+    )
 
     def answer(self, payload: object, status: int = 200) -> None:
-        raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        self.answers.append((status, raw))
+        self.answers.append((status, _raw(payload)))
+
+    def always(self, payload: object, status: int = 200) -> None:
+        self.default = (status, _raw(payload))
+
+
+def _raw(payload: object) -> bytes:
+    return payload if isinstance(payload, bytes) else json.dumps(payload).encode()
 
 
 def _handler(server_state: RecordingServer) -> type[BaseHTTPRequestHandler]:
@@ -60,7 +71,7 @@ def _handler(server_state: RecordingServer) -> type[BaseHTTPRequestHandler]:
             status, raw = (
                 server_state.answers.pop(0)
                 if server_state.answers
-                else (200, b'{"ErrorCode": 0, "ActionStatus": "OK", "ErrorInfo": ""}')
+                else server_state.default
             )
             self.send_response(status)
             self.send_header("Content-Type", "application/json")

@@ -76,6 +76,33 @@ ROUTES: list[tuple[str, str, callable, set[str]]] = [
         )
         for action in ("cancel", "pause", "resume", "resend", "approve")
     ],
+    (
+        "sandbox-rooms",
+        "get",
+        lambda ctx: reverse("sandbox:rooms") + f"?room={_sandbox(ctx)['room'].pk}",
+        {"manager", "moderator", "admin"},
+    ),
+    (
+        "sandbox-room-create",
+        "post",
+        lambda ctx: reverse("sandbox:room-create"),
+        {"manager", "moderator", "admin"},
+    ),
+    (
+        "sandbox-room-mute",
+        "post",
+        lambda ctx: reverse("sandbox:room-mute", args=[_sandbox(ctx)["room"].pk]),
+        {"manager", "moderator", "admin"},
+    ),
+    (
+        "sandbox-room-unmute",
+        "post",
+        lambda ctx: reverse(
+            "sandbox:room-unmute",
+            args=[_sandbox(ctx)["room"].pk, _sandbox(ctx)["muted"].pk],
+        ),
+        {"manager", "moderator", "admin"},
+    ),
 ]
 
 
@@ -131,6 +158,18 @@ ROUTES += [
         {"manager"},
     ),
 ]
+
+
+def _sandbox(ctx: dict) -> dict:
+    """A sandbox room with a muted member, made on first use (sandbox rows)."""
+    from messaging.sandbox.services import mute_member
+    from tests.factories import make_sandbox_app
+
+    if "sandbox_room" not in ctx:
+        sandbox = make_sandbox_app(ctx["app"], rooms=("room-1",))
+        ctx["sandbox_room"] = sandbox.rooms.get()
+        ctx["sandbox_muted"] = mute_member(sandbox, "room-1", "host1", 600)
+    return {"room": ctx["sandbox_room"], "muted": ctx["sandbox_muted"]}
 
 
 @pytest.fixture

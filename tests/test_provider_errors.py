@@ -6,9 +6,34 @@ PROVIDERS.md tables 1.3, 5.1, 5.2, 6.3), independently of the tables in the clie
 
 from __future__ import annotations
 
-import pytest
+import json
+import socket
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
 
+import pytest
+from django.test import override_settings
+from TLSSigAPIv2 import TLSSigAPIv2
+
+from messaging.models import ProviderApp
 from messaging.providers import explain, tencent, zego
+from messaging.providers.base import Credentials, Outcome, SendResult
+from messaging.sandbox.models import SandboxApp
+from messaging.sandbox.services import create_room, mute_member, register_app
+from messaging.services.sending import credentials_for
+from tests.factories import make_app, make_sandbox_app
+from tests.recording_server import RecordingServer, recording_server
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
 
 TENCENT_RETRYABLE = [
     60007,  # REST API call frequency over limit
@@ -201,3 +226,439 @@ def test_it_treats_unknown_codes_as_permanent():
     )
     assert zego.classify(424242).retryable is False
     assert explain("zego", 424242) == "ZEGO refused the request with code 424242."
+
+
+# --- produced by the sandbox over real HTTP, read by the clients ----------------------------
+#
+# Each scenario makes the sandbox (served by live_server) answer one documented code,
+# through the client where the client can send such a request, or with a hand-made
+# request (urllib) where the client never would (its own validation stops it).
+
+
+def _post(url: str, query: dict[str, str], body: bytes) -> dict:
+    request = urllib.request.Request(
+        f"{url}?{urllib.parse.urlencode(query)}",
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+        return json.loads(response.read())
+
+
+def _get(url: str, query: list[tuple[str, str]]) -> dict:
+    with urllib.request.urlopen(
+        f"{url}?{urllib.parse.urlencode(query)}", timeout=10
+    ) as response:
+        return json.loads(response.read())
+
+
+@pytest.fixture
+def hook():
+    """The app's before-send webhook: allows everything unless a test says otherwise."""
+    for server in recording_server():
+        server.always({"ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": ""})
+        yield server
+
+
+@dataclass
+class Sandbox:
+    site: str
+    hook: RecordingServer
+    app: ProviderApp
+    sandbox_app: SandboxApp
+
+    @property
+    def creds(self) -> Credentials:
+        return credentials_for(self.app)
+
+    def tencent_url(self, path: str) -> str:
+        return f"{self.site}/sandbox/{path}"
+
+    def query(self, **changes: str) -> dict[str, str]:
+        query = tencent.query_params(self.creds, tencent.usersig(self.creds))
+        query.update(changes)
+        return {k: v for k, v in query.items() if v is not None}
+
+
+ALLOW = {"ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": ""}
+
+
+def new_sandbox(site: str, hook: RecordingServer) -> Sandbox:
+    """A fresh Tencent app mirrored into the sandbox (scenarios may change it)."""
+    hook.always(ALLOW)
+    app = make_app(base_url=site + "/sandbox")
+    sandbox_app = make_sandbox_app(
+        app, rooms=("room-1",), callback_url=hook.url + "/hook"
+    )
+    return Sandbox(site, hook, app, sandbox_app)
+
+
+def new_zego_sandbox(site: str, hook: RecordingServer) -> Sandbox:
+    app = make_app(provider="zego", base_url=site + "/sandbox/zego")
+    sandbox_app = make_sandbox_app(app, rooms=("room-1",))
+    return Sandbox(site, hook, app, sandbox_app)
+
+
+@pytest.fixture
+def sandbox(live_server, hook) -> Sandbox:
+    return new_sandbox(live_server.url, hook)
+
+
+@pytest.fixture
+def zego_sandbox(live_server, hook) -> Sandbox:
+    return new_zego_sandbox(live_server.url, hook)
+
+
+TEXT_BODY = {"RoomId": "room-1", "Sender_Account": "host1", "TextContent": "hello"}
+BROADCAST_BODY = {
+    "Random": 1,
+    "MsgBody": [{"MsgType": "TIMTextElem", "MsgContent": {"Text": "to all"}}],
+}
+
+
+def expired_usersig(sb: Sandbox) -> str:
+    return TLSSigAPIv2(sb.app.app_id, sb.app.secret_key).gen_sig(sb.app.identifier, -10)
+
+
+def _send(sb: Sandbox, kind: str, body: dict) -> SendResult:
+    return tencent.send(sb.creds, kind, body)
+
+
+def _raw(sb: Sandbox, path: str, body: bytes = b"{}", **query: str) -> SendResult:
+    return tencent.parse_response(_post(sb.tencent_url(path), sb.query(**query), body))
+
+
+TEXT_PATH = "v4/live_engine_http_srv/send_text_msg"
+BROADCAST_PATH = "v4/group_open_http_svc/send_broadcast_msg"
+
+
+def _muted(sb: Sandbox) -> SendResult:
+    mute_member(sb.sandbox_app, "room-1", "host1", 600)
+    return _send(sb, "text", TEXT_BODY)
+
+
+def _not_live(sb: Sandbox) -> SendResult:
+    create_room(sb.sandbox_app, "vod-room", live=False)
+    return _send(sb, "text", {**TEXT_BODY, "RoomId": "vod-room"})
+
+
+def _live_rate(sb: Sandbox) -> SendResult:
+    with override_settings(SANDBOX_RATE_LIMITS={"live_engine": 1}):
+        assert _send(sb, "text", TEXT_BODY).ok
+        return _send(sb, "text", TEXT_BODY)
+
+
+def _broadcast_rate(sb: Sandbox) -> SendResult:
+    assert _send(sb, "broadcast", BROADCAST_BODY).ok
+    return _send(sb, "broadcast", {**BROADCAST_BODY, "Random": 2})
+
+
+def _broadcast_disabled(sb: Sandbox) -> SendResult:
+    SandboxApp.objects.filter(pk=sb.sandbox_app.pk).update(broadcast_enabled=False)
+    return _send(sb, "broadcast", BROADCAST_BODY)
+
+
+def _wrong_key(sb: Sandbox) -> SendResult:
+    register_app("tencent", sb.app.app_id, "another-key", admins=[sb.app.identifier])
+    return _send(sb, "text", TEXT_BODY)
+
+
+def _not_admin(sb: Sandbox) -> SendResult:
+    register_app("tencent", sb.app.app_id, sb.app.secret_key, admins=["someone-else"])
+    return _send(sb, "text", TEXT_BODY)
+
+
+def _unknown_app(sb: Sandbox) -> SendResult:
+    SandboxApp.objects.filter(pk=sb.sandbox_app.pk).delete()
+    return _send(sb, "text", TEXT_BODY)
+
+
+def _webhook(code: int, info: str = "") -> Callable[[Sandbox], SendResult]:
+    def scenario(sb: Sandbox) -> SendResult:
+        sb.hook.always({"ActionStatus": "OK", "ErrorCode": code, "ErrorInfo": info})
+        return _send(sb, "text", TEXT_BODY)
+
+    return scenario
+
+
+def _webhook_down_fail_closed(sb: Sandbox) -> SendResult:
+    SandboxApp.objects.filter(pk=sb.sandbox_app.pk).update(
+        failure_policy="reject", callback_url=f"http://127.0.0.1:{closed_port()}/hook"
+    )
+    return _send(sb, "text", TEXT_BODY)
+
+
+TENCENT_SCENARIOS: dict[str, tuple[int, Callable[..., SendResult]]] = {
+    "unknown API": (60009, lambda sb: _raw(sb, "v4/live_engine_http_srv/send_nothing")),
+    "random out of range": (60002, lambda sb: _raw(sb, TEXT_PATH, random="4294967296")),
+    "contenttype not json": (60002, lambda sb: _raw(sb, TEXT_PATH, contenttype="xml")),
+    "no sdkappid": (60012, lambda sb: _raw(sb, TEXT_PATH, sdkappid=None)),
+    "bad sdkappid": (60006, lambda sb: _raw(sb, TEXT_PATH, sdkappid="abc")),
+    "no identifier": (60004, lambda sb: _raw(sb, TEXT_PATH, identifier="")),
+    "empty body": (60003, lambda sb: _raw(sb, TEXT_PATH, b"")),
+    "body not JSON": (60003, lambda sb: _raw(sb, TEXT_PATH, b"{RoomId")),
+    "account not a string": (
+        60015,
+        lambda sb: _send(sb, "text", {**TEXT_BODY, "Sender_Account": 7}),
+    ),
+    "identifier not admin": (60010, _not_admin),
+    "unknown SDKAppID": (70020, _unknown_app),
+    "empty usersig": (70002, lambda sb: _raw(sb, TEXT_PATH, usersig="")),
+    "garbled usersig": (
+        70003,
+        lambda sb: _raw(sb, TEXT_PATH, usersig="bm90IGEgdXNlcnNpZw__"),
+    ),
+    "expired usersig": (
+        70001,
+        lambda sb: _raw(sb, TEXT_PATH, usersig=expired_usersig(sb)),
+    ),
+    "usersig of another identifier": (
+        70013,
+        lambda sb: _raw(
+            sb,
+            TEXT_PATH,
+            usersig=TLSSigAPIv2(sb.app.app_id, sb.app.secret_key).gen_sig("other", 600),
+        ),
+    ),
+    "usersig of another sdkappid": (
+        70014,
+        lambda sb: _raw(
+            sb,
+            TEXT_PATH,
+            usersig=TLSSigAPIv2(1400999999, sb.app.secret_key).gen_sig(
+                sb.app.identifier, 600
+            ),
+        ),
+    ),
+    "usersig made with another key": (70009, _wrong_key),
+    "missing TextContent": (
+        100002,
+        lambda sb: _send(sb, "text", {"RoomId": "room-1", "Sender_Account": "host1"}),
+    ),
+    "ExtensionInfo not JSON": (
+        100002,
+        lambda sb: _send(sb, "text", {**TEXT_BODY, "ExtensionInfo": "{x"}),
+    ),
+    "missing BusinessId": (
+        100002,
+        lambda sb: _send(sb, "custom", {"RoomId": "room-1", "Data": "d"}),
+    ),
+    "room does not exist": (
+        100004,
+        lambda sb: _send(sb, "text", {**TEXT_BODY, "RoomId": "nowhere"}),
+    ),
+    "not a live room": (100006, _not_live),
+    "sender muted": (100601, _muted),
+    "API frequency": (100602, _live_rate),
+    "text too long": (
+        100603,
+        lambda sb: _send(sb, "text", {**TEXT_BODY, "TextContent": "x" * 12289}),
+    ),
+    "custom data too long": (
+        100603,
+        lambda sb: _send(
+            sb, "custom", {"RoomId": "room-1", "BusinessId": "b", "Data": "x" * 12289}
+        ),
+    ),
+    "webhook forbids": (10016, _webhook(1)),
+    "webhook forbids with its code": (10150, _webhook(10150, "spam")),
+    "webhook down, fail closed": (80003, _webhook_down_fail_closed),
+    "broadcast without Random": (
+        10004,
+        lambda sb: _send(sb, "broadcast", {"MsgBody": BROADCAST_BODY["MsgBody"]}),
+    ),
+    "broadcast bad MsgBody": (
+        10004,
+        lambda sb: _send(sb, "broadcast", {"Random": 1, "MsgBody": []}),
+    ),
+    "broadcast not enabled": (10007, _broadcast_disabled),
+    "broadcast frequency": (10023, _broadcast_rate),
+    "broadcast too long": (
+        80002,
+        lambda sb: _send(
+            sb,
+            "broadcast",
+            {
+                "Random": 1,
+                "MsgBody": [
+                    {"MsgType": "TIMTextElem", "MsgContent": {"Text": "x" * 12000}}
+                ],
+            },
+        ),
+    ),
+    "broadcast to an unknown command": (
+        10003,
+        lambda sb: _raw(sb, "v4/group_open_http_svc/send_nothing"),
+    ),
+}
+
+
+def test_it_maps_every_code_the_tencent_sandbox_answers(live_server, hook, subtests):
+    # One test with subtests rather than one test each: every live_server test pays
+    # for a database flush, and each scenario only needs a fresh app.
+    for name, (code, scenario) in TENCENT_SCENARIOS.items():
+        with subtests.test(name, code=code):
+            result = scenario(new_sandbox(live_server.url, hook))
+            assert (result.outcome, result.error_code) == (Outcome.FAILED, code), result
+            assert result.action_status == "FAIL"
+            assert result.error_info
+            assert result.retryable is tencent.classify(code).retryable
+            assert result.explanation == tencent.classify(code).explanation
+            assert result.explanation == explain("tencent", code)
+
+
+def test_it_reads_success_discard_and_drop_from_the_sandbox(sandbox, settings):
+    ok = tencent.send(sandbox.creds, "text", TEXT_BODY)
+    assert (ok.outcome, ok.error_code, ok.action_status, ok.drop_reason) == (
+        Outcome.OK,
+        0,
+        "OK",
+        "",
+    )
+    assert ok.request_id.startswith("Id-") and ok.msg_seq == 1 and ok.msg_time
+    # Discarded by the webhook: success to the sender, nothing delivered.
+    sandbox.hook.always({"ActionStatus": "OK", "ErrorCode": 2, "ErrorInfo": ""})
+    discarded = tencent.send(sandbox.creds, "text", TEXT_BODY)
+    assert discarded.ok and discarded.msg_seq == 2
+    sandbox.hook.always({"ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": ""})
+    # A room of its own, so its one-second window starts empty.
+    create_room(sandbox.sandbox_app, "busy-room")
+    settings.SANDBOX_RATE_LIMITS = {"room": 1}
+    busy = {**TEXT_BODY, "RoomId": "busy-room"}
+    assert tencent.send(sandbox.creds, "text", busy).ok
+    dropped = tencent.send(sandbox.creds, "text", busy)
+    assert (dropped.outcome, dropped.error_code, dropped.drop_reason) == (
+        Outcome.DROPPED,
+        0,
+        "MsgFreqCtrl",
+    )
+    assert dropped.retryable is True
+    broadcast = tencent.send(sandbox.creds, "broadcast", BROADCAST_BODY)
+    assert broadcast.ok and broadcast.msg_seq == 1 and broadcast.request_id == ""
+
+
+def test_it_renews_an_expired_cached_usersig_against_the_sandbox(sandbox):
+    key = tencent._cache_key(sandbox.creds)
+    tencent._usersigs[key] = (expired_usersig(sandbox), time.time() + 3600)
+    result = tencent.send(sandbox.creds, "text", TEXT_BODY)
+    assert result.ok
+    assert tencent._usersigs[key][0] != expired_usersig(sandbox)
+
+
+def _zego_raw(sb: Sandbox, params: dict, **changes: str | None) -> SendResult:
+    query = dict(zego.signed_query(sb.creds, {}))
+    query.update(changes)
+    pairs = [(k, v) for k, v in query.items() if v is not None]
+    pairs += list(params.items())
+    return zego.parse_response(_get(sb.site + "/sandbox/zego/", pairs))
+
+
+def _zego_send(sb: Sandbox, params: dict) -> SendResult:
+    return zego.send(sb.creds, params)
+
+
+COMMAND = {"RoomId": "room-1", "FromUserId": "bot", "MessageContent": "ping"}
+
+
+def _zego_rate(sb: Sandbox) -> SendResult:
+    with override_settings(SANDBOX_RATE_LIMITS={"zego": 1}):
+        assert _zego_send(sb, COMMAND).ok
+        return _zego_send(sb, COMMAND)
+
+
+def _zego_stale(sb: Sandbox) -> SendResult:
+    query = zego.signed_query(sb.creds, COMMAND, timestamp=int(time.time()) - 601)
+    return zego.parse_response(_get(sb.site + "/sandbox/zego/", query))
+
+
+def _zego_wrong_secret(sb: Sandbox) -> SendResult:
+    register_app("zego", sb.app.app_id, "another-server-secret", admins=[])
+    return _zego_send(sb, COMMAND)
+
+
+def _zego_unknown_app(sb: Sandbox) -> SendResult:
+    SandboxApp.objects.filter(pk=sb.sandbox_app.pk).delete()
+    return _zego_send(sb, COMMAND)
+
+
+def _zego_post(sb: Sandbox) -> SendResult:
+    query = urllib.parse.urlencode(zego.signed_query(sb.creds, COMMAND))
+    request = urllib.request.Request(
+        f"{sb.site}/sandbox/zego/?{query}", data=b"{}", method="POST"
+    )
+    with pytest.raises(urllib.error.HTTPError) as exc:
+        urllib.request.urlopen(request, timeout=10)
+    assert exc.value.code == 405
+    return zego.parse_response(json.loads(exc.value.read()))
+
+
+ZEGO_SCENARIOS: dict[str, tuple[int, Callable[..., SendResult]]] = {
+    "POST instead of GET": (1, _zego_post),
+    "no Action": (100000006, lambda sb: _zego_raw(sb, COMMAND, Action="")),
+    "unknown Action": (
+        100000007,
+        lambda sb: _zego_raw(sb, COMMAND, Action="KickoutUser2"),
+    ),
+    "bad AppId": (100000001, lambda sb: _zego_raw(sb, COMMAND, AppId="x")),
+    "no nonce": (100000008, lambda sb: _zego_raw(sb, COMMAND, SignatureNonce=None)),
+    "no Timestamp": (100000002, lambda sb: _zego_raw(sb, COMMAND, Timestamp=None)),
+    "bad Timestamp": (100000003, lambda sb: _zego_raw(sb, COMMAND, Timestamp="soon")),
+    "no Signature": (100000009, lambda sb: _zego_raw(sb, COMMAND, Signature=None)),
+    "no SignatureVersion": (
+        100000013,
+        lambda sb: _zego_raw(sb, COMMAND, SignatureVersion=None),
+    ),
+    "SignatureVersion 1.0": (
+        100000014,
+        lambda sb: _zego_raw(sb, COMMAND, SignatureVersion="1.0"),
+    ),
+    "unknown AppId": (100000010, _zego_unknown_app),
+    "stale Timestamp": (100000004, _zego_stale),
+    "wrong secret": (100000005, _zego_wrong_secret),
+    "no FromUserId": (
+        2,
+        lambda sb: _zego_send(sb, {"RoomId": "room-1", "MessageContent": "m"}),
+    ),
+    "empty content": (
+        1008,
+        lambda sb: _zego_send(sb, {**COMMAND, "MessageContent": ""}),
+    ),
+    "too many recipients": (
+        50011,
+        lambda sb: _zego_send(
+            sb, {**COMMAND, "ToUserId[]": [str(n) for n in range(11)]}
+        ),
+    ),
+    "content too long": (
+        50012,
+        lambda sb: _zego_send(sb, {**COMMAND, "MessageContent": "é" * 513}),
+    ),
+    "room does not exist": (
+        50001,
+        lambda sb: _zego_send(sb, {**COMMAND, "RoomId": "nowhere"}),
+    ),
+    "rate limit": (206, _zego_rate),
+}
+
+
+def test_it_maps_every_code_the_zego_sandbox_answers(live_server, hook, subtests):
+    for name, (code, scenario) in ZEGO_SCENARIOS.items():
+        with subtests.test(name, code=code):
+            result = scenario(new_zego_sandbox(live_server.url, hook))
+            assert (result.outcome, result.error_code) == (Outcome.FAILED, code), result
+            assert result.error_info and result.request_id
+            assert result.retryable is zego.classify(code).retryable
+            assert result.explanation == explain("zego", code)
+
+
+def test_it_reads_zego_success_from_the_sandbox(zego_sandbox):
+    result = zego.send(zego_sandbox.creds, {**COMMAND, "ToUserId[]": ["a", "b"]})
+    assert (result.outcome, result.error_code, result.error_info) == (
+        Outcome.OK,
+        0,
+        "success",
+    )
+    assert result.request_id.isdigit()
+    assert result.response_body["Data"] == {"FailUsers": []}

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 
 import pytest
 
 from liveadmin.roles import Role
 from messaging.models import SendRecord
-from messaging.providers import tencent
+from messaging.providers import explain, tencent
+from messaging.sandbox.models import SandboxApp, SandboxMessage
+from messaging.sandbox.services import mute_member
 from messaging.services.sending import (
     SendValidationError,
     build_request,
@@ -18,7 +21,7 @@ from messaging.services.sending import (
     record_send,
     send_message,
 )
-from tests.factories import make_app, make_user
+from tests.factories import make_app, make_sandbox_app, make_user
 from tests.recording_server import recording_server
 
 pytestmark = pytest.mark.django_db
@@ -306,6 +309,18 @@ def test_it_records_a_network_failure_as_retryable(actor):
     assert "usersig" not in row.error_info
 
 
+def test_it_fails_permanently_on_an_unusable_base_url(actor):
+    app = make_app(base_url="ftp://127.0.0.1/sandbox")
+    record, result = send_message(app, "text", TEXT, actor=actor)
+    assert (result.outcome, result.retryable) == ("failed", False)
+    assert "base URL" in result.explanation
+    row = SendRecord.objects.get(pk=record.pk)
+    assert (row.outcome, row.error_info) == (
+        "failed",
+        "UnsupportedProtocol: the API URL is not valid",
+    )
+
+
 def test_it_keeps_a_network_failure_waiting_when_not_final(actor):
     app = make_app(base_url=f"http://127.0.0.1:{closed_port()}")
     body = build_request(
@@ -333,3 +348,198 @@ def test_it_caches_the_usersig_across_sends(actor, server):
             )
         )
     }
+
+
+# --- end to end against the sandbox (live_server) ------------------------------------------
+
+
+@pytest.fixture
+def hook():
+    for server in recording_server():
+        server.always({"ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": ""})
+        yield server
+
+
+@pytest.fixture
+def live_app(live_server, hook):
+    app = make_app(base_url=live_server.url + "/sandbox")
+    make_sandbox_app(app, rooms=("room-1", "room-2"), callback_url=hook.url + "/hook")
+    return app
+
+
+def delivered(room_id: str) -> list[SandboxMessage]:
+    return list(
+        SandboxMessage.objects.filter(room__room_id=room_id).order_by("msg_seq")
+    )
+
+
+def test_it_sends_a_text_through_the_sandbox(actor, live_app, hook):
+    fields = {**TEXT, "extension_info": '{"gift": 1}'}
+    record, result = send_message(live_app, "text", fields, actor=actor)
+    assert result.ok
+    row = SendRecord.objects.get(pk=record.pk)
+    assert (row.outcome, row.action_status, row.error_code, row.msg_seq) == (
+        "ok",
+        "OK",
+        0,
+        1,
+    )
+    assert row.request_id.startswith("Id-") and row.request_id == result.request_id
+    assert abs(row.msg_time - time.time()) < 60
+    assert (row.http_status, row.attempts, row.drop_reason) == (200, 1, "")
+    assert row.response_body["Response"] == {
+        "MsgTime": row.msg_time,
+        "MsgSeq": 1,
+        "MsgDropReason": "",
+    }
+    (message,) = delivered("room-1")
+    assert (message.msg_seq, message.sender, message.kind) == (1, "host1", "text")
+    assert message.msg_body == [
+        {"MsgType": "TIMTextElem", "MsgContent": {"Text": "hello"}}
+    ]
+    assert message.cloud_custom_data == '{"gift": 1}'
+    # The before-send webhook saw the message as the provider sends it.
+    before = hook.received[0]
+    assert before.param("CallbackCommand") == "Group.CallbackBeforeSendMsg"
+    assert before.json()["GroupId"] == "room-1"
+    _, second = send_message(live_app, "text", fields, actor=actor)
+    assert second.msg_seq == 2
+
+
+def test_it_sends_custom_and_broadcast_through_the_sandbox(actor, live_app):
+    _, custom = send_message(
+        live_app,
+        "custom",
+        {"room_id": "room-2", "business_id": "gift", "data": "rose"},
+        actor=actor,
+    )
+    assert custom.ok
+    (message,) = delivered("room-2")
+    assert json.loads(message.msg_body[0]["MsgContent"]["Data"]) == {
+        "BusinessId": "gift",
+        "Data": "rose",
+    }
+    record, broadcast = send_message(
+        live_app, "broadcast", {"text": "to everyone"}, actor=actor
+    )
+    assert broadcast.ok and broadcast.msg_seq == 1
+    for room in ("room-1", "room-2"):
+        last = delivered(room)[-1]
+        assert (last.kind, last.random) == ("broadcast", record.random)
+        assert last.msg_body == [
+            {"MsgType": "TIMTextElem", "MsgContent": {"Text": "to everyone"}}
+        ]
+
+
+def test_it_sends_a_zego_command_through_the_sandbox(actor, live_server):
+    app = make_app(provider="zego", base_url=live_server.url + "/sandbox/zego")
+    make_sandbox_app(app, rooms=("stage",))
+    record, result = send_message(
+        app,
+        "command",
+        {
+            "room_id": "stage",
+            "from_user": "bot",
+            "to_users": ["a", "b"],
+            "content": "推送",
+        },
+        actor=actor,
+    )
+    assert result.ok
+    row = SendRecord.objects.get(pk=record.pk)
+    assert (row.outcome, row.error_code, row.action_status, row.sender) == (
+        "ok",
+        0,
+        "OK",
+        "bot",
+    )
+    assert row.request_id.isdigit() and row.msg_seq is None
+    assert row.request_body == {
+        "RoomId": "stage",
+        "FromUserId": "bot",
+        "ToUserId[]": ["a", "b"],
+        "MessageContent": "推送",
+    }
+    (message,) = delivered("stage")
+    assert message.msg_body[0]["MsgContent"] == {
+        "MessageContent": "推送",
+        "ToUserId": ["a", "b"],
+    }
+
+
+def test_it_records_a_dropped_message(actor, live_app, settings):
+    settings.SANDBOX_RATE_LIMITS = {"room": 1}
+    first, _ = send_message(live_app, "text", TEXT, actor=actor)
+    record, result = send_message(live_app, "text", TEXT, actor=actor)
+    assert (result.outcome, result.ok, result.drop_reason) == (
+        "dropped",
+        False,
+        "MsgFreqCtrl",
+    )
+    row = SendRecord.objects.get(pk=record.pk)
+    assert (row.outcome, row.error_code, row.drop_reason) == (
+        "dropped",
+        0,
+        "MsgFreqCtrl",
+    )
+    assert row.msg_seq == 2 and row.request_id.startswith("Id-")
+    assert [m.msg_seq for m in delivered("room-1")] == [1]
+
+
+def assert_failed_permanently(record: SendRecord, result, code: int) -> None:
+    row = SendRecord.objects.get(pk=record.pk)
+    assert (row.outcome, row.action_status, row.error_code, row.retryable) == (
+        "failed",
+        "FAIL",
+        code,
+        False,
+    )
+    assert row.error_info and row.request_id.startswith("Id-")
+    assert result.explanation == explain("tencent", code)
+
+
+def test_it_records_a_send_to_a_missing_room(actor, live_app):
+    record, result = send_message(
+        live_app, "text", {**TEXT, "room_id": "room-9"}, actor=actor
+    )
+    assert_failed_permanently(record, result, 100004)
+
+
+def test_it_records_a_send_from_a_muted_sender(actor, live_app):
+    mute_member(SandboxApp.objects.get(app_id=live_app.app_id), "room-2", "host1", 60)
+    record, result = send_message(
+        live_app, "text", {**TEXT, "room_id": "room-2"}, actor=actor
+    )
+    assert_failed_permanently(record, result, 100601)
+    assert delivered("room-2") == []
+
+
+def test_it_retries_a_frequency_limit_with_the_same_random(actor, live_app):
+    first, _ = send_message(live_app, "broadcast", {"text": "one"}, actor=actor)
+    body = build_request(live_app, "broadcast", {"text": "two"})
+    record = record_send(live_app, "broadcast", body, actor=actor)
+    limited = deliver(record, final_attempt=False)
+    assert (limited.error_code, limited.retryable) == (10023, True)
+    row = SendRecord.objects.get(pk=record.pk)
+    assert (row.outcome, row.error_code, row.attempts) == ("waiting", 10023, 1)
+    # The caller waits as long as the answer says (the broadcast limit is 1/s).
+    time.sleep(limited.retry_after)
+    result = deliver(SendRecord.objects.get(pk=record.pk), final_attempt=False)
+    assert result.ok
+    row.refresh_from_db()
+    assert row.outcome == "ok" and row.attempts == 2
+    assert delivered("room-1")[-1].random == record.random
+
+
+def test_it_relies_on_the_broadcast_random_when_an_answer_was_lost(
+    actor, live_app, settings
+):
+    """A broadcast re-sent with the same Random within 5 minutes is discarded by the
+    provider as a repeat and answered with the first MsgSeq: re-sending is safe."""
+    settings.SANDBOX_RATE_LIMITS = {"broadcast": 100}
+    body = build_request(live_app, "broadcast", {"text": "once"})
+    first = deliver(record_send(live_app, "broadcast", body, actor=actor))
+    again = deliver(record_send(live_app, "broadcast", body, actor=actor))
+    assert first.ok and again.ok
+    assert again.msg_seq == first.msg_seq
+    assert [m.msg_seq for m in delivered("room-1") if m.kind == "broadcast"] == [1]

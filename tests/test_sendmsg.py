@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import io
 import json
+import socket
 
 import pytest
 from django.core.management import CommandError, call_command
 
 from liveadmin.roles import Role
 from messaging.models import SendRecord
-from tests.factories import make_app, make_user
+from messaging.sandbox.models import SandboxMessage
+from tests.factories import make_app, make_sandbox_app, make_user
 from tests.recording_server import recording_server
 
 pytestmark = pytest.mark.django_db
@@ -24,6 +26,12 @@ def server():
 @pytest.fixture
 def sender(db):
     return make_user("cli-manager", role=Role.MANAGER)
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def sendmsg(*args: str) -> list[dict]:
@@ -349,3 +357,70 @@ def test_it_requires_text_or_custom_data_for_a_broadcast(sender):
     error = refused("broadcast", "--app", "live", "--as", "cli-manager")
     assert "one of the arguments --text --custom-data is required" in str(error)
     assert SendRecord.objects.count() == 0
+
+
+# --- against the sandbox (live_server) --------------------------------------------------------
+
+
+def test_it_sends_hello_to_the_demo_room(live_server):
+    """The issue's "done": sendmsg text --app demo --as manager --room demo-room
+    --sender host1 --text hello prints ok true with a RequestId and MsgSeq."""
+    call_command(
+        "seed_demo", "--base-url", live_server.url + "/sandbox", stdout=io.StringIO()
+    )
+    args = ["text", "--app", "demo", "--as", "manager", "--room", "demo-room"]
+    (line,) = sendmsg(*args, "--sender", "host1", "--text", "hello")
+    assert line["ok"] is True and line["outcome"] == "ok"
+    assert line["request_id"].startswith("Id-") and line["msg_seq"] == 1
+    assert (line["error_code"], line["error_info"], line["drop_reason"]) == (0, "", "")
+    message = SandboxMessage.objects.get(room__room_id="demo-room")
+    assert message.msg_body == [
+        {"MsgType": "TIMTextElem", "MsgContent": {"Text": "hello"}}
+    ]
+    assert message.request_id == line["request_id"]
+
+
+def test_it_reports_a_provider_refusal_and_exits_1(live_server):
+    make_user("cli-manager", role=Role.MANAGER)
+    app = make_app(name="live", base_url=live_server.url + "/sandbox")
+    make_sandbox_app(
+        app, rooms=("demo-room",), callback_url=f"http://127.0.0.1:{closed_port()}/"
+    )
+    args = text_args("live")
+    args[args.index("demo-room")] = "gone-room"
+    error = refused(*args)
+    assert error.returncode == 1
+    (line,) = [json.loads(x) for x in sendmsg.last_output.splitlines()]
+    assert (line["ok"], line["outcome"], line["error_code"]) == (
+        False,
+        "failed",
+        100004,
+    )
+    assert line["explanation"] == (
+        "The room does not exist: it was never created or has been dissolved."
+    )
+    assert line["request_id"].startswith("Id-")
+    assert SendRecord.objects.get().outcome == "failed"
+
+
+def test_it_sends_a_zego_command_to_the_sandbox(live_server):
+    make_user("cli-manager", role=Role.MANAGER)
+    app = make_app(
+        name="zlive", provider="zego", base_url=live_server.url + "/sandbox/zego"
+    )
+    make_sandbox_app(app, rooms=("stage",))
+    (line,) = sendmsg(
+        "command",
+        "--app",
+        "zlive",
+        "--as",
+        "cli-manager",
+        "--room",
+        "stage",
+        "--from",
+        "bot",
+        "--content",
+        "ping",
+    )
+    assert line["ok"] is True and line["request_id"].isdigit()
+    assert SandboxMessage.objects.get(room__room_id="stage").sender == "bot"

@@ -7,6 +7,7 @@ Only the modules of this package import httpx (CONVENTIONS.md 3 and 14).
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -135,6 +136,15 @@ def http_client() -> httpx.Client:
     return _client
 
 
+def _forget_client() -> None:
+    # A forked worker (Celery prefork) must not share the parent's pooled sockets.
+    global _client
+    _client = None
+
+
+os.register_at_fork(after_in_child=_forget_client)
+
+
 def elapsed_ms(started: float) -> int:
     return max(0, round((time.monotonic() - started) * 1000))
 
@@ -165,6 +175,17 @@ def transport_failure(exc: httpx.HTTPError, *, started: float, what: str) -> Sen
         latency_ms=elapsed_ms(started),
         retryable=True,
         retry_after=1.0,
+    )
+
+
+def invalid_url_failure(exc: Exception, *, what: str) -> SendResult:
+    """The app's base URL cannot be used at all: nothing was sent, retrying won't help."""
+    logger.warning("%s: invalid URL (%s)", what, type(exc).__name__)
+    return SendResult(
+        outcome=Outcome.FAILED,
+        error_info=f"{type(exc).__name__}: the API URL is not valid",
+        explanation="The app's base URL is not a valid http(s) URL. Fix it in the app settings.",
+        retryable=False,
     )
 
 

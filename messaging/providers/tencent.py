@@ -27,6 +27,7 @@ from messaging.providers.base import (
     elapsed_ms,
     http_client,
     http_failure,
+    invalid_url_failure,
     json_object,
     permanent,
     retryable,
@@ -437,6 +438,8 @@ def send(creds: Credentials, kind: str, body: dict) -> SendResult:
                 content=payload,
                 headers={"Content-Type": "application/json; charset=utf-8"},
             )
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+            return invalid_url_failure(exc, what=what)
         except httpx.HTTPError as exc:
             return transport_failure(exc, started=started, what=what)
         result = http_failure(response, started=started, what=what)
@@ -452,7 +455,7 @@ def send(creds: Credentials, kind: str, body: dict) -> SendResult:
             break
         logger.info("%s: UserSig expired (70001), regenerating once", what)
     assert result is not None
-    logger.info(
+    logger.debug(
         "%s: outcome=%s code=%s request_id=%s latency_ms=%s",
         what,
         result.outcome,

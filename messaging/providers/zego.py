@@ -25,6 +25,7 @@ from messaging.providers.base import (
     elapsed_ms,
     http_client,
     http_failure,
+    invalid_url_failure,
     json_object,
     permanent,
     retryable,
@@ -220,6 +221,8 @@ def send(creds: Credentials, params: dict) -> SendResult:
     started = time.monotonic()
     try:
         response = http_client().get(url, params=signed_query(creds, params))
+    except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+        return invalid_url_failure(exc, what=what)
     except httpx.HTTPError as exc:
         return transport_failure(exc, started=started, what=what)
     result = http_failure(response, started=started, what=what)
@@ -234,7 +237,7 @@ def send(creds: Credentials, params: dict) -> SendResult:
         http_status=response.status_code,
         latency_ms=elapsed_ms(started),
     )
-    logger.info(
+    logger.debug(
         "%s: outcome=%s code=%s request_id=%s latency_ms=%s",
         what,
         result.outcome,
