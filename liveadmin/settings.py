@@ -166,6 +166,16 @@ else:
         }
     }
 DATABASES["default"]["CONN_MAX_AGE"] = env_int("CONN_MAX_AGE", 0)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"].setdefault(
+        "OPTIONS", {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+    )
+    if TESTING:
+        # A file, not memory: the Celery worker processes some tests start must
+        # share the test database (they get it as DATABASE_URL=sqlite:///...).
+        DATABASES["default"]["TEST"] = {
+            "NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")
+        }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "")

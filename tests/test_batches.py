@@ -13,11 +13,13 @@ from django.utils import timezone
 
 from liveadmin.roles import Role
 from messaging import dispatch
-from messaging.models import Batch, BatchStatus, Outcome, SendRecord
+from messaging.models import Batch, BatchStatus, Outcome, ProviderApp, SendRecord
+from messaging.sandbox.models import SandboxApp, SandboxMessage
 from messaging.services import batches
 from messaging.services.sending import SendValidationError
 from tests.conftest import client_for
-from tests.factories import make_app, make_batch, make_user
+from tests.factories import make_app, make_batch, make_sandbox_app, make_user
+from tests.sandbox_support import WebhookReceiver
 
 TEXT = {"sender": "host-1", "text": "The show starts in 5 minutes"}
 
@@ -582,3 +584,101 @@ def test_it_starts_scheduled_batches_from_the_embedded_scheduler(settings):
         dispatch.wait_idle()
     batch.refresh_from_db()
     assert batch.started_at >= batch.scheduled_at
+
+
+# --- against the sandbox over real HTTP -----------------------------------------
+
+
+@pytest.fixture
+def hook():
+    with WebhookReceiver() as receiver:
+        yield receiver
+
+
+def make_sandbox_secret(app: ProviderApp) -> str:
+    return SandboxApp.objects.get(app_id=app.app_id).secret
+
+
+def sandbox_app(live_server, hook, rooms, **fields):
+    app = make_app(base_url=f"{live_server.url}/sandbox", **fields)
+    make_sandbox_app(app, rooms=tuple(rooms), callback_url=hook.url)
+    return app
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_sends_every_room_once_in_the_background(live_server, hook, settings):
+    settings.CELERY_BROKER_URL = ""
+    settings.BATCH_CHUNK_SIZE = 4
+    manager = make_user("manager1", role=Role.MANAGER)
+    rooms = [f"room-{i}" for i in range(12)]
+    app = sandbox_app(live_server, hook, rooms)
+    try:
+        batch = batches.start_batch(app, "text", TEXT, rooms, actor=manager)
+        await_state(
+            lambda: Batch.objects.filter(pk=batch.pk, status=BatchStatus.DONE).exists(),
+            what="the batch to finish",
+        )
+    finally:
+        dispatch.wait_idle()
+    assert batch.progress()["ok"] == 12
+    delivered = SandboxMessage.objects.filter(room__app__app_id=app.app_id)
+    assert sorted(delivered.values_list("room__room_id", flat=True)) == sorted(rooms)
+    for record in batch.records.all():
+        message = delivered.get(room__room_id=record.room_id)
+        assert (record.msg_seq, record.request_id) == (
+            message.msg_seq,
+            message.request_id,
+        )
+        assert message.texts == ["The show starts in 5 minutes"]
+        assert record.attempts == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_pauses_on_a_wrong_secret_and_sends_after_resume(
+    live_server, hook, settings
+):
+    settings.CELERY_BROKER_URL = ""
+    manager = make_user("manager1", role=Role.MANAGER)
+    rooms = [f"room-{i}" for i in range(6)]
+    app = sandbox_app(live_server, hook, rooms)
+    ProviderApp.objects.filter(pk=app.pk).update(secret_key="not-the-right-secret-key")
+    app.refresh_from_db()
+    try:
+        batch = batches.start_batch(
+            app, "text", TEXT, rooms, actor=manager, pause_after_failures=2
+        )
+        await_state(
+            lambda: Batch.objects.filter(
+                pk=batch.pk, status=BatchStatus.PAUSED
+            ).exists(),
+            what="the batch to pause",
+        )
+        dispatch.wait_idle()
+        failed = batch.records.filter(outcome=Outcome.FAILED)
+        assert failed.count() == 2
+        assert set(failed.values_list("error_code", flat=True)) == {70009}
+        assert batch.records.filter(outcome=Outcome.WAITING, attempts=0).count() == 4
+        # The administrator fixes the secret; a manager resumes.
+        app.secret_key = make_sandbox_secret(app)
+        app.save()
+        batches.resume(batch, actor=manager)
+        await_state(
+            lambda: Batch.objects.filter(pk=batch.pk, status=BatchStatus.DONE).exists(),
+            what="the batch to finish",
+        )
+    finally:
+        dispatch.wait_idle()
+    assert batch.progress()["ok"] == 4
+    resent = batches.resend_failed(batch, actor=manager)
+    try:
+        await_state(
+            lambda: Batch.objects.filter(
+                pk=resent.pk, status=BatchStatus.DONE
+            ).exists(),
+            what="the re-send to finish",
+        )
+    finally:
+        dispatch.wait_idle()
+    assert resent.progress()["ok"] == 2
+    assert SendRecord.objects.filter(outcome=Outcome.OK).count() == 6
+    assert SandboxMessage.objects.count() == 6

@@ -23,9 +23,7 @@ REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/8"
 # print the times it got them.
 WORKER = """
 import json, sys, time
-import django
 import redis
-django.setup()
 from messaging.ratelimit import RedisTokenBucket
 url, key, rate, capacity, duration = sys.argv[1:]
 bucket = RedisTokenBucket(redis.Redis.from_url(url))

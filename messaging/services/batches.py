@@ -299,6 +299,7 @@ def resend_failed(batch: Batch, *, actor: Any) -> Batch:
 
     Rooms that were cancelled before being sent are not included.
     """
+    batch.refresh_from_db()
     if not batch.is_finished and batch.status != BatchStatus.PAUSED:
         raise BatchError("Wait until the batch has finished (or pause it) first.")
     failed = SendRecord.objects.filter(
