@@ -149,9 +149,12 @@ def audit_list(request: AuthedHtmxRequest) -> HttpResponse:
             "tz_name": str(tz),
         }
         template = "messaging/audit_list.html"
-        # A history restore needs the whole page, not the table.
+        # The filter form swaps form and table (its errors sit next to its
+        # fields); the pager swaps the table; a history restore needs the page.
         if request.htmx and not request.htmx.history_restore_request:
-            template += "#audit-table"
+            template += (
+                "#audit-main" if request.htmx.target == "audit-main" else "#audit-table"
+            )
         return render(request, template, context)
 
 

@@ -274,8 +274,11 @@ def test_it_round_trips_a_cursor(many):
             Cursor.decode(bad)
 
 
-def test_it_iterates_in_keyset_chunks(many):
-    ids = [r.pk for r in iterate_send_log(SendRecord.objects.all(), chunk_size=9)]
+@pytest.mark.parametrize("chunk_size", [9, 10, 500])
+def test_it_iterates_in_keyset_chunks(many, chunk_size):
+    # 500: a first chunk of 100 rows, then one of the remaining 30.
+    queryset = SendRecord.objects.all()
+    ids = [r.pk for r in iterate_send_log(queryset, chunk_size=chunk_size)]
     assert ids == [r.pk for r in many]
 
 
@@ -309,7 +312,7 @@ def test_it_wires_the_filter_form_for_htmx_with_a_plain_fallback(auditor, log):
     form = re.search(r"<form [^>]*audit-filters[^>]*>", body, re.S).group(0)
     assert 'method="get"' in form and f'action="{AUDIT}"' in form
     assert f'hx-get="{AUDIT}"' in form
-    assert 'hx-target="#audit-table"' in form
+    assert 'hx-target="#audit-main"' in form
     assert 'hx-push-url="true"' in form
 
 
@@ -466,3 +469,27 @@ def test_it_filters_with_the_same_function_everywhere(log):
     assert sorted(queryset.values_list("pk", flat=True)) == sorted(
         [log["ok"].pk, log["theirs"].pk]
     )
+
+
+def test_it_answers_the_filter_form_with_form_and_table(auditor, log):
+    headers = {"HX-Request": "true", "HX-Target": "audit-main"}
+    response = client_for(auditor).get(AUDIT, {"error_code": "x1"}, headers=headers)
+    body = response.content.decode()
+    assert body.lstrip().startswith('<div id="audit-main">')
+    assert "<html" not in body
+    assert "Enter a whole number." in body and 'value="x1"' in body
+    response = client_for(auditor).get(AUDIT, {"error_code": "10017"}, headers=headers)
+    body = response.content.decode()
+    assert "Enter a whole number." not in body
+    assert f'id="send-{log["failed"].pk}"' in body
+
+
+def test_it_attaches_app_and_user_to_every_exported_row(log):
+    got = [
+        (r.pk, r.app.name, r.user.username)
+        for r in iterate_send_log(SendRecord.objects.all(), chunk_size=2)
+    ]
+    assert got == [
+        (log[k].pk, log[k].app.name, log[k].user.username)
+        for k in ["theirs_failed", "theirs", "custom", "failed", "ok"]
+    ]
