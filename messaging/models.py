@@ -4,11 +4,13 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from liveadmin.encryption import EncryptedTextField
 from liveadmin.roles import Role, has_role
 from messaging.providers.regions import REGIONS, api_domain
+from messaging.variables import variables_in
 
 
 class Provider(models.TextChoices):
@@ -214,6 +216,84 @@ class SendRecord(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise PermissionError("the send log is append-only")
+
+
+# The message fields a template stores for each kind (room IDs and recipients are
+# chosen at send time, not saved in a template).
+TEMPLATE_FIELDS: dict[str, list[str]] = {
+    SendKind.TEXT: ["sender", "text", "extension_info"],
+    SendKind.CUSTOM: ["sender", "business_id", "data"],
+    SendKind.BROADCAST: ["from_account", "text", "custom_data", "cloud_custom_data"],
+    SendKind.COMMAND: ["from_user", "content"],
+}
+
+
+class MessageTemplateQuerySet(models.QuerySet):
+    def usable_for(self, app: ProviderApp, kind: str) -> MessageTemplateQuerySet:
+        """Templates of ``kind`` saved for ``app`` or for all apps."""
+        return self.filter(models.Q(app=app) | models.Q(app__isnull=True), kind=kind)
+
+    def search(self, query: str) -> MessageTemplateQuerySet:
+        """Match the name, the app name or any saved field text (case-insensitive)."""
+        query = query.strip()
+        if not query:
+            return self
+        return self.annotate(fields_text=Cast("fields", models.TextField())).filter(
+            models.Q(name__icontains=query)
+            | models.Q(app__name__icontains=query)
+            | models.Q(fields_text__icontains=query)
+        )
+
+
+class MessageTemplate(models.Model):
+    """A reusable message for one kind, for one app or all apps of its provider.
+
+    ``fields`` maps the kind's field names (TEMPLATE_FIELDS) to text that may hold
+    named variables like ``{host_name}`` (see messaging.variables).
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    app = models.ForeignKey(
+        ProviderApp,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="templates",
+        help_text="Empty: usable with every app that has this kind.",
+    )
+    kind = models.CharField(max_length=16, choices=SendKind.choices)
+    fields = models.JSONField(default=dict)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = MessageTemplateQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        indexes = [models.Index(fields=["kind", "app"], name="template_kind_app")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def variables(self) -> list[str]:
+        return variables_in(self.field_values())
+
+    def field_values(self) -> list[str]:
+        """The saved texts of this kind's fields, in form order."""
+        return [str(self.fields.get(name, "")) for name in TEMPLATE_FIELDS[self.kind]]
+
+    @property
+    def summary(self) -> str:
+        """The non-empty saved texts, for the list page."""
+        return " · ".join(v for v in self.field_values() if v)
 
 
 class BatchStatus(models.TextChoices):

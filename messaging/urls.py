@@ -1,6 +1,6 @@
 from django.urls import path
 
-from messaging import batch_views, views
+from messaging import batch_views, send_views, views
 
 app_name = "messaging"
 
@@ -9,6 +9,13 @@ urlpatterns = [
     path("apps/new/", views.app_create, name="app-create"),
     path("apps/<int:pk>/edit/", views.app_edit, name="app-edit"),
     path("apps/<int:pk>/toggle/", views.app_toggle, name="app-toggle"),
+    path("send/", send_views.send, name="send"),
+    path("templates/", send_views.template_list, name="template-list"),
+    path("templates/new/", send_views.template_create, name="template-create"),
+    path("templates/<int:pk>/edit/", send_views.template_edit, name="template-edit"),
+    path(
+        "templates/<int:pk>/delete/", send_views.template_delete, name="template-delete"
+    ),
     path("batches/", batch_views.batch_list, name="batch-list"),
     path("batches/<int:pk>/", batch_views.batch_detail, name="batch-detail"),
     path("batches/<int:pk>/cancel/", batch_views.batch_cancel, name="batch-cancel"),

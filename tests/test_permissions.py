@@ -193,6 +193,60 @@ ROUTES: list[tuple[str, str, callable, set[str]]] = [
 ]
 
 
+# Send page and message templates (sendui).
+def _template_pk(ctx: dict) -> int:
+    """A template, made on first use so the shared ``ctx`` fixture stays as it is."""
+    from messaging.models import MessageTemplate
+
+    if "template" not in ctx:
+        ctx["template"] = MessageTemplate.objects.create(
+            name="Permissions", kind="text", fields={"text": "Hello {name}"}
+        )
+    return ctx["template"].pk
+
+
+ROUTES += [
+    ("send", "get", lambda ctx: reverse("messaging:send"), {"manager"}),
+    (
+        "send-app",
+        "get",
+        lambda ctx: reverse("messaging:send") + f"?app={ctx['app'].pk}",
+        {"manager"},
+    ),
+    ("send-post", "post", lambda ctx: reverse("messaging:send"), {"manager"}),
+    (
+        "template-list",
+        "get",
+        lambda ctx: reverse("messaging:template-list"),
+        {"manager"},
+    ),
+    (
+        "template-create",
+        "get",
+        lambda ctx: reverse("messaging:template-create"),
+        {"manager"},
+    ),
+    (
+        "template-edit",
+        "get",
+        lambda ctx: reverse("messaging:template-edit", args=[_template_pk(ctx)]),
+        {"manager"},
+    ),
+    (
+        "template-delete",
+        "get",
+        lambda ctx: reverse("messaging:template-delete", args=[_template_pk(ctx)]),
+        {"manager"},
+    ),
+    (
+        "template-delete-post",
+        "post",
+        lambda ctx: reverse("messaging:template-delete", args=[_template_pk(ctx)]),
+        {"manager"},
+    ),
+]
+
+
 def _sandbox(ctx: dict) -> dict:
     """A sandbox room with a muted member, made on first use (sandbox rows)."""
     from messaging.sandbox.services import mute_member

@@ -1,0 +1,590 @@
+"""Forms of the send page and the message template pages.
+
+The field names are the ones ``messaging.services.sending.build_request`` takes, so
+its ``SendValidationError`` keys map straight onto form fields (except ``room_id``
+of text and custom messages, which the ``rooms`` list feeds). The limits below are
+repeated from the provider documentation so the page can say them and count bytes
+as the user types; ``build_request`` stays the final check.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from django import forms
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
+from django.utils import timezone
+
+from messaging.models import (
+    TEMPLATE_FIELDS,
+    MessageTemplate,
+    Provider,
+    ProviderApp,
+    SendKind,
+)
+from messaging.providers import PROVIDER_KINDS
+from messaging.providers.tencent import (
+    MAX_BROADCAST_BODY_BYTES,
+    MAX_MESSAGE_BYTES,
+    MAX_RANDOM,
+)
+from messaging.providers.zego import MAX_CONTENT_BYTES, MAX_RECIPIENTS
+from messaging.services.batches import MAX_ROOMS, RoomList, parse_room_ids
+from messaging.services.sending import SendValidationError, build_request
+from messaging.variables import fill, variables_in
+
+MAX_ROOMS_FILE_BYTES = 2 * 1024 * 1024
+VAR_PREFIX = "var_"
+
+_SPLIT_USERS = re.compile(r"[\s,]+")
+
+
+def _textarea(
+    max_bytes: int, *, rows: int = 3, json_required: bool = False
+) -> forms.Textarea:
+    attrs: dict[str, Any] = {"rows": rows, "data-max-bytes": max_bytes}
+    if json_required:
+        attrs["data-json"] = "required"
+    return forms.Textarea(attrs=attrs)
+
+
+def _account(label: str, help_text: str, *, required: bool) -> forms.CharField:
+    return forms.CharField(
+        label=label,
+        max_length=64,
+        required=required,
+        help_text=help_text,
+        error_messages={"required": "Enter the sender's user ID."},
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+    )
+
+
+def message_fields(kind: str) -> dict[str, forms.Field]:
+    """The message fields of one kind, with help from the provider documentation."""
+    if kind == SendKind.TEXT:
+        return {
+            "sender": _account(
+                "Sender account",
+                "Sender_Account: the user the message comes from. Required; the account must exist in the app.",
+                required=True,
+            ),
+            "text": forms.CharField(
+                label="Text",
+                error_messages={"required": "Enter the message text."},
+                help_text="TextContent: what the room sees. At most 12 KB (UTF-8 bytes) per message.",
+                widget=_textarea(MAX_MESSAGE_BYTES, rows=4),
+            ),
+            "extension_info": forms.CharField(
+                label="Extension info",
+                required=False,
+                help_text="ExtensionInfo (optional): custom data saved in the cloud and delivered with the message "
+                '(CloudCustomData). Must be JSON, e.g. {"data": 1, "value": 2}. At most 12 KB.',
+                widget=_textarea(MAX_MESSAGE_BYTES, rows=2, json_required=True),
+            ),
+        }
+    if kind == SendKind.CUSTOM:
+        return {
+            "sender": _account(
+                "Sender account",
+                "Sender_Account (optional): the user the message comes from.",
+                required=False,
+            ),
+            "business_id": forms.CharField(
+                label="Business ID",
+                error_messages={
+                    "required": "Enter the business ID (the message's mark)."
+                },
+                max_length=128,
+                help_text="BusinessId: the mark your app uses to tell custom messages apart, e.g. gift or like.",
+            ),
+            "data": forms.CharField(
+                label="Data",
+                error_messages={"required": "Enter the data."},
+                help_text="Data: the message content your app reads, delivered as {BusinessId, Data}. At most 12 KB.",
+                widget=_textarea(MAX_MESSAGE_BYTES, rows=4),
+            ),
+        }
+    if kind == SendKind.BROADCAST:
+        return {
+            "from_account": _account(
+                "From account",
+                "From_Account (optional): the sender. Empty: the app admin account. If set, the account must exist.",
+                required=False,
+            ),
+            "text": forms.CharField(
+                label="Text",
+                required=False,
+                help_text="A text message (TIMTextElem). Fill in the text or the custom data, not both.",
+                widget=_textarea(MAX_BROADCAST_BODY_BYTES, rows=4),
+            ),
+            "custom_data": forms.CharField(
+                label="Custom data",
+                required=False,
+                help_text="A custom message (TIMCustomElem Data) your app reads, e.g. JSON. Instead of the text.",
+                widget=_textarea(MAX_BROADCAST_BODY_BYTES, rows=3),
+            ),
+            "cloud_custom_data": forms.CharField(
+                label="Cloud custom data",
+                required=False,
+                help_text="CloudCustomData (optional): extra data saved with the message. "
+                "The whole broadcast is at most 12,000 bytes.",
+                widget=_textarea(MAX_BROADCAST_BODY_BYTES, rows=2),
+            ),
+        }
+    if kind == SendKind.COMMAND:
+        return {
+            "from_user": _account(
+                "From user ID",
+                "FromUserId: the sender. Its own clients do not receive the command, so use an ID that is not "
+                "in the room to reach everyone. Empty: the app's admin identifier.",
+                required=False,
+            ),
+            "content": forms.CharField(
+                label="Message content",
+                error_messages={"required": "Enter the message content."},
+                help_text="MessageContent: what the clients receive in onIMRecvCustomCommand. At most 1024 bytes.",
+                widget=_textarea(MAX_CONTENT_BYTES, rows=4),
+            ),
+        }
+    raise ValueError(f"unknown kind {kind!r}")
+
+
+KIND_INTRO = {
+    SendKind.TEXT: "A text message in one or many live rooms (send_text_msg, at most 200 requests/s).",
+    SendKind.CUSTOM: "A custom message your app interprets, in one or many live rooms (send_custom_msg, at most 200/s).",
+    SendKind.BROADCAST: "One message to every live (AVChatRoom) group of the app (send_broadcast_msg, at most 1/s). "
+    "The app needs broadcast messaging enabled in the Chat console.",
+    SendKind.COMMAND: "A custom signalling message to users in one ZEGO room (SendCustomCommand, at most 100/s).",
+}
+
+
+def kinds_for(app: ProviderApp) -> list[SendKind]:
+    return [SendKind(k) for k in PROVIDER_KINDS[app.provider]]
+
+
+def _decode_upload(upload: UploadedFile) -> str:
+    """Room IDs from a TXT (one per line) or CSV (first column) upload, one per line.
+
+    A header row is dropped here, not by parse_room_ids, because the file's lines
+    come after the pasted ones and the parser only skips a header on its first line.
+    """
+    if upload.size and upload.size > MAX_ROOMS_FILE_BYTES:
+        raise forms.ValidationError(
+            "The file is larger than 2 MB; 10,000 room IDs fit in far less."
+        )
+    try:
+        text = upload.read().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise forms.ValidationError(
+            "The file must be UTF-8 text (TXT or CSV)."
+        ) from None
+    rows = csv.reader(io.StringIO(text))
+    cells = [row[0].strip() if row else "" for row in rows]
+    if cells and cells[0].lower().replace("_", "").replace(" ", "") in _HEADERS:
+        cells = cells[1:]
+    return "\n".join(cells)
+
+
+_HEADERS = {"roomid", "room", "rooms", "groupid"}
+
+
+@dataclass
+class SendPlan:
+    """What a valid send form will do, for the preview and the confirm step."""
+
+    fields: dict[str, Any]
+    body: dict[str, Any]
+    rooms: list[str]
+    room_list: RoomList | None
+    scheduled_at: datetime | None
+    tz_name: str
+    variables: dict[str, str] = field(default_factory=dict)
+
+    def request_fields(self, room_id: str | None = None) -> dict[str, Any]:
+        """``fields`` for build_request / send_message, with ``room_id`` when needed."""
+        data = dict(self.fields)
+        if room_id is not None:
+            data["room_id"] = room_id
+        return data
+
+
+class SendForm(forms.Form):
+    """The message of one kind for one app: rooms, fields, template variables, time.
+
+    A valid form has ``plan``: the filled fields, the rooms and the exact request
+    body of the first room, as ``build_request`` returns it.
+    """
+
+    template = forms.ModelChoiceField(
+        queryset=MessageTemplate.objects.none(),
+        required=False,
+        label="Start from a template",
+        empty_label="No template",
+    )
+    scheduled_at = forms.CharField(
+        label="Send at",
+        required=False,
+        help_text="Optional, in your time zone; empty sends now. A scheduled send can be cancelled until it runs.",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+    )
+    tz = forms.CharField(required=False, widget=forms.HiddenInput)
+    # The broadcast body's de-duplication Random, fixed at preview so the confirmed
+    # send is exactly the previewed body.
+    random = forms.IntegerField(
+        required=False, min_value=0, max_value=MAX_RANDOM, widget=forms.HiddenInput
+    )
+
+    def __init__(self, *args: Any, app: ProviderApp, kind: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.app, self.kind = app, SendKind(kind)
+        self.fields["template"].queryset = MessageTemplate.objects.usable_for(app, kind)
+        self.room_list: RoomList | None = None
+        self.plan: SendPlan | None = None
+        room_fields: dict[str, forms.Field] = {}
+        if self.kind in (SendKind.TEXT, SendKind.CUSTOM):
+            room_fields = {
+                "rooms": forms.CharField(
+                    label="Room IDs",
+                    required=False,
+                    help_text="RoomId of each live room, one per line: one room, or up to 10,000. "
+                    "Duplicates and blank lines are removed.",
+                    widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
+                ),
+                "rooms_file": forms.FileField(
+                    label="Or upload room IDs",
+                    required=False,
+                    help_text="A TXT file (one room ID per line) or a CSV file (room IDs in the first column).",
+                    widget=forms.FileInput(
+                        attrs={"accept": ".txt,.csv,text/plain,text/csv"}
+                    ),
+                ),
+            }
+        elif self.kind == SendKind.COMMAND:
+            room_fields = {
+                "room_id": forms.CharField(
+                    label="Room ID",
+                    max_length=128,
+                    help_text="RoomId: the ZEGO room.",
+                    error_messages={"required": "Enter the room ID."},
+                    widget=forms.TextInput(attrs={"spellcheck": "false"}),
+                ),
+                "to_users": forms.CharField(
+                    label="To user IDs",
+                    required=False,
+                    help_text=f"ToUserId[] (optional): at most {MAX_RECIPIENTS} user IDs, one per line or "
+                    "comma-separated. Empty: everyone in the room.",
+                    widget=forms.Textarea(attrs={"rows": 2, "spellcheck": "false"}),
+                ),
+            }
+        self.room_field_names = list(room_fields)
+        fields = message_fields(self.kind)
+        self.message_field_names = list(fields)
+        self.fields.update(room_fields)
+        self.fields.update(fields)
+        # Sender accounts default to the app's admin identifier, an account that exists.
+        for name in ("sender", "from_user"):
+            if name in self.fields:
+                self.fields[name].initial = app.identifier
+        self.variable_names = variables_in(
+            self._raw(n) for n in self.message_field_names
+        )
+        for name in self.variable_names:
+            self.fields[VAR_PREFIX + name] = forms.CharField(
+                label=f"{{{name}}}",
+                max_length=MAX_MESSAGE_BYTES,
+                strip=False,
+                help_text=f"Replaces {{{name}}} in the message.",
+                error_messages={"required": f"Enter a value for {{{name}}}."},
+            )
+        self.order_fields(["template", *room_fields, *fields])
+
+    def _raw(self, name: str) -> str:
+        if self.is_bound:
+            return self.data.get(self.add_prefix(name), "") or ""
+        return self.initial.get(name, self.fields[name].initial) or ""
+
+    def sections(self) -> list[tuple[str, list[forms.BoundField]]]:
+        """(heading, fields) groups in page order."""
+        groups = [
+            (
+                "Room" if self.kind == SendKind.COMMAND else "Rooms",
+                self.room_field_names,
+            ),
+            ("Message", self.message_field_names),
+            ("Template variables", [VAR_PREFIX + n for n in self.variable_names]),
+            ("When", ["scheduled_at"]),
+        ]
+        return [(title, [self[n] for n in names]) for title, names in groups if names]
+
+    # -- cleaning -------------------------------------------------------------------
+    def clean_tz(self) -> str:
+        name = self.cleaned_data.get("tz", "").strip()
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            return settings.TIME_ZONE
+        return name
+
+    def clean_to_users(self) -> list[str]:
+        raw = self.cleaned_data.get("to_users", "")
+        users = list(dict.fromkeys(u for u in _SPLIT_USERS.split(raw) if u))
+        if len(users) > MAX_RECIPIENTS:
+            raise forms.ValidationError(
+                f"{len(users)} recipients; at most {MAX_RECIPIENTS}. Leave it empty to reach the whole room."
+            )
+        return users
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if self.kind in (SendKind.TEXT, SendKind.CUSTOM):
+            self._clean_rooms(data)
+        scheduled = self._clean_schedule(data)
+        variables = {
+            n: data[VAR_PREFIX + n]
+            for n in self.variable_names
+            if VAR_PREFIX + n in data
+        }
+        filled: dict[str, Any] = {
+            name: fill(data.get(name, ""), variables, strict=False)
+            for name in self.message_field_names
+        }
+        if self.kind == SendKind.COMMAND:
+            filled["to_users"] = data.get("to_users", [])
+            rooms = [data["room_id"]] if data.get("room_id") else []
+        elif self.kind == SendKind.BROADCAST:
+            rooms = []
+            if data.get("random") is not None:
+                filled["random"] = data["random"]
+        else:
+            rooms = self.room_list.rooms if self.room_list else []
+        # The provider's own checks run even when other fields have errors, so every
+        # problem shows at once next to its field.
+        body = self._build(filled, rooms)
+        if body is None or self.errors:
+            return data
+        if self.kind == SendKind.BROADCAST:
+            filled["random"] = body["Random"]
+        self.plan = SendPlan(
+            fields=filled,
+            body=body,
+            rooms=rooms,
+            room_list=self.room_list,
+            scheduled_at=scheduled,
+            tz_name=data.get("tz") or settings.TIME_ZONE,
+            variables=variables,
+        )
+        return data
+
+    def _build(self, filled: dict[str, Any], rooms: list[str]) -> dict | None:
+        """The request body of the first room, or None after adding the errors.
+
+        Every further room is checked too, so a room ID the provider would reject
+        stops the send here instead of failing in the middle of a batch.
+        """
+        needs_room = self.kind != SendKind.BROADCAST
+        first = {**filled, "room_id": rooms[0]} if rooms else filled
+        try:
+            body = build_request(self.app, self.kind, first)
+        except SendValidationError as exc:
+            errors = exc.errors
+            # The room field already says what is wrong with the rooms, and a
+            # variable input says that it is missing: skip the follow-on errors.
+            skip = {n for n in self.message_field_names if variables_in([filled[n]])}
+            if needs_room and not rooms:
+                skip.add("room_id")
+            errors = {k: v for k, v in errors.items() if k not in skip}
+            self.add_send_errors(errors)
+            return None
+        if self.errors:
+            return None
+        bad: list[str] = []
+        for room in rooms[1:]:
+            try:
+                build_request(self.app, self.kind, {**filled, "room_id": room})
+            except SendValidationError as exc:
+                bad.append(f"{room[:60]}: {' '.join(exc.errors.get('room_id', []))}")
+        if bad:
+            more = f"; and {len(bad) - 3:,} more" if len(bad) > 3 else ""
+            self.add_error(
+                self._room_field(),
+                f"{len(bad):,} room IDs would be rejected ({'; '.join(bad[:3])}{more}).",
+            )
+            return None
+        return body
+
+    def _room_field(self) -> str:
+        return "rooms" if "rooms" in self.fields else "room_id"
+
+    def _clean_rooms(self, data: dict[str, Any]) -> None:
+        text = data.get("rooms", "")
+        upload = data.get("rooms_file")
+        if upload:
+            try:
+                uploaded = _decode_upload(upload)
+            except forms.ValidationError as exc:
+                self.add_error("rooms_file", exc)
+                return
+            text = f"{text}\n{uploaded}" if text else uploaded
+        room_list = parse_room_ids(text)
+        self.room_list = room_list
+        if room_list.invalid:
+            shown = "; ".join(
+                f"{room[:40]}: {why}" for room, why in room_list.invalid[:3]
+            )
+            more = len(room_list.invalid) - 3
+            self.add_error(
+                "rooms",
+                f"{len(room_list.invalid):,} room IDs are not valid ({shown}"
+                f"{f'; and {more:,} more' if more > 0 else ''}).",
+            )
+        elif not room_list.rooms:
+            self.add_error(
+                "rooms", "Enter at least one room ID, or upload a file of room IDs."
+            )
+        elif room_list.too_many:
+            self.add_error(
+                "rooms",
+                f"At most {MAX_ROOMS:,} rooms per send; this list has {len(room_list.rooms):,}. Split it.",
+            )
+
+    def _clean_schedule(self, data: dict[str, Any]) -> datetime | None:
+        raw = (data.get("scheduled_at") or "").strip()
+        if not raw:
+            return None
+        try:
+            when = datetime.fromisoformat(raw)
+        except ValueError:
+            self.add_error(
+                "scheduled_at", "Enter a date and time, like 2026-12-31 18:00."
+            )
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=ZoneInfo(data.get("tz") or settings.TIME_ZONE))
+        when = when.astimezone(UTC)
+        if when <= timezone.now():
+            self.add_error(
+                "scheduled_at",
+                "This time has passed. Pick a later time, or leave it empty to send now.",
+            )
+            return None
+        return when
+
+    def add_send_errors(self, errors: dict[str, list[str]]) -> None:
+        """Show ``SendValidationError.errors`` next to the fields they concern.
+
+        A field that already has an error from the form keeps only that one (the
+        provider check often says the same thing about an empty field).
+        """
+        for key, messages in errors.items():
+            name: str | None = self._room_field() if key == "room_id" else key
+            if name not in self.fields:
+                name = None
+            elif name in self.errors:
+                continue
+            for message in messages:
+                self.add_error(name, message)
+
+    # -- carrying the typed values through the preview ---------------------------------
+    def carried_values(self) -> list[tuple[str, str]]:
+        """Every typed value, for the hidden inputs of the preview's confirm form.
+
+        Rooms are carried as the cleaned list, so an uploaded file need not be sent
+        again and the confirm step sees exactly the previewed rooms.
+        """
+        values = [
+            (name, str(self.data.get(self.add_prefix(name), "")))
+            for name in self.fields
+            if name not in ("rooms", "rooms_file", "random")
+        ]
+        if self.room_list is not None:
+            values.append(("rooms", "\n".join(self.room_list.rooms)))
+        if self.plan and "random" in self.plan.fields:
+            values.append(("random", str(self.plan.fields["random"])))
+        return [(n, v) for n, v in values if v]
+
+
+def template_initial(template: MessageTemplate) -> dict[str, str]:
+    """Initial send-form values from a template's saved fields."""
+    return {
+        name: str(template.fields.get(name, ""))
+        for name in TEMPLATE_FIELDS[template.kind]
+    }
+
+
+class MessageTemplateForm(forms.ModelForm):
+    """Name, app (or all apps), kind, and the kind's message fields with {variables}."""
+
+    class Meta:
+        model = MessageTemplate
+        fields = ["name", "app", "kind"]
+        help_texts = {
+            "name": "Shown in the template picker of the send page.",
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["app"].queryset = ProviderApp.objects.filter(enabled=True)
+        self.fields["app"].empty_label = "All apps"
+        self.fields[
+            "app"
+        ].help_text = "Empty: offered for every app whose provider has this kind."
+        self.fields[
+            "kind"
+        ].help_text = (
+            "Text, custom and broadcast are Tencent kinds; custom command is ZEGO."
+        )
+        self.fields["kind"].choices = SendKind.choices
+        kind = self._kind()
+        self.message_field_names: list[str] = []
+        if kind:
+            for name, f in message_fields(kind).items():
+                if name not in TEMPLATE_FIELDS[kind]:
+                    continue
+                # A template may leave any field for the send form; variables make
+                # byte counts and JSON checks meaningful only once filled.
+                f.required = False
+                f.help_text = f"{f.help_text} Use {{name}} for a variable."
+                f.widget.attrs.pop("data-json", None)
+                self.fields[name] = f
+                self.message_field_names.append(name)
+                if self.instance.pk and self.instance.kind == kind:
+                    self.initial.setdefault(name, self.instance.fields.get(name, ""))
+
+    def _kind(self) -> str:
+        raw = self.data.get(self.add_prefix("kind")) if self.is_bound else None
+        raw = raw or self.initial.get("kind") or self.instance.kind or SendKind.TEXT
+        return raw if raw in SendKind.values else ""
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        app, kind = data.get("app"), data.get("kind")
+        if app and kind and kind not in PROVIDER_KINDS[app.provider]:
+            names = ", ".join(
+                SendKind(k).label.lower() for k in PROVIDER_KINDS[app.provider]
+            )
+            self.add_error(
+                "kind",
+                f"{app.name} is a {Provider(app.provider).label} app: pick {names}.",
+            )
+        if kind and not any(data.get(n) for n in self.message_field_names):
+            self.add_error(
+                None,
+                "Fill in at least one message field; otherwise there is nothing to reuse.",
+            )
+        return data
+
+    def save(self, commit: bool = True) -> MessageTemplate:
+        template = super().save(commit=False)
+        template.fields = {
+            n: self.cleaned_data.get(n, "") for n in self.message_field_names
+        }
+        if commit:
+            template.save()
+        return template

@@ -1,0 +1,305 @@
+"""The send page and the message template pages (community managers).
+
+The send page is one URL: GET shows the app picker and, for a chosen app, its kinds
+and the fields of one kind; POST previews (the exact request body), goes back to
+edit, or confirms. htmx requests get only the ``send-panel`` partial
+(CONVENTIONS.md 10), so picking an app or a kind swaps the panel in place.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
+from django.http import HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import NoReverseMatch, reverse
+from django.views.decorators.http import require_http_methods
+from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import HttpResponseClientRedirect
+from django_htmx.middleware import HtmxDetails
+
+from liveadmin.roles import Role, role_required
+from messaging.models import MessageTemplate, ProviderApp, SendKind
+from messaging.providers import explain
+from messaging.send_forms import (
+    KIND_INTRO,
+    MessageTemplateForm,
+    SendForm,
+    SendPlan,
+    kinds_for,
+    template_initial,
+)
+from messaging.services import batches
+from messaging.services.sending import SendValidationError, send_message
+
+logger = logging.getLogger(__name__)
+
+
+class AuthedHtmxRequest(HttpRequest):
+    user: User
+    htmx: HtmxDetails
+
+
+def _int_or_none(raw: str | None) -> int | None:
+    return int(raw) if raw and raw.isdigit() else None
+
+
+def _get_enabled_app(raw: str | None) -> ProviderApp | None:
+    """The enabled app named by a request parameter; None when none was picked."""
+    pk = _int_or_none(raw)
+    if pk is None:
+        return None
+    return get_object_or_404(ProviderApp, pk=pk, enabled=True)
+
+
+def _wants_fragment(request: AuthedHtmxRequest) -> bool:
+    # htmx restoring a page from history (a cache miss after Back) needs the whole page.
+    return bool(request.htmx) and not request.htmx.history_restore_request
+
+
+def _render_send(request: AuthedHtmxRequest, context: dict[str, Any]) -> HttpResponse:
+    template = "messaging/send.html"
+    if _wants_fragment(request):
+        template += "#send-panel"
+    return render(request, template, context)
+
+
+def _log_entry_url(record_pk: int) -> str:
+    """The send log's page of one entry (the audit pages may not be installed)."""
+    try:
+        return reverse("messaging:audit-detail", args=[record_pk])
+    except NoReverseMatch:
+        try:
+            return reverse("messaging:audit")
+        except NoReverseMatch:
+            return ""
+
+
+def _preview_context(form: SendForm) -> dict[str, Any]:
+    plan: SendPlan = form.plan  # type: ignore[assignment]
+    app, kind = form.app, form.kind
+    context: dict[str, Any] = {
+        "plan": plan,
+        "body_json": json.dumps(plan.body, indent=2, ensure_ascii=False),
+        "carried": form.carried_values(),
+        "room_count": len(plan.rooms),
+        "is_batch": _is_batch(app, kind, plan),
+        "needs_approval": kind == SendKind.BROADCAST
+        and app.broadcast_requires_approval,
+    }
+    if len(plan.rooms) > 1:
+        context["estimate"] = batches.describe_estimate(app, kind, len(plan.rooms))
+    if plan.scheduled_at:
+        # Formatted here: the |date filter would convert back to the server's zone.
+        local = plan.scheduled_at.astimezone(ZoneInfo(plan.tz_name))
+        context["scheduled_local"] = f"{local:%a} {local.day} {local:%b %Y, %H:%M}"
+        context["scheduled_utc"] = f"{plan.scheduled_at:%H:%M}"
+    return context
+
+
+def _is_batch(app: ProviderApp, kind: str, plan: SendPlan) -> bool:
+    """Whether the confirmed send goes through a batch instead of right away.
+
+    Many rooms, a scheduled time, or a broadcast waiting for a second manager's
+    approval all need the batch machinery; one room now is sent in the request.
+    """
+    if plan.scheduled_at is not None or len(plan.rooms) > 1:
+        return True
+    return kind == SendKind.BROADCAST and app.broadcast_requires_approval
+
+
+def _initial_from(data: QueryDict, template: MessageTemplate | None) -> dict[str, Any]:
+    initial = {k: v for k, v in data.items() if k not in ("csrfmiddlewaretoken",)}
+    if template is not None:
+        # An empty template field keeps the form's default (the app's sender).
+        initial.update({k: v for k, v in template_initial(template).items() if v})
+        initial["template"] = template.pk
+    return initial
+
+
+@login_required
+@role_required(Role.MANAGER)
+@vary_on_headers("HX-Request")
+def send(request: AuthedHtmxRequest) -> HttpResponse:
+    source = request.POST if request.method == "POST" else request.GET
+    app = _get_enabled_app(source.get("app"))
+    context: dict[str, Any] = {
+        "apps": ProviderApp.objects.filter(enabled=True),
+        "app": app,
+        "step": "form",
+    }
+    if app is None:
+        return _render_send(request, context)
+    kinds = kinds_for(app)
+    kind = source.get("kind")
+    kind = SendKind(kind) if kind in kinds else kinds[0]
+    context.update(kinds=kinds, kind=kind, kind_intro=KIND_INTRO[kind])
+    action = request.POST.get("action", "preview") if request.method == "POST" else ""
+
+    if request.method == "GET" or action == "template":
+        template = (
+            MessageTemplate.objects.usable_for(app, kind)
+            .filter(pk=_int_or_none(source.get("template")))
+            .first()
+        )
+        form = SendForm(initial=_initial_from(source, template), app=app, kind=kind)
+    elif action == "edit":
+        form = SendForm(request.POST, app=app, kind=kind)
+    else:
+        form = SendForm(request.POST, request.FILES, app=app, kind=kind)
+        if form.is_valid():
+            if action == "confirm":
+                return _confirm(request, form, context)
+            context.update(step="preview", **_preview_context(form))
+    context["form"] = form
+    return _render_send(request, context)
+
+
+def _confirm(
+    request: AuthedHtmxRequest, form: SendForm, context: dict[str, Any]
+) -> HttpResponse:
+    plan: SendPlan = form.plan  # type: ignore[assignment]
+    app, kind = form.app, form.kind
+    if _is_batch(app, kind, plan):
+        rooms = [] if kind == SendKind.BROADCAST else plan.rooms
+        try:
+            batch = batches.start_batch(
+                app,
+                kind,
+                plan.fields,
+                rooms,
+                actor=request.user,
+                scheduled_at=plan.scheduled_at,
+            )
+        except SendValidationError as exc:
+            form.add_send_errors(exc.errors)
+            context["form"] = form
+            return _render_send(request, context)
+        except batches.BatchError as exc:
+            form.add_error(None, str(exc))
+            context["form"] = form
+            return _render_send(request, context)
+        logger.info(
+            "batch started batch=%s app=%s kind=%s rooms=%s user=%s",
+            batch.pk,
+            app.pk,
+            kind,
+            len(rooms),
+            request.user.pk,
+        )
+        messages.success(request, _batch_message(kind, len(rooms), plan))
+        url = reverse("messaging:batch-detail", args=[batch.pk])
+        if request.htmx:
+            return HttpResponseClientRedirect(url)
+        return redirect(url)
+    room = plan.rooms[0] if plan.rooms else None
+    try:
+        record, result = send_message(
+            app, kind, plan.request_fields(room), actor=request.user
+        )
+    except SendValidationError as exc:
+        # The request changed between preview and confirm (for example the app).
+        form.add_send_errors(exc.errors)
+        context["form"] = form
+        return _render_send(request, context)
+    context.update(
+        step="result",
+        form=form,
+        record=record,
+        result=result,
+        explanation=result.explanation or explain(app.provider, result.error_code),
+        log_url=_log_entry_url(record.pk),
+    )
+    return _render_send(request, context)
+
+
+def _batch_message(kind: str, rooms: int, plan: SendPlan) -> str:
+    if kind == SendKind.BROADCAST and not rooms:
+        what = "Broadcast"
+    else:
+        what = f"Batch of {rooms:,} room{'s' if rooms != 1 else ''}"
+    if plan.scheduled_at:
+        return f"{what} scheduled."
+    return f"{what} started."
+
+
+# --- message templates ----------------------------------------------------------------
+
+
+def _get_template(pk: int) -> MessageTemplate:
+    return get_object_or_404(MessageTemplate, pk=pk)
+
+
+@login_required
+@role_required(Role.MANAGER)
+@vary_on_headers("HX-Request")
+def template_list(request: AuthedHtmxRequest) -> HttpResponse:
+    query = request.GET.get("q", "").strip()
+    templates = MessageTemplate.objects.select_related("app").search(query)
+    template = "messaging/template_list.html"
+    if _wants_fragment(request):
+        template += "#template-table"
+    return render(request, template, {"templates": templates, "q": query})
+
+
+def _template_form_page(
+    request: AuthedHtmxRequest, form: MessageTemplateForm, obj: MessageTemplate | None
+) -> HttpResponse:
+    template = "messaging/template_form.html"
+    if _wants_fragment(request) and request.method == "GET":
+        template += "#template-fields"
+    return render(request, template, {"form": form, "object": obj})
+
+
+@login_required
+@role_required(Role.MANAGER)
+@vary_on_headers("HX-Request")
+def template_create(request: AuthedHtmxRequest) -> HttpResponse:
+    if request.method == "POST":
+        form = MessageTemplateForm(request.POST)
+        if form.is_valid():
+            obj = form.save(commit=False)
+            obj.created_by = request.user
+            obj.save()
+            messages.success(request, f"Template “{obj.name}” saved.")
+            return redirect("messaging:template-list")
+    else:
+        # The kind select swaps in its fields with a GET carrying what was typed.
+        form = MessageTemplateForm(
+            initial={"kind": SendKind.TEXT, **request.GET.dict()}
+        )
+    return _template_form_page(request, form, None)
+
+
+@login_required
+@role_required(Role.MANAGER)
+@vary_on_headers("HX-Request")
+def template_edit(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
+    obj = _get_template(pk)
+    if request.method == "POST":
+        form = MessageTemplateForm(request.POST, instance=obj)
+        if form.is_valid():
+            form.save()
+            messages.success(request, f"Template “{obj.name}” saved.")
+            return redirect("messaging:template-list")
+    else:
+        form = MessageTemplateForm(instance=obj, initial=request.GET.dict())
+    return _template_form_page(request, form, obj)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+@role_required(Role.MANAGER)
+def template_delete(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
+    obj = _get_template(pk)
+    if request.method == "POST":
+        obj.delete()
+        messages.success(request, f"Template “{obj.name}” deleted.")
+        return redirect("messaging:template-list")
+    return render(request, "messaging/template_delete.html", {"object": obj})
