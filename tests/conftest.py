@@ -7,6 +7,19 @@ from liveadmin.roles import Role
 from tests.factories import make_user
 
 
+@pytest.fixture(autouse=True)
+def fresh_webhook_state():
+    """Each test starts with no compiled rules or buffered decisions from an earlier one: the
+    webhook keeps both in process memory, and a rolled-back test can reuse a rules version."""
+    from webhooks import hotpath
+    from webhooks.recorder import recorder
+
+    hotpath.rules.reset()
+    recorder.discard()
+    yield
+    recorder.discard()
+
+
 @pytest.fixture
 def manager(db):
     return make_user("manager1", role=Role.MANAGER)

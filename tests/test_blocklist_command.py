@@ -10,17 +10,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from tests.factories import make_app, make_user
-from webhooks import hotpath
 from webhooks.models import Blocklist, BlocklistChange, BlocklistEntry
-from webhooks.recorder import recorder
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def fresh_webhook_state():
-    hotpath.rules.reset()
-    recorder.discard()
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from django.utils import timezone
 from tests.conftest import client_for
 from tests.factories import make_app
 from tests.webhook_support import OK, post_webhook, text_body, webhook_url
-from webhooks import hotpath, services
+from webhooks import services
 from webhooks.models import (
     Blocklist,
     BlocklistChange,
@@ -25,14 +25,6 @@ from webhooks.models import (
 from webhooks.recorder import recorder
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def fresh_webhook_state():
-    hotpath.rules.reset()
-    recorder.discard()
-    yield
-    recorder.discard()
 
 
 @pytest.fixture

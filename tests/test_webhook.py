@@ -30,14 +30,6 @@ from webhooks.recorder import recorder
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def fresh_webhook_state():
-    hotpath.rules.reset()
-    recorder.discard()
-    yield
-    recorder.discard()
-
-
 @pytest.fixture
 def app(db):
     return make_app(name="live-app")

@@ -12,7 +12,7 @@ import pytest
 from messaging.sandbox.models import SandboxMessage
 from tests.factories import make_app, make_sandbox_app
 from tests.sandbox_support import tencent_url
-from webhooks import hotpath, services
+from webhooks import services
 from webhooks.models import Decision
 from webhooks.recorder import recorder
 
@@ -20,14 +20,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 TEXT = ("live_engine_http_srv", "send_text_msg")
 CUSTOM = ("live_engine_http_srv", "send_custom_msg")
-
-
-@pytest.fixture(autouse=True)
-def fresh_webhook_state():
-    hotpath.rules.reset()
-    recorder.discard()
-    yield
-    recorder.discard()
 
 
 @pytest.fixture

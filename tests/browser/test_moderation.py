@@ -10,17 +10,9 @@ from liveadmin.roles import Role
 from tests.browser.conftest import login
 from tests.factories import PASSWORD, make_app, make_user
 from tests.webhook_support import text_body, webhook_url
-from webhooks import hotpath
 from webhooks.models import BlocklistEntry
-from webhooks.recorder import recorder
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(autouse=True)
-def fresh_webhook_state():
-    hotpath.rules.reset()
-    recorder.discard()
 
 
 def ask_webhook(base_url: str, app, text: str) -> dict:
