@@ -465,6 +465,16 @@ TENCENT_SCENARIOS: dict[str, tuple[int, Callable[..., SendResult]]] = {
     "webhook forbids": (10016, _webhook(1)),
     "webhook forbids with its code": (10150, _webhook(10150, "spam")),
     "webhook down, fail closed": (80003, _webhook_down_fail_closed),
+    "internal error (sandbox trigger)": (
+        100001,
+        lambda sb: _send(sb, "text", {**TEXT_BODY, "RoomId": "sandbox-fail-100001"}),
+    ),
+    "broadcast internal error (sandbox trigger)": (
+        10002,
+        lambda sb: _send(
+            sb, "broadcast", {**BROADCAST_BODY, "From_Account": "sandbox-fail-10002"}
+        ),
+    ),
     "broadcast without Random": (
         10004,
         lambda sb: _send(sb, "broadcast", {"MsgBody": BROADCAST_BODY["MsgBody"]}),
@@ -640,6 +650,10 @@ ZEGO_SCENARIOS: dict[str, tuple[int, Callable[..., SendResult]]] = {
         lambda sb: _zego_send(sb, {**COMMAND, "RoomId": "nowhere"}),
     ),
     "rate limit": (206, _zego_rate),
+    "gateway internal error (sandbox trigger)": (
+        100000015,
+        lambda sb: _zego_send(sb, {**COMMAND, "RoomId": "sandbox-fail-100000015"}),
+    ),
 }
 
 

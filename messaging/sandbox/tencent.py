@@ -67,6 +67,15 @@ MSG_TOO_LONG = 80002
 
 _request_seq = itertools.count(1)
 
+# Test mode, like a payment sandbox's magic card numbers: no input provokes the providers'
+# internal errors, so a room ID (or a broadcast's From_Account) "sandbox-fail-<code>" answers
+# with that code, for trying how a client handles them.
+FORCED_FAILURE_PREFIX = "sandbox-fail-"
+FORCEABLE_FAILURES = {
+    LIVE_INTERNAL: "internal error, please try again (sandbox test trigger)",
+    GROUP_INTERNAL: "internal error, please try again (sandbox test trigger)",
+}
+
 
 class ApiError(Exception):
     def __init__(self, code: int, info: str) -> None:
@@ -188,6 +197,14 @@ def _account(body: dict, name: str, code: int, *, required: bool) -> str | None:
     if _utf8_len(value) > ACCOUNT_MAX_BYTES:
         raise ApiError(code, f"{name} is at most {ACCOUNT_MAX_BYTES} bytes")
     return value
+
+
+def raise_forced_failure(value: str | None) -> None:
+    """Answer a forceable code when ``value`` is its test trigger (see FORCED_FAILURE_PREFIX)."""
+    if value and value.startswith(FORCED_FAILURE_PREFIX):
+        code = value.removeprefix(FORCED_FAILURE_PREFIX)
+        if code.isdigit() and int(code) in FORCEABLE_FAILURES:
+            raise ApiError(int(code), FORCEABLE_FAILURES[int(code)])
 
 
 def _room(call: Call, room_id: str) -> SandboxRoom:
@@ -354,6 +371,7 @@ def send_room_message(call: Call, command: str, body: dict) -> dict[str, Any]:
     """send_text_msg / send_custom_msg; returns the nested Response."""
     check_api_rate(call, command)
     room_id = _string(body, "RoomId", LIVE_BAD_PARAM)
+    raise_forced_failure(room_id)
     if command == "send_text_msg":
         kind = MessageKind.TEXT
         sender, msg_body, ccd = text_message(body)
@@ -447,6 +465,7 @@ def send_broadcast(call: Call, body: dict) -> dict[str, Any]:
         _account(body, "From_Account", GROUP_BAD_PARAM, required=False)
         or call.identifier
     )
+    raise_forced_failure(sender)
     random = body.get("Random")
     if (
         random is None

@@ -97,6 +97,9 @@ def send_custom_command(app: SandboxApp, query: Any, request_id: str) -> dict[st
         raise ZegoError(1008, "MessageContent is empty")
     if len(content.encode()) > MAX_CONTENT_BYTES:
         raise ZegoError(50012, "MessageContent is longer than 1024 bytes")
+    if room_id == "sandbox-fail-100000015":
+        # Test trigger (see tencent.FORCED_FAILURE_PREFIX): the gateway's internal error.
+        raise ZegoError(100000015, "gateway internal error (sandbox test trigger)")
     room = SandboxRoom.objects.filter(app=app, room_id=room_id).first()
     if room is None:
         raise ZegoError(50001, f"room {room_id} does not exist")
