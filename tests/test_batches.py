@@ -21,7 +21,13 @@ from messaging.sandbox.models import SandboxApp, SandboxMessage
 from messaging.services import batches
 from messaging.services.sending import SendValidationError
 from tests.conftest import client_for
-from tests.factories import make_app, make_batch, make_sandbox_app, make_user
+from tests.factories import (
+    make_app,
+    make_batch,
+    make_sandbox_app,
+    make_send_record,
+    make_user,
+)
 from tests.sandbox_support import WebhookReceiver
 
 TEXT = {"sender": "host-1", "text": "The show starts in 5 minutes"}
@@ -378,7 +384,11 @@ def test_it_recovers_rows_a_dead_worker_claimed(
     SendRecord.objects.filter(pk=c.pk).update(claimed_at=timezone.now())
     with django_capture_on_commit_callbacks() as callbacks:
         result = batches.recover_sends()
-    assert result == {"released": [a.pk], "requeued_batches": [batch.pk]}
+    assert result == {
+        "released": [a.pk],
+        "requeued_batches": [batch.pk],
+        "interrupted": [],
+    }
     assert len(callbacks) == 1
     a.refresh_from_db()
     b.refresh_from_db()
@@ -387,7 +397,11 @@ def test_it_recovers_rows_a_dead_worker_claimed(
     assert (b.outcome, b.claimed_at) == (Outcome.OK, long_ago)
     assert c.claimed_at is not None
     # Nothing stale any more: the next run leaves everything alone.
-    assert batches.recover_sends() == {"released": [], "requeued_batches": []}
+    assert batches.recover_sends() == {
+        "released": [],
+        "requeued_batches": [],
+        "interrupted": [],
+    }
 
 
 @pytest.mark.django_db
@@ -400,6 +414,35 @@ def test_it_requeues_a_running_batch_whose_tasks_were_lost(manager, settings):
         started_at=timezone.now() - timedelta(minutes=5)
     )
     assert batches.recover_sends()["requeued_batches"] == [batch.pk]
+
+
+@pytest.mark.django_db
+def test_it_closes_a_direct_send_interrupted_mid_request(manager, settings):
+    settings.SEND_CLAIM_TIMEOUT = 60
+    app = make_app()
+    long_ago = timezone.now() - timedelta(minutes=5)
+    # A direct send whose process died before the answer was written, one still in
+    # flight, and a batch row (recovered by re-sending, never closed this way).
+    lost = make_send_record(
+        app=app, user=manager, outcome=Outcome.WAITING, created_at=long_ago
+    )
+    in_flight = make_send_record(app=app, user=manager, outcome=Outcome.WAITING)
+    batch = batches.start_batch(app, "text", TEXT, ["a"], actor=manager)
+    SendRecord.objects.filter(batch=batch).update(claimed_at=long_ago)
+
+    result = batches.recover_sends()
+
+    assert result["interrupted"] == [lost.pk]
+    lost.refresh_from_db()
+    in_flight.refresh_from_db()
+    assert (lost.outcome, lost.retryable) == (Outcome.FAILED, False)
+    assert lost.error_info == batches.INTERRUPTED_INFO
+    assert lost.attempts == 1  # not sent again
+    assert in_flight.outcome == Outcome.WAITING
+    assert set(
+        SendRecord.objects.filter(batch=batch).values_list("outcome", flat=True)
+    ) == {Outcome.WAITING}
+    assert batches.recover_sends()["interrupted"] == []
 
 
 # --- pages ----------------------------------------------------------------------

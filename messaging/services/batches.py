@@ -548,13 +548,48 @@ def recover_sends() -> dict[str, list[int]]:
         if batch.status == BatchStatus.RUNNING:
             dispatch_batch(batch)
             requeued.append(pk)
-    if released or requeued:
+    interrupted = close_interrupted_direct_sends(cutoff)
+    if released or requeued or interrupted:
         logger.warning(
-            "recovered sends: released %s stale claims, re-queued batches %s",
+            "recovered sends: released %s stale claims, re-queued batches %s, "
+            "closed interrupted direct sends %s",
             released,
             requeued,
+            interrupted,
         )
-    return {"released": [pk for pk, _ in stale], "requeued_batches": requeued}
+    return {
+        "released": [pk for pk, _ in stale],
+        "requeued_batches": requeued,
+        "interrupted": interrupted,
+    }
+
+
+INTERRUPTED_INFO = (
+    "The send was interrupted before the provider's answer was recorded (the process "
+    "stopped mid-request). It may or may not have been delivered: check the room "
+    "before sending it again."
+)
+
+
+def close_interrupted_direct_sends(cutoff) -> list[int]:
+    """Close direct (non-batch) sends still waiting long after they were made.
+
+    A direct send is made and answered within one request, so one still waiting past
+    the claim timeout lost its process mid-request. It is not sent again (text and
+    custom messages carry no de-duplication Random, so a resend could deliver twice);
+    it is marked failed with an explanation, so the log never keeps a send waiting
+    forever.
+    """
+    ids = list(
+        SendRecord.objects.filter(
+            outcome=Outcome.WAITING, batch__isnull=True, created_at__lt=cutoff
+        ).values_list("id", flat=True)
+    )
+    if ids:
+        SendRecord.objects.filter(pk__in=ids, outcome=Outcome.WAITING).update(
+            outcome=Outcome.FAILED, retryable=False, error_info=INTERRUPTED_INFO
+        )
+    return ids
 
 
 def wait_for_batch(batch: Batch, *, poll: float = 0.2) -> Batch:
