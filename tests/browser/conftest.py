@@ -55,3 +55,14 @@ def login(page, username: str, password: str) -> None:
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url("**/")
+
+
+def follow_nav(page, label: str) -> None:
+    """Click a main-navigation link and wait for the new page's load event, when htmx has
+    bound its listeners (acting earlier can race with the navigation)."""
+    link = page.get_by_role("navigation", name="Main").get_by_role(
+        "link", name=label, exact=True
+    )
+    href = link.get_attribute("href")
+    link.click()
+    page.wait_for_url(f"**{href}")

@@ -9,7 +9,7 @@ import pytest
 
 from liveadmin.roles import Role
 from messaging.services.audit import EXPORT_HEADER
-from tests.browser.conftest import login
+from tests.browser.conftest import follow_nav, login
 from tests.factories import PASSWORD, make_app, make_send_record, make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -36,9 +36,7 @@ def test_it_lets_an_auditor_filter_the_log_and_download_the_csv(page):
     ]
 
     login(page, auditor.username, PASSWORD)
-    page.get_by_role("navigation", name="Main").get_by_role(
-        "link", name="Send log"
-    ).click()
+    follow_nav(page, "Send log")
     rows = page.locator("#audit-table tbody tr")
     assert rows.count() == 3
 

@@ -7,7 +7,7 @@ import urllib.request
 import pytest
 
 from liveadmin.roles import Role
-from tests.browser.conftest import login
+from tests.browser.conftest import follow_nav, login
 from tests.factories import PASSWORD, make_app, make_user
 from tests.webhook_support import text_body, webhook_url
 from webhooks.models import BlocklistEntry
@@ -29,8 +29,7 @@ def test_it_lets_a_moderator_add_a_word_and_try_a_message(page, live_server):
     app = make_app(name="Browser live app")
     moderator = make_user("browser-mod", role=Role.MODERATOR)
     login(page, moderator.username, PASSWORD)
-    nav = page.get_by_role("navigation", name="Main")
-    nav.get_by_role("link", name="Blocklists").click()
+    follow_nav(page, "Blocklists")
 
     page.get_by_label("Name").fill("Browser words")
     page.get_by_role("button", name="Create list").click()
@@ -67,7 +66,7 @@ def test_it_lets_a_moderator_add_a_word_and_try_a_message(page, live_server):
         "ErrorCode": 10150,
     }
 
-    nav.get_by_role("link", name="Try a message").click()
+    follow_nav(page, "Try a message")
     page.get_by_label("App").select_option(label="Browser live app")
     page.get_by_label("Message text").fill("ｊａｃｋｐｏｔ time")
     page.get_by_role("button", name="Try it").click()
@@ -77,7 +76,7 @@ def test_it_lets_a_moderator_add_a_word_and_try_a_message(page, live_server):
     assert page.locator("#try-result").get_by_role("cell", name="jackpot").is_visible()
 
     # Edit it inline: discard instead.
-    nav.get_by_role("link", name="Blocklists").click()
+    follow_nav(page, "Blocklists")
     page.get_by_role("link", name="Browser words").click()
     row = page.locator(f"#entry-{entry.pk}")
     row.get_by_role("link", name="Edit").click()

@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 from liveadmin.roles import Role
 from messaging.models import MessageTemplate, SendRecord
 from messaging.sandbox.models import SandboxMessage
-from tests.browser.conftest import login
+from tests.browser.conftest import follow_nav, login
 from tests.factories import PASSWORD, make_app, make_sandbox_app, make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -26,7 +26,12 @@ def manager_page(page):
 
 
 def pick_app(page, app) -> None:
-    page.get_by_label("App", exact=True).select_option(str(app.pk))
+    select = page.get_by_label("App", exact=True)
+    select.wait_for()
+    # htmx binds its change listener once the page has loaded; picking earlier (right
+    # after a click on a link) would change the select with nothing listening.
+    page.wait_for_load_state("load")
+    select.select_option(str(app.pk))
 
 
 def test_it_sends_a_text_message_to_the_sandbox_and_finds_it_in_the_log(
@@ -35,9 +40,7 @@ def test_it_sends_a_text_message_to_the_sandbox_and_finds_it_in_the_log(
     page = manager_page
     app = make_app(name="Sandbox app", base_url=live_server.url + "/sandbox")
     make_sandbox_app(app, rooms=("room-1",))
-    page.get_by_role("navigation", name="Main").get_by_role(
-        "link", name="Send", exact=True
-    ).click()
+    follow_nav(page, "Send")
     pick_app(page, app)
     page.get_by_role("textbox", name="Room IDs", exact=True).fill("room-1")
     page.get_by_role("textbox", name="Text", exact=True).fill("Welcome to the show!")
@@ -61,9 +64,7 @@ def test_it_sends_a_text_message_to_the_sandbox_and_finds_it_in_the_log(
     result.get_by_role("link", name="Open in the send log").click()
     expect(page.get_by_role("heading", level=1)).to_contain_text(f"Send #{record.pk}")
     expect(page.get_by_text(record.request_id, exact=True)).to_be_visible()
-    page.get_by_role("navigation", name="Main").get_by_role(
-        "link", name="My sends"
-    ).click()
+    follow_nav(page, "My sends")
     expect(page.locator("table")).to_contain_text("room-1")
 
 
