@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -159,6 +160,7 @@ def _detail_context(
         "sort": sort,
         "q": q,
         "kind": kind,
+        "query": urlencode({"sort": sort, "q": q, "kind": kind}),
         "kinds": services.KINDS,
         "form": form or EntryForm(),
         "import_form": ImportForm(),
