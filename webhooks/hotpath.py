@@ -22,7 +22,7 @@ from typing import Any
 from django.conf import settings
 
 from webhooks import version
-from webhooks.matching import Rule, RuleSet, Verdict
+from webhooks.matching import Rule, RuleSet
 from webhooks.recorder import recorder
 
 logger = logging.getLogger(__name__)
@@ -313,24 +313,6 @@ def parse_before_send(body: dict) -> tuple[dict[str, Any], Reply | None]:
 # --- the decision ---------------------------------------------------------------
 
 
-def response_for(verdict: Verdict) -> dict[str, Any]:
-    """The documented answer (provider-docs 004): allow 0, forbid 1 or 10100-10200
-    with ErrorInfo, discard 2, modify = 0 with MsgBody / CloudCustomData."""
-    answer: dict[str, Any] = {
-        "ActionStatus": "OK",
-        "ErrorInfo": verdict.error_info
-        if verdict.action in ("forbid", "forbid_code")
-        else "",
-        "ErrorCode": verdict.error_code,
-    }
-    if verdict.action == "mask":
-        if verdict.msg_body is not None:
-            answer["MsgBody"] = verdict.msg_body
-        if verdict.cloud_custom_data is not None:
-            answer["CloudCustomData"] = verdict.cloud_custom_data
-    return answer
-
-
 def fail_policy(app: AppRules) -> dict[str, Any]:
     if app.fail_closed:
         return {"ActionStatus": "OK", "ErrorInfo": "", "ErrorCode": 1}
@@ -364,7 +346,7 @@ def decide(app: AppRules, fields: dict[str, Any], *, now: float | None = None):
         )
     except Exception as exc:
         raise InternalFailure(f"{type(exc).__name__}: {exc}") from exc
-    return verdict, response_for(verdict)
+    return verdict, verdict.response()
 
 
 def answer(query: Mapping[str, str], body: bytes, *, now: float | None = None) -> Reply:
