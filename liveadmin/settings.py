@@ -317,3 +317,5 @@ WEBHOOK_VERSION_CHECK_SECONDS = float(
 WEBHOOK_RECORD_IN_BACKGROUND = env_bool("WEBHOOK_RECORD_IN_BACKGROUND", not TESTING)
 WEBHOOK_RECORD_BATCH = env_int("WEBHOOK_RECORD_BATCH", 200)
 WEBHOOK_RECORD_SECONDS = float(os.environ.get("WEBHOOK_RECORD_SECONDS", "1.0"))
+# Decision rows kept in memory while the database refuses writes (the oldest go first).
+WEBHOOK_RECORD_MAX_PENDING = env_int("WEBHOOK_RECORD_MAX_PENDING", 100_000)

@@ -22,7 +22,7 @@ from typing import Any
 from django.conf import settings
 
 from webhooks import version
-from webhooks.matching import Rule, RuleSet
+from webhooks.matching import DOCUMENTED_STRINGS, Rule, RuleSet
 from webhooks.recorder import recorder
 
 logger = logging.getLogger(__name__)
@@ -40,7 +40,9 @@ class Reply:
     reason: str = ""  # why a call was refused (counted), or "" when answered
 
     def json(self) -> bytes:
-        return json.dumps(self.payload, ensure_ascii=False).encode()
+        # ASCII escapes: a lone surrogate echoed back in a masked text stays valid JSON
+        # (a UTF-8 encode of it would raise).
+        return json.dumps(self.payload).encode()
 
 
 class InternalFailure(Exception):
@@ -241,6 +243,12 @@ rules = RulesCache()
 # --- request checks -------------------------------------------------------------
 
 
+def _is_number(value: str) -> bool:
+    """ASCII digits only, at most 20 of them: str.isdigit() alone accepts "²" and other
+    digits int() refuses, and int() refuses more than 4,300 digits."""
+    return 0 < len(value) <= 20 and value.isascii() and value.isdigit()
+
+
 def valid_sign(token: str, request_time: str, sign: str) -> bool:
     """Sign = sha256hex(token + RequestTime) (PROVIDERS.md 3.2). The hex case is
     UNCONFIRMED, so compare lower-cased, in constant time."""
@@ -254,7 +262,7 @@ def _check_signature(
     sign, request_time = query.get("Sign", ""), query.get("RequestTime", "")
     if not sign or not request_time:
         return error("Sign and RequestTime are required for this app", 401, "no_sign")
-    if not request_time.isdigit():
+    if not _is_number(request_time):
         return error("RequestTime must be Unix seconds", 400, "bad_request_time")
     if not valid_sign(app.token, request_time, sign):
         return error("wrong Sign", 401, "bad_sign")
@@ -301,6 +309,12 @@ def parse_before_send(body: dict) -> tuple[dict[str, Any], Reply | None]:
                 400,
                 "bad_field",
             )
+        content = element["MsgContent"]
+        for key in DOCUMENTED_STRINGS.get(element["MsgType"].lower(), ()):
+            if key in content and not isinstance(content[key], str):
+                return out, error(
+                    f"MsgBody[{i}].MsgContent.{key} must be a string", 400, "bad_field"
+                )
     random = body.get("Random")
     if random is not None and (type(random) is not int or not 0 <= random < 2**32):
         return out, error("Random must be a 32-bit unsigned integer", 400, "bad_field")
@@ -356,7 +370,7 @@ def answer(query: Mapping[str, str], body: bytes, *, now: float | None = None) -
     if len(body) > settings.WEBHOOK_MAX_BODY:
         return error("body over 1 MB", 413, "too_large")
     raw_appid = query.get("SdkAppid", "")
-    if not raw_appid.isdigit():
+    if not _is_number(raw_appid):
         what = "is missing" if not raw_appid else "must be a number"
         return error(f"SdkAppid {what}", 400, "bad_sdkappid")
     command = query.get("CallbackCommand", "")

@@ -119,6 +119,15 @@ TEXT_FIELDS: dict[str, tuple[str, ...]] = {
     "TIMRelayElem": ("Title", "CompatibleText", "AbstractList"),
 }
 
+# Fields the provider documents as strings (PROVIDERS.md section 4), by lower-cased MsgType: a
+# call that sends another type there is refused (400) rather than scanned as something else.
+DOCUMENTED_STRINGS: dict[str, tuple[str, ...]] = {
+    "timtextelem": ("Text",),
+    "timcustomelem": ("Data", "Desc", "Ext", "Sound"),
+    "timfaceelem": ("Data",),
+    "timlocationelem": ("Desc",),
+}
+
 
 @dataclass(frozen=True)
 class Rule:
@@ -219,6 +228,7 @@ _UNSAFE = regex.compile(
 _NO_SPACE_SCRIPT = regex.compile(
     r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}\u30fc]"
 )
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _cluster_cache: dict[str, str] = {}
 _CLUSTER_CACHE_MAX = 50_000
 
@@ -252,6 +262,10 @@ class NormText:
             self.light = light = text.lower()
             self.strict = light.translate(_ASCII_NON_WORD)
         else:
+            if _SURROGATE.search(text):
+                # A lone surrogate (legal in JSON escapes) cannot reach the automaton, which
+                # takes UTF-8; U+FFFD keeps every offset where it was.
+                text = _SURROGATE.sub("\ufffd", text)
             cf = text.casefold()
             if (
                 len(cf) == len(text)
