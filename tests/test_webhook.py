@@ -18,7 +18,7 @@ from tests.webhook_support import (
     text_body,
     webhook_url,
 )
-from webhooks import hotpath, services, version
+from webhooks import hotpath, rules_cache, services, version
 from webhooks.models import (
     BlocklistEntry,
     Decision,
@@ -586,7 +586,7 @@ def test_an_entry_stops_matching_when_it_expires(app, shared):
     assert call(app, text_body("soon")).json()["ErrorCode"] == 1
     # The compiled rules carry the expiry: no rebuild is needed for it to lapse.
     fields, _ = hotpath.parse_before_send(text_body("soon"))
-    snapshot = hotpath.rules.get()
+    snapshot = rules_cache.rules.get()
     verdict, _ = hotpath.decide(snapshot.by_pk[app.pk], fields, now=time.time() + 31)
     assert verdict.action == "allow"
 
@@ -672,9 +672,9 @@ def test_a_version_check_without_a_change_rebuilds_nothing(
     settings.WEBHOOK_VERSION_CHECK_SECONDS = 0  # check on every call
     add(shared, "spam")
     call(app, text_body("warm up"))
-    built = hotpath.rules.get().built_at
+    built = rules_cache.rules.get().built_at
     # One cheap version read per call (a Redis GET, or one small SELECT), no rebuild.
     with django_assert_num_queries(0 if settings.REDIS_URL else 3):
         for text in ("hello", "spam", "more"):
             call(app, text_body(text))
-    assert hotpath.rules.get().built_at == built
+    assert rules_cache.rules.get().built_at == built

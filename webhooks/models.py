@@ -13,24 +13,25 @@ from django.db.models import Q
 from django.utils import timezone
 
 from messaging.models import ProviderApp
-
-# The documented range for "forbid and pass my own code and text to the sender".
-FORBID_CODE_MIN, FORBID_CODE_MAX = 10100, 10200
-
-
-class EntryKind(models.TextChoices):
-    WORD = "word", "Word or phrase"
-    WILDCARD = "wildcard", "Wildcard pattern (*)"
-    REGEX = "regex", "Regular expression"
-    USER = "user", "Blocked user ID"
-    ALLOW = "allow", "Allow-list phrase"
+from webhooks.vocabulary import (
+    ACTION_LABELS,
+    DECISION_LABELS,
+    FORBID_CODE_MAX,
+    FORBID_CODE_MIN,
+    KIND_LABELS,
+)
 
 
-class EntryAction(models.TextChoices):
-    FORBID = "forbid", "Forbid (sender gets 10016)"
-    FORBID_CODE = "forbid_code", "Forbid with my code and text"
-    DISCARD = "discard", "Discard silently"
-    MASK = "mask", "Mask with asterisks"
+def _choices(name: str, labels: dict[str, str]) -> Any:
+    """TextChoices built from the vocabulary (webhooks/vocabulary.py), its one home."""
+    return models.TextChoices(
+        name, [(value.upper(), (value, label)) for value, label in labels.items()]
+    )
+
+
+EntryKind = _choices("EntryKind", KIND_LABELS)
+EntryAction = _choices("EntryAction", ACTION_LABELS)
+DecisionAction = _choices("DecisionAction", DECISION_LABELS)
 
 
 class Blocklist(models.Model):
@@ -235,13 +236,6 @@ class BlocklistChange(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise PermissionError("the blocklist change history is append-only")
-
-
-class DecisionAction(models.TextChoices):
-    FORBID = "forbid", "Forbidden"
-    FORBID_CODE = "forbid_code", "Forbidden with code"
-    DISCARD = "discard", "Discarded"
-    MASK = "mask", "Masked"
 
 
 class Decision(models.Model):

@@ -18,19 +18,14 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from messaging.models import ProviderApp
-from webhooks import hotpath, matching, version
+from webhooks import hotpath, matching, rules_cache, version
 from webhooks.models import (
-    FORBID_CODE_MAX,
-    FORBID_CODE_MIN,
     Blocklist,
     BlocklistChange,
     BlocklistEntry,
-    EntryAction,
-    EntryKind,
 )
+from webhooks.vocabulary import ACTIONS, FORBID_CODE_MAX, FORBID_CODE_MIN, KINDS
 
-KINDS = [k.value for k in EntryKind]
-ACTIONS = [a.value for a in EntryAction]
 SHARED_LIST_NAME = "Shared blocklist"
 MAX_TERM = 500
 
@@ -501,11 +496,11 @@ def try_message(
     fields, refused = hotpath.parse_before_send(body)
     if refused:
         raise ValidationError({"body": [refused.payload["error"]]})
-    snapshot = hotpath.rules.get(force_check=True)
+    snapshot = rules_cache.rules.get(force_check=True)
     app_rules = snapshot.by_pk.get(app.pk)
     if app_rules is None:  # created this instant; next check sees it
-        hotpath.rules.mark_dirty()
-        app_rules = hotpath.rules.get().by_pk[app.pk]
+        rules_cache.rules.mark_dirty()
+        app_rules = rules_cache.rules.get().by_pk[app.pk]
     try:
         verdict, response = hotpath.decide(app_rules, fields)
     except hotpath.InternalFailure as exc:

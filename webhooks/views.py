@@ -40,6 +40,7 @@ from webhooks.models import (
     DecisionCount,
     RejectionCount,
 )
+from webhooks.vocabulary import KINDS, VERDICTS
 
 
 class AuthedHtmxRequest(HttpRequest):
@@ -47,7 +48,6 @@ class AuthedHtmxRequest(HttpRequest):
     htmx: HtmxDetails
 
 
-TOTAL_ACTIONS = ["allow", "forbid", "forbid_code", "discard", "mask"]
 ENTRY_SORTS = {
     "hits": ("-hit_count", "term"),
     "term": ("term",),
@@ -161,7 +161,7 @@ def _detail_context(
         "q": q,
         "kind": kind,
         "query": urlencode({"sort": sort, "q": q, "kind": kind}),
-        "kinds": services.KINDS,
+        "kinds": KINDS,
         "form": form or EntryForm(),
         "import_form": ImportForm(),
     }
@@ -402,7 +402,7 @@ def decision_list(request: AuthedHtmxRequest) -> HttpResponse:
             "form": form,
             "page": page,
             "query": _query_without_page(request),
-            "totals": [(action, totals.get(action, 0)) for action in TOTAL_ACTIONS],
+            "totals": [(action, totals.get(action, 0)) for action in VERDICTS],
             "refusals": refusals,
         },
     )

@@ -35,6 +35,7 @@ from messaging.providers.base import (
     unreadable_answer,
     utf8_len,
 )
+from webhooks.vocabulary import FORBID_CODES
 
 logger = logging.getLogger(__name__)
 
@@ -184,8 +185,8 @@ CODES: dict[int, CodeInfo] = {
 }
 
 # Codes 10100..10200 are chosen by the app's own before-send webhook to refuse a
-# message with a reason of its own (seed page 004).
-WEBHOOK_CODES = range(10100, 10201)
+# message with a reason of its own (seed page 004); the range has one home.
+WEBHOOK_CODES = FORBID_CODES
 
 
 def classify(code: int) -> CodeInfo:

@@ -17,6 +17,7 @@ from django.utils.dateparse import parse_datetime
 from messaging.models import ProviderApp
 from webhooks import services
 from webhooks.models import Blocklist
+from webhooks.vocabulary import ACTIONS, KINDS
 
 
 def _bad(message: str) -> CommandError:
@@ -45,8 +46,8 @@ class Command(BaseCommand):
         add = sub.add_parser("add", help="add one entry")
         scope(add)
         add.add_argument("--term", required=True)
-        add.add_argument("--kind", default="word", choices=services.KINDS)
-        add.add_argument("--action", default="forbid", choices=services.ACTIONS)
+        add.add_argument("--kind", default="word", choices=KINDS)
+        add.add_argument("--action", default="forbid", choices=ACTIONS)
         add.add_argument("--code", type=int, help="10100-10200: forbid with this code")
         add.add_argument("--info", default="", help="ErrorInfo shown with --code")
         add.add_argument("--expires", help="ISO date and time")
@@ -55,8 +56,8 @@ class Command(BaseCommand):
         imp = sub.add_parser("import", help="import a TXT, CSV or JSONL file")
         scope(imp)
         imp.add_argument("--file", required=True)
-        imp.add_argument("--kind", default="word", choices=services.KINDS)
-        imp.add_argument("--action", default="forbid", choices=services.ACTIONS)
+        imp.add_argument("--kind", default="word", choices=KINDS)
+        imp.add_argument("--action", default="forbid", choices=ACTIONS)
 
         exp = sub.add_parser(
             "export", help="print every entry, one JSON object per line"

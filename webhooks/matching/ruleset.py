@@ -1,0 +1,580 @@
+"""The compiled rule set of one app: build once per change, then only read."""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import ahocorasick_rs
+import regex
+
+from webhooks.matching.message import iter_texts, mask_message
+from webhooks.matching.normalise import NormText
+from webhooks.matching.regex_safety import (
+    REGEX_BUDGET,
+    REGEX_TIMEOUT,
+    fold_pattern,
+    required_literal,
+)
+from webhooks.matching.verdict import ALLOW, Hit, Rule, Verdict
+from webhooks.vocabulary import (
+    ACTIONS,
+    ERROR_CODE,
+    FORBID_CODE_MAX,
+    FORBID_CODE_MIN,
+    KINDS,
+    RANK,
+)
+
+logger = logging.getLogger(__name__)
+
+# How far a "*" inside a wildcard pattern may stretch (normalised characters).
+MAX_WILDCARD_GAP = 64
+# More overlapping automaton matches than this in one string is a flood (see RuleSet._scan_terms).
+FLOOD_MATCHES = 20_000
+
+
+@dataclass
+class _Term:
+    """One listed term on the automaton: a word/allow rule or one piece of a wildcard."""
+
+    rule_index: int
+    gaps: frozenset[int]  # separator positions inside the listed term (phrase spaces)
+    piece: int = -1  # wildcard piece number, -1 for words and allow entries
+    allow: bool = False
+
+
+@dataclass
+class _Wildcard:
+    rule_index: int
+    pieces: int
+    lead: bool  # pattern starts with "*"
+    trail: bool  # pattern ends with "*"
+
+
+@dataclass
+class _Candidate:
+    rule_index: int
+    field: str
+    start: int  # original coordinates
+    end: int
+
+
+@dataclass
+class RuleSet:
+    """The blocklist entries of one app, compiled: build with :meth:`compile`, then only read.
+
+    ``rules`` are the entries kept (hits refer to them by id); ``skipped`` lists (rule id, reason) for
+    entries that could not be compiled; ``regex_timeouts`` counts searches that ran out of time."""
+
+    rules: list[Rule]
+    skipped: list[tuple[int, str]] = field(default_factory=list)
+    regex_timeouts: int = 0
+    build_seconds: float = 0.0
+    _automaton: object = None
+    _terms: list[list[_Term]] = field(default_factory=list)
+    _wildcards: dict[int, _Wildcard] = field(default_factory=dict)
+    _regexes: list[tuple[int, regex.Pattern, str | None]] = field(default_factory=list)
+    _users: dict[str, list[int]] = field(default_factory=dict)
+    _has_text_rules: bool = False
+    # Regex prefilter: regexes without a required literal always run; the others only when an
+    # automaton over the case-folded text finds their literal.
+    _regex_always: list[tuple[int, regex.Pattern]] = field(default_factory=list)
+    _regex_by_literal: list[list[tuple[int, regex.Pattern]]] = field(
+        default_factory=list
+    )
+    _literal_automaton: object = None
+    # Emoji / symbol-only words and allow entries, matched on the light text: (rule index, is allow).
+    _symbol_terms: list[list[tuple[int, bool]]] = field(default_factory=list)
+    _symbol_automaton: object = None
+
+    @classmethod
+    def compile(cls, rules: Iterable[Rule]) -> RuleSet:
+        started = time.perf_counter()
+        kept: list[Rule] = []
+        skipped: list[tuple[int, str]] = []
+        pattern_index: dict[str, int] = {}
+        patterns: list[str] = []
+        terms: list[list[_Term]] = []
+        wildcards: dict[int, _Wildcard] = {}
+        regexes: list[tuple[int, regex.Pattern, str | None]] = []
+        users: dict[str, list[int]] = {}
+        symbol_index: dict[str, list[tuple[int, bool]]] = {}
+
+        def skip(rule: Rule, reason: str) -> None:
+            skipped.append((rule.id, reason))
+            logger.warning("blocklist rule %s skipped: %s", rule.id, reason)
+
+        def add_term(text: str, term: _Term) -> None:
+            idx = pattern_index.get(text)
+            if idx is None:
+                idx = pattern_index[text] = len(patterns)
+                patterns.append(text)
+                terms.append([])
+            terms[idx].append(term)
+
+        for rule in rules:
+            reason = _invalid_reason(rule)
+            if reason:
+                skip(rule, reason)
+                continue
+            index = len(kept)
+            if rule.kind in ("word", "allow"):
+                norm = NormText(rule.term)
+                if not norm.strict:
+                    # Emoji and symbol-only terms ("🍆", "卍", "$$$") are matched as they stand
+                    # on the light text, where symbols are kept.
+                    symbol = norm.light.strip()
+                    if not symbol:
+                        skip(rule, "nothing to match")
+                        continue
+                    symbol_index.setdefault(symbol, []).append(
+                        (index, rule.kind == "allow")
+                    )
+                    kept.append(rule)
+                    continue
+                add_term(
+                    norm.strict,
+                    _Term(index, _term_gaps(norm), allow=rule.kind == "allow"),
+                )
+            elif rule.kind == "wildcard":
+                raw_pieces = [NormText(p) for p in rule.term.split("*")]
+                pieces = [p for p in raw_pieces if p.strict]
+                if not pieces:
+                    skip(rule, "no letters or digits")
+                    continue
+                for number, piece in enumerate(pieces):
+                    add_term(piece.strict, _Term(index, _term_gaps(piece), number))
+                stripped = rule.term.strip()
+                wildcards[index] = _Wildcard(
+                    index, len(pieces), stripped.startswith("*"), stripped.endswith("*")
+                )
+            elif rule.kind == "regex":
+                try:
+                    folded = fold_pattern(rule.term)
+                    compiled = regex.compile(folded, regex.IGNORECASE)
+                except (regex.error, ValueError, OverflowError, RecursionError) as exc:
+                    skip(rule, f"regex does not compile: {exc}")
+                    continue
+                regexes.append((index, compiled, required_literal(folded)))
+            elif rule.kind == "user":
+                users.setdefault(rule.term, []).append(index)
+            kept.append(rule)
+
+        automaton = None
+        if patterns:
+            automaton = ahocorasick_rs.AhoCorasick(
+                patterns,
+                matchkind=ahocorasick_rs.MatchKind.Standard,
+                store_patterns=False,
+            )
+        regex_always, regex_by_literal, literal_automaton = _regex_prefilter(regexes)
+        ruleset = cls(
+            rules=kept,
+            _regex_always=regex_always,
+            _regex_by_literal=regex_by_literal,
+            _literal_automaton=literal_automaton,
+            skipped=skipped,
+            _automaton=automaton,
+            _terms=terms,
+            _wildcards=wildcards,
+            _regexes=regexes,
+            _users=users,
+            _has_text_rules=bool(patterns or regexes or symbol_index),
+            _symbol_terms=list(symbol_index.values()),
+            _symbol_automaton=(
+                ahocorasick_rs.AhoCorasick(
+                    list(symbol_index), matchkind=ahocorasick_rs.MatchKind.Standard
+                )
+                if symbol_index
+                else None
+            ),
+        )
+        ruleset.build_seconds = time.perf_counter() - started
+        return ruleset
+
+    # -- checking ---------------------------------------------------------------------------------
+    def _active(self, index: int, now: float) -> bool:
+        expires = self.rules[index].expires_at
+        return expires is None or expires > now
+
+    def check(
+        self,
+        *,
+        from_account: str,
+        msg_body: list,
+        cloud_custom_data: str | None,
+        now: float | None = None,
+    ) -> Verdict:
+        if now is None:
+            now = time.time()
+        candidates: list[_Candidate] = []
+        # Blocked users first: an exact dictionary lookup, before any text is normalised.
+        if isinstance(from_account, str) and from_account in self._users:
+            for index in self._users[from_account]:
+                if self._active(index, now):
+                    candidates.append(
+                        _Candidate(index, "From_Account", 0, len(from_account))
+                    )
+        suppressors: list[_Candidate] = []
+        if self._has_text_rules:
+            deadline = time.perf_counter() + REGEX_BUDGET
+            for path, text in iter_texts(msg_body, cloud_custom_data):
+                hits, allows = self._scan(text, path, now, deadline)
+                candidates.extend(hits)
+                suppressors.extend(allows)
+        if not candidates:
+            if suppressors:
+                return Verdict(
+                    "allow", 0, "", tuple(self._hit(c, "allow") for c in suppressors)
+                )
+            return ALLOW
+        return self._verdict(candidates, suppressors, msg_body, cloud_custom_data)
+
+    def scan_text(self, text: str, now: float | None = None) -> list[Hit]:
+        """Hits of one free text (field "text"), allow entries that suppressed something included."""
+        if now is None:
+            now = time.time()
+        hits, allows = self._scan(text, "text", now, time.perf_counter() + REGEX_BUDGET)
+        return [self._hit(c) for c in hits] + [self._hit(c, "allow") for c in allows]
+
+    def _hit(self, cand: _Candidate, action: str | None = None) -> Hit:
+        rule = self.rules[cand.rule_index]
+        return Hit(
+            rule.id, rule.kind, action or rule.action, cand.field, cand.start, cand.end
+        )
+
+    def _scan(
+        self, text: str, path: str, now: float, deadline: float
+    ) -> tuple[list[_Candidate], list[_Candidate]]:
+        """(effective hits, allow matches that suppressed at least one hit) for one string.
+
+        Allow-list suppression compares single occurrences; afterwards the overlapping or touching
+        occurrences of one entry become one hit, so a flood ("哈哈哈哈..." against "哈哈") yields one
+        hit and one masked run rather than thousands."""
+        norm = NormText(text)
+        raw: list[tuple[int, int, int]] = []  # (rule index, light start, light end)
+        allows: list[tuple[int, int, int]] = []
+        if self._automaton is not None and norm.strict:
+            self._scan_terms(norm, now, raw, allows)
+        if self._symbol_automaton is not None and norm.light:
+            for pat, s, e in self._symbol_automaton.find_matches_as_indexes(
+                norm.light, overlapping=True
+            ):
+                for index, allow in self._symbol_terms[pat]:
+                    if self._active(index, now):
+                        (allows if allow else raw).append((index, s, e))
+        if self._regexes and norm.light:
+            self._scan_regexes(norm, now, raw, deadline)
+        if not raw:
+            return [], []
+        used: list[tuple[int, int, int]] = []
+        if allows:
+            raw, used = _suppress(raw, allows)
+        by_rule: dict[int, list[tuple[int, int]]] = {}
+        for index, ls, le in raw:
+            by_rule.setdefault(index, []).append((ls, le))
+        hits = [
+            _Candidate(index, path, *norm.light_span_to_original(ls, le))
+            for index, spans in by_rule.items()
+            for ls, le in _merge(spans)
+        ]
+        hits.sort(key=lambda c: (c.start, c.rule_index))
+        used_by_rule: dict[int, list[tuple[int, int]]] = {}
+        for index, ls, le in used:
+            used_by_rule.setdefault(index, []).append((ls, le))
+        return hits, [
+            _Candidate(index, path, *norm.light_span_to_original(ls, le))
+            for index, spans in used_by_rule.items()
+            for ls, le in _merge(spans)
+        ]
+
+    def _scan_terms(
+        self,
+        norm: NormText,
+        now: float,
+        raw: list[tuple[int, int, int]],
+        allows: list[tuple[int, int, int]],
+    ) -> None:
+        """Words, phrases, wildcard pieces and allow entries: one Aho-Corasick pass."""
+        matches = self._automaton.find_matches_as_indexes(norm.strict, overlapping=True)
+        if not matches:
+            return
+        # A pathological flood (nested terms like "a", "aa", "aaa" over "aaaa...") can produce
+        # hundreds of thousands of overlapping matches; then occurrences of each term are merged
+        # before the allow-list check (slightly coarser exemptions) to stay within the deadline.
+        flood = len(matches) > FLOOD_MATCHES
+        by_pattern: dict[int, list[tuple[int, int]]] = {}
+        for pat, s, e in matches:
+            occurrences = by_pattern.get(pat)
+            if occurrences is None:
+                by_pattern[pat] = [(s, e)]
+            else:
+                occurrences.append((s, e))
+        to_light = norm.strict_span_to_light
+        # Without any separator in the text, every match is trivially aligned.
+        separated = len(norm.strict) != len(norm.light)
+        pieces: dict[int, dict[int, list[tuple[int, int]]]] = {}
+        for pat, occurrences in by_pattern.items():
+            for term in self._terms[pat]:
+                index = term.rule_index
+                if not self._active(index, now):
+                    continue
+                if term.allow:
+                    for s, e in _merge(occurrences) if flood else occurrences:
+                        allows.append((index, *to_light(s, e)))
+                    continue
+                if flood and term.piece < 0:
+                    occurrences = _merge(occurrences)
+                if separated:
+                    aligned = [
+                        (s, e)
+                        for s, e in occurrences
+                        if _aligned(norm, s, e, term.gaps)
+                    ]
+                else:
+                    aligned = occurrences
+                if term.piece >= 0:
+                    pieces.setdefault(index, {})[term.piece] = aligned
+                    continue
+                for s, e in aligned:
+                    raw.append((index, *to_light(s, e)))
+        for index, occurrences in pieces.items():
+            for s, e in _wildcard_matches(norm, self._wildcards[index], occurrences):
+                raw.append((index, *to_light(s, e)))
+
+    def _scan_regexes(
+        self,
+        norm: NormText,
+        now: float,
+        raw: list[tuple[int, int, int]],
+        deadline: float,
+    ) -> None:
+        light = norm.light
+        to_run = self._regex_always
+        if self._literal_automaton is not None:
+            found = self._literal_automaton.find_matches_as_indexes(
+                light, overlapping=True
+            )
+            if found:
+                to_run = list(to_run)
+                for literal in sorted({pat for pat, _, _ in found}):
+                    to_run.extend(self._regex_by_literal[literal])
+                to_run.sort(key=lambda item: item[0])
+        for index, pattern in to_run:
+            if not self._active(index, now):
+                continue
+            # Each search has its own time bound, and all the searches of one message share a
+            # budget, so a hundred slow patterns cannot add up past the provider's deadline.
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                self.regex_timeouts += 1
+                logger.warning(
+                    "blocklist regex budget spent; rule %s skipped",
+                    self.rules[index].id,
+                )
+                continue
+            try:
+                spans = [
+                    m.span()
+                    for m in pattern.finditer(
+                        light, timeout=min(REGEX_TIMEOUT, remaining)
+                    )
+                    if m.end() > m.start()
+                ]
+            except TimeoutError:
+                self.regex_timeouts += 1
+                logger.warning(
+                    "blocklist regex rule %s timed out on %s characters",
+                    self.rules[index].id,
+                    len(norm.original),
+                )
+                continue
+            raw.extend((index, s, e) for s, e in spans)
+
+    def _verdict(
+        self,
+        candidates: list[_Candidate],
+        suppressors: list[_Candidate],
+        msg_body,
+        cloud_custom_data,
+    ) -> Verdict:
+        hits = tuple(self._hit(c) for c in candidates) + tuple(
+            self._hit(c, "allow") for c in suppressors
+        )
+        # Strongest action wins; among equals the first hit (users come first) decides.
+        best = max(candidates, key=lambda c: RANK[self.rules[c.rule_index].action])
+        best_rule = self.rules[best.rule_index]
+        action = best_rule.action
+        if action == "forbid_code":
+            return Verdict(action, int(best_rule.code), best_rule.info, hits)
+        if action != "mask":
+            return Verdict(action, ERROR_CODE[action], "", hits)
+        masks: dict[str, list[tuple[int, int]]] = {}
+        mask_all = False
+        for cand in candidates:
+            if cand.field == "From_Account":
+                mask_all = True
+            else:
+                masks.setdefault(cand.field, []).append((cand.start, cand.end))
+        new_body, new_ccd = mask_message(
+            msg_body, cloud_custom_data, masks, mask_all=mask_all
+        )
+        return Verdict(
+            "mask", 0, "", hits, msg_body=new_body, cloud_custom_data=new_ccd
+        )
+
+
+def _regex_prefilter(
+    regexes: list[tuple[int, regex.Pattern, str | None]],
+) -> tuple[
+    list[tuple[int, regex.Pattern]], list[list[tuple[int, regex.Pattern]]], object
+]:
+    """(regexes that always run, regexes grouped by required literal, automaton over the literals)."""
+    always: list[tuple[int, regex.Pattern]] = []
+    by_literal: list[list[tuple[int, regex.Pattern]]] = []
+    literal_index: dict[str, int] = {}
+    for index, compiled, literal in regexes:
+        if literal is None:
+            always.append((index, compiled))
+            continue
+        if literal not in literal_index:
+            literal_index[literal] = len(by_literal)
+            by_literal.append([])
+        by_literal[literal_index[literal]].append((index, compiled))
+    automaton = None
+    if literal_index:
+        automaton = ahocorasick_rs.AhoCorasick(
+            list(literal_index), matchkind=ahocorasick_rs.MatchKind.Standard
+        )
+    return always, by_literal, automaton
+
+
+def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Union of overlapping or touching spans, in order."""
+    if len(spans) < 2:
+        return spans
+    out: list[tuple[int, int]] = []
+    for s, e in sorted(spans):
+        if out and s <= out[-1][1]:
+            if e > out[-1][1]:
+                out[-1] = (out[-1][0], e)
+        else:
+            out.append((s, e))
+    return out
+
+
+def _suppress(
+    raw: list[tuple[int, int, int]], allows: list[tuple[int, int, int]]
+) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]]:
+    """Drop the hits (rule index, start, end) an allow match covers; return (kept hits, the allow
+    matches that covered one).
+
+    Sorted by start with a running "furthest end", so a flood of hits and allow matches in one long
+    message ("哈哈哈..." against both "哈哈" and "哈哈哈") stays O((hits + allows) log allows)."""
+    ordered = sorted(allows, key=lambda a: a[1])
+    starts = [a[1] for a in ordered]
+    reach: list[
+        int
+    ] = []  # index in ordered of the furthest-reaching allow among the first i+1
+    for i, allow in enumerate(ordered):
+        reach.append(i if not reach or allow[2] > ordered[reach[-1]][2] else reach[-1])
+    kept: list[tuple[int, int, int]] = []
+    used: set[int] = set()
+    for hit in raw:
+        i = bisect.bisect_right(starts, hit[1]) - 1
+        if i >= 0 and ordered[reach[i]][2] >= hit[2]:
+            used.add(reach[i])
+        else:
+            kept.append(hit)
+    return kept, [ordered[i] for i in sorted(used)]
+
+
+_NO_GAPS: frozenset[int] = frozenset()
+
+
+def _term_gaps(norm: NormText) -> frozenset[int]:
+    """Where separators split a listed term (the spaces of a phrase)."""
+    if len(norm.strict) == len(norm.light):
+        return _NO_GAPS
+    return frozenset(norm.gaps(0, len(norm.strict)))
+
+
+def _invalid_reason(rule: Rule) -> str | None:
+    if rule.kind not in KINDS:
+        return f"unknown kind {rule.kind!r}"
+    if rule.kind != "allow" and rule.action not in ACTIONS:
+        return f"unknown action {rule.action!r}"
+    if not isinstance(rule.term, str) or not rule.term:
+        return "empty term"
+    if (
+        rule.kind != "allow"
+        and rule.action == "forbid_code"
+        and (
+            not isinstance(rule.code, int)
+            or not FORBID_CODE_MIN <= rule.code <= FORBID_CODE_MAX
+        )
+    ):
+        return f"forbid_code needs a code in {FORBID_CODE_MIN}..{FORBID_CODE_MAX}"
+    return None
+
+
+def _aligned(norm: NormText, s: int, e: int, term_gaps: frozenset[int]) -> bool:
+    """A match split by separators the term does not have must sit on word boundaries (see module doc)."""
+    if not norm.has_gap_inside(s, e):
+        return True
+    if norm.gaps(s, e) <= term_gaps:
+        return True
+    return norm.boundary_before(s) and norm.boundary_before(e)
+
+
+def _wildcard_matches(
+    norm: NormText, wildcard: _Wildcard, occurrences: dict[int, list[tuple[int, int]]]
+) -> list[tuple[int, int]]:
+    """Spans (strict coordinates) where the wildcard's pieces occur in order, as the module doc says.
+
+    Linear in the number of occurrences: the next piece is found by bisection, and an occurrence
+    inside a span already found is skipped (a "*cat*" flood stretches to its word only once)."""
+    if len(occurrences) < wildcard.pieces:
+        return []
+    found: list[tuple[int, int]] = []
+    last = wildcard.pieces - 1
+    ordered = [sorted(occurrences[p]) for p in range(wildcard.pieces)]
+    starts = [[s for s, _ in piece] for piece in ordered]
+    covered = -1
+    for s0, e0 in ordered[0]:
+        if s0 < covered:
+            continue
+        if not wildcard.lead and not norm.boundary_before(s0):
+            continue
+        end = e0
+        for p in range(1, wildcard.pieces):
+            chosen = None
+            for k in range(bisect.bisect_left(starts[p], end), len(ordered[p])):
+                s, e = ordered[p][k]
+                if s - end > MAX_WILDCARD_GAP or norm.has_gap_inside(end, s):
+                    break
+                if p == last and not wildcard.trail and not norm.boundary_before(e):
+                    continue
+                chosen = e
+                break
+            if chosen is None:
+                break
+            end = chosen
+        else:
+            if last == 0 and not wildcard.trail and not norm.boundary_before(end):
+                continue
+            start = s0
+            # "*" at an end stretches the hit over the rest of the word, so a mask hides it all.
+            if wildcard.lead:
+                while not norm.boundary_before(start):
+                    start -= 1
+            if wildcard.trail:
+                while not norm.boundary_before(end):
+                    end += 1
+            found.append((start, end))
+            covered = end
+    return found
