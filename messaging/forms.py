@@ -118,7 +118,8 @@ class ProviderAppForm(forms.ModelForm):
         return value.rstrip("/")
 
     def clean(self) -> dict:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         provider, region = data.get("provider"), data.get("region")
         if provider and region and region not in REGIONS.get(provider, {}):
             labels = ", ".join(label for label, _ in REGIONS[provider].values())
@@ -214,7 +215,8 @@ class AuditFilterForm(forms.Form):
         return self._clean_cursor("before")
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         since, until = data.get("since"), data.get("until")
         if since and until and until <= since:
             self.add_error("until", "Must be later than “From”.")

@@ -14,7 +14,7 @@ import io
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django import forms
@@ -244,7 +244,9 @@ class SendForm(forms.Form):
     def __init__(self, *args: Any, app: ProviderApp, kind: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.app, self.kind = app, SendKind(kind)
-        self.fields["template"].queryset = MessageTemplate.objects.usable_for(app, kind)
+        cast(
+            forms.ModelChoiceField, self.fields["template"]
+        ).queryset = MessageTemplate.objects.usable_for(app, kind)
         self.room_list: RoomList | None = None
         self.plan: SendPlan | None = None
         room_fields: dict[str, forms.Field] = {}
@@ -342,7 +344,8 @@ class SendForm(forms.Form):
         return users
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if self.kind in (SendKind.TEXT, SendKind.CUSTOM):
             self._clean_rooms(data)
         scheduled = self._clean_schedule(data)
@@ -530,8 +533,9 @@ class MessageTemplateForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["app"].queryset = ProviderApp.objects.filter(enabled=True)
-        self.fields["app"].empty_label = "All apps"
+        app_field = cast(forms.ModelChoiceField, self.fields["app"])
+        app_field.queryset = ProviderApp.objects.filter(enabled=True)
+        app_field.empty_label = "All apps"
         self.fields[
             "app"
         ].help_text = "Empty: offered for every app whose provider has this kind."
@@ -540,7 +544,7 @@ class MessageTemplateForm(forms.ModelForm):
         ].help_text = (
             "Text, custom and broadcast are Tencent kinds; custom command is ZEGO."
         )
-        self.fields["kind"].choices = SendKind.choices
+        cast(forms.ChoiceField, self.fields["kind"]).choices = SendKind.choices
         kind = self._kind()
         self.message_field_names: list[str] = []
         if kind:
@@ -563,7 +567,8 @@ class MessageTemplateForm(forms.ModelForm):
         return raw if raw in SendKind.values else ""
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         app, kind = data.get("app"), data.get("kind")
         if app and kind and kind not in PROVIDER_KINDS[app.provider]:
             names = ", ".join(

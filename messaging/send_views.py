@@ -15,15 +15,14 @@ from zoneinfo import ZoneInfo
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.models import User
-from django.http import HttpRequest, HttpResponse, QueryDict
+from django.http import HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_http_methods
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
-from django_htmx.middleware import HtmxDetails
 
+from liveadmin.http import AuthedHtmxRequest
 from liveadmin.roles import Role, role_required
 from messaging.models import MessageTemplate, ProviderApp, SendKind
 from messaging.providers import explain
@@ -39,11 +38,6 @@ from messaging.services import batches
 from messaging.services.sending import SendValidationError, send_message
 
 logger = logging.getLogger(__name__)
-
-
-class AuthedHtmxRequest(HttpRequest):
-    user: User
-    htmx: HtmxDetails
 
 
 def _int_or_none(raw: str | None) -> int | None:
@@ -115,7 +109,9 @@ def _is_batch(app: ProviderApp, kind: str, plan: SendPlan) -> bool:
 
 
 def _initial_from(data: QueryDict, template: MessageTemplate | None) -> dict[str, Any]:
-    initial = {k: v for k, v in data.items() if k not in ("csrfmiddlewaretoken",)}
+    initial: dict[str, Any] = {
+        k: v for k, v in data.items() if k not in ("csrfmiddlewaretoken",)
+    }
     if template is not None:
         # An empty template field keeps the form's default (the app's sender).
         initial.update({k: v for k, v in template_initial(template).items() if v})

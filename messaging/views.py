@@ -6,11 +6,11 @@ from datetime import tzinfo
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.models import User
 from django.http import (
     HttpRequest,
     HttpResponse,
     HttpResponseBadRequest,
+    HttpResponseBase,
     QueryDict,
     StreamingHttpResponse,
 )
@@ -18,8 +18,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
-from django_htmx.middleware import HtmxDetails
 
+from liveadmin.http import AuthedHtmxRequest
 from liveadmin.roles import Role, has_role, role_required
 from messaging.forms import AuditFilterForm, ProviderAppForm
 from messaging.models import ProviderApp, SendRecord
@@ -85,11 +85,6 @@ def app_toggle(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 # --- audit log ------------------------------------------------------------------
-
-
-class AuthedHtmxRequest(HttpRequest):
-    user: User
-    htmx: HtmxDetails
 
 
 def _request_timezone(request: HttpRequest) -> tzinfo:
@@ -183,7 +178,7 @@ def audit_detail(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
 @login_required
 @require_GET
 @role_required(Role.AUDITOR, Role.MANAGER)
-def audit_export(request: AuthedHtmxRequest) -> HttpResponse:
+def audit_export(request: AuthedHtmxRequest) -> HttpResponseBase:
     """The filtered log as CSV, streamed: constant memory whatever its size."""
     with timezone.override(_request_timezone(request)):
         form = AuditFilterForm(
@@ -192,7 +187,10 @@ def audit_export(request: AuthedHtmxRequest) -> HttpResponse:
         if not form.is_valid():
             return HttpResponseBadRequest(
                 "Bad filter: "
-                + "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()),
+                + "; ".join(
+                    f"{k}: {' '.join(str(m) for m in v)}"
+                    for k, v in form.errors.items()
+                ),
                 content_type="text/plain; charset=utf-8",
             )
         records = filter_send_log(
