@@ -4,10 +4,9 @@ from typing import Any
 
 from django import forms
 from django.contrib.auth import get_user_model
-from django.core.validators import URLValidator
 
-from messaging.models import Outcome, Provider, ProviderApp, SendKind
-from messaging.providers.regions import REGIONS
+from messaging.models import Outcome, ProviderApp, SendKind
+from messaging.services import apps
 from messaging.services.audit import Cursor, LogFilter
 
 
@@ -84,48 +83,24 @@ class ProviderAppForm(forms.ModelForm):
         self.initial.pop("secret_key", None)
         self.initial.pop("webhook_token", None)
 
+    # Validation is the service's, shared with the addapp command.
     def clean_app_id(self) -> int:
-        raw = self.cleaned_data["app_id"].strip()
-        if not raw.isdigit():
-            raise forms.ValidationError("The SDKAppID must be a number, digits only.")
-        value = int(raw)
-        if value <= 0 or value > 2**32 - 1:
-            raise forms.ValidationError(
-                "The SDKAppID must be between 1 and 4294967295."
-            )
-        return value
+        return apps.clean_app_id(self.cleaned_data["app_id"])
 
     def clean_identifier(self) -> str:
-        value = self.cleaned_data["identifier"].strip()
-        if not value:
-            raise forms.ValidationError("The admin identifier cannot be empty.")
-        return value
+        return apps.clean_identifier(self.cleaned_data["identifier"])
 
     def clean_base_url(self) -> str:
-        value = self.cleaned_data["base_url"].strip()
-        if not value:
-            return ""
-        if not value.lower().startswith(("http://", "https://")):
-            raise forms.ValidationError(
-                "The base URL must start with http:// or https://."
-            )
-        try:
-            URLValidator(schemes=["http", "https"])(value)
-        except forms.ValidationError:
-            raise forms.ValidationError(
-                "Enter a full URL, like https://api.example.com/im."
-            ) from None
-        return value.rstrip("/")
+        return apps.clean_base_url(self.cleaned_data["base_url"])
 
     def clean(self) -> dict:
         super().clean()
         data = self.cleaned_data
         provider, region = data.get("provider"), data.get("region")
-        if provider and region and region not in REGIONS.get(provider, {}):
-            labels = ", ".join(label for label, _ in REGIONS[provider].values())
-            self.add_error(
-                "region", f"Pick a {Provider(provider).label} region: {labels}."
-            )
+        if provider and region:
+            problem = apps.region_error(provider, region)
+            if problem:
+                self.add_error("region", problem)
         return data
 
     def save(self, commit: bool = True) -> ProviderApp:
