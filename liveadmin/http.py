@@ -18,3 +18,9 @@ class AuthedHtmxRequest(HtmxRequest):
     """A request of a signed-in user (views behind ``login_required``)."""
 
     user: User
+
+
+def wants_fragment(request: HtmxRequest) -> bool:
+    """An htmx request for a page's fragment (CONVENTIONS.md 10)."""
+    # htmx restoring a page from history (a cache miss after Back) needs the whole page.
+    return bool(request.htmx) and not request.htmx.history_restore_request
