@@ -10,10 +10,8 @@ from webhooks import services
 from webhooks.models import (
     Blocklist,
     BlocklistChange,
-    DecisionAction,
-    EntryAction,
-    EntryKind,
 )
+from webhooks.vocabulary import ACTION_CHOICES, DECISION_CHOICES, KIND_CHOICES
 
 MAX_IMPORT_BYTES = 5 * 1024 * 1024
 
@@ -44,9 +42,9 @@ class BlocklistForm(forms.ModelForm):
 class EntryForm(forms.Form):
     """One entry; validation is the service's (the import uses the same rules)."""
 
-    kind = forms.ChoiceField(choices=EntryKind.choices, initial=EntryKind.WORD)
+    kind = forms.ChoiceField(choices=KIND_CHOICES, initial="word")
     term = forms.CharField(max_length=services.MAX_TERM, strip=True)
-    action = forms.ChoiceField(choices=EntryAction.choices, initial=EntryAction.FORBID)
+    action = forms.ChoiceField(choices=ACTION_CHOICES, initial="forbid")
     code = forms.IntegerField(
         required=False,
         label="Error code",
@@ -69,7 +67,8 @@ class EntryForm(forms.Form):
     note = forms.CharField(required=False, max_length=500)
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if "term" not in data or "kind" not in data or "action" not in data:
             return data
         if data["action"] in ("discard", "mask") or data["kind"] == "allow":
@@ -102,13 +101,13 @@ class ImportForm(forms.Form):
         help_text="TXT (one term per line), CSV (term, kind, action, code, info, expires_at, note) or JSONL."
     )
     kind = forms.ChoiceField(
-        choices=EntryKind.choices,
-        initial=EntryKind.WORD,
+        choices=KIND_CHOICES,
+        initial="word",
         label="Kind when a line has none",
     )
     action = forms.ChoiceField(
-        choices=EntryAction.choices,
-        initial=EntryAction.FORBID,
+        choices=ACTION_CHOICES,
+        initial="forbid",
         label="Action when a line has none",
     )
 
@@ -159,7 +158,8 @@ class TryForm(forms.Form):
         return value
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if not data.get("text") and not data.get("body") and not self.has_error("body"):
             self.add_error("text", "Type a message, or paste a body.")
         return data
@@ -170,7 +170,7 @@ class DecisionFilterForm(forms.Form):
         queryset=ProviderApp.objects.all(), required=False, empty_label="All apps"
     )
     action = forms.ChoiceField(
-        choices=[("", "All actions"), *DecisionAction.choices], required=False
+        choices=[("", "All actions"), *DECISION_CHOICES], required=False
     )
     room = forms.CharField(required=False, max_length=128)
     sender = forms.CharField(required=False, max_length=128)

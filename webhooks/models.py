@@ -13,25 +13,15 @@ from django.db.models import Q
 from django.utils import timezone
 
 from messaging.models import ProviderApp
+
+# Kinds, actions and the own-code range have one home: webhooks/vocabulary.py.
 from webhooks.vocabulary import (
-    ACTION_LABELS,
-    DECISION_LABELS,
+    ACTION_CHOICES,
+    DECISION_CHOICES,
     FORBID_CODE_MAX,
     FORBID_CODE_MIN,
-    KIND_LABELS,
+    KIND_CHOICES,
 )
-
-
-def _choices(name: str, labels: dict[str, str]) -> Any:
-    """TextChoices built from the vocabulary (webhooks/vocabulary.py), its one home."""
-    return models.TextChoices(
-        name, [(value.upper(), (value, label)) for value, label in labels.items()]
-    )
-
-
-EntryKind = _choices("EntryKind", KIND_LABELS)
-EntryAction = _choices("EntryAction", ACTION_LABELS)
-DecisionAction = _choices("DecisionAction", DECISION_LABELS)
 
 
 class Blocklist(models.Model):
@@ -62,13 +52,13 @@ class Blocklist(models.Model):
 
     @property
     def scope(self) -> str:
-        return self.app.name if self.app_id else "all apps"
+        return self.app.name if self.app is not None else "all apps"
 
     def snapshot(self) -> dict[str, Any]:
         """What the change history keeps of this list."""
         return {
             "name": self.name,
-            "app": self.app.name if self.app_id else None,
+            "app": self.app.name if self.app is not None else None,
             "enabled": self.enabled,
             "note": self.note,
         }
@@ -91,16 +81,12 @@ class BlocklistEntry(models.Model):
     blocklist = models.ForeignKey(
         Blocklist, on_delete=models.CASCADE, related_name="entries"
     )
-    kind = models.CharField(
-        max_length=16, choices=EntryKind.choices, default=EntryKind.WORD
-    )
+    kind = models.CharField(max_length=16, choices=KIND_CHOICES, default="word")
     term = models.CharField(max_length=500)
     # What duplicates are judged on: words and wildcards differing only in case or
     # width (NFKC) match the same messages, so they are the same entry.
     term_key = models.CharField(max_length=500, editable=False, default="")
-    action = models.CharField(
-        max_length=16, choices=EntryAction.choices, default=EntryAction.FORBID
-    )
+    action = models.CharField(max_length=16, choices=ACTION_CHOICES, default="forbid")
     code = models.PositiveIntegerField(
         null=True,
         blank=True,
@@ -247,7 +233,7 @@ class Decision(models.Model):
     )
     room_id = models.CharField(max_length=128, blank=True, default="")
     sender = models.CharField(max_length=128, blank=True, default="")
-    action = models.CharField(max_length=16, choices=DecisionAction.choices)
+    action = models.CharField(max_length=16, choices=DECISION_CHOICES)
     error_code = models.IntegerField(default=0)
     entry_ids = models.JSONField(default=list)
     # The flattened text that was checked, for reading and searching.

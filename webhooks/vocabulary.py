@@ -30,6 +30,10 @@ DECISION_LABELS: dict[str, str] = {
     "discard": "Discarded",
     "mask": "Masked",
 }
+# Choices for model fields and forms, built from the labels above.
+KIND_CHOICES: list[tuple[str, str]] = list(KIND_LABELS.items())
+ACTION_CHOICES: list[tuple[str, str]] = list(ACTION_LABELS.items())
+DECISION_CHOICES: list[tuple[str, str]] = list(DECISION_LABELS.items())
 # Every answer the webhook can give (allowed messages are only counted).
 VERDICTS: tuple[str, ...] = ("allow", *ACTIONS)
 

@@ -181,7 +181,7 @@ class NormText:
         return run_light[i] + (k - run_strict[i])
 
     def light_span_to_original(self, ls: int, le: int) -> tuple[int, int]:
-        if self._lstart is None:
+        if self._lstart is None or self._lend is None:
             return ls, le
         if le <= ls:
             return self._lstart[ls], self._lstart[ls]

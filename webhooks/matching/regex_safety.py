@@ -11,8 +11,8 @@ from webhooks.matching.normalise import _fold_cluster
 # The stdlib's regex parser, used only to find a literal every match must contain (a prefilter). A
 # future Python may move it; the prefilter is then off and every regex runs.
 try:
-    from re import _constants as _sre_constants
-    from re import _parser as _sre_parser
+    from re import _constants as _sre_constants  # type: ignore[attr-defined]
+    from re import _parser as _sre_parser  # type: ignore[attr-defined]
 except ImportError:  # pragma: no cover
     _sre_parser = None
 

@@ -74,7 +74,7 @@ class RuleSet:
     skipped: list[tuple[int, str]] = field(default_factory=list)
     regex_timeouts: int = 0
     build_seconds: float = 0.0
-    _automaton: object = None
+    _automaton: ahocorasick_rs.AhoCorasick | None = None
     _terms: list[list[_Term]] = field(default_factory=list)
     _wildcards: dict[int, _Wildcard] = field(default_factory=dict)
     _regexes: list[tuple[int, regex.Pattern, str | None]] = field(default_factory=list)
@@ -86,10 +86,10 @@ class RuleSet:
     _regex_by_literal: list[list[tuple[int, regex.Pattern]]] = field(
         default_factory=list
     )
-    _literal_automaton: object = None
+    _literal_automaton: ahocorasick_rs.AhoCorasick | None = None
     # Emoji / symbol-only words and allow entries, matched on the light text: (rule index, is allow).
     _symbol_terms: list[list[tuple[int, bool]]] = field(default_factory=list)
-    _symbol_automaton: object = None
+    _symbol_automaton: ahocorasick_rs.AhoCorasick | None = None
 
     @classmethod
     def compile(cls, rules: Iterable[Rule]) -> RuleSet:
@@ -300,6 +300,7 @@ class RuleSet:
         allows: list[tuple[int, int, int]],
     ) -> None:
         """Words, phrases, wildcard pieces and allow entries: one Aho-Corasick pass."""
+        assert self._automaton is not None  # the caller checked
         matches = self._automaton.find_matches_as_indexes(norm.strict, overlapping=True)
         if not matches:
             return
@@ -342,8 +343,8 @@ class RuleSet:
                     continue
                 for s, e in aligned:
                     raw.append((index, *to_light(s, e)))
-        for index, occurrences in pieces.items():
-            for s, e in _wildcard_matches(norm, self._wildcards[index], occurrences):
+        for index, piece_spans in pieces.items():
+            for s, e in _wildcard_matches(norm, self._wildcards[index], piece_spans):
                 raw.append((index, *to_light(s, e)))
 
     def _scan_regexes(
@@ -410,7 +411,8 @@ class RuleSet:
         best_rule = self.rules[best.rule_index]
         action = best_rule.action
         if action == "forbid_code":
-            return Verdict(action, int(best_rule.code), best_rule.info, hits)
+            assert best_rule.code is not None  # Rule's validation requires it
+            return Verdict(action, best_rule.code, best_rule.info, hits)
         if action != "mask":
             return Verdict(action, ERROR_CODE[action], "", hits)
         masks: dict[str, list[tuple[int, int]]] = {}
@@ -431,7 +433,9 @@ class RuleSet:
 def _regex_prefilter(
     regexes: list[tuple[int, regex.Pattern, str | None]],
 ) -> tuple[
-    list[tuple[int, regex.Pattern]], list[list[tuple[int, regex.Pattern]]], object
+    list[tuple[int, regex.Pattern]],
+    list[list[tuple[int, regex.Pattern]]],
+    ahocorasick_rs.AhoCorasick | None,
 ]:
     """(regexes that always run, regexes grouped by required literal, automaton over the literals)."""
     always: list[tuple[int, regex.Pattern]] = []
