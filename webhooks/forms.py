@@ -65,6 +65,16 @@ class EntryForm(forms.Form):
         ),
     )
     note = forms.CharField(required=False, max_length=500)
+    exact = forms.BooleanField(
+        required=False,
+        label="Exact spelling",
+        help_text="No accent or look-alike folding: “bád” and “bаd” (Cyrillic а) no longer match “bad”.",
+    )
+    leet = forms.BooleanField(
+        required=False,
+        label="Leet",
+        help_text="Also read digits and symbols as letters: 0 o, 1 i l, 3 e, 4 a, 5 s, 7 t, @ a, $ s.",
+    )
 
     def clean(self) -> dict[str, Any]:
         super().clean()
@@ -81,6 +91,8 @@ class EntryForm(forms.Form):
             action=data["action"],
             code=data.get("code"),
             info=data.get("info", ""),
+            exact=data.get("exact", False),
+            leet=data.get("leet", False),
         )
         for name, messages in errors.items():
             for message in messages:
@@ -92,13 +104,22 @@ class EntryForm(forms.Form):
         d = self.cleaned_data
         return {
             k: d.get(k)
-            for k in ("kind", "term", "action", "code", "info", "expires_at")
+            for k in (
+                "kind",
+                "term",
+                "action",
+                "code",
+                "info",
+                "expires_at",
+                "exact",
+                "leet",
+            )
         } | {"note": d.get("note", "")}
 
 
 class ImportForm(forms.Form):
     file = forms.FileField(
-        help_text="TXT (one term per line), CSV (term, kind, action, code, info, expires_at, note) or JSONL."
+        help_text="TXT (one term per line), CSV (term, kind, action, code, info, expires_at, note, exact, leet) or JSONL."
     )
     kind = forms.ChoiceField(
         choices=KIND_CHOICES,
@@ -110,6 +131,8 @@ class ImportForm(forms.Form):
         initial="forbid",
         label="Action when a line has none",
     )
+    exact = forms.BooleanField(required=False, label="Exact when a line does not say")
+    leet = forms.BooleanField(required=False, label="Leet when a line does not say")
 
     def clean_file(self) -> tuple[str, str]:
         upload = self.cleaned_data["file"]

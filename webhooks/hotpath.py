@@ -20,7 +20,7 @@ from typing import Any
 
 from django.conf import settings
 
-from webhooks.matching import DOCUMENTED_STRINGS
+from webhooks.matching import DOCUMENTED_STRINGS, iter_texts
 from webhooks.recorder import recorder
 from webhooks.rules_cache import AppRules, rules
 
@@ -146,17 +146,8 @@ def fail_policy(app: AppRules) -> dict[str, Any]:
 
 
 def message_text(msg_body: list, cloud_custom_data: str | None) -> str:
-    """The text a moderator reads in the decision log."""
-    parts: list[str] = []
-    for element in msg_body:
-        content = element.get("MsgContent") or {}
-        for key in ("Text", "Data", "Desc", "Ext"):
-            value = content.get(key)
-            if isinstance(value, str) and value:
-                parts.append(value)
-    if cloud_custom_data:
-        parts.append(cloud_custom_data)
-    return " | ".join(parts)
+    """The text a moderator reads in the decision log: every text the matcher read."""
+    return " | ".join(text for _, text in iter_texts(msg_body, cloud_custom_data))
 
 
 def decide(app: AppRules, fields: dict[str, Any], *, now: float | None = None):

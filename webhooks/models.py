@@ -105,6 +105,14 @@ class BlocklistEntry(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True)
     note = models.CharField(max_length=500, blank=True, default="")
     enabled = models.BooleanField(default=True)
+    exact = models.BooleanField(
+        default=False,
+        help_text="Match only this spelling: no accent or look-alike folding.",
+    )
+    leet = models.BooleanField(
+        default=False,
+        help_text="Also read digits and symbols as letters (0 o, 1 i l, 3 e, 4 a, 5 s, 7 t, @ a, $ s).",
+    )
     added_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -159,6 +167,8 @@ class BlocklistEntry(models.Model):
             "expires_at": self.expires_at.isoformat() if self.expires_at else None,
             "note": self.note,
             "enabled": self.enabled,
+            "exact": self.exact,
+            "leet": self.leet,
         }
 
 

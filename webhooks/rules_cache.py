@@ -58,6 +58,8 @@ def rule_from_row(row: Mapping[str, Any]) -> Rule:
         code=row["code"],
         info=row["info"],
         expires_at=expires.timestamp() if expires is not None else None,
+        exact=row["exact"],
+        leet=row["leet"],
     )
 
 
@@ -81,6 +83,8 @@ def load_snapshot(token: str) -> Snapshot:
             "code",
             "info",
             "expires_at",
+            "exact",
+            "leet",
             "blocklist__app_id",
         )
     )

@@ -234,6 +234,8 @@ def entry_edit(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
                 "info": entry.info,
                 "expires_at": entry.expires_at,
                 "note": entry.note,
+                "exact": entry.exact,
+                "leet": entry.leet,
             },
         )
     template = "webhooks/entry_form.html"
@@ -296,6 +298,8 @@ def blocklist_import(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
             actor=request.user,
             default_kind=form.cleaned_data["kind"],
             default_action=form.cleaned_data["action"],
+            default_exact=form.cleaned_data["exact"],
+            default_leet=form.cleaned_data["leet"],
         )
     return render(
         request,

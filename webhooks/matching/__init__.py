@@ -6,19 +6,28 @@ blocklist change and then only read, so one instance can serve every request (an
 
 Matching model (documented for moderators; the webhook helper links here):
 
-* Every text-carrying element is inspected: ``TIMTextElem.Text``; ``TIMCustomElem`` ``Data``, ``Desc``,
-  ``Ext``; ``TIMFaceElem.Data``; ``TIMLocationElem.Desc``; ``TIMRelayElem`` ``Title`` /
-  ``CompatibleText`` / ``AbstractList``; and ``CloudCustomData``. A string that is a JSON object or array
-  (``send_custom_msg`` wraps ``{"BusinessId": ..., "Data": ...}`` into ``Data``; ``ExtensionInfo`` arrives as
-  ``CloudCustomData``) is parsed and each string value inside it is inspected on its own, so a hit is reported
-  as e.g. ``MsgBody[0].Data.Data`` and masking re-serialises valid JSON. Keys are structure, not text, and
-  are not inspected. Unreadable parts of a malformed body are skipped, never raised on.
+* Every string a room may show is inspected (message.py): every string value of every element's
+  ``MsgContent``, whatever the ``MsgType``, and ``CloudCustomData``. A string that is a JSON object or
+  array (``send_custom_msg`` wraps ``{"BusinessId": ..., "Data": ...}`` into ``Data``; ``ExtensionInfo``
+  arrives as ``CloudCustomData``) is parsed and each key and string value inside it is inspected on its
+  own, at any depth, so a hit is reported as e.g. ``MsgBody[0].Data.Data`` (a key as
+  ``MsgBody[0].Data.casino:key``) and masking re-serialises valid JSON. The plain string fields of
+  consecutive elements and ``CloudCustomData`` are also read joined, so a word split across them is
+  caught (and masked in every field it touches). Unreadable parts are skipped, never raised on.
+* Folding (fold.py), by default for every entry: accents and other marks removed after NFD, look-alike
+  letters of other scripts mapped to the Latin letter (Unicode TR39 confusables from
+  ``confusable-homoglyphs``, plus small capitals and letters with strokes by their Unicode names), text
+  under right-to-left overrides also read in displayed order (python-bidi), HTML entities and
+  percent-escapes also read decoded. An entry marked *exact* opts out of accent and look-alike folding;
+  an entry marked *leet* also reads ``0 o, 1 i l, 3 e, 4 a, 5 s, 7 t, @ a, $ s``. CJK is never folded.
 * Normalisation sees through simple evasion: the text is NFKC-normalised (full-width and half-width
   forms, ligatures, circled and mathematical letters; a letter and its combining marks compose first)
   and case-folded; zero-width and other format characters (ZWSP, ZWJ, word joiner, BOM, soft hyphen,
   bidi controls, tags), variation selectors, Hangul fillers and stacked diacritics ("zalgo") are
-  removed. Accents that compose into a letter are kept: "bád" is not "bad". Hits and masks are mapped
-  back to the original characters (a full-width or zero-width-split word is masked whole).
+  removed. Accents that compose into a letter are kept in this light form (an exact entry sees it:
+  "bád" is not "bad"); folding then removes them for the other entries. Hits and masks are mapped back
+  to the original characters (a full-width or zero-width-split word is masked whole; a hit in displayed
+  order masks its whole field).
 * Words, phrases and wildcard pieces are compared on the *letters, digits and marks only* form of that
   text: spaces, punctuation and symbols are ignored, both in the text and in the listed term ("bad word"
   matches "b.a.d  w-o r d" and "badword"). A word made only of emoji or symbols ("🍆", "卍", "$$$")
@@ -65,11 +74,12 @@ its automaton (a DFA for small lists, a contiguous NFA for large ones, whose bui
 than a DFA's at 100,000 terms).
 """
 
+from webhooks.matching.fold import FOLD, LEET, readings
 from webhooks.matching.message import (
     DOCUMENTED_STRINGS,
     MAX_JSON_DEPTH,
-    TEXT_FIELDS,
     iter_texts,
+    joinable_texts,
     mask_message,
 )
 from webhooks.matching.normalise import NormText, normalise
@@ -98,7 +108,6 @@ __all__ = [
     "MAX_WILDCARD_GAP",
     "REGEX_BUDGET",
     "REGEX_TIMEOUT",
-    "TEXT_FIELDS",
     "Hit",
     "NormText",
     "Rule",
@@ -107,6 +116,10 @@ __all__ = [
     "compile_regex_or_error",
     "fold_pattern",
     "iter_texts",
+    "readings",
+    "FOLD",
+    "LEET",
+    "joinable_texts",
     "mask_message",
     "normalise",
     "required_literal",

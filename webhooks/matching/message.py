@@ -8,15 +8,6 @@ from collections.abc import Iterator
 # JSON strings nested in JSON strings are unwrapped this many levels deep.
 MAX_JSON_DEPTH = 3
 
-# MsgContent keys that carry text, per element type (PROVIDERS.md section 4).
-TEXT_FIELDS: dict[str, tuple[str, ...]] = {
-    "TIMTextElem": ("Text",),
-    "TIMCustomElem": ("Data", "Desc", "Ext"),
-    "TIMFaceElem": ("Data",),
-    "TIMLocationElem": ("Desc",),
-    "TIMRelayElem": ("Title", "CompatibleText", "AbstractList"),
-}
-
 # Fields the provider documents as strings (PROVIDERS.md section 4), by lower-cased MsgType: a
 # call that sends another type there is refused (400) rather than scanned as something else.
 DOCUMENTED_STRINGS: dict[str, tuple[str, ...]] = {
@@ -66,7 +57,12 @@ def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
     return result
 
 
-def _iter_value(value, path: str, depth: int) -> Iterator[tuple[str, str]]:
+def _key_path(path: str, key: str) -> str:
+    """The path of a JSON object's key itself (keys are scanned too: a client may show them)."""
+    return f"{path}.{key}:key"
+
+
+def _iter_value(value: object, path: str, depth: int) -> Iterator[tuple[str, str]]:
     if isinstance(value, str):
         parsed = _parse_container(value) if depth < MAX_JSON_DEPTH else None
         if parsed is None:
@@ -76,32 +72,54 @@ def _iter_value(value, path: str, depth: int) -> Iterator[tuple[str, str]]:
             yield from _iter_value(parsed, path, depth + 1)
     elif isinstance(value, dict):
         for key, item in value.items():
+            if isinstance(key, str) and key:
+                yield _key_path(path, key), key
             yield from _iter_value(item, f"{path}.{key}", depth)
     elif isinstance(value, list):
         for index, item in enumerate(value):
             yield from _iter_value(item, f"{path}[{index}]", depth)
 
 
-def iter_texts(msg_body, cloud_custom_data) -> Iterator[tuple[str, str]]:
-    """(field path, text) for every inspected string of a message; skips what cannot be read."""
+def _contents(msg_body: object) -> Iterator[tuple[int, dict]]:
+    """(index, MsgContent) of every element, whatever its MsgType."""
     if isinstance(msg_body, list):
         for index, element in enumerate(msg_body):
-            if not isinstance(element, dict):
-                continue
-            msg_type = element.get("MsgType")
-            content = element.get("MsgContent")
-            if not isinstance(msg_type, str) or not isinstance(content, dict):
-                continue
-            for key in TEXT_FIELDS.get(msg_type, ()):
-                value = content.get(key)
-                if isinstance(value, str):
-                    yield from _iter_value(value, f"MsgBody[{index}].{key}", 0)
-                elif isinstance(value, list) and key == "AbstractList":
-                    yield from _iter_value(
-                        value, f"MsgBody[{index}].{key}", MAX_JSON_DEPTH
-                    )
+            if isinstance(element, dict):
+                content = element.get("MsgContent")
+                if isinstance(content, dict):
+                    yield index, content
+
+
+def iter_texts(
+    msg_body: object, cloud_custom_data: object
+) -> Iterator[tuple[str, str]]:
+    """(field path, text) for every string a room may show: every string value of every
+    element's MsgContent whatever the MsgType, keys and values of JSON inside them at any
+    depth, and CloudCustomData. Skips what cannot be read, never raises."""
+    for index, content in _contents(msg_body):
+        for key, value in content.items():
+            yield from _iter_value(value, f"MsgBody[{index}].{key}", 0)
     if isinstance(cloud_custom_data, str):
         yield from _iter_value(cloud_custom_data, "CloudCustomData", 0)
+
+
+def joinable_texts(
+    msg_body: object, cloud_custom_data: object
+) -> list[tuple[str, str]]:
+    """The plain (not JSON) string fields of the elements, in order, then CloudCustomData: the
+    texts a room shows one after the other, so a word split across two of them is read whole."""
+    out: list[tuple[str, str]] = []
+    for index, content in _contents(msg_body):
+        for key, value in content.items():
+            if isinstance(value, str) and value and _parse_container(value) is None:
+                out.append((f"MsgBody[{index}].{key}", value))
+    if (
+        isinstance(cloud_custom_data, str)
+        and cloud_custom_data
+        and _parse_container(cloud_custom_data) is None
+    ):
+        out.append(("CloudCustomData", cloud_custom_data))
+    return out
 
 
 def _mask_string(value: str, spans: list[tuple[int, int]]) -> str:
@@ -121,12 +139,12 @@ def _mask_string(value: str, spans: list[tuple[int, int]]) -> str:
 
 
 def _mask_value(
-    value,
+    value: object,
     path: str,
     depth: int,
     masks: dict[str, list[tuple[int, int]]],
     mask_all: bool,
-):
+) -> object:
     """Masked copy of value (str, dict or list), following the same paths as _iter_value."""
     if isinstance(value, str):
         parsed = _parse_container(value) if depth < MAX_JSON_DEPTH else None
@@ -140,10 +158,12 @@ def _mask_value(
             return value
         return json.dumps(new, ensure_ascii=False, separators=(",", ":"))
     if isinstance(value, dict):
-        return {
-            k: _mask_value(v, f"{path}.{k}", depth, masks, mask_all)
-            for k, v in value.items()
-        }
+        out = {}
+        for k, v in value.items():
+            spans = masks.get(_key_path(path, k)) if isinstance(k, str) else None
+            new_key = _mask_string(k, spans) if spans else k
+            out[new_key] = _mask_value(v, f"{path}.{k}", depth, masks, mask_all)
+        return out
     if isinstance(value, list):
         return [
             _mask_value(v, f"{path}[{i}]", depth, masks, mask_all)
@@ -153,8 +173,8 @@ def _mask_value(
 
 
 def mask_message(
-    msg_body,
-    cloud_custom_data,
+    msg_body: object,
+    cloud_custom_data: object,
     masks: dict[str, list[tuple[int, int]]],
     *,
     mask_all: bool = False,
@@ -165,36 +185,23 @@ def mask_message(
         new_body = []
         for index, element in enumerate(msg_body):
             content = element.get("MsgContent") if isinstance(element, dict) else None
-            msg_type = element.get("MsgType") if isinstance(element, dict) else None
-            keys = TEXT_FIELDS.get(msg_type, ()) if isinstance(msg_type, str) else ()
-            if not isinstance(content, dict) or not keys:
+            if not isinstance(element, dict) or not isinstance(content, dict):
                 new_body.append(_deep_copy(element))
                 continue
-            new_content = {}
-            for key, value in content.items():
-                if key in keys and isinstance(value, str):
-                    new_content[key] = _mask_value(
-                        value, f"MsgBody[{index}].{key}", 0, masks, mask_all
-                    )
-                elif key in keys and isinstance(value, list) and key == "AbstractList":
-                    new_content[key] = _mask_value(
-                        value,
-                        f"MsgBody[{index}].{key}",
-                        MAX_JSON_DEPTH,
-                        masks,
-                        mask_all,
-                    )
-                else:
-                    new_content[key] = _deep_copy(value)
-            new_element = {
-                k: (new_content if k == "MsgContent" else _deep_copy(v))
-                for k, v in element.items()
+            new_content = {
+                key: _mask_value(value, f"MsgBody[{index}].{key}", 0, masks, mask_all)
+                for key, value in content.items()
             }
-            new_body.append(new_element)
+            new_body.append(
+                {
+                    k: (new_content if k == "MsgContent" else _deep_copy(v))
+                    for k, v in element.items()
+                }
+            )
     new_ccd = None
     if isinstance(cloud_custom_data, str):
         masked = _mask_value(cloud_custom_data, "CloudCustomData", 0, masks, mask_all)
-        if masked != cloud_custom_data:
+        if masked != cloud_custom_data and isinstance(masked, str):
             new_ccd = masked
     return new_body, new_ccd
 

@@ -164,6 +164,28 @@ class NormText:
         self._lstart = lstart
         self._lend = lend
 
+    def derive(self, table: dict[int, str], *, ascii_too: bool = False) -> NormText:
+        """This text with ``table`` (one character to one character) applied to the light form:
+        same original, same light offsets, its own letters-only form. Itself when nothing
+        changes (ASCII text under a table that maps only non-ASCII letters)."""
+        if not ascii_too and self.light.isascii():
+            return self
+        light = self.light.translate(table)
+        if light == self.light:
+            return self
+        view = NormText.__new__(NormText)
+        view.original = self.original
+        view._lstart = self._lstart
+        view._lend = self._lend
+        view.light = light
+        view.strict = (
+            light.translate(_ASCII_NON_WORD)
+            if light.isascii()
+            else _NON_WORD.sub("", light)
+        )
+        view._runs = ([0], [0]) if len(view.strict) == len(light) else None
+        return view
+
     def _run_tables(self) -> tuple[list[int], list[int]]:
         """(strict offset, light offset) of each run of letters between separators."""
         if self._runs is None:

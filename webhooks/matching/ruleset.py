@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 import ahocorasick_rs
 import regex
 
-from webhooks.matching.message import iter_texts, mask_message
+from webhooks.matching.fold import FOLD, LEET, decode_escapes, display_order
+from webhooks.matching.message import iter_texts, joinable_texts, mask_message
 from webhooks.matching.normalise import NormText
 from webhooks.matching.regex_safety import (
     REGEX_BUDGET,
@@ -48,6 +49,16 @@ class _Term:
 
 
 @dataclass
+class _Group:
+    """The word, wildcard and allow terms folded one way, on one automaton."""
+
+    table: dict[int, str] | None  # None: exact (no folding); FOLD; LEET
+    ascii_too: bool  # the table changes ASCII characters too (LEET)
+    automaton: ahocorasick_rs.AhoCorasick
+    terms: list[list[_Term]]
+
+
+@dataclass
 class _Wildcard:
     rule_index: int
     pieces: int
@@ -74,8 +85,8 @@ class RuleSet:
     skipped: list[tuple[int, str]] = field(default_factory=list)
     regex_timeouts: int = 0
     build_seconds: float = 0.0
-    _automaton: ahocorasick_rs.AhoCorasick | None = None
-    _terms: list[list[_Term]] = field(default_factory=list)
+    # One automaton per way of folding (see _Group): exact, folded (the default), leet.
+    _groups: list[_Group] = field(default_factory=list)
     _wildcards: dict[int, _Wildcard] = field(default_factory=dict)
     _regexes: list[tuple[int, regex.Pattern, str | None]] = field(default_factory=list)
     _users: dict[str, list[int]] = field(default_factory=dict)
@@ -96,9 +107,15 @@ class RuleSet:
         started = time.perf_counter()
         kept: list[Rule] = []
         skipped: list[tuple[int, str]] = []
-        pattern_index: dict[str, int] = {}
-        patterns: list[str] = []
-        terms: list[list[_Term]] = []
+        # Per folding (None exact, FOLD, LEET): pattern -> index, patterns, terms per pattern.
+        tables: dict[str, dict[int, str] | None] = {
+            "exact": None,
+            "fold": FOLD,
+            "leet": LEET,
+        }
+        pattern_index: dict[str, dict[str, int]] = {name: {} for name in tables}
+        patterns: dict[str, list[str]] = {name: [] for name in tables}
+        terms: dict[str, list[list[_Term]]] = {name: [] for name in tables}
         wildcards: dict[int, _Wildcard] = {}
         regexes: list[tuple[int, regex.Pattern, str | None]] = []
         users: dict[str, list[int]] = {}
@@ -108,13 +125,21 @@ class RuleSet:
             skipped.append((rule.id, reason))
             logger.warning("blocklist rule %s skipped: %s", rule.id, reason)
 
-        def add_term(text: str, term: _Term) -> None:
-            idx = pattern_index.get(text)
+        def add_term(group: str, text: str, term: _Term) -> None:
+            idx = pattern_index[group].get(text)
             if idx is None:
-                idx = pattern_index[text] = len(patterns)
-                patterns.append(text)
-                terms.append([])
-            terms[idx].append(term)
+                idx = pattern_index[group][text] = len(patterns[group])
+                patterns[group].append(text)
+                terms[group].append([])
+            terms[group][idx].append(term)
+
+        def fold_term(rule: Rule, text: str) -> tuple[str, NormText]:
+            group = "exact" if rule.exact else "leet" if rule.leet else "fold"
+            norm = NormText(text)
+            table = tables[group]
+            if table is None:
+                return group, norm
+            return group, norm.derive(table, ascii_too=group == "leet")
 
         for rule in rules:
             reason = _invalid_reason(rule)
@@ -123,11 +148,11 @@ class RuleSet:
                 continue
             index = len(kept)
             if rule.kind in ("word", "allow"):
-                norm = NormText(rule.term)
+                group, norm = fold_term(rule, rule.term)
                 if not norm.strict:
                     # Emoji and symbol-only terms ("🍆", "卍", "$$$") are matched as they stand
                     # on the light text, where symbols are kept.
-                    symbol = norm.light.strip()
+                    symbol = NormText(rule.term).light.strip()
                     if not symbol:
                         skip(rule, "nothing to match")
                         continue
@@ -137,17 +162,20 @@ class RuleSet:
                     kept.append(rule)
                     continue
                 add_term(
+                    group,
                     norm.strict,
                     _Term(index, _term_gaps(norm), allow=rule.kind == "allow"),
                 )
             elif rule.kind == "wildcard":
-                raw_pieces = [NormText(p) for p in rule.term.split("*")]
-                pieces = [p for p in raw_pieces if p.strict]
+                raw_pieces = [fold_term(rule, p) for p in rule.term.split("*")]
+                pieces = [(g, p) for g, p in raw_pieces if p.strict]
                 if not pieces:
                     skip(rule, "no letters or digits")
                     continue
-                for number, piece in enumerate(pieces):
-                    add_term(piece.strict, _Term(index, _term_gaps(piece), number))
+                for number, (group, piece) in enumerate(pieces):
+                    add_term(
+                        group, piece.strict, _Term(index, _term_gaps(piece), number)
+                    )
                 stripped = rule.term.strip()
                 wildcards[index] = _Wildcard(
                     index, len(pieces), stripped.startswith("*"), stripped.endswith("*")
@@ -164,13 +192,20 @@ class RuleSet:
                 users.setdefault(rule.term, []).append(index)
             kept.append(rule)
 
-        automaton = None
-        if patterns:
-            automaton = ahocorasick_rs.AhoCorasick(
-                patterns,
-                matchkind=ahocorasick_rs.MatchKind.Standard,
-                store_patterns=False,
+        groups = [
+            _Group(
+                tables[name],
+                name == "leet",
+                ahocorasick_rs.AhoCorasick(
+                    patterns[name],
+                    matchkind=ahocorasick_rs.MatchKind.Standard,
+                    store_patterns=False,
+                ),
+                terms[name],
             )
+            for name in tables
+            if patterns[name]
+        ]
         regex_always, regex_by_literal, literal_automaton = _regex_prefilter(regexes)
         ruleset = cls(
             rules=kept,
@@ -178,12 +213,11 @@ class RuleSet:
             _regex_by_literal=regex_by_literal,
             _literal_automaton=literal_automaton,
             skipped=skipped,
-            _automaton=automaton,
-            _terms=terms,
+            _groups=groups,
             _wildcards=wildcards,
             _regexes=regexes,
             _users=users,
-            _has_text_rules=bool(patterns or regexes or symbol_index),
+            _has_text_rules=bool(groups or regexes or symbol_index),
             _symbol_terms=list(symbol_index.values()),
             _symbol_automaton=(
                 ahocorasick_rs.AhoCorasick(
@@ -226,6 +260,11 @@ class RuleSet:
                 hits, allows = self._scan(text, path, now, deadline)
                 candidates.extend(hits)
                 suppressors.extend(allows)
+            joinable = joinable_texts(msg_body, cloud_custom_data)
+            if len(joinable) > 1:
+                joined_hits, joined_allows = self._scan_joined(joinable, now, deadline)
+                candidates.extend(_not_covered(joined_hits, candidates))
+                suppressors.extend(_not_covered(joined_allows, suppressors))
         if not candidates:
             if suppressors:
                 return Verdict(
@@ -247,7 +286,68 @@ class RuleSet:
             rule.id, rule.kind, action or rule.action, cand.field, cand.start, cand.end
         )
 
+    def _scan_joined(
+        self, joinable: list[tuple[str, str]], now: float, deadline: float
+    ) -> tuple[list[list[_Candidate]], list[list[_Candidate]]]:
+        """Hits that cross from one plain field into the next (a word split over two
+        elements, or over Text and CloudCustomData), each as its pieces on every field it
+        touches. Hits inside a single field were found by the per-field scan and are left out."""
+        starts = [0]
+        for _, text in joinable:
+            starts.append(starts[-1] + len(text))
+        joined = "".join(text for _, text in joinable)
+
+        def split(cands: list[_Candidate]) -> list[list[_Candidate]]:
+            out = []
+            for cand in cands:
+                first = bisect.bisect_right(starts, cand.start) - 1
+                last = bisect.bisect_left(starts, cand.end) - 1
+                if first >= last:
+                    continue  # inside one field
+                pieces = []
+                for k in range(first, last + 1):
+                    a, b = max(cand.start, starts[k]), min(cand.end, starts[k + 1])
+                    if b > a:
+                        pieces.append(
+                            _Candidate(
+                                cand.rule_index,
+                                joinable[k][0],
+                                a - starts[k],
+                                b - starts[k],
+                            )
+                        )
+                out.append(pieces)
+            return out
+
+        hits, allows = self._scan(joined, "joined", now, deadline)
+        return split(hits), split(allows)
+
     def _scan(
+        self, text: str, path: str, now: float, deadline: float
+    ) -> tuple[list[_Candidate], list[_Candidate]]:
+        """(effective hits, allow matches that suppressed at least one hit) for one string,
+        read as it stands, with HTML entities and percent-escapes decoded, and in the order
+        a right-to-left override displays it (the last two only when the text has them)."""
+        hits, allows = self._scan_view(text, path, now, deadline)
+        decoded = decode_escapes(text)
+        if decoded is not None:
+            view, spans = decoded
+            more, more_allows = self._scan_view(view, path, now, deadline)
+            for cand in more + more_allows:
+                cand.start, cand.end = spans[cand.start][0], spans[cand.end - 1][1]
+            hits, allows = hits + more, allows + more_allows
+        shown = display_order(text)
+        if shown is not None:
+            more, more_allows = self._scan_view(shown, path, now, deadline)
+            # Reordered text has no simple offset map: the hit covers the whole field.
+            for cand in more + more_allows:
+                cand.start, cand.end = 0, len(text)
+            hits, allows = hits + more, allows + more_allows
+        if decoded is not None or shown is not None:
+            hits, allows = _merge_candidates(hits), _merge_candidates(allows)
+        return hits, allows
+
+    def _scan_view(
         self, text: str, path: str, now: float, deadline: float
     ) -> tuple[list[_Candidate], list[_Candidate]]:
         """(effective hits, allow matches that suppressed at least one hit) for one string.
@@ -258,8 +358,16 @@ class RuleSet:
         norm = NormText(text)
         raw: list[tuple[int, int, int]] = []  # (rule index, light start, light end)
         allows: list[tuple[int, int, int]] = []
-        if self._automaton is not None and norm.strict:
-            self._scan_terms(norm, now, raw, allows)
+        if norm.strict:
+            for group in self._groups:
+                # Folded views share the light text's offsets (the tables are one-to-one).
+                view = (
+                    norm
+                    if group.table is None
+                    else norm.derive(group.table, ascii_too=group.ascii_too)
+                )
+                if view.strict:
+                    self._scan_terms(group, view, now, raw, allows)
         if self._symbol_automaton is not None and norm.light:
             for pat, s, e in self._symbol_automaton.find_matches_as_indexes(
                 norm.light, overlapping=True
@@ -294,14 +402,14 @@ class RuleSet:
 
     def _scan_terms(
         self,
+        group: _Group,
         norm: NormText,
         now: float,
         raw: list[tuple[int, int, int]],
         allows: list[tuple[int, int, int]],
     ) -> None:
         """Words, phrases, wildcard pieces and allow entries: one Aho-Corasick pass."""
-        assert self._automaton is not None  # the caller checked
-        matches = self._automaton.find_matches_as_indexes(norm.strict, overlapping=True)
+        matches = group.automaton.find_matches_as_indexes(norm.strict, overlapping=True)
         if not matches:
             return
         # A pathological flood (nested terms like "a", "aa", "aaa" over "aaaa...") can produce
@@ -320,7 +428,7 @@ class RuleSet:
         separated = len(norm.strict) != len(norm.light)
         pieces: dict[int, dict[int, list[tuple[int, int]]]] = {}
         for pat, occurrences in by_pattern.items():
-            for term in self._terms[pat]:
+            for term in group.terms[pat]:
                 index = term.rule_index
                 if not self._active(index, now):
                     continue
@@ -428,6 +536,44 @@ class RuleSet:
         return Verdict(
             "mask", 0, "", hits, msg_body=new_body, cloud_custom_data=new_ccd
         )
+
+
+def _not_covered(
+    joined: list[list[_Candidate]], found: list[_Candidate]
+) -> list[_Candidate]:
+    """The pieces of the joined-text hits that the per-field scan did not already explain
+    (two whole words in two fields touch in the joined text; that is no split word)."""
+    out: list[_Candidate] = []
+    for pieces in joined:
+        covered = all(
+            any(
+                f.rule_index == p.rule_index
+                and f.field == p.field
+                and f.start <= p.start
+                and p.end <= f.end
+                for f in found
+            )
+            for p in pieces
+        )
+        if not covered:
+            out.extend(pieces)
+    return out
+
+
+def _merge_candidates(cands: list[_Candidate]) -> list[_Candidate]:
+    """One candidate per entry and run of overlapping spans (views of one text agree)."""
+    by_rule: dict[int, list[tuple[int, int]]] = {}
+    field_of: dict[int, str] = {}
+    for cand in cands:
+        by_rule.setdefault(cand.rule_index, []).append((cand.start, cand.end))
+        field_of[cand.rule_index] = cand.field
+    merged = [
+        _Candidate(index, field_of[index], s, e)
+        for index, spans in by_rule.items()
+        for s, e in _merge(spans)
+    ]
+    merged.sort(key=lambda c: (c.start, c.rule_index))
+    return merged
 
 
 def _regex_prefilter(

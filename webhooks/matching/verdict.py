@@ -14,6 +14,9 @@ class Rule:
     code: int | None = None  # 10100..10200 for forbid_code
     info: str = ""
     expires_at: float | None = None  # Unix seconds
+    # exact: no accent or look-alike folding; leet: also digits and symbols read as letters.
+    exact: bool = False
+    leet: bool = False
 
 
 @dataclass(frozen=True)

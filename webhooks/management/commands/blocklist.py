@@ -43,6 +43,21 @@ class Command(BaseCommand):
             )
             p.add_argument("--as", dest="username", help="user recorded in the history")
 
+        def flags(p: Any, when: str = "") -> None:
+            suffix = f" ({when})" if when else ""
+            p.add_argument(
+                "--exact",
+                action="store_true",
+                help="match this spelling only: no accent or look-alike folding"
+                + suffix,
+            )
+            p.add_argument(
+                "--leet",
+                action="store_true",
+                help="also read digits and symbols as letters (0 o, 1 i l, 3 e, 4 a, 5 s, 7 t, @ a, $ s)"
+                + suffix,
+            )
+
         add = sub.add_parser("add", help="add one entry")
         scope(add)
         add.add_argument("--term", required=True)
@@ -52,12 +67,14 @@ class Command(BaseCommand):
         add.add_argument("--info", default="", help="ErrorInfo shown with --code")
         add.add_argument("--expires", help="ISO date and time")
         add.add_argument("--note", default="")
+        flags(add)
 
         imp = sub.add_parser("import", help="import a TXT, CSV or JSONL file")
         scope(imp)
         imp.add_argument("--file", required=True)
         imp.add_argument("--kind", default="word", choices=KINDS)
         imp.add_argument("--action", default="forbid", choices=ACTIONS)
+        flags(imp, "for lines without an exact / leet column")
 
         exp = sub.add_parser(
             "export", help="print every entry, one JSON object per line"
@@ -131,6 +148,8 @@ class Command(BaseCommand):
                 info=opts["info"],
                 expires_at=expires_at,
                 note=opts["note"],
+                exact=opts["exact"],
+                leet=opts["leet"],
                 actor=actor,
             )
         except ValidationError as exc:
@@ -162,6 +181,8 @@ class Command(BaseCommand):
             actor=actor,
             default_kind=opts["kind"],
             default_action=opts["action"],
+            default_exact=opts["exact"],
+            default_leet=opts["leet"],
         )
         for row in report.skipped:
             self._emit({"skipped": row})
