@@ -74,7 +74,7 @@ its automaton (a DFA for small lists, a contiguous NFA for large ones, whose bui
 than a DFA's at 100,000 terms).
 """
 
-from webhooks.matching.fold import FOLD, LEET, readings
+from webhooks.matching.fold import FOLD, LEET
 from webhooks.matching.message import (
     DOCUMENTED_STRINGS,
     MAX_JSON_DEPTH,
@@ -83,6 +83,7 @@ from webhooks.matching.message import (
     mask_message,
 )
 from webhooks.matching.normalise import NormText, normalise
+from webhooks.matching.readings import readings
 from webhooks.matching.regex_safety import (
     MAX_REGEX_LENGTH,
     REGEX_BUDGET,
@@ -90,6 +91,7 @@ from webhooks.matching.regex_safety import (
     compile_regex_or_error,
     fold_pattern,
     required_literal,
+    required_literals,
 )
 from webhooks.matching.ruleset import FLOOD_MATCHES, MAX_WILDCARD_GAP, RuleSet
 from webhooks.matching.verdict import ALLOW, Hit, Rule, Verdict
@@ -123,4 +125,5 @@ __all__ = [
     "mask_message",
     "normalise",
     "required_literal",
+    "required_literals",
 ]

@@ -31,7 +31,7 @@ from urllib.parse import unquote
 import confusable_homoglyphs
 from bidi import get_display
 
-from webhooks.matching.normalise import NormText
+from webhooks.matching.charclass import CharClass
 
 # Blocks of combining diacritics removed after NFD.
 _DIACRITIC = re.compile(
@@ -109,6 +109,8 @@ def _build_fold() -> dict[int, str]:
 
 
 FOLD: dict[int, str] = _build_fold()
+# Finds a character FOLD changes: most text (Chinese chat, ASCII) has none and is not copied.
+FOLDABLE = CharClass(sorted(FOLD))
 _LEET_EXTRA = {
     "0": "o",
     "1": "i",
@@ -174,22 +176,3 @@ def display_order(text: str) -> str | None:
         return None
     shown = get_display(text)
     return shown if shown != text else None
-
-
-def readings(text: str) -> dict[str, str]:
-    """What the matcher reads in text, for people ("Try a message"): the folded form every
-    entry sees by default, the exact form (entries marked exact), the leet form (entries
-    marked leet), and, when the text has them, the decoded and the displayed order."""
-    norm = NormText(text)
-    out = {
-        "folded": norm.derive(FOLD).light,
-        "exact": norm.light,
-        "leet": norm.derive(LEET, ascii_too=True).light,
-    }
-    decoded = decode_escapes(text)
-    if decoded is not None:
-        out["decoded"] = NormText(decoded[0]).derive(FOLD).light
-    shown = display_order(text)
-    if shown is not None:
-        out["displayed"] = NormText(shown).derive(FOLD).light
-    return out

@@ -18,7 +18,15 @@ DOCUMENTED_STRINGS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _parse_container(value: str):
+# Parsed JSON of recent short strings: CloudCustomData and custom Data repeat from message to
+# message ('{"level":3}'), and each message reads them twice (walking, joining). The parsed values
+# are only read, never changed (masking builds copies).
+_PARSED: dict[str, object] = {}
+_PARSED_MAX = 4096
+_PARSED_MAX_LENGTH = 2048
+
+
+def _parse_container(value: str) -> object:
     """The parsed JSON when value is a JSON object or array, else None.
 
     Only strict JSON that survives a round trip counts: NaN / Infinity, numbers that overflow to
@@ -27,6 +35,19 @@ def _parse_container(value: str):
     stripped = value.lstrip()
     if not stripped or stripped[0] not in "{[":
         return None
+    if len(value) <= _PARSED_MAX_LENGTH:
+        try:
+            return _PARSED[value]
+        except KeyError:
+            parsed = _parse_strictly(value)
+            if len(_PARSED) >= _PARSED_MAX:
+                _PARSED.clear()
+            _PARSED[value] = parsed
+            return parsed
+    return _parse_strictly(value)
+
+
+def _parse_strictly(value: str) -> object:
     try:
         parsed = json.loads(
             value,

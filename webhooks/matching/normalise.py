@@ -9,6 +9,9 @@ import unicodedata
 
 import regex
 
+from webhooks.matching.charclass import CharClass, has_astral, ranges_class
+from webhooks.matching.fold import FOLD
+
 
 def _class_body(predicate) -> str:
     """A stdlib ``re`` character-class body for the code points (BMP, SMP and the tag/variation-selector
@@ -55,6 +58,64 @@ _NO_SPACE_SCRIPT = regex.compile(
     r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}\u30fc]"
 )
 _SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _is_jamo(ch: str) -> bool:
+    cp = ord(ch)
+    return 0x1100 <= cp < 0x1200 or 0x3130 <= cp < 0x3190 or 0xFFA0 <= cp < 0xFFE0
+
+
+def _build_one_to_one() -> tuple[dict[int, str], CharClass, CharClass]:
+    """(table, complex): the light form of a text without a character of ``complex`` is
+    ``text.translate(table)``, one character for one (NFKC then case folding, character by
+    character). A character is complex when it folds to none or several characters, is a
+    mark or a Hangul jamo (they compose with their neighbours), or is removed as invisible.
+    One C-level pass replaces the piecewise fold for most non-ASCII text (full-width
+    punctuation in Chinese chat, accented letters)."""
+    table: dict[int, str] = {}
+    complex_cps: list[int] = []
+    foldable_cps: list[int] = [
+        cp for cp in range(0x41, 0x5B) if chr(cp).lower() in FOLD
+    ]
+    table.update({cp: chr(cp).lower() for cp in range(0x41, 0x5B)})
+    for cp in itertools.chain(
+        range(0x80, 0xD800), range(0xE000, 0x20000), range(0xE0000, 0xE1000)
+    ):
+        ch = chr(cp)
+        out = unicodedata.normalize("NFKC", ch).casefold()
+        if (
+            len(out) != 1
+            or unicodedata.category(ch).startswith("M")
+            or unicodedata.combining(ch)
+            or _is_jamo(ch)
+            or _is_jamo(out)
+            or unicodedata.category(out).startswith("M")
+            or unicodedata.combining(out)
+            or _INVISIBLE.match(ch)
+            or _INVISIBLE.match(out)
+            or ch in "\uff9e\uff9f"
+        ):
+            complex_cps.append(cp)
+        else:
+            if out != ch:
+                table[cp] = out
+            if ord(out) in FOLD:
+                foldable_cps.append(cp)
+    return table, CharClass(complex_cps), CharClass(sorted(complex_cps + foldable_cps))
+
+
+# _SPECIAL: complex characters, and those whose light form the look-alike table folds. Text
+# with none of them (most chat, CJK or not) takes the fast path and has nothing to fold.
+_ONE_TO_ONE, _COMPLEX, _SPECIAL = _build_one_to_one()
+# Separators in BMP-only text: the stdlib tests a BMP class with one bitmap lookup per
+# character, faster than the regex package's property classes (used for astral text).
+_NON_WORD_BMP = re.compile(
+    "[^"
+    + ranges_class(
+        [cp for cp in range(0x10000) if unicodedata.category(chr(cp))[0] in "LNM"]
+    )
+    + "]+"
+)
 _cluster_cache: dict[str, str] = {}
 _CLUSTER_CACHE_MAX = 50_000
 
@@ -71,6 +132,13 @@ def _fold_cluster(cluster: str) -> str:
     return out
 
 
+def _strict(light: str) -> str:
+    """The letters, digits and marks of a non-ASCII light text."""
+    if has_astral(light):
+        return _NON_WORD.sub("", light)
+    return _NON_WORD_BMP.sub("", light)
+
+
 class NormText:
     """A string in two normalised forms, with maps back to the original characters.
 
@@ -78,12 +146,22 @@ class NormText:
     ``strict``: only the letters, digits and marks of ``light`` (what words and wildcards see).
     """
 
-    __slots__ = ("original", "light", "strict", "_lstart", "_lend", "_runs")
+    __slots__ = (
+        "original",
+        "light",
+        "strict",
+        "_lstart",
+        "_lend",
+        "_runs",
+        "_fold_free",
+    )
 
     def __init__(self, text: str) -> None:
         self.original = text
         self._lstart: list[int] | None = None
         self._lend: list[int] | None = None
+        # True when the look-alike table would change nothing (known without translating).
+        self._fold_free = False
         if text.isascii():
             self.light = light = text.lower()
             self.strict = light.translate(_ASCII_NON_WORD)
@@ -92,18 +170,17 @@ class NormText:
                 # A lone surrogate (legal in JSON escapes) cannot reach the automaton, which
                 # takes UTF-8; U+FFFD keeps every offset where it was.
                 text = _SURROGATE.sub("\ufffd", text)
-            cf = text.casefold()
-            if (
-                len(cf) == len(text)
-                and unicodedata.is_normalized("NFKC", text)
-                and not _INVISIBLE.search(text)
-            ):
-                # Fast path (most CJK text): one light character per original character.
-                self.light = cf
+            if not _SPECIAL.search(text):
+                # Fast path (most text): one light character per original character, nothing
+                # the look-alike table folds. NFKC and case folding in C are then exact.
+                self.light = unicodedata.normalize("NFKC", text).casefold()
+                self._fold_free = True
+            elif not _COMPLEX.search(text):
+                self.light = text.translate(_ONE_TO_ONE)
             else:
                 self._fold_slowly(text)
             light = self.light
-            self.strict = _NON_WORD.sub("", light)
+            self.strict = _strict(light)
         # Run tables (where separators split the strict text) are built on first use: most strings
         # have no hit and never need them.
         self._runs: tuple[list[int], list[int]] | None = (
@@ -164,12 +241,24 @@ class NormText:
         self._lstart = lstart
         self._lend = lend
 
-    def derive(self, table: dict[int, str], *, ascii_too: bool = False) -> NormText:
+    def derive(
+        self,
+        table: dict[int, str],
+        *,
+        ascii_too: bool = False,
+        trigger: CharClass | None = None,
+    ) -> NormText:
         """This text with ``table`` (one character to one character) applied to the light form:
         same original, same light offsets, its own letters-only form. Itself when nothing
         changes (ASCII text under a table that maps only non-ASCII letters)."""
         if not ascii_too and self.light.isascii():
             return self
+        if self._fold_free and not ascii_too:
+            return self
+        if trigger is not None and not trigger.search(self.light):
+            return (
+                self  # no character the table changes (a cheaper test than translating)
+            )
         light = self.light.translate(table)
         if light == self.light:
             return self
@@ -178,10 +267,9 @@ class NormText:
         view._lstart = self._lstart
         view._lend = self._lend
         view.light = light
+        view._fold_free = False
         view.strict = (
-            light.translate(_ASCII_NON_WORD)
-            if light.isascii()
-            else _NON_WORD.sub("", light)
+            light.translate(_ASCII_NON_WORD) if light.isascii() else _strict(light)
         )
         view._runs = ([0], [0]) if len(view.strict) == len(light) else None
         return view

@@ -230,38 +230,61 @@ _REGEX_ONLY_SYNTAX = regex.compile(r"\{(?!\d*,?\d*\})|\\L<|\(\?V|\(\?\||\(\?\(")
 
 
 def required_literal(pattern: str) -> str | None:
-    """The longest literal (case-folded) that every match of pattern must contain, or None.
+    """The longest literal (case-folded) that every match of pattern must contain, or None."""
+    literals, _ = required_literals(pattern)
+    return literals[0] if literals else None
+
+
+def required_literals(pattern: str) -> tuple[list[str], bool]:
+    """(the literals every match of pattern must contain, longest first, case-folded; whether
+    every match contains a digit).
 
     Running 100 regexes over every string costs far more than the whole Aho-Corasick scan; most
-    moderator patterns contain a fixed word ("followers", "wx", "-"), and a substring test on the
-    case-folded text rules a regex out in well under a microsecond. Only patterns the stdlib parser
-    understands get a prefilter; others always run.
+    moderator patterns contain fixed words ("followers", "wx") and digits (phone numbers, IDs). A
+    regex runs only when the text holds all its literals (one automaton finds them all) and, when
+    it needs one, a digit. Only patterns the stdlib parser understands get a prefilter; others
+    always run. Literals of one character count only when the pattern has no longer one.
     """
     if _sre_parser is None or _REGEX_ONLY_SYNTAX.search(pattern):
-        return None
+        return [], False
     try:
         tree = _sre_parser.parse(pattern)
     except (
         Exception
     ):  # regex-only syntax (\\p{Han}, ...) or anything the stdlib refuses
-        return None
+        return [], False
     c = _sre_constants
     repeats = (
         c.MAX_REPEAT,
         c.MIN_REPEAT,
         getattr(c, "POSSESSIVE_REPEAT", c.MAX_REPEAT),
     )
-    best = ""
+    runs: list[str] = []
+    needs_digit = False
+
+    def is_digit_class(op, av) -> bool:
+        if op is c.LITERAL:
+            return chr(av).isdigit()
+        if op is not c.IN or not av or av[0][0] is c.NEGATE:
+            return False
+        return all(
+            (o is c.CATEGORY and a is c.CATEGORY_DIGIT)
+            or (o is c.RANGE and 48 <= a[0] <= a[1] <= 57)
+            or (o is c.LITERAL and 48 <= a <= 57)
+            for o, a in av
+        )
 
     def walk(items) -> None:
-        nonlocal best
+        nonlocal needs_digit
         run: list[str] = []
         for op, av in items:
+            if is_digit_class(op, av):
+                needs_digit = True
             if op is c.LITERAL:
                 run.append(chr(av))
                 continue
-            if len(run) > len(best):
-                best = "".join(run)
+            if run:
+                runs.append("".join(run))
             run = []
             if op is c.SUBPATTERN:
                 walk(av[-1])
@@ -269,11 +292,14 @@ def required_literal(pattern: str) -> str | None:
                 walk(av[2])
             elif op is getattr(c, "ATOMIC_GROUP", None):
                 walk(av)
-        if len(run) > len(best):
-            best = "".join(run)
+        if run:
+            runs.append("".join(run))
 
     walk(tree)
-    folded = best.casefold()
-    if not best or len(folded) != len(best):
-        return None
-    return folded
+    literals = sorted(
+        {run.casefold() for run in runs if len(run.casefold()) == len(run)},
+        key=lambda x: (-len(x), x),
+    )
+    if literals and len(literals[0]) > 1:
+        literals = [lit for lit in literals if len(lit) > 1]
+    return literals, needs_digit

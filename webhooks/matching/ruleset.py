@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import logging
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -11,14 +12,21 @@ from dataclasses import dataclass, field
 import ahocorasick_rs
 import regex
 
-from webhooks.matching.fold import FOLD, LEET, decode_escapes, display_order
+from webhooks.matching.charclass import CharClass
+from webhooks.matching.fold import (
+    FOLD,
+    FOLDABLE,
+    LEET,
+    decode_escapes,
+    display_order,
+)
 from webhooks.matching.message import iter_texts, joinable_texts, mask_message
 from webhooks.matching.normalise import NormText
 from webhooks.matching.regex_safety import (
     REGEX_BUDGET,
     REGEX_TIMEOUT,
     fold_pattern,
-    required_literal,
+    required_literals,
 )
 from webhooks.matching.verdict import ALLOW, Hit, Rule, Verdict
 from webhooks.vocabulary import (
@@ -54,8 +62,13 @@ class _Group:
 
     table: dict[int, str] | None  # None: exact (no folding); FOLD; LEET
     ascii_too: bool  # the table changes ASCII characters too (LEET)
+    trigger: CharClass | None  # finds a character the table changes (FOLD)
     automaton: ahocorasick_rs.AhoCorasick
     terms: list[list[_Term]]
+
+
+_Prefiltered = tuple[int, regex.Pattern, frozenset[int], bool]
+_DIGIT = re.compile(r"\d")
 
 
 @dataclass
@@ -88,15 +101,17 @@ class RuleSet:
     # One automaton per way of folding (see _Group): exact, folded (the default), leet.
     _groups: list[_Group] = field(default_factory=list)
     _wildcards: dict[int, _Wildcard] = field(default_factory=dict)
-    _regexes: list[tuple[int, regex.Pattern, str | None]] = field(default_factory=list)
+    _regexes: list[tuple[int, regex.Pattern, list[str], bool]] = field(
+        default_factory=list
+    )
     _users: dict[str, list[int]] = field(default_factory=dict)
     _has_text_rules: bool = False
     # Regex prefilter: regexes without a required literal always run; the others only when an
     # automaton over the case-folded text finds their literal.
     _regex_always: list[tuple[int, regex.Pattern]] = field(default_factory=list)
-    _regex_by_literal: list[list[tuple[int, regex.Pattern]]] = field(
-        default_factory=list
-    )
+    # Per literal (its index on the literal automaton): (rule index, pattern, the indexes of
+    # every literal it needs, needs a digit), filed under its longest literal.
+    _regex_by_literal: list[list[_Prefiltered]] = field(default_factory=list)
     _literal_automaton: ahocorasick_rs.AhoCorasick | None = None
     # Emoji / symbol-only words and allow entries, matched on the light text: (rule index, is allow).
     _symbol_terms: list[list[tuple[int, bool]]] = field(default_factory=list)
@@ -117,7 +132,7 @@ class RuleSet:
         patterns: dict[str, list[str]] = {name: [] for name in tables}
         terms: dict[str, list[list[_Term]]] = {name: [] for name in tables}
         wildcards: dict[int, _Wildcard] = {}
-        regexes: list[tuple[int, regex.Pattern, str | None]] = []
+        regexes: list[tuple[int, regex.Pattern, list[str], bool]] = []
         users: dict[str, list[int]] = {}
         symbol_index: dict[str, list[tuple[int, bool]]] = {}
 
@@ -187,7 +202,7 @@ class RuleSet:
                 except (regex.error, ValueError, OverflowError, RecursionError) as exc:
                     skip(rule, f"regex does not compile: {exc}")
                     continue
-                regexes.append((index, compiled, required_literal(folded)))
+                regexes.append((index, compiled, *required_literals(folded)))
             elif rule.kind == "user":
                 users.setdefault(rule.term, []).append(index)
             kept.append(rule)
@@ -196,6 +211,7 @@ class RuleSet:
             _Group(
                 tables[name],
                 name == "leet",
+                FOLDABLE if name == "fold" else None,
                 ahocorasick_rs.AhoCorasick(
                     patterns[name],
                     matchkind=ahocorasick_rs.MatchKind.Standard,
@@ -364,7 +380,9 @@ class RuleSet:
                 view = (
                     norm
                     if group.table is None
-                    else norm.derive(group.table, ascii_too=group.ascii_too)
+                    else norm.derive(
+                        group.table, ascii_too=group.ascii_too, trigger=group.trigger
+                    )
                 )
                 if view.strict:
                     self._scan_terms(group, view, now, raw, allows)
@@ -465,14 +483,28 @@ class RuleSet:
         light = norm.light
         to_run = self._regex_always
         if self._literal_automaton is not None:
-            found = self._literal_automaton.find_matches_as_indexes(
-                light, overlapping=True
-            )
-            if found:
-                to_run = list(to_run)
-                for literal in sorted({pat for pat, _, _ in found}):
-                    to_run.extend(self._regex_by_literal[literal])
-                to_run.sort(key=lambda item: item[0])
+            found = {
+                pat
+                for pat, _, _ in self._literal_automaton.find_matches_as_indexes(
+                    light, overlapping=True
+                )
+            }
+            has_digit: bool | None = None
+            candidates: list[tuple[int, regex.Pattern]] = []
+            for literal in found:
+                for index, pattern, needed, needs_digit in self._regex_by_literal[
+                    literal
+                ]:
+                    if not needed <= found:
+                        continue
+                    if needs_digit:
+                        if has_digit is None:
+                            has_digit = _DIGIT.search(light) is not None
+                        if not has_digit:
+                            continue
+                    candidates.append((index, pattern))
+            if candidates:
+                to_run = sorted([*to_run, *candidates], key=lambda item: item[0])
         for index, pattern in to_run:
             if not self._active(index, now):
                 continue
@@ -577,24 +609,30 @@ def _merge_candidates(cands: list[_Candidate]) -> list[_Candidate]:
 
 
 def _regex_prefilter(
-    regexes: list[tuple[int, regex.Pattern, str | None]],
+    regexes: list[tuple[int, regex.Pattern, list[str], bool]],
 ) -> tuple[
     list[tuple[int, regex.Pattern]],
-    list[list[tuple[int, regex.Pattern]]],
+    list[list[_Prefiltered]],
     ahocorasick_rs.AhoCorasick | None,
 ]:
-    """(regexes that always run, regexes grouped by required literal, automaton over the literals)."""
+    """(regexes that always run, regexes filed under their longest literal, automaton over
+    every literal)."""
     always: list[tuple[int, regex.Pattern]] = []
-    by_literal: list[list[tuple[int, regex.Pattern]]] = []
+    by_literal: list[list[_Prefiltered]] = []
     literal_index: dict[str, int] = {}
-    for index, compiled, literal in regexes:
-        if literal is None:
-            always.append((index, compiled))
-            continue
+
+    def index_of(literal: str) -> int:
         if literal not in literal_index:
             literal_index[literal] = len(by_literal)
             by_literal.append([])
-        by_literal[literal_index[literal]].append((index, compiled))
+        return literal_index[literal]
+
+    for index, compiled, literals, needs_digit in regexes:
+        if not literals:
+            always.append((index, compiled))
+            continue
+        needed = frozenset(index_of(literal) for literal in literals)
+        by_literal[index_of(literals[0])].append((index, compiled, needed, needs_digit))
     automaton = None
     if literal_index:
         automaton = ahocorasick_rs.AhoCorasick(
