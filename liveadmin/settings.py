@@ -313,6 +313,9 @@ WEBHOOK_SIGN_MAX_AGE = env_int("WEBHOOK_SIGN_MAX_AGE", 300)
 WEBHOOK_VERSION_CHECK_SECONDS = float(
     os.environ.get("WEBHOOK_VERSION_CHECK_SECONDS", "0.5" if REDIS_URL else "1.0")
 )
+# A change made by another process is compiled in a background thread while calls are
+# answered from the current rules (tests build in the calling thread, inside their transaction).
+WEBHOOK_REBUILD_IN_BACKGROUND = env_bool("WEBHOOK_REBUILD_IN_BACKGROUND", not TESTING)
 # Decision log written by a background thread in batches; tests flush by hand.
 WEBHOOK_RECORD_IN_BACKGROUND = env_bool("WEBHOOK_RECORD_IN_BACKGROUND", not TESTING)
 WEBHOOK_RECORD_BATCH = env_int("WEBHOOK_RECORD_BATCH", 200)

@@ -146,7 +146,12 @@ def load_snapshot(token: str) -> Snapshot:
 
 class RulesCache:
     """The process's snapshot, checked against the version at most every
-    WEBHOOK_VERSION_CHECK_SECONDS (so at most one cheap read per interval)."""
+    WEBHOOK_VERSION_CHECK_SECONDS (so at most one cheap read per interval).
+
+    A change made by another process is built aside, in a background thread, while calls
+    go on being answered from the current snapshot; the new one replaces it in one
+    reference assignment. The first build, a change made by this process (the moderator's
+    own request, a test) and ``force_check`` build in the calling thread."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -154,6 +159,7 @@ class RulesCache:
         self._next_check = 0.0
         self._dirty = True
         self._seen_local = -1
+        self._building: threading.Thread | None = None
 
     def mark_dirty(self) -> None:
         self._dirty = True
@@ -164,27 +170,90 @@ class RulesCache:
             self._dirty = True
             self._next_check = 0.0
 
+    def ready(self) -> bool:
+        """True when get() answers from memory, without reading the database in the
+        calling thread (an async caller may then call it on its event loop)."""
+        return (
+            self._snapshot is not None
+            and not self._dirty
+            and self._seen_local == version.local_changes()
+            and (
+                settings.WEBHOOK_REBUILD_IN_BACKGROUND
+                or time.monotonic() < self._next_check
+            )
+        )
+
     def get(self, *, force_check: bool = False) -> Snapshot:
         snapshot = self._snapshot
-        now = time.monotonic()
         if (
             snapshot is not None
             and not self._dirty
             and self._seen_local == version.local_changes()
             and not force_check
-            and now < self._next_check
         ):
-            return snapshot
+            if time.monotonic() < self._next_check:
+                return snapshot
+            if settings.WEBHOOK_REBUILD_IN_BACKGROUND:
+                self._check_in_background(snapshot)
+                return snapshot
+        return self._build_now(force_check)
+
+    def _check_in_background(self, snapshot: Snapshot) -> None:
+        """The periodic version check, in a background thread: nobody waits for the
+        version read (a Redis GET) nor for a build."""
+        if not self._lock.acquire(blocking=False):
+            return  # another thread is starting the check
+        try:
+            if time.monotonic() < self._next_check:
+                return
+            self._next_check = time.monotonic() + settings.WEBHOOK_VERSION_CHECK_SECONDS
+            if self._building is not None and self._building.is_alive():
+                return
+            self._building = threading.Thread(
+                target=self._build_aside,
+                args=(snapshot.token,),
+                name="webhook-rules-check",
+                daemon=True,
+            )
+            self._building.start()
+        finally:
+            self._lock.release()
+
+    def wait_for_build(self, timeout: float = 30) -> None:
+        """Wait until a build started aside is done (tests, benchmarks)."""
+        building = self._building
+        if building is not None:
+            building.join(timeout)
+
+    def _build_aside(self, current_token: str) -> None:
+        from django.db import connection
+
+        started = time.monotonic()
+        try:
+            token = version.current_token()
+            if token == current_token:
+                return
+            snapshot = load_snapshot(token)
+        except Exception:
+            # Keep answering from the rules we have; the next check tries again.
+            logger.exception("could not refresh the webhook rules")
+            return
+        finally:
+            connection.close()
+        with self._lock:
+            current = self._snapshot
+            # A build in the calling thread may have finished meanwhile with newer rules.
+            if current is None or current.built_at <= snapshot.built_at:
+                self._snapshot = snapshot
+        logger.info(
+            "webhook rules rebuilt aside (%s) in %.0f ms",
+            token,
+            (time.monotonic() - started) * 1000,
+        )
+
+    def _build_now(self, force_check: bool) -> Snapshot:
         with self._lock:
             snapshot = self._snapshot
-            if (
-                snapshot is not None
-                and not self._dirty
-                and self._seen_local == version.local_changes()
-                and not force_check
-                and time.monotonic() < self._next_check
-            ):
-                return snapshot  # another thread just checked
             try:
                 # Read the version before the data: a change committed meanwhile
                 # moves the version again and is picked up at the next check.
