@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "liveadmin.settings")
@@ -33,7 +33,7 @@ WEBHOOK_PATH = "/webhooks/tencent"
 _JSON = [(b"content-type", b"application/json")]
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
+Send = Callable[[Mapping[str, Any]], Awaitable[None]]
 
 
 async def _reply(send: Send, reply: hotpath.Reply, extra: list | None = None) -> None:
