@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING
 import redis
 from django.conf import settings
 
+from messaging.kinds import KINDS, documented_rate
+
 if TYPE_CHECKING:
     from messaging.models import ProviderApp
 
@@ -34,12 +36,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# Documented limits, requests per second per app (PROVIDERS.md 1.4, 5.1, 6.4).
+# Documented limits, requests per second per app, from the kinds' specs
+# (messaging/kinds.py; sources in docs/providers.md).
 DOCUMENTED_RATES: dict[str, float] = {
-    "text": 200.0,
-    "custom": 200.0,
-    "broadcast": 1.0,
-    "command": 100.0,
+    kind: spec.documented_rate for kind, spec in KINDS.items()
 }
 # The provider counts requests in one-second windows. A steady rate exactly at the
 # limit would still overrun some windows: reservations are taken here but arrive
@@ -47,20 +47,16 @@ DOCUMENTED_RATES: dict[str, float] = {
 # paced a little under the limit and holds a single token (no burst).
 DEFAULT_HEADROOM = 0.05
 DEFAULT_BURST_SECONDS = 0.0
-# Text and custom messages share one bucket: both are live_engine APIs and
-# counting them together can only keep a mixed load further under the limit.
-BUCKETS: dict[str, str] = {
-    "text": "live_engine",
-    "custom": "live_engine",
-    "broadcast": "broadcast",
-    "command": "command",
-}
+# Text and custom messages share one bucket (their spec's rate_bucket): both are
+# live_engine APIs and counting them together can only keep a mixed load further
+# under the limit.
+BUCKETS: dict[str, str] = {kind: spec.rate_bucket for kind, spec in KINDS.items()}
 KEY_PREFIX = "liveadmin:ratelimit"
 
 
 def rate_per_second(app: ProviderApp, kind: str) -> float:
     """The documented rate of ``kind`` for ``app``, or the app's lower own limit."""
-    documented = DOCUMENTED_RATES[str(kind)]
+    documented = documented_rate(str(kind), test_environment=app.test_environment)
     if app.rate_limit:
         return min(documented, float(app.rate_limit))
     return documented

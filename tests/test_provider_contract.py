@@ -501,8 +501,8 @@ def test_it_gets_zego_send_custom_command_with_a_fresh_signature(server):
         "MessageContent": "推送自定义信息-新接口",
     }
     before = int(time.time())
-    result = zego.send(creds, params)
-    zego.send(creds, params)
+    result = zego.send(creds, "command", params)
+    zego.send(creds, "command", params)
     assert result.ok and result.request_id == "3005402395393320157"
     first, second = server.received
     assert (first.method, first.path, first.body) == ("GET", "/zego/", b"")
@@ -545,6 +545,7 @@ def test_it_never_logs_the_usersig_or_the_signature(server, caplog):
     tencent.send(tencent_creds(server.url), "text", {"RoomId": "r"})
     zego.send(
         zego_creds(server.url),
+        "command",
         {"RoomId": "r", "FromUserId": "u", "MessageContent": "m"},
     )
     secrets_sent = [
