@@ -19,6 +19,7 @@ DEFAULT_RATE_LIMITS: dict[str, int] = {
     "live_engine": 200,  # send_text_msg / send_custom_msg, per app (seed pages)
     "broadcast": 1,  # send_broadcast_msg, per app (seed page)
     "zego": 100,  # SendCustomCommand, per AppId (seed page)
+    "zego_test": 10,  # the same in ZEGO's test environment (IsTest=true)
     "room": 40,  # messages per room (Use Limits 1047/34381)
 }
 DEDUP_SECONDS = 300

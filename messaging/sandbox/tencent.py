@@ -232,6 +232,16 @@ def _check_length(name: str, value: str, code: int) -> None:
         raise ApiError(code, f"{name} is longer than {limit} bytes")
 
 
+def _check_message_length(parts: dict[str, str], code: int) -> None:
+    """The limit holds for the whole message, every content field together
+    (docs/providers.md, "Limits"), not for each field alone."""
+    limit = max_message_bytes()
+    size = sum(_utf8_len(value) for value in parts.values())
+    if size > limit:
+        names = " + ".join(parts)
+        raise ApiError(code, f"the message ({names}) is {size} bytes, over {limit}")
+
+
 def text_message(body: dict) -> tuple[str, list[dict], str | None]:
     """send_text_msg: (sender, MsgBody, CloudCustomData) as the wrapper builds them."""
     sender = _account(body, "Sender_Account", LIVE_BAD_PARAM, required=True)
@@ -249,6 +259,9 @@ def text_message(body: dict) -> tuple[str, list[dict], str | None]:
     else:
         # An empty ExtensionInfo is taken as absent (UNCONFIRMED what Tencent does).
         ext = None
+    _check_message_length(
+        {"TextContent": text, "ExtensionInfo": ext or ""}, LIVE_TOO_LONG
+    )
     msg_body = [{"MsgType": "TIMTextElem", "MsgContent": {"Text": text}}]
     return sender, msg_body, ext
 
@@ -267,6 +280,7 @@ def custom_message(body: dict, admin: str) -> tuple[str, list[dict], None]:
     if data == "":
         raise ApiError(LIVE_BAD_PARAM, "Data cannot be empty")
     _check_length("Data", str(data), LIVE_TOO_LONG)
+    _check_message_length({"BusinessId": business_id, "Data": str(data)}, LIVE_TOO_LONG)
     wrapped = json.dumps(
         {"BusinessId": business_id, "Data": data},
         ensure_ascii=False,
