@@ -307,7 +307,7 @@ LOGGING = {
 # Before-send webhook (webhooks/hotpath.py).
 WEBHOOK_MAX_BODY = env_int("WEBHOOK_MAX_BODY", 1024 * 1024)
 # How old a signed call's RequestTime may be, in seconds. The provider documents no
-# replay window (UNCONFIRMED, PROVIDERS.md 3.2): 300 s tolerates clock skew and retries.
+# replay window (docs/providers.md, UNCONFIRMED): 300 s tolerates clock skew and retries.
 WEBHOOK_SIGN_MAX_AGE = env_int("WEBHOOK_SIGN_MAX_AGE", 300)
 # How often a process checks the rules version (Redis GET, or a DB read without Redis).
 WEBHOOK_VERSION_CHECK_SECONDS = float(

@@ -1,7 +1,7 @@
 """Every documented error code is classified (retryable or permanent) and explained.
 
-The expected classes are written out here from the documentation (seed pages and
-PROVIDERS.md tables 1.3, 5.1, 5.2, 6.3), independently of the tables in the clients.
+The expected classes are written out here from the documentation (docs/providers.md,
+"Tencent error codes" and "ZEGO return codes"), independently of the tables in the clients.
 """
 
 from __future__ import annotations

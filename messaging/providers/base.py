@@ -3,7 +3,7 @@ client, the one request path (``call``) and the retry policy (``retry_policy``).
 
 A provider module builds its request and reads its answer; everything between (the
 HTTP call, transport errors, HTTP statuses, a body that is not JSON) happens here,
-once. Only the modules of this package import httpx (CONVENTIONS.md 3 and 14).
+once. Only the modules of this package import httpx.
 """
 
 from __future__ import annotations

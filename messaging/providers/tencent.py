@@ -167,7 +167,7 @@ CODES: dict[int, CodeInfo] = {
     90055: permanent("The batch request is larger than 8 KB."),
     93000: permanent("The JSON request is larger than the provider accepts."),
     10018: permanent("The answer would exceed 1 MB: the request asks for too much."),
-    # Group codes (send_broadcast_msg page, PROVIDERS.md 5.2)
+    # Group codes (send_broadcast_msg page and the error code page)
     10002: retryable("Internal error at the provider. Retry.", 1.0),
     10003: permanent("The provider does not know this command."),
     10004: permanent("A parameter of the request is not valid."),
@@ -187,7 +187,7 @@ CODES: dict[int, CodeInfo] = {
     10033: permanent("The message cannot be recalled."),
     10035: permanent("Live (audio-video) groups keep no messages to delete."),
     10041: permanent("The message cannot be recalled."),
-    # TUILiveKit live_engine_http_srv codes (seed pages 000 and 001)
+    # TUILiveKit live_engine_http_srv codes (send_text_msg and send_custom_msg pages)
     100001: retryable("Internal error at the provider. Retry.", 1.0),
     100002: permanent("A parameter of the request is not valid."),
     100004: permanent(
@@ -195,8 +195,8 @@ CODES: dict[int, CodeInfo] = {
     ),
     100006: permanent("This room is not a live room."),
     100601: permanent("The sender is muted in this room."),
-    # UNCONFIRMED: 100602 for a live_engine overrun; the common table has 60007
-    # (docs/providers.md). Both are retried.
+    # UNCONFIRMED (docs/providers.md): 100602 for a live_engine overrun; the
+    # common table has 60007. Both are retried.
     100602: retryable(
         "The room's message frequency limit was reached. Retry shortly.", 1.0
     ),

@@ -38,7 +38,8 @@ def signature(app_id: int | str, nonce: str, secret: str, timestamp: int | str) 
 
 
 def authenticate(query: Any, *, now: float | None = None) -> SandboxApp:
-    """Check the public request parameters (PROVIDERS.md 6.1-6.3), in gateway order."""
+    """Check the public request parameters (docs/providers.md, "ZEGO server API"), in
+    gateway order."""
     action = query.get("Action", "")
     if not action:
         raise ZegoError(100000006, "Action is empty")

@@ -1,7 +1,7 @@
 """Sending one message: validate and build the request, record it, deliver it.
 
 The audit row is written before the request goes out and updated once with the
-answer (CONVENTIONS.md 6), so a crash leaves a visible ``waiting`` row, never a lost
+answer, so a crash leaves a visible ``waiting`` row, never a lost
 send. Views, tasks and the ``sendmsg`` command call these functions.
 """
 
