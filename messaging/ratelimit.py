@@ -44,9 +44,9 @@ DOCUMENTED_RATES: dict[str, float] = {
 # The provider counts requests in one-second windows. A steady rate exactly at the
 # limit would still overrun some windows: reservations are taken here but arrive
 # there after a variable network delay, which bunches them up. So the bucket is
-# paced a little under the limit and holds a single token (no burst).
-DEFAULT_HEADROOM = 0.05
-DEFAULT_BURST_SECONDS = 0.0
+# paced a little under the limit (RATE_LIMIT_HEADROOM) and holds a single token
+# (RATE_LIMIT_BURST_SECONDS 0: no burst).
+
 # Text and custom messages share one bucket (their spec's rate_bucket): both are
 # live_engine APIs and counting them together can only keep a mixed load further
 # under the limit.
@@ -64,13 +64,13 @@ def rate_per_second(app: ProviderApp, kind: str) -> float:
 
 def pace_for(rate: float) -> float:
     """The rate the bucket refills at: the limit minus the headroom."""
-    headroom = getattr(settings, "RATE_LIMIT_HEADROOM", DEFAULT_HEADROOM)
+    headroom = settings.RATE_LIMIT_HEADROOM
     return rate * (1.0 - headroom)
 
 
 def burst_for(rate: float) -> float:
     """Bucket capacity in tokens, at least one."""
-    seconds = getattr(settings, "RATE_LIMIT_BURST_SECONDS", DEFAULT_BURST_SECONDS)
+    seconds = settings.RATE_LIMIT_BURST_SECONDS
     return max(1.0, rate * seconds)
 
 

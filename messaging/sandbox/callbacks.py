@@ -41,7 +41,7 @@ _after_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="sandbox-afte
 
 
 def callback_timeout() -> float:
-    return float(getattr(settings, "SANDBOX_CALLBACK_TIMEOUT", DEFAULT_TIMEOUT))
+    return float(settings.SANDBOX_CALLBACK_TIMEOUT)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ DEDUP_SECONDS = 300
 
 
 def rate_limit(name: str) -> int:
-    overrides = getattr(settings, "SANDBOX_RATE_LIMITS", {}) or {}
+    overrides = settings.SANDBOX_RATE_LIMITS
     defaults = {**DEFAULT_RATE_LIMITS, **TEST_ENVIRONMENT_RATE_LIMITS}
     return int(overrides.get(name, defaults[name]))
 
@@ -36,7 +36,7 @@ def rate_window() -> int:
     """Seconds a slot is held: 1 (a per-second limit). Tests lengthen it
     (SANDBOX_RATE_WINDOW) so that a slow machine cannot spread their burst over
     two windows."""
-    return int(getattr(settings, "SANDBOX_RATE_WINDOW", 1))
+    return int(settings.SANDBOX_RATE_WINDOW)
 
 
 def acquire(scope: str, name: str) -> bool:

@@ -45,8 +45,8 @@ COMMANDS = {
 }
 UINT32_MAX = 4294967295
 ACCOUNT_MAX_BYTES = 32
-# One message: 12 KB on the current pages (older tables say 8 KB): SANDBOX_MAX_MESSAGE_BYTES.
-DEFAULT_MAX_MESSAGE_BYTES = 12 * 1024
+# One message: 12 KB on the current pages (older tables say 8 KB): the setting
+# SANDBOX_MAX_MESSAGE_BYTES.
 BROADCAST_MAX_BYTES = 12000
 
 # TUILiveKit (live_engine) codes (docs/providers.md, "Tencent error codes").
@@ -102,9 +102,7 @@ def new_request_id() -> str:
 
 
 def max_message_bytes() -> int:
-    return int(
-        getattr(settings, "SANDBOX_MAX_MESSAGE_BYTES", DEFAULT_MAX_MESSAGE_BYTES)
-    )
+    return int(settings.SANDBOX_MAX_MESSAGE_BYTES)
 
 
 def _utf8_len(value: str) -> int:
@@ -472,7 +470,7 @@ def _dedup_key(sender: str, random: int, msg_body: list, ccd: str | None) -> str
     # are the same, the later message will be discarded"; Use Limits says same sender and
     # Random. The exact key is UNCONFIRMED (docs/providers.md): SANDBOX_BROADCAST_DEDUP = "content" | "random".
     key = f"{sender}:{random}"
-    if getattr(settings, "SANDBOX_BROADCAST_DEDUP", "content") == "content":
+    if settings.SANDBOX_BROADCAST_DEDUP == "content":
         content = json.dumps([msg_body, ccd], sort_keys=True, ensure_ascii=False)
         key += ":" + hashlib.sha256(content.encode()).hexdigest()
     return key
