@@ -23,7 +23,7 @@ from django_htmx.middleware import HtmxDetails
 
 from liveadmin.roles import Role, role_required
 from messaging.models import Batch, BatchStatus, Outcome, SendRecord
-from messaging.services import batches
+from messaging.services import batches, throughput
 from messaging.services.sending import SendValidationError
 
 
@@ -84,7 +84,9 @@ def batch_detail(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
     context = {
         "batch": batch,
         "progress": batch.progress(),
-        "estimate": batches.describe_estimate(batch.app, batch.kind, batch.room_count),
+        "estimate": throughput.describe_estimate(
+            batch.app, batch.kind, batch.room_count
+        ),
         "can_approve": (
             batch.status == BatchStatus.AWAITING_APPROVAL
             and batch.created_by_id != request.user.pk

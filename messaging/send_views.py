@@ -35,7 +35,7 @@ from messaging.send_forms import (
     kinds_for,
     template_initial,
 )
-from messaging.services import batches
+from messaging.services import batches, throughput
 from messaging.services.sending import SendValidationError, send_message
 
 logger = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ def _preview_context(form: SendForm) -> dict[str, Any]:
         and app.broadcast_requires_approval,
     }
     if len(plan.rooms) > 1:
-        context["estimate"] = batches.describe_estimate(app, kind, len(plan.rooms))
+        context["estimate"] = throughput.describe_estimate(app, kind, len(plan.rooms))
     if plan.scheduled_at:
         # Formatted here: the |date filter would convert back to the server's zone.
         local = plan.scheduled_at.astimezone(ZoneInfo(plan.tz_name))

@@ -35,6 +35,9 @@ class Outcome(StrEnum):
     OK = "ok"
     DROPPED = "dropped"  # accepted by the provider, not delivered (e.g. MsgFreqCtrl)
     FAILED = "failed"
+    # The request may have reached the provider, but no answer says what happened
+    # (read timeout, connection lost after sending, an unreadable answer).
+    UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True)
@@ -149,32 +152,62 @@ def elapsed_ms(started: float) -> int:
     return max(0, round((time.monotonic() - started) * 1000))
 
 
-def transport_failure(exc: httpx.HTTPError, *, started: float, what: str) -> SendResult:
-    """A request that got no HTTP answer: always retryable.
+# The retry policy (DESIGN.md "Delivery semantics"). A request is retried
+# automatically only when it surely did not reach the provider: these transport
+# errors happen before a complete request was handed over (no connection, no DNS
+# answer, no free pooled connection). Every other transport error may have
+# happened after the provider got the request, so its outcome is ``unknown``.
+NOT_SENT_ERRORS: tuple[type[httpx.HTTPError], ...] = (
+    httpx.ConnectError,  # refused, unreachable, DNS failure
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+)
+# HTTP statuses that say the request was refused before any processing.
+NOT_PROCESSED_STATUSES = frozenset({429, 503})
 
-    The message names the failure class, never the URL (which carries the usersig or
-    the signature).
+UNKNOWN_EXPLANATION = (
+    "The request may have reached the provider, but no answer came back ({why}). The "
+    "message may or may not have been delivered, so it is not sent again by itself: "
+    "check the room, then re-send it explicitly if it is missing."
+)
+
+
+def transport_failure(exc: httpx.HTTPError, *, started: float, what: str) -> SendResult:
+    """A request that got no HTTP answer.
+
+    Retryable when the request surely did not reach the provider (NOT_SENT_ERRORS);
+    otherwise (read timeout, connection lost after sending) the outcome is
+    ``unknown`` and nothing retries it blindly. The message names the failure
+    class, never the URL (which carries the usersig or the signature).
     """
+    if isinstance(exc, NOT_SENT_ERRORS):
+        info = f"{type(exc).__name__}: {redact(str(exc))}"
+        logger.warning("%s: not sent, %s", what, info)
+        return SendResult(
+            outcome=Outcome.FAILED,
+            error_info=info[:500],
+            explanation=(
+                "The provider could not be reached (no connection). Nothing was sent; "
+                "it is retried automatically. If it persists, check the base URL or "
+                "region and the network."
+            ),
+            latency_ms=elapsed_ms(started),
+            retryable=True,
+            retry_after=1.0,
+        )
     if isinstance(exc, httpx.TimeoutException):
         info = f"{type(exc).__name__}: no answer from the provider in time"
-        explanation = (
-            "The provider did not answer in time. The message may or may not have been "
-            "delivered; it is safe to retry later."
-        )
+        why = "the provider did not answer in time"
     else:
         info = f"{type(exc).__name__}: {redact(str(exc))}"
-        explanation = (
-            "The provider could not be reached (network error). Check the base URL or "
-            "region and the network, then retry."
-        )
-    logger.warning("%s: transport failure %s", what, info)
+        why = "the connection was lost after the request was sent"
+    logger.warning("%s: delivery unknown, %s", what, info)
     return SendResult(
-        outcome=Outcome.FAILED,
+        outcome=Outcome.UNKNOWN,
         error_info=info[:500],
-        explanation=explanation,
+        explanation=UNKNOWN_EXPLANATION.format(why=why),
         latency_ms=elapsed_ms(started),
-        retryable=True,
-        retry_after=1.0,
+        retryable=False,
     )
 
 
@@ -196,13 +229,24 @@ def http_failure(
     status = response.status_code
     if status == 200:
         return None
-    if status >= 500 or status == 429:
+    outcome = Outcome.FAILED
+    if status in NOT_PROCESSED_STATUSES:
+        # Busy or unavailable: refused before processing, safe to send again.
         retry_after = _retry_after(response.headers.get("Retry-After"))
         explanation = (
-            f"The provider answered HTTP {status} (a server or gateway problem). "
-            "Retry later."
+            f"The provider answered HTTP {status} (busy or unavailable). Nothing was "
+            "sent; it is retried automatically."
         )
         is_retryable = True
+    elif status >= 500:
+        # A gateway or server error after the request went in: it may have been
+        # processed, so it is not repeated blindly.
+        retry_after = None
+        outcome = Outcome.UNKNOWN
+        explanation = UNKNOWN_EXPLANATION.format(
+            why=f"the provider answered HTTP {status}, a server or gateway error"
+        )
+        is_retryable = False
     else:
         retry_after = None
         explanation = (
@@ -212,7 +256,7 @@ def http_failure(
         is_retryable = False
     logger.warning("%s: HTTP %s", what, status)
     return SendResult(
-        outcome=Outcome.FAILED,
+        outcome=outcome,
         error_info=f"HTTP {status}",
         explanation=explanation,
         http_status=status,
@@ -231,12 +275,9 @@ def unreadable_answer(response: httpx.Response, *, started: float) -> SendResult
     # A 200 whose body is not a JSON object: whether the message went out is
     # unknown, so it is not retried blindly (a retry could duplicate it).
     return SendResult(
-        outcome=Outcome.FAILED,
+        outcome=Outcome.UNKNOWN,
         error_info="the answer is not a JSON object",
-        explanation=(
-            "The provider's answer could not be read. Whether the message was delivered "
-            "is unknown; check the room before sending again."
-        ),
+        explanation=UNKNOWN_EXPLANATION.format(why="its answer could not be read"),
         http_status=response.status_code,
         latency_ms=elapsed_ms(started),
         retryable=False,

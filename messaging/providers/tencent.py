@@ -35,6 +35,7 @@ from messaging.providers.base import (
     unreadable_answer,
     utf8_len,
 )
+from messaging.rooms import room_id_error
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +51,6 @@ PATHS: dict[str, str] = {
 MAX_MESSAGE_BYTES = 12 * 1024
 MAX_BROADCAST_BODY_BYTES = 12_000
 MAX_USER_ID_BYTES = 32
-MAX_ROOM_ID_BYTES = 48
 MAX_RANDOM = 4_294_967_295
 
 # Admin UserSig: generated for a week and renewed a day before it runs out, so a
@@ -225,10 +225,8 @@ def _add(errors: dict[str, list[str]], name: str, message: str) -> None:
 def _check_room(errors: dict[str, list[str]], room_id: str) -> None:
     if not room_id:
         _add(errors, "room_id", "Enter the room ID.")
-    elif utf8_len(room_id) > MAX_ROOM_ID_BYTES:
-        _add(errors, "room_id", f"A room ID is at most {MAX_ROOM_ID_BYTES} bytes.")
-    elif not all(32 <= ord(ch) < 127 for ch in room_id):
-        _add(errors, "room_id", "A room ID uses printable ASCII characters only.")
+    elif problem := room_id_error(room_id, "tencent"):
+        _add(errors, "room_id", problem)
 
 
 def _check_account(
@@ -495,7 +493,7 @@ def parse_response(
     }
     if code is None:
         return SendResult(
-            outcome=Outcome.FAILED,
+            outcome=Outcome.UNKNOWN,
             explanation="The provider's answer has no ErrorCode; whether the message was delivered is unknown.",
             retryable=False,
             **common,

@@ -33,15 +33,15 @@ from messaging.providers.base import (
     unreadable_answer,
     utf8_len,
 )
+from messaging.rooms import MAX_ROOM_ID_BYTES
 
 logger = logging.getLogger(__name__)
 
 ACTION = "SendCustomCommand"
 MAX_CONTENT_BYTES = 1024
 MAX_RECIPIENTS = 10
-# ZEGO's room and user ID limits (Express SDK: room ID up to 128 bytes, user ID up
-# to 64 bytes); the server API pages give none of their own.
-MAX_ROOM_ID_BYTES = 128
+# ZEGO's user ID limit (Express SDK: up to 64 bytes; the server API pages give none
+# of their own). Room-ID limits live in messaging.rooms.
 MAX_USER_ID_BYTES = 64
 
 # Every documented return code (PROVIDERS.md 6.3, seed page 003).
@@ -143,8 +143,12 @@ def build_command_params(
 
     if not room_id:
         _add(errors, "room_id", "Enter the room ID.")
-    elif utf8_len(room_id) > MAX_ROOM_ID_BYTES:
-        _add(errors, "room_id", f"A room ID is at most {MAX_ROOM_ID_BYTES} bytes.")
+    elif utf8_len(room_id) > MAX_ROOM_ID_BYTES["zego"]:
+        _add(
+            errors,
+            "room_id",
+            f"A room ID is at most {MAX_ROOM_ID_BYTES['zego']} bytes.",
+        )
     if not from_user:
         _add(errors, "from_user", "Enter the sender's user ID.")
     elif utf8_len(from_user) > MAX_USER_ID_BYTES:
@@ -277,7 +281,7 @@ def parse_response(
     }
     if code is None:
         return SendResult(
-            outcome=Outcome.FAILED,
+            outcome=Outcome.UNKNOWN,
             error_info=message,
             explanation="ZEGO's answer has no Code; whether the command was delivered is unknown.",
             **common,
