@@ -17,11 +17,21 @@ urlpatterns = [
         "templates/<int:pk>/delete/", send_views.template_delete, name="template-delete"
     ),
     path("batches/", batch_views.batch_list, name="batch-list"),
+    path(
+        "batches/awaiting-approval/",
+        batch_views.batch_approvals,
+        name="batch-approvals",
+    ),
     path("batches/<int:pk>/", batch_views.batch_detail, name="batch-detail"),
     path("batches/<int:pk>/cancel/", batch_views.batch_cancel, name="batch-cancel"),
     path("batches/<int:pk>/pause/", batch_views.batch_pause, name="batch-pause"),
     path("batches/<int:pk>/resume/", batch_views.batch_resume, name="batch-resume"),
     path("batches/<int:pk>/resend/", batch_views.batch_resend, name="batch-resend"),
+    path(
+        "batches/<int:pk>/resend-unknown/",
+        batch_views.batch_resend_unknown,
+        name="batch-resend-unknown",
+    ),
     path("batches/<int:pk>/approve/", batch_views.batch_approve, name="batch-approve"),
 ]
 
