@@ -118,8 +118,8 @@ def load_snapshot(token: str) -> Snapshot:
             "blocklist__app_id",
         )
     )
-    shared: list[dict] = []
-    per_app: dict[int, list[dict]] = {}
+    shared: list[Mapping[str, Any]] = []
+    per_app: dict[int, list[Mapping[str, Any]]] = {}
     for row in rows:
         app_pk = row["blocklist__app_id"]
         if app_pk is None:
@@ -129,7 +129,7 @@ def load_snapshot(token: str) -> Snapshot:
 
     compiled: dict[int | None, tuple[RuleSet | None, str]] = {}
 
-    def compile_rows(key: int | None, items: Iterable[dict]) -> tuple:
+    def compile_rows(key: int | None, items: Iterable[Mapping[str, Any]]) -> tuple:
         if key not in compiled:
             try:
                 compiled[key] = (RuleSet.compile(rule_from_row(r) for r in items), "")
@@ -242,8 +242,8 @@ rules = RulesCache()
 
 
 def valid_sign(token: str, request_time: str, sign: str) -> bool:
-    """Sign = sha256hex(token + RequestTime) (PROVIDERS.md 3.2). The hex case is
-    UNCONFIRMED, so compare lower-cased, in constant time."""
+    """Sign = sha256hex(token + RequestTime) (docs/providers.md, "Before-send webhook").
+    The hex case is UNCONFIRMED there, so compare lower-cased, in constant time."""
     expected = hashlib.sha256((token + request_time).encode()).hexdigest()
     return hmac.compare_digest(expected.encode(), sign.strip().lower().encode())
 
@@ -367,7 +367,8 @@ def answer(query: Mapping[str, str], body: bytes, *, now: float | None = None) -
     except Exception:
         logger.exception("webhook rules unavailable")
         # No app is known yet, so no fail policy applies; a non-200 makes the
-        # provider apply the console's failure policy (PROVIDERS.md 3.3).
+        # provider apply the console's failure policy (docs/providers.md,
+        # "Before-send webhook").
         return Reply(503, {"error": "rules unavailable"}, "unavailable")
     app = snapshot.by_sdkappid.get(int(raw_appid))
     if app is None or not app.enabled:

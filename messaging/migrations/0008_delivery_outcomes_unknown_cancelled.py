@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('messaging', '0006_message_templates'),
+        ('messaging', '0007_zego_test_environment_registry_choices'),
     ]
 
     operations = [

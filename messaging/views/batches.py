@@ -4,8 +4,6 @@ its controls.
 The send log's rule applies (DESIGN.md roles): a community manager sees and acts on
 the batches they made; broadcasts awaiting approval are visible to every manager
 and only another manager approves one; administrators see every batch (read only).
-Kept apart from messaging/views.py so the send, audit and batch areas stay in
-separate files.
 """
 
 from __future__ import annotations
@@ -15,7 +13,6 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count
@@ -28,18 +25,13 @@ from django.views.decorators.http import (
 )
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseStopPolling
-from django_htmx.middleware import HtmxDetails
 
+from liveadmin.http import AuthedHtmxRequest
 from liveadmin.roles import Role, has_role, role_required
+from messaging.kinds import KINDS
 from messaging.models import Batch, BatchStatus, Outcome, SendRecord
-from messaging.send_forms import message_fields
 from messaging.services import batches, throughput
 from messaging.services.sending import SendValidationError
-
-
-class AuthedHtmxRequest(HttpRequest):
-    user: User
-    htmx: HtmxDetails
 
 
 def _get_batch_for_user(request: HttpRequest, pk: int) -> Batch:
@@ -120,7 +112,7 @@ def batch_approvals(request: HttpRequest) -> HttpResponse:
 
 def _message_fields(batch: Batch) -> list[tuple[str, str]]:
     """The batch's message as (label, value) pairs, in the send form's order."""
-    labels = {name: f.label or name for name, f in message_fields(batch.kind).items()}
+    labels = {f.name: f.label for f in KINDS[batch.kind].fields}
     return [
         (labels.get(name, name.replace("_", " ").capitalize()), str(value))
         for name, value in batch.fields.items()
