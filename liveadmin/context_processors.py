@@ -10,9 +10,16 @@ def roles(request: HttpRequest) -> dict:
     Templates hide what a role may not use; every view still checks on the server.
     """
     held = user_roles(request.user) if hasattr(request, "user") else frozenset()
+    counts = {}
+    if Role.MANAGER in held:
+        from messaging.models import Batch
+
+        counts["messaging:batch-approvals"] = Batch.objects.awaiting_approval_by(
+            request.user
+        ).count()
     return {
         "roles": held,
-        "nav": nav_for(held),
+        "nav": nav_for(held, counts),
         "is_manager": Role.MANAGER in held,
         "is_moderator": Role.MODERATOR in held,
         "is_auditor": Role.AUDITOR in held,

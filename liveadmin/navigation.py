@@ -24,7 +24,10 @@ M, MOD, AUD, ADM = Role.MANAGER, Role.MODERATOR, Role.AUDITOR, Role.ADMIN
 NAV: list[NavItem] = [
     NavItem("Send", "messaging:send", frozenset({M}), "Messages"),
     NavItem("Templates", "messaging:template-list", frozenset({M}), "Messages"),
-    NavItem("Batches", "messaging:batch-list", frozenset({M}), "Messages"),
+    NavItem("Batches", "messaging:batch-list", frozenset({M, ADM}), "Messages"),
+    NavItem(
+        "Awaiting approval", "messaging:batch-approvals", frozenset({M}), "Messages"
+    ),
     NavItem("My sends", "messaging:audit", frozenset({M}), "Messages"),
     NavItem("Blocklists", "webhooks:blocklist-list", frozenset({MOD}), "Moderation"),
     NavItem("Try a message", "webhooks:try", frozenset({MOD}), "Moderation"),
@@ -37,8 +40,13 @@ NAV: list[NavItem] = [
 ]
 
 
-def nav_for(roles: frozenset[Role]) -> list[tuple[str, list[tuple[str, str]]]]:
-    """[(section, [(label, url), ...]), ...] for the given roles, in NAV order."""
+def nav_for(
+    roles: frozenset[Role], counts: dict[str, int] | None = None
+) -> list[tuple[str, list[tuple[str, str]]]]:
+    """[(section, [(label, url), ...]), ...] for the given roles, in NAV order.
+
+    ``counts`` maps a URL name to a number shown after its label when above zero
+    (e.g. broadcasts awaiting approval)."""
     sections: dict[str, list[tuple[str, str]]] = {}
     for item in NAV:
         if not item.roles & roles:
@@ -47,5 +55,8 @@ def nav_for(roles: frozenset[Role]) -> list[tuple[str, list[tuple[str, str]]]]:
             url = reverse(item.url_name)
         except NoReverseMatch:
             continue
-        sections.setdefault(item.section, []).append((item.label, url))
+        label = item.label
+        if counts and counts.get(item.url_name):
+            label = f"{label} ({counts[item.url_name]})"
+        sections.setdefault(item.section, []).append((label, url))
     return list(sections.items())
