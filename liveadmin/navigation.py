@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.urls import NoReverseMatch, reverse
+from django.utils.module_loading import import_string
 
 from liveadmin.roles import Role
 
@@ -17,6 +18,8 @@ class NavItem:
     url_name: str
     roles: frozenset[Role]
     section: str
+    # Dotted path of a function returning a number shown next to the label.
+    count: str = ""
 
 
 M, MOD, AUD, ADM = Role.MANAGER, Role.MODERATOR, Role.AUDITOR, Role.ADMIN
@@ -28,7 +31,16 @@ NAV: list[NavItem] = [
     NavItem("My sends", "messaging:audit", frozenset({M}), "Messages"),
     NavItem("Blocklists", "webhooks:blocklist-list", frozenset({MOD}), "Moderation"),
     NavItem("Try a message", "webhooks:try", frozenset({MOD}), "Moderation"),
+    NavItem(
+        "Review queue",
+        "webhooks:review-queue",
+        frozenset({MOD}),
+        "Moderation",
+        count="webhooks.moderation.queue_count",
+    ),
     NavItem("Decisions", "webhooks:decision-list", frozenset({MOD}), "Moderation"),
+    NavItem("Sanctions", "webhooks:sanction-list", frozenset({MOD}), "Moderation"),
+    NavItem("Escalation", "webhooks:escalation-list", frozenset({MOD}), "Moderation"),
     NavItem("Send log", "messaging:audit", frozenset({AUD}), "Audit"),
     NavItem("Blocklist history", "webhooks:change-list", frozenset({AUD}), "Audit"),
     NavItem("Provider apps", "messaging:app-list", frozenset({ADM}), "Administration"),
@@ -49,3 +61,16 @@ def nav_for(roles: frozenset[Role]) -> list[tuple[str, list[tuple[str, str]]]]:
             continue
         sections.setdefault(item.section, []).append((item.label, url))
     return list(sections.items())
+
+
+def nav_counts(roles: frozenset[Role]) -> list[tuple[str, int]]:
+    """[(url, count), ...] for the items with a count the given roles see."""
+    out = []
+    for item in NAV:
+        if item.count and item.roles & roles:
+            try:
+                url = reverse(item.url_name)
+            except NoReverseMatch:
+                continue
+            out.append((url, import_string(item.count)()))
+    return out

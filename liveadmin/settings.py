@@ -317,3 +317,14 @@ WEBHOOK_VERSION_CHECK_SECONDS = float(
 WEBHOOK_RECORD_IN_BACKGROUND = env_bool("WEBHOOK_RECORD_IN_BACKGROUND", not TESTING)
 WEBHOOK_RECORD_BATCH = env_int("WEBHOOK_RECORD_BATCH", 200)
 WEBHOOK_RECORD_SECONDS = float(os.environ.get("WEBHOOK_RECORD_SECONDS", "1.0"))
+
+# Moderation (webhooks/recent.py, webhooks/moderation.py).
+# Keep the apps' recent messages (allowed ones included) for dry runs of draft
+# entries: a Redis stream per app with REDIS_URL, process memory without.
+RECENT_MESSAGES_ENABLED = env_bool("RECENT_MESSAGES_ENABLED", True)
+RECENT_MESSAGES_SECONDS = env_int("RECENT_MESSAGES_SECONDS", 24 * 3600)
+RECENT_MESSAGES_MAX = env_int("RECENT_MESSAGES_MAX", 100_000)
+CELERY_BEAT_SCHEDULE["purge-recent-messages"] = {
+    "task": "webhooks.tasks.purge_recent_messages",
+    "schedule": 600.0,
+}
