@@ -310,7 +310,9 @@ class Decision(models.Model):
         on_delete=models.SET_NULL,
         related_name="decisions",
     )
-    # A message LiveAdmin itself sent (Operator_Account = the app's admin account).
+    # Operator_Account was the app's admin account: LiveAdmin itself sent it, and
+    # send_record is the audit row it belongs to (linked when first looked at).
+    own_send = models.BooleanField(default=False)
     send_record = models.ForeignKey(
         "messaging.SendRecord",
         null=True,

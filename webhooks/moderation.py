@@ -366,3 +366,90 @@ def decision_row(decision: Decision) -> dict[str, Any]:
         "send_record": decision.send_record_id,
         "review": decision.review,
     }
+
+
+# --- LiveAdmin's own sends ------------------------------------------------------------------
+
+# How far apart a send's audit row and its webhook decision may be.
+OWN_SEND_SLACK = timedelta(seconds=10)
+
+
+def _send_content(record: Any) -> str:
+    """The text a send put into the message (text: TextContent; custom: Data)."""
+    import json
+
+    body = record.request_body or {}
+    for key in ("TextContent", "Text"):
+        if isinstance(body.get(key), str):
+            return body[key]
+    data = body.get("Data")
+    if isinstance(data, str):
+        # Inside the wrapper's JSON string: escaped the way json.dumps escapes it.
+        return json.dumps(data, ensure_ascii=False)[1:-1]
+    return "" if data is None else str(data)
+
+
+def _matches(decision: Decision, record: Any) -> bool:
+    content = _send_content(record)
+    return bool(content) and content in decision.text
+
+
+def decision_for_send(record: Any) -> Decision | None:
+    """The webhook decision about a message LiveAdmin sent (room, sender, content
+    and time match, and Operator_Account was the app's admin account), linking the
+    two the first time they are found. None: the webhook let it through as sent (or
+    its decision is not written yet)."""
+    linked = Decision.objects.filter(send_record=record).first()
+    if linked is not None or not record.room_id:
+        return linked
+    sender = record.sender or record.app.identifier
+    end = (record.updated_at or timezone.now()) + OWN_SEND_SLACK
+    candidates = Decision.objects.filter(
+        app_id=record.app_id,
+        own_send=True,
+        send_record__isnull=True,
+        room_id=record.room_id,
+        sender=sender,
+        created_at__gte=record.created_at - OWN_SEND_SLACK,
+        created_at__lte=end,
+    ).order_by("created_at")
+    for decision in candidates:
+        if _matches(decision, record) and Decision.objects.filter(
+            pk=decision.pk, send_record__isnull=True
+        ).update(send_record=record):
+            decision.send_record = record
+            return decision
+    return None
+
+
+def send_for_decision(decision: Decision) -> Any:
+    """The audit row of a message LiveAdmin sent, from its decision (links them)."""
+    from messaging.models import SendRecord
+
+    if decision.send_record_id or not decision.own_send:
+        return decision.send_record
+    candidates = SendRecord.objects.filter(
+        app_id=decision.app_id,
+        room_id=decision.room_id,
+        created_at__gte=decision.created_at - OWN_SEND_SLACK,
+        created_at__lte=decision.created_at + OWN_SEND_SLACK,
+    ).select_related("app")
+    for record in candidates:
+        if (record.sender or record.app.identifier) == decision.sender and _matches(
+            decision, record
+        ):
+            if Decision.objects.filter(pk=decision.pk, send_record__isnull=True).update(
+                send_record=record
+            ):
+                decision.send_record = record
+            return decision.send_record
+    return None
+
+
+WEBHOOK_VERB = {
+    "mask": "masked by the webhook",
+    "discard": "discarded by the webhook",
+    "forbid": "forbidden by the webhook",
+    "forbid_code": "forbidden by the webhook",
+    "flag": "flagged for review by the webhook",
+}

@@ -9,7 +9,6 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
 from django.views.decorators.http import require_POST
 from django.views.decorators.vary import vary_on_headers
 
@@ -19,6 +18,7 @@ from webhooks import dryrun, moderation, services
 from webhooks.forms import EntryForm, ImportForm
 from webhooks.models import BlocklistEntry, Decision, EscalationRule, Sanction
 from webhooks.moderation_forms import AddTermForm, EscalationForm, MuteForm
+from webhooks.templatetags.moderation_tags import webhook_verdict
 from webhooks.views import AuthedHtmxRequest
 
 
@@ -177,6 +177,7 @@ def _until(sanction: Sanction) -> str:
 @role_required(Role.MODERATOR)
 def decision_detail(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
     decision = _get_decision(pk)
+    moderation.send_for_decision(decision)
     _terms([decision])
     return render(
         request,
@@ -349,10 +350,17 @@ def import_dryrun(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
     )
 
 
-def nav_review_count() -> int:
-    """The navigation's count next to "Review queue"."""
-    return moderation.queue_count()
+# --- LiveAdmin's own sends --------------------------------------------------------------
 
 
-def sender_url(app_pk: int, sender: str) -> str:
-    return reverse("webhooks:sender-detail", args=[app_pk, sender])
+@login_required
+@role_required(Role.MANAGER, Role.AUDITOR)
+def send_decision(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
+    """The send result's note on what the webhook did to it (loaded after the send,
+    once the decision log is written)."""
+    from messaging.models import SendRecord
+
+    record = get_object_or_404(
+        SendRecord.objects.visible_to(request.user).select_related("app"), pk=pk
+    )
+    return render(request, "webhooks/send_decision.html", webhook_verdict(record))

@@ -46,6 +46,11 @@ urlpatterns = [
         mod.sender_detail,
         name="sender-detail",
     ),
+    path(
+        "moderation/sends/<int:pk>/decision/",
+        mod.send_decision,
+        name="send-decision",
+    ),
     path("moderation/sanctions/", mod.sanction_list, name="sanction-list"),
     path(
         "moderation/sanctions/<int:pk>/lift/", mod.sanction_lift, name="sanction-lift"
