@@ -290,8 +290,8 @@ def test_the_escalation_command_sets_and_replaces_the_rule(app):
     ).get()
     assert [name for name, _o, _n in change.diff] == [
         "hits",
-        "within_seconds",
         "minutes",
+        "within_seconds",
     ]
 
 
@@ -583,3 +583,41 @@ def test_a_decision_finds_its_send_from_its_side(app):
     )
     assert moderation.send_for_decision(decision) == record
     assert Decision.objects.get(send_record=record) == decision
+
+
+@pytest.mark.parametrize(
+    "kind,term",
+    [
+        ("word", "pills"),
+        ("wildcard", "cheap*pills"),
+        ("regex", r"pi+lls"),
+        ("user", "u7"),
+    ],
+)
+def test_the_dryrun_prefilter_finds_what_the_matcher_finds(app, kind, term):
+    from webhooks.matching import RuleSet
+    from webhooks.recent import RecentMessage
+
+    texts = [
+        "ＰＩＬＬＳ",
+        "p.i.l.l.s",
+        "spills",
+        "cheap, cheap PILLS",
+        "Piiills",
+        "hello",
+        "貼圖pills",
+    ]
+    messages = [RecentMessage(0, "r", f"u{i}", t, "allow") for i, t in enumerate(texts)]
+    draft = {"kind": kind, "term": term, "action": "forbid"}
+    exact = RuleSet.compile(dryrun.draft_rules([draft]))
+    expected = sum(
+        exact.check(
+            from_account=m.sender,
+            msg_body=[{"MsgType": "TIMTextElem", "MsgContent": {"Text": m.text}}],
+            cloud_custom_data=None,
+        ).action
+        != "allow"
+        for m in messages
+    )
+    assert expected > 0
+    assert dryrun.dry_run(app, [draft], messages=messages).would_change == expected

@@ -15,7 +15,7 @@ from typing import Any
 
 from messaging.models import ProviderApp
 from webhooks import hotpath
-from webhooks.matching import Rule, RuleSet
+from webhooks.matching import NormText, Rule, RuleSet, fold_pattern, required_literal
 from webhooks.recent import RecentMessage, recent
 
 RANK = {"allow": 0, "flag": 1, "mask": 2, "discard": 3, "forbid": 4, "forbid_code": 4}
@@ -59,6 +59,51 @@ def draft_rules(drafts: list[dict[str, Any]]) -> list[Rule]:
     ]
 
 
+def _prefilter(
+    rules: list[Rule],
+) -> tuple[list[list[str]], list[str], set[str]] | None:
+    """(strict pieces that must all occur, per word or wildcard; literals one of which a
+    regex needs; user IDs), or None when some rule (a regex without a required
+    literal, a symbol-only word) can match without them. Words and wildcards match
+    on the strict normalised text and regexes on the light one, so a message lacking
+    them cannot match: the exact check runs only on the others."""
+    pieces: list[list[str]] = []
+    literals: list[str] = []
+    users: set[str] = set()
+    for rule in rules:
+        if rule.kind == "user":
+            users.add(rule.term)
+        elif rule.kind == "word":
+            strict = NormText(rule.term).strict
+            if not strict:
+                return None
+            pieces.append([strict])
+        elif rule.kind == "wildcard":
+            parts = [NormText(p).strict for p in rule.term.split("*")]
+            pieces.append([p for p in parts if p])
+        elif rule.kind == "regex":
+            literal = required_literal(fold_pattern(rule.term))
+            if not literal:
+                return None
+            literals.append(literal)
+        else:
+            return None
+    return pieces, literals, users
+
+
+def _candidate(
+    m: RecentMessage, pieces: list[list[str]], literals: list[str], users: set[str]
+) -> bool:
+    if m.sender in users:
+        return True
+    if not pieces and not literals:
+        return False
+    norm = NormText(m.text)
+    if any(literal in norm.light for literal in literals):
+        return True
+    return any(all(p in norm.strict for p in need) for need in pieces)
+
+
 def dry_run(
     app: ProviderApp,
     drafts: list[dict[str, Any]],
@@ -72,6 +117,7 @@ def dry_run(
     blocking = [r for r in rules if r.kind != "allow"]
     allows = [r for r in rules if r.kind == "allow"]
     draft_set = RuleSet.compile(blocking) if blocking else None
+    prefilter = _prefilter(blocking)
     full_set = None
     if allows:
         snapshot = hotpath.rules.get(force_check=True)
@@ -85,7 +131,7 @@ def dry_run(
         result.of += 1
         was = RANK.get(m.action, 0)
         verdict = None
-        if draft_set is not None:
+        if draft_set is not None and (prefilter is None or _candidate(m, *prefilter)):
             v = draft_set.check(
                 from_account=m.sender,
                 msg_body=_body(m.text),

@@ -231,9 +231,10 @@ class BlocklistChange(models.Model):
     @property
     def diff(self) -> list[tuple[str, str, str]]:
         """(field, before, after) for each field that changed, values as JSON text
-        ("" where there is no before or after: a creation or a deletion)."""
+        ("" where there is no before or after: a creation or a deletion). Sorted by
+        name: PostgreSQL's jsonb does not keep the keys' order."""
         before, after = self.before or {}, self.after or {}
-        names = list(before) + [k for k in after if k not in before]
+        names = sorted({*before, *after})
 
         def show(snapshot: dict | None, name: str) -> str:
             if snapshot is None:

