@@ -591,7 +591,7 @@ def test_a_decision_finds_its_send_from_its_side(app):
         ("word", "pills"),
         ("wildcard", "cheap*pills"),
         ("regex", r"pi+lls"),
-        ("user", "u7"),
+        ("user", "u3"),
     ],
 )
 def test_the_dryrun_prefilter_finds_what_the_matcher_finds(app, kind, term):
