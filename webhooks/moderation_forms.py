@@ -33,13 +33,14 @@ class MuteForm(forms.Form):
         self.fixed_room = fixed_room
         if fixed_room is not None:
             del self.fields["room_id"]
-            self.fields["scope"].choices = [
+            self.fields["scope"].choices = [  # type: ignore[attr-defined]
                 ("app", "Whole app"),
                 ("room", f"Room {fixed_room} only"),
             ]
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if self.fixed_room is not None:
             data["room_id"] = self.fixed_room if data.get("scope") == "room" else ""
             return data

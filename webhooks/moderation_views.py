@@ -12,6 +12,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 from django.views.decorators.vary import vary_on_headers
 
+from liveadmin.http import AuthedHtmxRequest
 from liveadmin.roles import Role, role_required
 from messaging.models import ProviderApp
 from webhooks import dryrun, moderation, services
@@ -19,7 +20,6 @@ from webhooks.forms import EntryForm, ImportForm
 from webhooks.models import BlocklistEntry, Decision, EscalationRule, Sanction
 from webhooks.moderation_forms import AddTermForm, EscalationForm, MuteForm
 from webhooks.templatetags.moderation_tags import webhook_verdict
-from webhooks.views import AuthedHtmxRequest
 
 
 def _get_decision(pk: int) -> Decision:
@@ -45,7 +45,8 @@ def _terms(decisions: list[Decision]) -> None:
     ids = {i for d in decisions for i in d.entry_ids}
     terms = dict(BlocklistEntry.objects.filter(pk__in=ids).values_list("pk", "term"))
     for d in decisions:
-        d.matched_terms = [terms.get(i, f"#{i} (deleted)") for i in d.entry_ids]
+        matched = [terms.get(i, f"#{i} (deleted)") for i in d.entry_ids]
+        d.matched_terms = matched  # type: ignore[attr-defined]
 
 
 # --- the review queue ----------------------------------------------------------------
@@ -68,10 +69,10 @@ def _review_forms(
     term_form: AddTermForm | None = None,
 ) -> None:
     """The item's own forms (prefixed by its id, so a page of items has unique ids)."""
-    d.mute_form = mute_form or MuteForm(prefix=f"m{d.pk}", fixed_room=d.room_id)
-    d.term_form = term_form or AddTermForm(
-        prefix=f"t{d.pk}", initial={"term": d.text[:100]}
-    )
+    mute = mute_form or MuteForm(prefix=f"m{d.pk}", fixed_room=d.room_id)
+    term = term_form or AddTermForm(prefix=f"t{d.pk}", initial={"term": d.text[:100]})
+    d.mute_form = mute  # type: ignore[attr-defined]
+    d.term_form = term  # type: ignore[attr-defined]
 
 
 def _review_done(

@@ -251,10 +251,10 @@ class RecentStore:
         while count < limit:
             chunk = client.lrange(key, start, start + 9_999)
             for raw in chunk:
-                m = unpack(raw)
-                if m is not None and m.at >= since:
+                item = unpack(raw)
+                if item is not None and item.at >= since:
                     count += 1
-                    yield m
+                    yield item
                     if count >= limit:
                         return
             if len(chunk) < 10_000:
