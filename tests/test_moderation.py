@@ -410,8 +410,8 @@ def test_the_entry_form_tests_a_draft_against_recent_traffic(app, moderator):
         )
         .content.decode()
     )
-    assert '<strong id="dryrun-count">1</strong>' in html
-    assert '<span id="dryrun-of">2</span>' in html
+    assert '<strong class="dryrun-count">1</strong>' in html
+    assert '<span class="dryrun-of">2</span>' in html
     assert "free money" in html
     assert not own.entries.exists()
     recent.clear(app.pk)
@@ -621,3 +621,42 @@ def test_the_dryrun_prefilter_finds_what_the_matcher_finds(app, kind, term):
     )
     assert expected > 0
     assert dryrun.dry_run(app, [draft], messages=messages).would_change == expected
+
+
+def test_an_import_file_is_tested_before_it_is_imported(app, moderator):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    own = services.create_list("Own", app=app)
+    recent.clear(app.pk)
+    store(
+        app,
+        ("amy", "free money", "allow"),
+        ("bob", "cheap pills", "allow"),
+        ("cat", "hi", "allow"),
+    )
+    upload = SimpleUploadedFile("words.txt", b"money\npills\n")
+    html = (
+        client_for(moderator)
+        .post(
+            reverse("webhooks:import-dryrun", args=[own.pk]),
+            {"file": upload, "kind": "word", "action": "forbid"},
+            headers={"HX-Request": "true"},
+        )
+        .content.decode()
+    )
+    assert '<strong class="dryrun-count">2</strong>' in html
+    assert not own.entries.exists()
+    html = (
+        client_for(moderator)
+        .post(
+            reverse("webhooks:import-dryrun", args=[own.pk]),
+            {
+                "file": SimpleUploadedFile("words.pdf", b"x"),
+                "kind": "word",
+                "action": "forbid",
+            },
+        )
+        .content.decode()
+    )
+    assert "Upload a .txt" in html
+    recent.clear(app.pk)

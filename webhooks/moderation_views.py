@@ -17,7 +17,13 @@ from liveadmin.roles import Role, role_required
 from messaging.models import ProviderApp
 from webhooks import dryrun, moderation, services
 from webhooks.forms import EntryForm, ImportForm
-from webhooks.models import BlocklistEntry, Decision, EscalationRule, Sanction
+from webhooks.models import (
+    Blocklist,
+    BlocklistEntry,
+    Decision,
+    EscalationRule,
+    Sanction,
+)
 from webhooks.moderation_forms import AddTermForm, EscalationForm, MuteForm
 from webhooks.templatetags.moderation_tags import webhook_verdict
 
@@ -292,14 +298,26 @@ def escalation_delete(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
 # --- dry runs ---------------------------------------------------------------------------
 
 
-def _dryrun_app(request: AuthedHtmxRequest, list_pk: int) -> ProviderApp | None:
-    from webhooks.views import _get_list
+def _dryrun_apps(list_pk: int) -> list[ProviderApp]:
+    """The app of the list, or every Tencent app for a list shared by all apps."""
+    blocklist = get_object_or_404(Blocklist.objects.select_related("app"), pk=list_pk)
+    if blocklist.app is not None:
+        return [blocklist.app]
+    return list(ProviderApp.objects.filter(provider="tencent"))
 
-    blocklist = _get_list(list_pk)
-    if blocklist.app_id:
-        return blocklist.app
-    pk = request.POST.get("dryrun_app") or ""
-    return ProviderApp.objects.filter(pk=pk).first() if pk.isdigit() else None
+
+def _dryrun_page(
+    request: AuthedHtmxRequest,
+    form: EntryForm | ImportForm,
+    apps: list[ProviderApp],
+    drafts: list[dict] | None,
+) -> HttpResponse:
+    results = []
+    if drafts is not None:
+        results = [(app, dryrun.dry_run(app, drafts)) for app in apps]
+    return render(
+        request, "webhooks/dryrun_result.html", {"form": form, "results": results}
+    )
 
 
 @login_required
@@ -307,21 +325,13 @@ def _dryrun_app(request: AuthedHtmxRequest, list_pk: int) -> ProviderApp | None:
 @role_required(Role.MODERATOR)
 def entry_dryrun(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
     """The entry form's "test against recent traffic": nothing is saved."""
-    app = _dryrun_app(request, pk)
+    apps = _dryrun_apps(pk)
     form = EntryForm(request.POST)
-    result = None
-    if app is None:
-        form.is_valid()
-        form.add_error(None, "Pick the app whose traffic to test against.")
-    elif form.is_valid():
+    drafts = None
+    if form.is_valid():
         d = form.cleaned_data
-        values = {k: d[k] for k in ("kind", "term", "action", "code", "info")}
-        result = dryrun.dry_run(app, [values])
-    return render(
-        request,
-        "webhooks/dryrun_result.html",
-        {"form": form, "result": result, "app": app},
-    )
+        drafts = [{k: d[k] for k in ("kind", "term", "action", "code", "info")}]
+    return _dryrun_page(request, form, apps, drafts)
 
 
 @login_required
@@ -329,13 +339,10 @@ def entry_dryrun(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
 @role_required(Role.MODERATOR)
 def import_dryrun(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
     """An import file tested against recent traffic before importing it."""
-    app = _dryrun_app(request, pk)
+    apps = _dryrun_apps(pk)
     form = ImportForm(request.POST, request.FILES)
-    result = None
-    if app is None:
-        form.is_valid()
-        form.add_error(None, "Pick the app whose traffic to test against.")
-    elif form.is_valid():
+    drafts = None
+    if form.is_valid():
         fmt, content = form.cleaned_data["file"]
         drafts = services.parse_import(
             content,
@@ -343,12 +350,7 @@ def import_dryrun(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
             default_kind=form.cleaned_data["kind"],
             default_action=form.cleaned_data["action"],
         )
-        result = dryrun.dry_run(app, drafts)
-    return render(
-        request,
-        "webhooks/dryrun_result.html",
-        {"form": form, "result": result, "app": app},
-    )
+    return _dryrun_page(request, form, apps, drafts)
 
 
 # --- LiveAdmin's own sends --------------------------------------------------------------
