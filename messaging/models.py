@@ -9,20 +9,9 @@ from django.utils import timezone
 
 from liveadmin.encryption import EncryptedTextField
 from liveadmin.roles import Role, has_role
-from messaging.providers.regions import REGIONS, api_domain
+from messaging import providers
+from messaging.kinds import KINDS, SendKind
 from messaging.variables import variables_in
-
-
-class Provider(models.TextChoices):
-    TENCENT = "tencent", "Tencent Cloud (TUILiveKit / Chat)"
-    ZEGO = "zego", "ZEGO"
-
-
-# Grouped by provider, so the region menu shows Tencent and ZEGO regions apart.
-REGION_CHOICES = [
-    ("Tencent Cloud", [(key, label) for key, (label, _) in REGIONS["tencent"].items()]),
-    ("ZEGO", [(key, label) for key, (label, _) in REGIONS["zego"].items()]),
-]
 
 
 class ProviderApp(models.Model):
@@ -32,9 +21,11 @@ class ProviderApp(models.Model):
     """
 
     name = models.CharField(max_length=100, unique=True)
-    provider = models.CharField(max_length=16, choices=Provider.choices)
+    # Choices come from the provider registry (callables: a new provider or region
+    # needs no migration).
+    provider = models.CharField(max_length=16, choices=providers.provider_choices)
     app_id = models.PositiveBigIntegerField("SDKAppID / AppId")
-    region = models.CharField(max_length=32, choices=REGION_CHOICES)
+    region = models.CharField(max_length=32, choices=providers.region_choices)
     identifier = models.CharField(
         "admin identifier",
         max_length=32,
@@ -61,6 +52,12 @@ class ProviderApp(models.Model):
         help_text="Sends per second for this app, below the provider's documented limit. Empty: the documented limit.",
     )
     broadcast_requires_approval = models.BooleanField(default=False)
+    test_environment = models.BooleanField(
+        "ZEGO test environment",
+        default=False,
+        help_text="ZEGO only: the project's test environment (sent as IsTest=true; 10 requests/s "
+        "instead of 100).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -80,22 +77,15 @@ class ProviderApp(models.Model):
         """Where requests go: the override, or https:// + the region's domain."""
         if self.base_url:
             return self.base_url.rstrip("/")
-        return f"https://{api_domain(self.provider, self.region)}"
+        return f"https://{providers.api_domain(self.provider, self.region)}"
 
     @property
     def region_label(self) -> str:
-        return REGIONS[self.provider][self.region][0]
+        return providers.regions(self.provider)[self.region][0]
 
     @property
     def has_webhook_token(self) -> bool:
         return bool(self.webhook_token)
-
-
-class SendKind(models.TextChoices):
-    TEXT = "text", "Room text message"
-    CUSTOM = "custom", "Room custom message"
-    BROADCAST = "broadcast", "Broadcast to all live rooms"
-    COMMAND = "command", "Custom command (ZEGO)"
 
 
 class Outcome(models.TextChoices):
@@ -221,10 +211,7 @@ class SendRecord(models.Model):
 # The message fields a template stores for each kind (room IDs and recipients are
 # chosen at send time, not saved in a template).
 TEMPLATE_FIELDS: dict[str, list[str]] = {
-    SendKind.TEXT: ["sender", "text", "extension_info"],
-    SendKind.CUSTOM: ["sender", "business_id", "data"],
-    SendKind.BROADCAST: ["from_account", "text", "custom_data", "cloud_custom_data"],
-    SendKind.COMMAND: ["from_user", "content"],
+    kind: spec.template_fields for kind, spec in KINDS.items()
 }
 
 

@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING
 import redis
 from django.conf import settings
 
+from messaging.kinds import KINDS, documented_rate
+
 if TYPE_CHECKING:
     from messaging.models import ProviderApp
 
@@ -34,33 +36,27 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# Documented limits, requests per second per app (PROVIDERS.md 1.4, 5.1, 6.4).
+# Documented limits, requests per second per app, from the kinds' specs
+# (messaging/kinds.py; sources in docs/providers.md).
 DOCUMENTED_RATES: dict[str, float] = {
-    "text": 200.0,
-    "custom": 200.0,
-    "broadcast": 1.0,
-    "command": 100.0,
+    kind: spec.documented_rate for kind, spec in KINDS.items()
 }
 # The provider counts requests in one-second windows. A steady rate exactly at the
 # limit would still overrun some windows: reservations are taken here but arrive
 # there after a variable network delay, which bunches them up. So the bucket is
-# paced a little under the limit and holds a single token (no burst).
-DEFAULT_HEADROOM = 0.05
-DEFAULT_BURST_SECONDS = 0.0
-# Text and custom messages share one bucket: both are live_engine APIs and
-# counting them together can only keep a mixed load further under the limit.
-BUCKETS: dict[str, str] = {
-    "text": "live_engine",
-    "custom": "live_engine",
-    "broadcast": "broadcast",
-    "command": "command",
-}
+# paced a little under the limit (RATE_LIMIT_HEADROOM) and holds a single token
+# (RATE_LIMIT_BURST_SECONDS 0: no burst).
+
+# Text and custom messages share one bucket (their spec's rate_bucket): both are
+# live_engine APIs and counting them together can only keep a mixed load further
+# under the limit.
+BUCKETS: dict[str, str] = {kind: spec.rate_bucket for kind, spec in KINDS.items()}
 KEY_PREFIX = "liveadmin:ratelimit"
 
 
 def rate_per_second(app: ProviderApp, kind: str) -> float:
     """The documented rate of ``kind`` for ``app``, or the app's lower own limit."""
-    documented = DOCUMENTED_RATES[str(kind)]
+    documented = documented_rate(str(kind), test_environment=app.test_environment)
     if app.rate_limit:
         return min(documented, float(app.rate_limit))
     return documented
@@ -68,13 +64,13 @@ def rate_per_second(app: ProviderApp, kind: str) -> float:
 
 def pace_for(rate: float) -> float:
     """The rate the bucket refills at: the limit minus the headroom."""
-    headroom = getattr(settings, "RATE_LIMIT_HEADROOM", DEFAULT_HEADROOM)
+    headroom = settings.RATE_LIMIT_HEADROOM
     return rate * (1.0 - headroom)
 
 
 def burst_for(rate: float) -> float:
     """Bucket capacity in tokens, at least one."""
-    seconds = getattr(settings, "RATE_LIMIT_BURST_SECONDS", DEFAULT_BURST_SECONDS)
+    seconds = settings.RATE_LIMIT_BURST_SECONDS
     return max(1.0, rate * seconds)
 
 

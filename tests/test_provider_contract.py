@@ -1,6 +1,6 @@
 """The clients against the providers' documentation: the request examples of the
-seed pages (../shared/provider-docs/000..003), their sample responses, the ZEGO
-signature test vector and the UserSig algorithm (PROVIDERS.md 2 and 6.2).
+provider pages (docs/providers.md, "Sources"), their sample responses, the ZEGO
+signature test vector and the UserSig algorithm (docs/providers.md, "UserSig", "ZEGO server API").
 
 Wire checks use a real HTTP server on 127.0.0.1 (tests/recording_server.py)."""
 
@@ -56,7 +56,7 @@ def zego_creds(base_url: str = "http://127.0.0.1:9", **kw) -> Credentials:
     return Credentials(**values)
 
 
-# --- UserSig, verified the way Tencent's Go/PHP libraries do (PROVIDERS.md 2.2) ----------
+# --- UserSig, verified the way Tencent's Go/PHP libraries do (docs/providers.md) ----------
 
 
 def decode_usersig(sig: str) -> dict:
@@ -111,7 +111,7 @@ def test_it_caches_the_usersig_per_app_identifier_and_key():
     assert tencent.usersig(creds) is first
 
 
-# --- request bodies (seed pages' sample request packets) ----------------------------------
+# --- request bodies (the pages' sample request packets) ----------------------------------
 
 
 def test_it_builds_the_documented_text_body():
@@ -347,7 +347,7 @@ def test_it_reads_the_zego_sample_response_and_errors():
     assert "456=50003" in partly.error_info
 
 
-# --- ZEGO signature (PROVIDERS.md 6.2 doc test vector) -------------------------------------
+# --- ZEGO signature (the doc test vector, docs/providers.md) -------------------------------------
 
 
 def test_it_signs_zego_requests_like_the_documentation():
@@ -501,8 +501,8 @@ def test_it_gets_zego_send_custom_command_with_a_fresh_signature(server):
         "MessageContent": "推送自定义信息-新接口",
     }
     before = int(time.time())
-    result = zego.send(creds, params)
-    zego.send(creds, params)
+    result = zego.send(creds, "command", params)
+    zego.send(creds, "command", params)
     assert result.ok and result.request_id == "3005402395393320157"
     first, second = server.received
     assert (first.method, first.path, first.body) == ("GET", "/zego/", b"")
@@ -545,6 +545,7 @@ def test_it_never_logs_the_usersig_or_the_signature(server, caplog):
     tencent.send(tencent_creds(server.url), "text", {"RoomId": "r"})
     zego.send(
         zego_creds(server.url),
+        "command",
         {"RoomId": "r", "FromUserId": "u", "MessageContent": "m"},
     )
     secrets_sent = [

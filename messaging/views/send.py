@@ -3,7 +3,7 @@
 The send page is one URL: GET shows the app picker and, for a chosen app, its kinds
 and the fields of one kind; POST previews (the exact request body), goes back to
 edit, or confirms. htmx requests get only the ``send-panel`` partial
-(CONVENTIONS.md 10), so picking an app or a kind swaps the panel in place.
+so picking an app or a kind swaps the panel in place.
 """
 
 from __future__ import annotations

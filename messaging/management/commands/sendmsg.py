@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from liveadmin.roles import Role, has_role
+from messaging.kinds import KINDS, FieldSpec
 from messaging.models import BatchStatus, ProviderApp, SendRecord
 from messaging.providers.base import SendResult
 from messaging.services import batches
@@ -19,32 +20,14 @@ from messaging.services.sending import (
     result_from_record,
 )
 
-# Which option fills which service field, per kind (the field names of INTERFACES.md).
+# Which option fills which service field, per kind: built from the kinds' specs
+# (messaging/kinds.py); each field's option is its FieldSpec.cli_option.
 FIELD_OPTIONS: dict[str, dict[str, str]] = {
-    "text": {
-        "room_id": "room",
-        "sender": "sender",
-        "text": "text",
-        "extension_info": "extension_info",
-    },
-    "custom": {
-        "room_id": "room",
-        "sender": "sender",
-        "business_id": "business_id",
-        "data": "data",
-    },
-    "broadcast": {
-        "from_account": "from_account",
-        "text": "text",
-        "custom_data": "custom_data",
-        "cloud_custom_data": "cloud_custom_data",
-    },
-    "command": {
-        "room_id": "room",
-        "from_user": "from_user",
-        "to_users": "to_users",
-        "content": "content",
-    },
+    kind: {
+        **({"room_id": "room"} if spec.target != "app" else {}),
+        **{field.name: field.name for field in spec.fields},
+    }
+    for kind, spec in KINDS.items()
 }
 
 
@@ -57,59 +40,34 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         kinds = parser.add_subparsers(dest="kind", required=True, metavar="KIND")
+        for kind, spec in KINDS.items():
+            sub = kinds.add_parser(kind, help=f"{spec.label.lower()} ({spec.api})")
+            self._common(sub)
+            if spec.target != "app":
+                self._room(sub, many=spec.target == "rooms")
+            groups: dict[str, Any] = {}
+            for field in spec.fields:
+                self._field(sub, field, groups)
 
-        text = kinds.add_parser("text", help="room text message (send_text_msg)")
-        self._common(text)
-        self._room(text, many=True)
-        text.add_argument("--sender", required=True, help="Sender_Account (user ID)")
-        text.add_argument("--text", required=True, help="TextContent")
-        text.add_argument(
-            "--extension-info", default="", help="ExtensionInfo, a JSON string"
-        )
-
-        custom = kinds.add_parser(
-            "custom", help="room custom message (send_custom_msg)"
-        )
-        self._common(custom)
-        self._room(custom, many=True)
-        custom.add_argument("--sender", default="", help="Sender_Account (optional)")
-        custom.add_argument("--business-id", required=True, help="BusinessId")
-        custom.add_argument("--data", required=True, help="Data")
-
-        broadcast = kinds.add_parser(
-            "broadcast", help="one message to every live room (send_broadcast_msg)"
-        )
-        self._common(broadcast)
-        broadcast.add_argument(
-            "--from", dest="from_account", default="", help="From_Account (optional)"
-        )
-        body = broadcast.add_mutually_exclusive_group(required=True)
-        body.add_argument("--text", help="a TIMTextElem message")
-        body.add_argument(
-            "--custom-data", help="a TIMCustomElem message with this Data"
-        )
-        broadcast.add_argument(
-            "--cloud-custom-data", default="", help="CloudCustomData (optional)"
-        )
-
-        command = kinds.add_parser(
-            "command", help="ZEGO custom command (SendCustomCommand)"
-        )
-        self._common(command)
-        self._room(command)
-        command.add_argument(
-            "--from", dest="from_user", required=True, help="FromUserId"
-        )
-        command.add_argument(
-            "--to",
-            dest="to_users",
-            nargs="+",
-            action="extend",
-            default=[],
-            metavar="USER",
-            help="ToUserId[] (at most 10; none = everyone in the room)",
-        )
-        command.add_argument("--content", required=True, help="MessageContent")
+    @staticmethod
+    def _field(parser: CommandParser, field: FieldSpec, groups: dict[str, Any]) -> None:
+        """One option of a kind's field: its help is the spec's first sentence."""
+        options: dict[str, Any] = {
+            "dest": field.name,
+            "help": field.help.split(". ")[0],
+        }
+        if field.type == "users":
+            options.update(nargs="+", action="extend", default=[], metavar="USER")
+        if field.one_of:
+            # Fields sharing one_of: exactly one of them is given.
+            if field.one_of not in groups:
+                groups[field.one_of] = parser.add_mutually_exclusive_group(
+                    required=True
+                )
+            groups[field.one_of].add_argument(field.cli_option, **options)
+            return
+        required = field.required if field.cli_required is None else field.cli_required
+        parser.add_argument(field.cli_option, required=required, **options)
 
     @staticmethod
     def _common(parser: CommandParser) -> None:
@@ -243,7 +201,7 @@ class Command(BaseCommand):
 
         (A ``--rooms-file`` option extends this list.)
         """
-        if kind == "broadcast":
+        if KINDS[kind].target == "app":
             return [None]
         return [options["room"]]
 
