@@ -11,13 +11,16 @@ from tests.factories import make_user
 def fresh_webhook_state():
     """Each test starts with no compiled rules or buffered decisions from an earlier one: the
     webhook keeps both in process memory, and a rolled-back test can reuse a rules version."""
+    from webhooks.recent import recent
     from webhooks.recorder import recorder
     from webhooks.rules_cache import rules
 
     rules.reset()
     recorder.discard()
+    recent.discard()
     yield
     recorder.discard()
+    recent.discard()
 
 
 @pytest.fixture

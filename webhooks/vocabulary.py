@@ -20,6 +20,7 @@ ACTION_LABELS: dict[str, str] = {
     "forbid_code": "Forbid with my code and text",
     "discard": "Discard silently",
     "mask": "Mask with asterisks",
+    "flag": "Deliver and queue for review",
 }
 ACTIONS: tuple[str, ...] = tuple(ACTION_LABELS)
 
@@ -29,6 +30,7 @@ DECISION_LABELS: dict[str, str] = {
     "forbid_code": "Forbidden with code",
     "discard": "Discarded",
     "mask": "Masked",
+    "flag": "Flagged for review",
 }
 # Choices for model fields and forms, built from the labels above.
 KIND_CHOICES: list[tuple[str, str]] = list(KIND_LABELS.items())
@@ -38,11 +40,18 @@ DECISION_CHOICES: list[tuple[str, str]] = list(DECISION_LABELS.items())
 VERDICTS: tuple[str, ...] = ("allow", *ACTIONS)
 
 # The documented range for "forbid and pass my own code and text to the sender"
-# (Group.CallbackBeforeSendMsg, provider-docs 004).
+# (docs/providers.md, "Before-send webhook").
 FORBID_CODE_MIN, FORBID_CODE_MAX = 10100, 10200
 FORBID_CODES = range(FORBID_CODE_MIN, FORBID_CODE_MAX + 1)
 
 # ErrorCode of each action's answer (forbid_code answers with the entry's own code).
-ERROR_CODE: dict[str, int] = {"forbid": 1, "discard": 2, "mask": 0}
+ERROR_CODE: dict[str, int] = {"forbid": 1, "discard": 2, "mask": 0, "flag": 0}
 # Precedence when several entries match: the strongest action wins.
-RANK: dict[str, int] = {"forbid": 3, "forbid_code": 3, "discard": 2, "mask": 1}
+# A flag delivers the message unchanged and queues it for review.
+RANK: dict[str, int] = {
+    "forbid": 4,
+    "forbid_code": 4,
+    "discard": 3,
+    "mask": 2,
+    "flag": 1,
+}

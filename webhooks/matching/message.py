@@ -8,7 +8,7 @@ from collections.abc import Iterator
 # JSON strings nested in JSON strings are unwrapped this many levels deep.
 MAX_JSON_DEPTH = 3
 
-# Fields the provider documents as strings (PROVIDERS.md section 4), by lower-cased MsgType: a
+# Fields the provider documents as strings (docs/providers.md, "Message elements"), by lower-cased MsgType: a
 # call that sends another type there is refused (400) rather than scanned as something else.
 DOCUMENTED_STRINGS: dict[str, tuple[str, ...]] = {
     "timtextelem": ("Text",),

@@ -43,7 +43,8 @@ class Verdict:
     cloud_custom_data: str | None = None
 
     def response(self) -> dict:
-        """The webhook answer in the documented format (provider-docs 004)."""
+        """The webhook answer in the documented format (docs/providers.md,
+        "Before-send webhook")."""
         body: dict = {
             "ActionStatus": "OK",
             "ErrorInfo": self.error_info,

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('webhooks', '0001_blocklists_decisions'),
+        ('webhooks', '0003_decision_own_send'),
     ]
 
     operations = [
