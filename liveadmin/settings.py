@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -43,24 +44,25 @@ def env_bool(name: str, default: bool = False) -> bool:
     )
 
 
-def env_int(name: str, default: int) -> int:
+_N = TypeVar("_N", int, float)
+
+
+def _env_number(name: str, default: _N, parse: Callable[[str], _N], what: str) -> _N:
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default
     try:
-        return int(raw)
+        return parse(raw)
     except ValueError:
-        raise ImproperlyConfigured(f"{name} must be an integer, not {raw!r}") from None
+        raise ImproperlyConfigured(f"{name} must be {what}, not {raw!r}") from None
+
+
+def env_int(name: str, default: int) -> int:
+    return _env_number(name, default, int, "an integer")
 
 
 def env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a number, not {raw!r}") from None
+    return _env_number(name, default, float, "a number")
 
 
 def env_list(name: str, default: list[str]) -> list[str]:
@@ -248,6 +250,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "messaging.tasks.recover_sends",
         "schedule": float(SEND_TICK_SECONDS),
     },
+    # Recent webhook messages older than RECENT_MESSAGES_SECONDS (dry runs).
+    "purge-recent-messages": {
+        "task": "webhooks.tasks.purge_recent_messages",
+        "schedule": 600.0,
+    },
 }
 # A claimed send with no answer after this long belongs to a dead worker: it may
 # have reached the provider, so its outcome becomes `unknown` (re-sent only for a
@@ -375,3 +382,10 @@ WEBHOOK_VERSION_CHECK_SECONDS = env_float(
 WEBHOOK_RECORD_IN_BACKGROUND = env_bool("WEBHOOK_RECORD_IN_BACKGROUND", True)
 WEBHOOK_RECORD_BATCH = env_int("WEBHOOK_RECORD_BATCH", 200)
 WEBHOOK_RECORD_SECONDS = env_float("WEBHOOK_RECORD_SECONDS", 1.0)
+
+# Moderation (webhooks/recent.py, webhooks/moderation.py).
+# Keep the apps' recent messages (allowed ones included) for dry runs of draft
+# entries: a Redis list per app with REDIS_URL, process memory without.
+RECENT_MESSAGES_ENABLED = env_bool("RECENT_MESSAGES_ENABLED", True)
+RECENT_MESSAGES_SECONDS = env_int("RECENT_MESSAGES_SECONDS", 24 * 3600)
+RECENT_MESSAGES_MAX = env_int("RECENT_MESSAGES_MAX", 100_000)
