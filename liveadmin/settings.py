@@ -219,6 +219,18 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(SEND_TICK_SECONDS),
     },
 }
+# The audit log's hash chain: how often new final sends are linked, and how often
+# the whole chain is verified (the auditor's log page shows the last result).
+AUDIT_LINK_SECONDS = env_int("AUDIT_LINK_SECONDS", 10)
+AUDIT_VERIFY_SECONDS = env_int("AUDIT_VERIFY_SECONDS", 3600)
+CELERY_BEAT_SCHEDULE["link-audit-chain"] = {
+    "task": "messaging.tasks.link_audit_chain",
+    "schedule": float(AUDIT_LINK_SECONDS),
+}
+CELERY_BEAT_SCHEDULE["verify-audit-chain"] = {
+    "task": "messaging.tasks.verify_audit_chain",
+    "schedule": float(AUDIT_VERIFY_SECONDS),
+}
 # A claimed send with no answer after this long belongs to a dead worker and is
 # sent again (with the same Random, so the provider de-duplicates).
 SEND_CLAIM_TIMEOUT = env_int("SEND_CLAIM_TIMEOUT", 120)
@@ -303,6 +315,10 @@ LOGGING = {
         "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },
 }
+
+# Decisions older than this many days are removed by `manage.py purgedecisions`
+# (run as the database owner), which records what it removed.
+DECISION_RETENTION_DAYS = env_int("DECISION_RETENTION_DAYS", 180)
 
 # Before-send webhook (webhooks/hotpath.py).
 WEBHOOK_MAX_BODY = env_int("WEBHOOK_MAX_BODY", 1024 * 1024)

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from messaging import dispatch
-from messaging.services import batches
+from messaging.services import audit_chain, batches
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +45,16 @@ def start_due_batches() -> None:
 @shared_task(acks_late=True, autoretry_for=TRANSIENT_ERRORS, retry_backoff=True)
 def recover_sends() -> None:
     batches.recover_sends()
+
+
+@shared_task(acks_late=True, autoretry_for=TRANSIENT_ERRORS, retry_backoff=True)
+def link_audit_chain() -> None:
+    audit_chain.link_final_sends()
+
+
+@shared_task(acks_late=True, autoretry_for=TRANSIENT_ERRORS, retry_backoff=True)
+def verify_audit_chain() -> None:
+    audit_chain.verify_chain()
 
 
 @worker_ready.connect

@@ -244,8 +244,26 @@ class DecisionAction(models.TextChoices):
     MASK = "mask", "Masked"
 
 
+APPEND_ONLY_DECISIONS = (
+    "the decision log is append-only: rows leave only through the retention purge "
+    "(manage.py purgedecisions)"
+)
+
+
+class DecisionQuerySet(models.QuerySet):
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise PermissionError(APPEND_ONLY_DECISIONS)
+
+    def update(self, **kwargs: Any) -> int:
+        raise PermissionError(APPEND_ONLY_DECISIONS)
+
+
 class Decision(models.Model):
-    """A message the webhook forbade, discarded or masked (allowed ones are counted)."""
+    """A message the webhook forbade, discarded or masked (allowed ones are counted).
+
+    Append-only (queryset, model and, on PostgreSQL, a trigger); the retention
+    purge (webhooks.retention) is the only way out, and it records what it removed.
+    """
 
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     app = models.ForeignKey(
@@ -262,6 +280,8 @@ class Decision(models.Model):
     original = models.JSONField(default=dict)
     response = models.JSONField(default=dict)
 
+    objects = DecisionQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [
@@ -273,6 +293,34 @@ class Decision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} {self.sender} in {self.room_id}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None and not self._state.adding:
+            raise PermissionError(APPEND_ONLY_DECISIONS)
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise PermissionError(APPEND_ONLY_DECISIONS)
+
+
+class RetentionPurge(models.Model):
+    """What one retention purge removed from the decision log. Append-only."""
+
+    purged_at = models.DateTimeField(default=timezone.now)
+    table = models.CharField(max_length=64)
+    cutoff = models.DateTimeField(help_text="Rows created before this were removed.")
+    rows = models.PositiveBigIntegerField()
+    first_id = models.BigIntegerField(null=True, blank=True)
+    last_id = models.BigIntegerField(null=True, blank=True)
+    oldest = models.DateTimeField(null=True, blank=True)
+    newest = models.DateTimeField(null=True, blank=True)
+    retention_days = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["-purged_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.rows} row(s) of {self.table} before {self.cutoff}"
 
 
 class DecisionCount(models.Model):

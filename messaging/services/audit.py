@@ -11,10 +11,9 @@ N rows, however deep the page. There is no COUNT and no OFFSET anywhere here.
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,8 +21,10 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
 
+from liveadmin.csv_export import csv_stream
 from messaging.models import Outcome, ProviderApp, SendRecord
 from messaging.providers import explain, explain_drop
+from messaging.services.audit_chain import CHAIN_COLUMNS, CHAIN_KEYS, chain_values
 
 logger = logging.getLogger(__name__)
 
@@ -258,82 +259,96 @@ def pretty_json(value: Any) -> str:
 
 # --- export format --------------------------------------------------------------
 
-
-def _iso(value: datetime | None) -> str | None:
-    return value.astimezone(UTC).isoformat() if value is not None else None
-
-
-# One definition of the export: (column / key name, value of a record). Values are
-# JSON types; CSV renders them with ``csv_cell``.
-EXPORT_COLUMNS: list[tuple[str, Callable[[SendRecord], Any]]] = [
-    ("id", lambda r: r.pk),
-    ("created_at", lambda r: _iso(r.created_at)),
-    ("user", lambda r: r.user.get_username()),
-    ("app", lambda r: r.app.name),
-    ("kind", lambda r: r.kind),
-    ("room", lambda r: r.room_id),
-    ("sender", lambda r: r.sender),
-    ("outcome", lambda r: r.outcome),
-    ("action_status", lambda r: r.action_status),
-    ("error_code", lambda r: r.error_code),
-    ("error_info", lambda r: r.error_info),
-    ("request_id", lambda r: r.request_id),
-    ("msg_seq", lambda r: r.msg_seq),
-    ("msg_time", lambda r: _iso(msg_time_as_datetime(r.msg_time))),
-    ("drop_reason", lambda r: r.drop_reason),
-    ("http_status", lambda r: r.http_status),
-    ("latency_ms", lambda r: r.latency_ms),
-    ("attempts", lambda r: r.attempts),
-    ("random", lambda r: r.random),
-    ("request_body", lambda r: r.request_body),
-    ("response_body", lambda r: r.response_body),
+# The export's columns: the chained values (CHAIN_KEYS, exactly as the hash chain
+# reads them), with the user's and app's names, and the send's link in the chain.
+EXPORT_HEADER = [
+    "id",
+    "created_at",
+    "user",
+    "app",
+    "kind",
+    "room",
+    "sender",
+    "outcome",
+    "action_status",
+    "error_code",
+    "error_info",
+    "request_id",
+    "msg_seq",
+    "msg_time",
+    "drop_reason",
+    "http_status",
+    "latency_ms",
+    "attempts",
+    "random",
+    "request_body",
+    "response_body",
+    "user_id",
+    "app_id",
+    "batch_id",
+    "retryable",
+    "chain_seq",
+    "chain_hash",
 ]
-EXPORT_HEADER = [name for name, _ in EXPORT_COLUMNS]
-
-# A spreadsheet runs a cell starting with one of these as a formula (CSV
-# injection: a room ID or sender like "=HYPERLINK(...)" chosen by whoever names
-# rooms). Such text cells get a leading apostrophe, which spreadsheets show as
-# text; numbers are never prefixed, so a negative error code stays a number.
-FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def export_values(record: SendRecord) -> dict[str, Any]:
-    """The record as one JSON object with the export's keys, in column order."""
-    return {name: value(record) for name, value in EXPORT_COLUMNS}
+_EXTRA = ["user", "app", "chain_seq", "chain_hash"]
+# Where each export column comes from in chain_values(row) + the _EXTRA values.
+_SOURCE = [(CHAIN_KEYS + _EXTRA).index(name) for name in EXPORT_HEADER]
+_EXPORT_FIELDS = [*CHAIN_COLUMNS, "link__seq", "link__digest"]
+_ID, _CREATED, _USER, _APP = (
+    CHAIN_COLUMNS.index(c) for c in ("id", "created_at", "user_id", "app_id")
+)
 
 
-def csv_cell(value: Any) -> str:
-    # Exact type checks first: this runs for every cell of every exported row.
-    kind = type(value)
-    if kind is str:
-        return "'" + value if value.startswith(FORMULA_TRIGGERS) else value
-    if value is None:
-        return ""
-    if kind is bool:
-        return "true" if value else "false"
-    if kind is int:
-        return str(value)
-    if isinstance(value, dict | list):
-        value = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    text = str(value)
-    return "'" + text if text.startswith(FORMULA_TRIGGERS) else text
+def export_rows(
+    queryset: QuerySet[SendRecord], *, chunk_size: int = EXPORT_CHUNK_SIZE
+) -> Iterator[list[Any]]:
+    """Every row of ``queryset`` as export values (EXPORT_HEADER order), newest first.
+
+    Memory stays constant whatever the size: keyset chunks of at most
+    ``chunk_size`` rows, read as tuples (no model instances). Rows written while
+    the export runs are newer than its first row, so they are not mixed into it.
+    Apps and users are few: their names are read once.
+    """
+    queryset = queryset.select_related(None).order_by(*NEWEST_FIRST)
+    apps: dict[int, str] = {}
+    users: dict[int, str] = {}
+    user_model = get_user_model()
+    source = _SOURCE
+    cursor: Cursor | None = None
+    size = min(FIRST_CHUNK_SIZE, chunk_size)
+    while True:
+        chunk = queryset if cursor is None else older_than(queryset, cursor)
+        rows = list(chunk.values_list(*_EXPORT_FIELDS)[:size])
+        if missing := {r[_APP] for r in rows} - apps.keys():
+            apps.update(
+                ProviderApp.objects.filter(pk__in=missing).values_list("pk", "name")
+            )
+        if missing := {r[_USER] for r in rows} - users.keys():
+            users.update(
+                user_model.objects.filter(pk__in=missing).values_list(
+                    "pk", user_model.USERNAME_FIELD
+                )
+            )
+        for row in rows:
+            values = chain_values(row[:-2])
+            values += (users[row[_USER]], apps[row[_APP]], row[-2], row[-1])
+            yield [values[i] for i in source]
+        if len(rows) < size:
+            return
+        cursor = Cursor(rows[-1][_CREATED], rows[-1][_ID])
+        size = chunk_size
 
 
-class _Echo:
-    """A file-like object whose write() returns the line, for csv.writer."""
-
-    def write(self, value: str) -> str:
-        return value
+def export_values(row: list[Any]) -> dict[str, Any]:
+    """One export row as the JSON object of the JSONL export."""
+    return dict(zip(EXPORT_HEADER, row, strict=True))
 
 
-def csv_lines(records: Iterable[SendRecord]) -> Iterator[str]:
-    """The header line, then one CSV line per record (RFC 4180, CRLF endings)."""
-    writer = csv.writer(_Echo())
-    yield writer.writerow(EXPORT_HEADER)
-    for record in records:
-        yield writer.writerow([csv_cell(v) for v in export_values(record).values()])
+def csv_lines(rows: Iterable[list[Any]]) -> Iterator[str]:
+    """The header line, then one guarded CSV line per row (RFC 4180, CRLF endings)."""
+    return csv_stream(EXPORT_HEADER, rows)
 
 
-def jsonl_lines(records: Iterable[SendRecord]) -> Iterator[str]:
-    for record in records:
-        yield json.dumps(export_values(record), ensure_ascii=False) + "\n"
+def jsonl_lines(rows: Iterable[list[Any]]) -> Iterator[str]:
+    for row in rows:
+        yield json.dumps(export_values(row), ensure_ascii=False) + "\n"

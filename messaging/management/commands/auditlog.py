@@ -11,10 +11,11 @@ from messaging.models import Outcome, ProviderApp, SendRecord
 from messaging.services.audit import (
     LogFilter,
     csv_lines,
+    export_rows,
     filter_send_log,
-    iterate_send_log,
     jsonl_lines,
 )
+from messaging.services.audit_chain import verify_chain
 
 
 def _parse_time(option: str, raw: str | None) -> datetime | None:
@@ -36,8 +37,11 @@ def _parse_time(option: str, raw: str | None) -> datetime | None:
 
 class Command(BaseCommand):
     help = (
-        "Read the send log. `auditlog export` streams it, newest first, to standard "
-        "output as CSV or JSON lines, with the same columns as the CSV download."
+        "Read and prove the send log. `auditlog export` streams it, newest first, to "
+        "standard output as CSV or JSON lines, with the same columns as the CSV "
+        "download. `auditlog verify` links new final sends, then walks the hash chain "
+        "and exits 1 naming the first send that was changed, removed, reordered or "
+        "inserted out of band."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -53,12 +57,14 @@ class Command(BaseCommand):
             "--outcome", choices=[o.value for o in Outcome], help="only this outcome"
         )
         export.add_argument("--room", metavar="ROOM", help="only sends to this room")
+        actions.add_parser("verify", help="link new final sends and walk the chain")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["action"] == "verify":
+            self._verify()
+            return
         log_filter = self._log_filter(options)
-        records = iterate_send_log(
-            filter_send_log(SendRecord.objects.all(), log_filter)
-        )
+        records = export_rows(filter_send_log(SendRecord.objects.all(), log_filter))
         lines = (
             csv_lines(records) if options["format"] == "csv" else jsonl_lines(records)
         )
@@ -69,6 +75,25 @@ class Command(BaseCommand):
         self.stdout.flush()
         # The summary goes to stderr, so stdout stays a clean CSV / JSONL stream.
         self.stderr.write(json.dumps({"exported": count, "format": options["format"]}))
+
+    def _verify(self) -> None:
+        result = verify_chain()
+        line = {
+            "ok": result.ok,
+            "verified_to": result.verified_to,
+            "head": result.head,
+            "rows": result.rows,
+            "seconds": round(result.seconds, 3),
+            "rows_per_second": round(result.rows / result.seconds)
+            if result.seconds
+            else None,
+            "checked_at": result.checked_at.isoformat(),
+        }
+        if not result.ok:
+            line.update(problem=result.problem, send=result.problem_record_id)
+        self.stdout.write(json.dumps(line))
+        if not result.ok:
+            raise CommandError(result.problem, returncode=1)
 
     def _log_filter(self, options: dict[str, Any]) -> LogFilter:
         app = None
