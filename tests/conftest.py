@@ -68,6 +68,14 @@ def users(manager, moderator, auditor, admin_user, outsider) -> dict[str, object
 
 
 def client_for(user) -> Client:
+    """Signed in; with the second factor checked when the user has one."""
     client = Client()
     client.force_login(user)
+    from django_otp import devices_for_user
+
+    device = next(iter(devices_for_user(user)), None)
+    if device is not None:
+        session = client.session
+        session["otp_device_id"] = device.persistent_id
+        session.save()
     return client
