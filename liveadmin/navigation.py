@@ -30,6 +30,7 @@ NAV: list[NavItem] = [
     NavItem("Try a message", "webhooks:try", frozenset({MOD}), "Moderation"),
     NavItem("Decisions", "webhooks:decision-list", frozenset({MOD}), "Moderation"),
     NavItem("Send log", "messaging:audit", frozenset({AUD}), "Audit"),
+    NavItem("Decision log", "webhooks:decision-list", frozenset({AUD}), "Audit"),
     NavItem("Blocklist history", "webhooks:change-list", frozenset({AUD}), "Audit"),
     NavItem("Provider apps", "messaging:app-list", frozenset({ADM}), "Administration"),
     NavItem("Users", "admin:auth_user_changelist", frozenset({ADM}), "Administration"),
