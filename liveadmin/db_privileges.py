@@ -41,7 +41,7 @@ def answer_columns() -> list[str]:
     return [
         f.column
         for f in SendRecord._meta.concrete_fields
-        if f.name not in IDENTITY_FIELDS and f.attname not in IDENTITY_FIELDS
+        if f.column and f.name not in IDENTITY_FIELDS
     ]
 
 

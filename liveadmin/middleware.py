@@ -29,7 +29,7 @@ class RequireSecondFactorMiddleware:
         user = request.user
         if (
             user.is_authenticated
-            and not user.is_verified()
+            and not second_factor.is_verified(user)
             and not request.path_info.startswith(EXEMPT_PREFIXES)
             and not request.session.get(NO_DEVICE)
         ):

@@ -32,6 +32,12 @@ def is_required(user: Any) -> bool:
     return has_role(user, Role.ADMIN)
 
 
+def is_verified(user: Any) -> bool:
+    """This session passed the second factor (django_otp's OTPMiddleware sets it)."""
+    check = getattr(user, "is_verified", None)
+    return bool(check()) if check is not None else False
+
+
 def has_second_factor(user: Any) -> bool:
     return django_otp.user_has_device(user, confirmed=True)
 

@@ -46,7 +46,9 @@ def _next_url(request: HttpRequest) -> str:
 @login_required
 def otp_verify(request: HttpRequest) -> HttpResponse:
     """The second step of signing in, for users with a second factor."""
-    if request.user.is_verified() or not second_factor.has_second_factor(request.user):
+    if second_factor.is_verified(request.user) or not second_factor.has_second_factor(
+        request.user
+    ):
         return redirect(_next_url(request))
     form = CodeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -68,7 +70,7 @@ def otp_verify(request: HttpRequest) -> HttpResponse:
 def otp_setup(request: HttpRequest) -> HttpResponse:
     """Turn on (or, for administrators, first set up) the authenticator app."""
     user = request.user
-    if second_factor.has_second_factor(user) and not user.is_verified():
+    if second_factor.has_second_factor(user) and not second_factor.is_verified(user):
         return redirect("otp-verify")
     if second_factor.has_second_factor(user):
         return render(
@@ -111,7 +113,7 @@ def otp_setup(request: HttpRequest) -> HttpResponse:
 @require_POST
 def otp_recovery_codes(request: HttpRequest) -> HttpResponse:
     """New recovery codes (the old ones stop working), for a verified session."""
-    if not request.user.is_verified():
+    if not second_factor.is_verified(request.user):
         raise PermissionDenied
     codes = second_factor.new_recovery_codes(request.user)
     return render(
@@ -122,7 +124,9 @@ def otp_recovery_codes(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def otp_turn_off(request: HttpRequest) -> HttpResponse:
-    if not request.user.is_verified() or second_factor.is_required(request.user):
+    if not second_factor.is_verified(request.user) or second_factor.is_required(
+        request.user
+    ):
         raise PermissionDenied
     second_factor.turn_off(request.user)
     messages.success(request, "Two-factor sign-in is off.")

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Collection
+from typing import Any, Self
 
 from django.conf import settings
 from django.db import IntegrityError, models
@@ -250,8 +251,14 @@ class SendRecord(models.Model):
         raise PermissionError("the send log is append-only")
 
     @classmethod
-    def from_db(cls, db: str | None, field_names: Any, values: Any) -> SendRecord:
-        instance = super().from_db(db, field_names, values)
+    def from_db(
+        cls,
+        db: str | None,
+        field_names: Collection[str],
+        values: Collection[Any],
+        **kwargs: Any,
+    ) -> Self:
+        instance = super().from_db(db, field_names, values, **kwargs)
         instance._remember_final()
         return instance
 

@@ -5,20 +5,20 @@ from __future__ import annotations
 import json
 import logging
 from datetime import timedelta
+from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import messages
-from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count, Q, QuerySet, Sum
 from django.http import (
-    HttpRequest,
     HttpResponse,
     HttpResponseBadRequest,
     StreamingHttpResponse,
 )
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -26,8 +26,8 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
-from django_htmx.middleware import HtmxDetails
 
+from liveadmin.http import AuthedHtmxRequest
 from liveadmin.roles import Role, role_required
 from webhooks import exports, services
 from webhooks.forms import (
@@ -48,12 +48,6 @@ from webhooks.models import (
 )
 
 logger = logging.getLogger(__name__)
-
-
-class AuthedHtmxRequest(HttpRequest):
-    user: AbstractBaseUser
-    htmx: HtmxDetails
-
 
 TOTAL_ACTIONS = ["allow", "forbid", "forbid_code", "discard", "mask"]
 ENTRY_SORTS = {
@@ -349,7 +343,7 @@ def try_message(request: AuthedHtmxRequest) -> HttpResponse:
     template = "webhooks/try.html"
     if request.htmx:
         template += "#try-result"
-    context = {"form": form, "result": result}
+    context: dict[str, Any] = {"form": form, "result": result}
     if result is not None:
         context["response_json"] = json.dumps(
             result.response, ensure_ascii=False, indent=2
@@ -390,7 +384,7 @@ def decision_list(request: AuthedHtmxRequest) -> HttpResponse:
         BlocklistEntry.objects.filter(pk__in=entry_ids).values_list("pk", "term")
     )
     for decision in page.object_list:
-        decision.matched_terms = [
+        decision.matched_terms = [  # type: ignore[attr-defined]
             terms.get(i, f"#{i} (deleted)") for i in decision.entry_ids
         ]
     template = "webhooks/decision_list.html"
@@ -425,13 +419,15 @@ def decision_list(request: AuthedHtmxRequest) -> HttpResponse:
 @login_required
 @require_GET
 @role_required(Role.MODERATOR, Role.AUDITOR)
-def decision_export(request: AuthedHtmxRequest) -> HttpResponse:
+def decision_export(request: AuthedHtmxRequest) -> HttpResponseBase:
     """The filtered decision log, streamed as CSV or (?format=jsonl) JSON lines."""
     form = DecisionFilterForm(request.GET or None)
     if request.GET and not form.is_valid():
         return HttpResponseBadRequest(
             "Bad filter: "
-            + "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()),
+            + "; ".join(
+                f"{k}: {' '.join(map(str, v))}" for k, v in form.errors.items()
+            ),
             content_type="text/plain; charset=utf-8",
         )
     decisions = _filtered_decisions(form)
@@ -467,7 +463,7 @@ def _filtered_changes(form: ChangeFilterForm) -> QuerySet[BlocklistChange]:
 @login_required
 @require_GET
 @role_required(Role.AUDITOR)
-def change_export(request: AuthedHtmxRequest) -> HttpResponse:
+def change_export(request: AuthedHtmxRequest) -> HttpResponseBase:
     """The filtered blocklist change history as CSV, streamed."""
     changes = _filtered_changes(ChangeFilterForm(request.GET or None))
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
