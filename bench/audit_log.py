@@ -253,10 +253,13 @@ def main() -> None:
     from django.urls import reverse
     from django.utils import timezone
 
+    from liveadmin.csv_export import csv_stream
     from liveadmin.roles import Role
     from messaging.models import ProviderApp, SendRecord
     from messaging.services.audit import (
+        EXPORT_HEADER,
         Cursor,
+        ExportCount,
         LogFilter,
         csv_lines,
         export_rows,
@@ -408,8 +411,9 @@ def main() -> None:
         )
         response.close()
 
-    # The export path before issue 11 (model instances, one formatted row each), as
-    # the baseline of this run, against the tuple path the download uses now.
+    # The export path before issue 11 (model instances, one formatted row each) is
+    # this run's baseline, against the Python tuple path (SQLite) and the CSV that
+    # PostgreSQL writes itself (COPY), which the download and `auditlog export` use.
     failed = filter_send_log(SendRecord.objects.all(), LogFilter(outcome="failed"))
 
     def model_rows(records):
@@ -438,51 +442,76 @@ def main() -> None:
                 r.response_body,
             ]
 
-    figures = {}
-    for label, rows_of in [
-        ("model instances (before)", lambda: model_rows(iterate_send_log(failed))),
-        ("tuples (now)", lambda: export_rows(failed)),
-    ]:
+    def timed_export(lines, count=None) -> tuple[int, int, float]:
         started = time.perf_counter()
-        rows = -1
         size = 0
-        for line in csv_lines(rows_of()):
-            rows += 1
-            size += len(line)
-        elapsed = time.perf_counter() - started
+        n = -1
+        for chunk in lines:
+            size += len(chunk)
+            n += 1
+        return (
+            (count.rows if count is not None else n),
+            size,
+            time.perf_counter() - started,
+        )
+
+    figures = {}
+    for label, make in [
+        (
+            "model instances (before)",
+            lambda: (
+                csv_stream(EXPORT_HEADER[:21], model_rows(iterate_send_log(failed))),
+                None,
+            ),
+        ),
+        (
+            "Python tuples (SQLite path)",
+            lambda: (
+                csv_stream(EXPORT_HEADER, export_rows(failed, json_as_text=True)),
+                None,
+            ),
+        ),
+        (
+            "PostgreSQL COPY (now)",
+            lambda: (lambda c: (csv_lines(failed, c), c))(ExportCount()),
+        ),
+    ]:
+        lines, count = make()
+        rows, size, elapsed = timed_export(lines, count)
         figures[label] = rows / elapsed
         print(
-            f"{'export, outcome = failed, ' + label:52} {rows:,} rows, {size / 1e6:.1f} MB "
+            f"{'export, outcome = failed, ' + label:56} {rows:,} rows, {size / 1e6:.1f} MB "
             f"in {elapsed:.1f} s ({rows / elapsed:,.0f} rows/s)"
         )
+    base = figures["model instances (before)"]
     print(
-        f"{'  ratio now / before':52} "
-        f"{figures['tuples (now)'] / figures['model instances (before)']:.1f}x"
+        f"{'  ratios to the model-instance path':56} tuples "
+        f"{figures['Python tuples (SQLite path)'] / base:.1f}x, COPY "
+        f"{figures['PostgreSQL COPY (now)'] / base:.1f}x"
     )
-    started = time.perf_counter()
-    rows = -1
-    size = 0
-    for line in csv_lines(export_rows(SendRecord.objects.all())):
-        rows += 1
-        size += len(line)
-    elapsed = time.perf_counter() - started
+    count = ExportCount()
+    rows, size, elapsed = timed_export(
+        csv_lines(SendRecord.objects.all(), count), count
+    )
     print(
-        f"{'export, whole log (goal >= 30,000 rows/s)':52} {rows:,} rows, "
+        f"{'export, whole log (goal >= 30,000 rows/s)':56} {rows:,} rows, "
         f"{size / 1e6:.0f} MB in {elapsed:.1f} s ({rows / elapsed:,.0f} rows/s)"
     )
 
-    # Constant memory: the peak is the same for ten times as many rows.
-    for limit in (20_000, 200_000):
+    # Constant memory: the peak is the same for fourteen times as many rows.
+    for label, queryset in [
+        ("outcome = failed", failed),
+        ("whole log", SendRecord.objects.all()),
+    ]:
+        count = ExportCount()
         tracemalloc.start()
-        rows = -1
-        for _ in csv_lines(export_rows(SendRecord.objects.all())):
-            rows += 1
-            if rows == limit:
-                break
+        for _ in csv_lines(queryset, count):
+            pass
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
-        label = f"peak Python memory, {limit:,} rows"
-        print(f"{label:52} {peak / 1e6:.1f} MB (chunks of 2,000 rows)")
+        print(
+            f"{'peak Python memory, ' + label:56} {peak / 1e6:.1f} MB for {count.rows:,} rows"
+        )
 
     bench_chain(args.sends)
 

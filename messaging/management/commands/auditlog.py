@@ -9,9 +9,9 @@ from django.utils import timezone
 
 from messaging.models import Outcome, ProviderApp, SendRecord
 from messaging.services.audit import (
+    ExportCount,
     LogFilter,
     csv_lines,
-    export_rows,
     filter_send_log,
     jsonl_lines,
 )
@@ -64,17 +64,20 @@ class Command(BaseCommand):
             self._verify()
             return
         log_filter = self._log_filter(options)
-        records = export_rows(filter_send_log(SendRecord.objects.all(), log_filter))
+        records = filter_send_log(SendRecord.objects.all(), log_filter)
+        count = ExportCount()
         lines = (
-            csv_lines(records) if options["format"] == "csv" else jsonl_lines(records)
+            csv_lines(records, count)
+            if options["format"] == "csv"
+            else jsonl_lines(records, count)
         )
-        count = -1 if options["format"] == "csv" else 0  # the CSV header is a line
         for line in lines:
             self.stdout.write(line, ending="")
-            count += 1
         self.stdout.flush()
         # The summary goes to stderr, so stdout stays a clean CSV / JSONL stream.
-        self.stderr.write(json.dumps({"exported": count, "format": options["format"]}))
+        self.stderr.write(
+            json.dumps({"exported": count.rows, "format": options["format"]})
+        )
 
     def _verify(self) -> None:
         result = verify_chain()
