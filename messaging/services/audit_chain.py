@@ -31,7 +31,6 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from messaging.models import (
-    AuditLink,
     AuditPending,
     AuditVerification,
     Outcome,
@@ -117,6 +116,31 @@ def _take_link_lock() -> bool:
         return bool(cursor.fetchone()[0])
 
 
+# The chained columns of a send, read with a plain cursor: no model instances and
+# no per-field converters (reading dominates linking and verifying).
+_COLUMNS_SQL = ", ".join(f"r.{column}" for column in CHAIN_COLUMNS)
+_JSON = [CHAIN_COLUMNS.index("request_body"), CHAIN_COLUMNS.index("response_body")]
+_RETRYABLE = CHAIN_COLUMNS.index("retryable")
+_loads = json.loads
+
+
+def _from_cursor(row: Sequence[Any]) -> list[Any]:
+    """A cursor row of CHAIN_COLUMNS as the ORM would give it: JSON decoded (the
+    backends hand it over as text), times aware (SQLite's are naive UTC), booleans."""
+    values = list(row)
+    for i in _JSON:
+        if values[i] is not None:
+            values[i] = _loads(values[i])
+    created = values[_CREATED_AT]
+    if type(created) is str:
+        created = datetime.fromisoformat(created)
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=UTC)
+    values[_CREATED_AT] = created
+    values[_RETRYABLE] = bool(values[_RETRYABLE])
+    return values
+
+
 def link_final_sends(*, batch: int = LINK_BATCH) -> int:
     """Link every queued final send, in the order they became final.
 
@@ -124,32 +148,35 @@ def link_final_sends(*, batch: int = LINK_BATCH) -> int:
     (it links these too).
     """
     linked = 0
+    select = (
+        f"SELECT p.id, {_COLUMNS_SQL} FROM messaging_auditpending p"
+        " JOIN messaging_sendrecord r ON r.id = p.record_id ORDER BY p.id LIMIT %s"
+    )
     while True:
-        with transaction.atomic():
+        with transaction.atomic(), connection.cursor() as cursor:
             if not _take_link_lock():
                 return linked
-            queued = list(
-                AuditPending.objects.order_by("id").values_list("id", "record_id")[
-                    :batch
-                ]
-            )
+            cursor.execute(select, [batch])
+            queued = cursor.fetchall()
             if not queued:
                 return linked
-            head = (
-                AuditLink.objects.order_by("-seq").values_list("seq", "digest").first()
+            cursor.execute(
+                "SELECT seq, digest FROM messaging_auditlink ORDER BY seq DESC LIMIT 1"
             )
-            seq, digest = head or (0, GENESIS)
-            rows = SendRecord.objects.filter(
-                pk__in=[record_id for _, record_id in queued]
-            ).values_list(*CHAIN_COLUMNS)
-            by_id = {row[0]: row for row in rows}
+            seq, digest = cursor.fetchone() or (0, GENESIS)
             links = []
-            for _, record_id in queued:
+            for _pending_id, *columns in queued:
+                values = _from_cursor(columns)
                 seq += 1
-                digest = next_digest(digest, chain_values(by_id[record_id]))
-                links.append(AuditLink(seq=seq, record_id=record_id, digest=digest))
-            AuditLink.objects.bulk_create(links)
-            AuditPending.objects.filter(id__in=[pk for pk, _ in queued]).delete()
+                digest = next_digest(digest, chain_values(values))
+                links.append((seq, values[0], digest))
+            cursor.executemany(
+                "INSERT INTO messaging_auditlink (seq, record_id, digest)"
+                " VALUES (%s, %s, %s)",
+                links,
+            )
+            ids = [row[0] for row in queued]
+            AuditPending.objects.filter(id__in=ids).delete()
             linked += len(links)
         if len(queued) < batch:
             return linked
@@ -199,15 +226,18 @@ def _walk(
 
 def _chain_rows(chunk: int) -> Iterable[Sequence[Any]]:
     """(seq, digest, record_id, *CHAIN_COLUMNS) in seq order, in keyset chunks."""
-    fields = ["seq", "digest", "record_id", *(f"record__{c}" for c in CHAIN_COLUMNS)]
+    select = (
+        f"SELECT l.seq, l.digest, l.record_id, {_COLUMNS_SQL}"
+        " FROM messaging_auditlink l JOIN messaging_sendrecord r ON r.id = l.record_id"
+        " WHERE l.seq > %s ORDER BY l.seq LIMIT %s"
+    )
     after = 0
     while True:
-        rows = list(
-            AuditLink.objects.filter(seq__gt=after)
-            .order_by("seq")
-            .values_list(*fields)[:chunk]
-        )
-        yield from rows
+        with connection.cursor() as cursor:
+            cursor.execute(select, [after, chunk])
+            rows = cursor.fetchall()
+        for seq, digest, record_id, *columns in rows:
+            yield (seq, digest, record_id, *_from_cursor(columns))
         if len(rows) < chunk:
             return
         after = rows[-1][0]
