@@ -16,6 +16,8 @@ import django.db.models.deletion
 import django.utils.timezone
 from django.db import migrations, models
 
+from liveadmin.migration_sql import per_vendor
+
 IDENTITY_COLUMNS = [
     "id",
     "created_at",
@@ -179,29 +181,13 @@ DROP TRIGGER IF EXISTS sendrecord_final_immutable
 """
 
 
-def _run(schema_editor, script):
-    # One statement per execute, without parameters (function bodies hold ";").
-    for statement in script.split("---"):
-        if statement.strip():
-            schema_editor.execute(statement.strip(), params=None)
+def _sqlite_forward(apps):
+    model = apps.get_model("messaging", "SendRecord")
+    return sqlite_forward([f.column for f in model._meta.concrete_fields])
 
 
-def forward(apps, schema_editor):
-    vendor = schema_editor.connection.vendor
-    if vendor == "postgresql":
-        _run(schema_editor, PG_FORWARD)
-    elif vendor == "sqlite":
-        model = apps.get_model("messaging", "SendRecord")
-        columns = [f.column for f in model._meta.concrete_fields]
-        _run(schema_editor, sqlite_forward(columns))
-
-
-def backward(apps, schema_editor):
-    vendor = schema_editor.connection.vendor
-    if vendor == "postgresql":
-        _run(schema_editor, PG_BACKWARD)
-    elif vendor == "sqlite":
-        _run(schema_editor, SQLITE_BACKWARD)
+forward = per_vendor({"postgresql": PG_FORWARD, "sqlite": _sqlite_forward})
+backward = per_vendor({"postgresql": PG_BACKWARD, "sqlite": SQLITE_BACKWARD})
 
 
 class Migration(migrations.Migration):

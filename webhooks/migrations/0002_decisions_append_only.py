@@ -11,6 +11,8 @@ refused; DELETE is left to the model and queryset guards (Django's flush deletes
 import django.utils.timezone
 from django.db import migrations, models
 
+from liveadmin.migration_sql import per_vendor
+
 TABLES = ["webhooks_decision", "webhooks_blocklistchange", "webhooks_retentionpurge"]
 # Deleting a user sets the change history's actor_id to NULL (the name stays).
 UPDATE_OF = {
@@ -54,26 +56,8 @@ END"""
 SQLITE_BACKWARD = "\n---\n".join(f"DROP TRIGGER IF EXISTS {t}_no_update" for t in TABLES)
 
 
-def _run(schema_editor, script):
-    for statement in script.split("---"):
-        if statement.strip():
-            schema_editor.execute(statement.strip(), params=None)
-
-
-def forward(apps, schema_editor):
-    vendor = schema_editor.connection.vendor
-    if vendor == "postgresql":
-        _run(schema_editor, PG_FORWARD)
-    elif vendor == "sqlite":
-        _run(schema_editor, SQLITE_FORWARD)
-
-
-def backward(apps, schema_editor):
-    vendor = schema_editor.connection.vendor
-    if vendor == "postgresql":
-        _run(schema_editor, PG_BACKWARD)
-    elif vendor == "sqlite":
-        _run(schema_editor, SQLITE_BACKWARD)
+forward = per_vendor({"postgresql": PG_FORWARD, "sqlite": SQLITE_FORWARD})
+backward = per_vendor({"postgresql": PG_BACKWARD, "sqlite": SQLITE_BACKWARD})
 
 
 class Migration(migrations.Migration):
