@@ -51,8 +51,6 @@ BEGIN
             RAISE EXCEPTION '{append_only}: send % is final (%) and never changes',
                 OLD.id, OLD.outcome USING ERRCODE = 'integrity_constraint_violation';
         END IF;
-    ELSIF NEW.outcome <> 'waiting' THEN
-        INSERT INTO messaging_auditpending (record_id) VALUES (NEW.id);
     END IF;
     RETURN NEW;
 END
@@ -73,6 +71,11 @@ $$
 CREATE TRIGGER sendrecord_inserted_final
     AFTER INSERT ON messaging_sendrecord
     FOR EACH ROW WHEN (NEW.outcome <> 'waiting')
+    EXECUTE FUNCTION messaging_sendrecord_enqueue()
+---
+CREATE TRIGGER sendrecord_becomes_final
+    AFTER UPDATE OF outcome ON messaging_sendrecord
+    FOR EACH ROW WHEN (OLD.outcome = 'waiting' AND NEW.outcome <> 'waiting')
     EXECUTE FUNCTION messaging_sendrecord_enqueue()
 ---
 CREATE OR REPLACE FUNCTION messaging_auditlink_append_only() RETURNS trigger
@@ -107,6 +110,8 @@ DROP TRIGGER IF EXISTS auditlink_no_delete ON messaging_auditlink
 DROP TRIGGER IF EXISTS auditlink_no_update ON messaging_auditlink
 ---
 DROP FUNCTION IF EXISTS messaging_auditlink_append_only()
+---
+DROP TRIGGER IF EXISTS sendrecord_becomes_final ON messaging_sendrecord
 ---
 DROP TRIGGER IF EXISTS sendrecord_inserted_final ON messaging_sendrecord
 ---
