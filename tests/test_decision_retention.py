@@ -56,6 +56,21 @@ def test_it_refuses_to_change_or_delete_a_decision():
     assert Decision.objects.get().text == ""
 
 
+def test_moderation_fills_in_the_review_and_nothing_else():
+    decision = make_decision(make_app())
+    assert Decision.objects.filter(pk=decision.pk).update(
+        review="dismissed", reviewed_by="moderator1"
+    )
+    with (
+        pytest.raises(DatabaseError, match="append-only"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute("UPDATE webhooks_decision SET sender = 'someone-else'")
+    decision.refresh_from_db()
+    assert (decision.review, decision.sender) == ("dismissed", "user-1")
+
+
 def test_it_offers_no_delete_in_the_admin(admin_user):
     decision = make_decision(make_app())
     client = client_for(admin_user)

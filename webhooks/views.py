@@ -29,7 +29,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from liveadmin.http import AuthedHtmxRequest
 from liveadmin.roles import Role, role_required
-from webhooks import exports, services
+from webhooks import exports, moderation, services
 from webhooks.forms import (
     BlocklistForm,
     ChangeFilterForm,
@@ -46,10 +46,11 @@ from webhooks.models import (
     DecisionCount,
     RejectionCount,
 )
+from webhooks.recent import latency_summary
 
 logger = logging.getLogger(__name__)
 
-TOTAL_ACTIONS = ["allow", "forbid", "forbid_code", "discard", "mask"]
+TOTAL_ACTIONS = ["allow", "flag", "forbid", "forbid_code", "discard", "mask"]
 ENTRY_SORTS = {
     "hits": ("-hit_count", "term"),
     "term": ("term",),
@@ -355,19 +356,9 @@ def try_message(request: AuthedHtmxRequest) -> HttpResponse:
 
 
 def _filtered_decisions(form: DecisionFilterForm) -> QuerySet[Decision]:
-    decisions = Decision.objects.select_related("app")
+    decisions: QuerySet[Decision] = Decision.objects.select_related("app")
     if form.is_valid():
-        d = form.cleaned_data
-        if d["app"]:
-            decisions = decisions.filter(app=d["app"])
-        if d["action"]:
-            decisions = decisions.filter(action=d["action"])
-        if d["room"]:
-            decisions = decisions.filter(room_id=d["room"])
-        if d["sender"]:
-            decisions = decisions.filter(sender=d["sender"])
-        if d["q"]:
-            decisions = decisions.filter(text__icontains=d["q"])
+        decisions = moderation.filter_decisions(decisions, form.cleaned_data)
     return decisions
 
 
@@ -412,6 +403,10 @@ def decision_list(request: AuthedHtmxRequest) -> HttpResponse:
             "query": _query_without_page(request),
             "totals": [(action, totals.get(action, 0)) for action in TOTAL_ACTIONS],
             "refusals": refusals,
+            "latency": [
+                ("Last hour", latency_summary(None, 3600)),
+                ("Last 24 hours", latency_summary(None, 24 * 3600)),
+            ],
         },
     )
 

@@ -1,6 +1,6 @@
 """The hash chain over final sends: linking, verifying, and the canonical form.
 
-A send that becomes final is queued by the database (migration 0007) in the order
+A send that becomes final is queued by the database (migration 0009) in the order
 rows become final. ``link_final_sends`` takes the queue in that order and gives
 each send the next link:
 

@@ -198,7 +198,7 @@ backward = per_vendor({"postgresql": PG_BACKWARD, "sqlite": SQLITE_BACKWARD})
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('messaging', '0006_message_templates'),
+        ('messaging', '0008_delivery_outcomes_unknown_cancelled'),
     ]
 
     operations = [

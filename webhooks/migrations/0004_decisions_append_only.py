@@ -1,6 +1,7 @@
 """The decision log and the blocklist change history are append-only in the database.
 
-PostgreSQL: UPDATE is refused; DELETE is refused except inside the retention
+PostgreSQL: UPDATE of what was recorded is refused (a decision's review state,
+sanction and send are moderation's to fill in); DELETE is refused except inside the retention
 purge, which declares itself with SET LOCAL liveadmin.retention_purge = 'on'
 (webhooks/retention.py). The application's role has no DELETE on these tables at
 all (liveadmin/db_privileges.py): the purge runs as the owner. A deleted user's
@@ -14,10 +15,13 @@ from django.db import migrations, models
 from liveadmin.migration_sql import per_vendor
 
 TABLES = ["webhooks_decision", "webhooks_blocklistchange", "webhooks_retentionpurge"]
-# Deleting a user sets the change history's actor_id to NULL (the name stays).
+# Deleting a user sets the change history's actor_id to NULL (the name stays); a
+# decision's review state, sanction and send are filled in later (moderation).
 UPDATE_OF = {
     "webhooks_blocklistchange": " OF id, created_at, actor_name, object_type, "
-    "object_id, action, before, after"
+    "object_id, action, before, after",
+    "webhooks_decision": " OF id, created_at, app_id, room_id, sender, action, "
+    "error_code, entry_ids, text, original, response, latency_us, own_send",
 }
 
 PG_FORWARD = """
@@ -63,7 +67,7 @@ backward = per_vendor({"postgresql": PG_BACKWARD, "sqlite": SQLITE_BACKWARD})
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('webhooks', '0001_blocklists_decisions'),
+        ('webhooks', '0003_decision_own_send'),
     ]
 
     operations = [
