@@ -7,7 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.urls import NoReverseMatch, reverse
-from django.utils.module_loading import import_string
 
 from liveadmin.roles import Role
 
@@ -18,8 +17,6 @@ class NavItem:
     url_name: str
     roles: frozenset[Role]
     section: str
-    # Dotted path of a function returning a number shown next to the label.
-    count: str = ""
 
 
 M, MOD, AUD, ADM = Role.MANAGER, Role.MODERATOR, Role.AUDITOR, Role.ADMIN
@@ -27,17 +24,14 @@ M, MOD, AUD, ADM = Role.MANAGER, Role.MODERATOR, Role.AUDITOR, Role.ADMIN
 NAV: list[NavItem] = [
     NavItem("Send", "messaging:send", frozenset({M}), "Messages"),
     NavItem("Templates", "messaging:template-list", frozenset({M}), "Messages"),
-    NavItem("Batches", "messaging:batch-list", frozenset({M}), "Messages"),
+    NavItem("Batches", "messaging:batch-list", frozenset({M, ADM}), "Messages"),
+    NavItem(
+        "Awaiting approval", "messaging:batch-approvals", frozenset({M}), "Messages"
+    ),
     NavItem("My sends", "messaging:audit", frozenset({M}), "Messages"),
     NavItem("Blocklists", "webhooks:blocklist-list", frozenset({MOD}), "Moderation"),
     NavItem("Try a message", "webhooks:try", frozenset({MOD}), "Moderation"),
-    NavItem(
-        "Review queue",
-        "webhooks:review-queue",
-        frozenset({MOD}),
-        "Moderation",
-        count="webhooks.moderation.queue_count",
-    ),
+    NavItem("Review queue", "webhooks:review-queue", frozenset({MOD}), "Moderation"),
     NavItem("Decisions", "webhooks:decision-list", frozenset({MOD}), "Moderation"),
     NavItem("Sanctions", "webhooks:sanction-list", frozenset({MOD}), "Moderation"),
     NavItem("Escalation", "webhooks:escalation-list", frozenset({MOD}), "Moderation"),
@@ -49,8 +43,13 @@ NAV: list[NavItem] = [
 ]
 
 
-def nav_for(roles: frozenset[Role]) -> list[tuple[str, list[tuple[str, str]]]]:
-    """[(section, [(label, url), ...]), ...] for the given roles, in NAV order."""
+def nav_for(
+    roles: frozenset[Role], counts: dict[str, int] | None = None
+) -> list[tuple[str, list[tuple[str, str]]]]:
+    """[(section, [(label, url), ...]), ...] for the given roles, in NAV order.
+
+    ``counts`` maps a URL name to a number shown after its label when above zero
+    (e.g. broadcasts awaiting approval)."""
     sections: dict[str, list[tuple[str, str]]] = {}
     for item in NAV:
         if not item.roles & roles:
@@ -59,18 +58,8 @@ def nav_for(roles: frozenset[Role]) -> list[tuple[str, list[tuple[str, str]]]]:
             url = reverse(item.url_name)
         except NoReverseMatch:
             continue
-        sections.setdefault(item.section, []).append((item.label, url))
+        label = item.label
+        if counts and counts.get(item.url_name):
+            label = f"{label} ({counts[item.url_name]})"
+        sections.setdefault(item.section, []).append((label, url))
     return list(sections.items())
-
-
-def nav_counts(roles: frozenset[Role]) -> list[tuple[str, int]]:
-    """[(url, count), ...] for the items with a count the given roles see."""
-    out = []
-    for item in NAV:
-        if item.count and item.roles & roles:
-            try:
-                url = reverse(item.url_name)
-            except NoReverseMatch:
-                continue
-            out.append((url, import_string(item.count)()))
-    return out

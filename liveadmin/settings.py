@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -43,24 +44,25 @@ def env_bool(name: str, default: bool = False) -> bool:
     )
 
 
-def env_int(name: str, default: int) -> int:
+_N = TypeVar("_N", int, float)
+
+
+def _env_number(name: str, default: _N, parse: Callable[[str], _N], what: str) -> _N:
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default
     try:
-        return int(raw)
+        return parse(raw)
     except ValueError:
-        raise ImproperlyConfigured(f"{name} must be an integer, not {raw!r}") from None
+        raise ImproperlyConfigured(f"{name} must be {what}, not {raw!r}") from None
+
+
+def env_int(name: str, default: int) -> int:
+    return _env_number(name, default, int, "an integer")
 
 
 def env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a number, not {raw!r}") from None
+    return _env_number(name, default, float, "a number")
 
 
 def env_list(name: str, default: list[str]) -> list[str]:
@@ -254,20 +256,34 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 600.0,
     },
 }
-# A claimed send with no answer after this long belongs to a dead worker and is
-# sent again (with the same Random, so the provider de-duplicates).
+# A claimed send with no answer after this long belongs to a dead worker: it may
+# have reached the provider, so its outcome becomes `unknown` (re-sent only for a
+# broadcast, whose Random the provider de-duplicates, or an at-least-once app).
 SEND_CLAIM_TIMEOUT = env_int("SEND_CLAIM_TIMEOUT", 120)
-# Attempts per room for retryable answers (network errors, 5xx, frequency limits).
+# Attempts per room for a provider's retryable answer codes. A request that surely
+# did not reach the provider (connection refused, DNS) is retried without a cap
+# until the outage lasts BATCH_OUTAGE_PAUSE_SECONDS.
 SEND_MAX_ATTEMPTS = env_int("SEND_MAX_ATTEMPTS", 5)
-# A batch pauses itself after this many provider failures in a row (per batch too).
+# A batch pauses itself after this many permanent failures in a row (per batch too).
 BATCH_PAUSE_AFTER_FAILURES = env_int("BATCH_PAUSE_AFTER_FAILURES", 20)
-# Rooms per Celery task of a batch; tasks run in parallel on all workers.
-BATCH_CHUNK_SIZE = env_int("BATCH_CHUNK_SIZE", 50)
+# A batch backs off and probes through transient failures (network, 5xx, provider
+# busy, Redis gone), and pauses only once they have lasted this long.
+BATCH_OUTAGE_PAUSE_SECONDS = env_int("BATCH_OUTAGE_PAUSE_SECONDS", 600)
+# Runner tasks per batch (they share the rows and the rate budget; more than one
+# lets several workers carry a batch, and one survive the other's death).
+BATCH_RUNNERS = env_int("BATCH_RUNNERS", 2)
+# Rows a runner claims at once (claimed just before they go out), and the most
+# requests one runner keeps in flight (its threads wait on the network).
+BATCH_GROUP_SIZE = env_int("BATCH_GROUP_SIZE", 16)
+BATCH_IN_FLIGHT = env_int("BATCH_IN_FLIGHT", 32)
 # Sends are paced this fraction under each provider limit (network jitter) with
 # no burst, so bulk sends meet no frequency-limit errors (messaging/ratelimit.py).
 RATE_LIMIT_HEADROOM = env_float("RATE_LIMIT_HEADROOM", 0.05)
 # Seconds of the rate a bucket may hold ahead (a burst); 0: one token, no burst.
 RATE_LIMIT_BURST_SECONDS = env_float("RATE_LIMIT_BURST_SECONDS", 0.0)
+# With Redis unreachable each process keeps to 1/N of a shared rate, N being the
+# processes last seen drawing from it, or this many if it has seen none.
+RATE_LIMIT_FALLBACK_PEERS = env_int("RATE_LIMIT_FALLBACK_PEERS", 4)
 # Embedded default (no broker): threads sending in the web process.
 EMBEDDED_WORKERS = env_int("EMBEDDED_WORKERS", 4)
 EMBEDDED_SCHEDULER = env_bool("EMBEDDED_SCHEDULER", True)

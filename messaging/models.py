@@ -52,6 +52,13 @@ class ProviderApp(models.Model):
         help_text="Sends per second for this app, below the provider's documented limit. Empty: the documented limit.",
     )
     broadcast_requires_approval = models.BooleanField(default=False)
+    at_least_once = models.BooleanField(
+        "at-least-once delivery",
+        default=False,
+        help_text="Text and custom messages whose delivery is unknown (a timeout, a lost "
+        "connection, a worker that died) are sent again: a room may get a duplicate "
+        "instead of a gap. Off: such rooms are marked unknown and offered for a re-send.",
+    )
     test_environment = models.BooleanField(
         "ZEGO test environment",
         default=False,
@@ -89,10 +96,19 @@ class ProviderApp(models.Model):
 
 
 class Outcome(models.TextChoices):
+    """A send's outcome. Every one but ``waiting`` is final: the row never changes
+    again (DESIGN.md "Delivery semantics"); sending again makes a new row."""
+
     WAITING = "waiting", "Waiting"
     OK = "ok", "OK"
     DROPPED = "dropped", "Dropped"
     FAILED = "failed", "Failed"
+    # The request may have reached the provider but no answer was recorded (read
+    # timeout, connection lost, a worker that died holding the row): not sent again
+    # by itself, offered for an explicit re-send.
+    UNKNOWN = "unknown", "Unknown"
+    # A batch was cancelled before this room was sent.
+    CANCELLED = "cancelled", "Cancelled"
 
 
 class SendRecordQuerySet(models.QuerySet):
@@ -298,10 +314,25 @@ def default_pause_after_failures() -> int:
 
 class BatchQuerySet(models.QuerySet):
     def visible_to(self, user: Any) -> BatchQuerySet:
-        """Community managers see every batch: approving needs the others' broadcasts."""
-        if has_role(user, Role.MANAGER):
+        """The send log's rule: administrators see every batch; a community manager
+        sees the batches they made, plus every broadcast awaiting approval (another
+        manager approves it)."""
+        if has_role(user, Role.ADMIN):
             return self
+        if has_role(user, Role.MANAGER):
+            return self.filter(
+                models.Q(created_by=user)
+                | models.Q(status=BatchStatus.AWAITING_APPROVAL)
+            )
         return self.none()
+
+    def awaiting_approval_by(self, user: Any) -> BatchQuerySet:
+        """Broadcasts another manager made that ``user`` may approve."""
+        if not has_role(user, Role.MANAGER):
+            return self.none()
+        return self.filter(status=BatchStatus.AWAITING_APPROVAL).exclude(
+            created_by=user
+        )
 
 
 class Batch(models.Model):
@@ -352,6 +383,10 @@ class Batch(models.Model):
         help_text="Pause after this many provider failures in a row.",
     )
     consecutive_failures = models.PositiveIntegerField(default=0)
+    # Start of the current run of transient failures (network, 5xx, provider busy);
+    # the batch pauses once it lasts longer than BATCH_OUTAGE_PAUSE_SECONDS.
+    failing_since = models.DateTimeField(null=True, blank=True)
+    failing_reason = models.TextField(blank=True, default="")
     pause_reason = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)

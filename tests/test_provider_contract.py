@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import logging
+import socket
 import time
 import zlib
 
@@ -473,21 +474,56 @@ def test_it_classifies_http_failures(server):
     server.answer(b"<html>ok?</html>", status=200)
     creds = tencent_creds(server.url)
     gateway = tencent.send(creds, "text", {})
+    # A gateway error after the request went in: it may have been processed, so
+    # its delivery is unknown and it is not repeated blindly.
     assert (gateway.outcome, gateway.http_status, gateway.retryable) == (
-        Outcome.FAILED,
+        Outcome.UNKNOWN,
         502,
-        True,
+        False,
     )
     missing = tencent.send(creds, "text", {})
     assert (missing.http_status, missing.retryable) == (404, False)
     assert "base URL" in missing.explanation
     garbled = tencent.send(creds, "text", {})
     assert (garbled.outcome, garbled.http_status, garbled.retryable) == (
-        Outcome.FAILED,
+        Outcome.UNKNOWN,
         200,
         False,
     )
     assert garbled.response_body == {"text": "<html>ok?</html>"}
+
+
+def test_it_retries_only_what_surely_did_not_reach_the_provider(server):
+    creds = tencent_creds(server.url)
+    # Busy or unavailable: refused before processing, retried.
+    server.answer(b"busy", status=503)
+    busy = tencent.send(creds, "text", {})
+    assert (busy.outcome, busy.http_status, busy.retryable) == (
+        Outcome.FAILED,
+        503,
+        True,
+    )
+    # Nothing listens: the request never left, retried.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    refused = tencent.send(tencent_creds(closed), "text", {})
+    assert (refused.outcome, refused.retryable) == (Outcome.FAILED, True)
+    assert refused.error_info.startswith("ConnectError")
+
+
+def test_it_marks_a_read_timeout_unknown():
+    # A server that accepts the request and never answers (the kernel accepts the
+    # connection into the backlog): the message may have been delivered, so it is
+    # not retried (text has no de-duplication key). Waits the real read timeout.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        result = tencent.send(tencent_creds(url), "text", {})
+    assert (result.outcome, result.retryable) == (Outcome.UNKNOWN, False)
+    assert result.error_info.startswith("ReadTimeout")
+    assert "not sent again by itself" in result.explanation
 
 
 def test_it_gets_zego_send_custom_command_with_a_fresh_signature(server):

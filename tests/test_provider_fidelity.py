@@ -18,8 +18,6 @@ from messaging.providers import tencent, zego
 from messaging.providers.base import Outcome
 from messaging.sandbox.models import SandboxMessage
 from messaging.services.sending import (
-    SendValidationError,
-    build_request,
     credentials_for,
     send_message,
 )
@@ -68,21 +66,7 @@ def raw_post(http, live_server, api, app, body: dict) -> dict:
     return response.json()
 
 
-# --- (a) 12 KB over the whole message ---------------------------------------------------
-
-
-def test_the_client_counts_12_kb_over_text_and_extension_info_together():
-    app = make_app()
-    fields = {
-        "room_id": "room-1",
-        "sender": "host",
-        "text": "t" * 8000,
-        "extension_info": json.dumps({"x": "e" * 7990}),
-    }
-    with pytest.raises(SendValidationError) as info:
-        build_request(app, "text", fields)
-    assert list(info.value.errors) == ["extension_info"]
-    assert "text and extension info together" in info.value.errors["extension_info"][0]
+# --- (a) 12 KB over the whole message (the client's own checks: test_sending.py) -------
 
 
 def test_the_sandbox_counts_12_kb_over_the_whole_text_message(

@@ -9,8 +9,6 @@ say them and count bytes as the user types; ``build_request`` stays the final ch
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,11 +34,10 @@ from messaging.models import (
     ProviderApp,
     SendKind,
 )
-from messaging.services.batches import MAX_ROOMS, RoomList, parse_room_ids
+from messaging.rooms import MAX_ROOMS, RoomList, decode_room_file, parse_room_ids
 from messaging.services.sending import SendValidationError, build_request
 from messaging.variables import fill, variables_in
 
-MAX_ROOMS_FILE_BYTES = 2 * 1024 * 1024
 VAR_PREFIX = "var_"
 
 _SPLIT_USERS = re.compile(r"[\s,]+")
@@ -111,29 +108,11 @@ def kinds_for(app: ProviderApp) -> list[SendKind]:
 
 
 def _decode_upload(upload: UploadedFile) -> str:
-    """Room IDs from a TXT (one per line) or CSV (first column) upload, one per line.
-
-    A header row is dropped here, not by parse_room_ids, because the file's lines
-    come after the pasted ones and the parser only skips a header on its first line.
-    """
-    if upload.size and upload.size > MAX_ROOMS_FILE_BYTES:
-        raise forms.ValidationError(
-            "The file is larger than 2 MB; 10,000 room IDs fit in far less."
-        )
+    """The text of an uploaded TXT (one room per line) or CSV (first column) file."""
     try:
-        text = upload.read().decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise forms.ValidationError(
-            "The file must be UTF-8 text (TXT or CSV)."
-        ) from None
-    rows = csv.reader(io.StringIO(text))
-    cells = [row[0].strip() if row else "" for row in rows]
-    if cells and cells[0].lower().replace("_", "").replace(" ", "") in _HEADERS:
-        cells = cells[1:]
-    return "\n".join(cells)
-
-
-_HEADERS = {"roomid", "room", "rooms", "groupid"}
+        return decode_room_file(upload.read())
+    except ValueError as exc:
+        raise forms.ValidationError(str(exc)) from None
 
 
 @dataclass
@@ -362,16 +341,15 @@ class SendForm(forms.Form):
         return "rooms" if "rooms" in self.fields else "room_id"
 
     def _clean_rooms(self, data: dict[str, Any]) -> None:
-        text = data.get("rooms", "")
+        texts = [data.get("rooms", "")]
         upload = data.get("rooms_file")
         if upload:
             try:
-                uploaded = _decode_upload(upload)
+                texts.append(_decode_upload(upload))
             except forms.ValidationError as exc:
                 self.add_error("rooms_file", exc)
                 return
-            text = f"{text}\n{uploaded}" if text else uploaded
-        room_list = parse_room_ids(text)
+        room_list = parse_room_ids(*texts, provider=self.app.provider)
         self.room_list = room_list
         if room_list.invalid:
             shown = "; ".join(

@@ -38,6 +38,9 @@ class Outcome(StrEnum):
     OK = "ok"
     DROPPED = "dropped"  # accepted by the provider, not delivered (e.g. MsgFreqCtrl)
     FAILED = "failed"
+    # The request may have reached the provider, but no answer says what happened
+    # (read timeout, connection lost after sending, an unreadable answer).
+    UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True)
@@ -115,16 +118,36 @@ def explain_code(classify: Callable[[int], CodeInfo], code: int | None) -> str:
 
 
 # --- retry policy ---------------------------------------------------------------------
-# Which failures are retried, in one place. ``failure`` is one of:
-#   "connect"    no connection was made (refused, DNS, connect timeout)
+# Which failures are retried, in one place (DESIGN.md "Delivery semantics"): only
+# what surely did not reach the provider, a documented retryable code, or (by the
+# caller) a kind the provider de-duplicates. ``failure`` is one of:
+#   "connect"    no connection was made (refused, DNS, connect or pool timeout)
+#   "busy"       HTTP 429 or 503: refused before any processing
 #   "transport"  the request may have reached the provider (read timeout, lost connection)
-#   "http_5xx"   HTTP 5xx or 429 from the provider or a gateway
+#   "http_5xx"   another HTTP 5xx from the provider or a gateway (may have been processed)
 #   "http_4xx"   any other HTTP status but 200 (a wrong address)
 #   "unreadable" HTTP 200 whose body is not a JSON object
 #   "no_code"    a JSON answer without a result code
 #   "code"       the provider's error code, classified by its table (``info``)
 #   "dropped"    accepted but not delivered (Tencent's MsgFreqCtrl)
 #   "invalid_url" the app's base URL cannot be used
+
+# Failures after which the message may or may not have been delivered: their
+# outcome is ``unknown`` and they are never repeated blindly.
+MAYBE_DELIVERED = frozenset({"transport", "http_5xx", "unreadable", "no_code"})
+# Transport errors raised before a complete request was handed over.
+NOT_SENT_ERRORS: tuple[type[httpx.HTTPError], ...] = (
+    httpx.ConnectError,  # refused, unreachable, DNS failure
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+)
+NOT_PROCESSED_STATUSES = frozenset({429, 503})
+
+UNKNOWN_EXPLANATION = (
+    "The request may have reached the provider, but no answer came back ({why}). The "
+    "message may or may not have been delivered, so it is not sent again by itself: "
+    "check the room, then re-send it explicitly if it is missing."
+)
 
 
 def retry_policy(
@@ -133,11 +156,16 @@ def retry_policy(
     """(retryable, seconds to wait first) for a failed send."""
     if failure == "code" and info is not None:
         return info.retryable, info.retry_after
-    if failure in ("connect", "transport", "dropped"):
+    if failure in ("connect", "dropped"):
         return True, 1.0
-    if failure == "http_5xx":
+    if failure == "busy":
         return True, retry_after if retry_after is not None else 1.0
     return False, None
+
+
+def failure_outcome(failure: str) -> Outcome:
+    """``unknown`` when the message may have been delivered, else ``failed``."""
+    return Outcome.UNKNOWN if failure in MAYBE_DELIVERED else Outcome.FAILED
 
 
 _client: httpx.Client | None = None
@@ -179,28 +207,34 @@ def elapsed_ms(started: float) -> int:
 
 
 def transport_failure(exc: httpx.HTTPError, *, started: float, what: str) -> SendResult:
-    """A request that got no HTTP answer: always retryable.
+    """A request that got no HTTP answer.
 
-    The message names the failure class, never the URL (which carries the usersig or
-    the signature).
+    Retryable when the request surely did not reach the provider (NOT_SENT_ERRORS);
+    otherwise (read timeout, connection lost after sending) the outcome is
+    ``unknown`` and nothing retries it blindly. The message names the failure
+    class, never the URL (which carries the usersig or the signature).
     """
-    if isinstance(exc, httpx.TimeoutException):
-        info = f"{type(exc).__name__}: no answer from the provider in time"
-        explanation = (
-            "The provider did not answer in time. The message may or may not have been "
-            "delivered; it is safe to retry later."
-        )
-    else:
+    if isinstance(exc, NOT_SENT_ERRORS):
+        failure = "connect"
         info = f"{type(exc).__name__}: {redact(str(exc))}"
         explanation = (
-            "The provider could not be reached (network error). Check the base URL or "
-            "region and the network, then retry."
+            "The provider could not be reached (no connection). Nothing was sent; it "
+            "is retried automatically. If it persists, check the base URL or region "
+            "and the network."
         )
-    logger.warning("%s: transport failure %s", what, info)
-    failure = "connect" if isinstance(exc, httpx.ConnectError) else "transport"
+    else:
+        failure = "transport"
+        if isinstance(exc, httpx.TimeoutException):
+            info = f"{type(exc).__name__}: no answer from the provider in time"
+            why = "the provider did not answer in time"
+        else:
+            info = f"{type(exc).__name__}: {redact(str(exc))}"
+            why = "the connection was lost after the request was sent"
+        explanation = UNKNOWN_EXPLANATION.format(why=why)
+    logger.warning("%s: transport failure (%s) %s", what, failure, info)
     is_retryable, retry_after = retry_policy(failure)
     return SendResult(
-        outcome=Outcome.FAILED,
+        outcome=failure_outcome(failure),
         error_info=info[:500],
         explanation=explanation,
         latency_ms=elapsed_ms(started),
@@ -227,23 +261,31 @@ def http_failure(
     status = response.status_code
     if status == 200:
         return None
-    if status >= 500 or status == 429:
-        is_retryable, retry_after = retry_policy(
-            "http_5xx", retry_after=_retry_after(response.headers.get("Retry-After"))
-        )
+    if status in NOT_PROCESSED_STATUSES:
+        failure = "busy"
         explanation = (
-            f"The provider answered HTTP {status} (a server or gateway problem). "
-            "Retry later."
+            f"The provider answered HTTP {status} (busy or unavailable). Nothing was "
+            "sent; it is retried automatically."
+        )
+    elif status >= 500:
+        # A gateway or server error after the request went in: it may have been
+        # processed, so it is not repeated blindly.
+        failure = "http_5xx"
+        explanation = UNKNOWN_EXPLANATION.format(
+            why=f"the provider answered HTTP {status}, a server or gateway error"
         )
     else:
-        is_retryable, retry_after = retry_policy("http_4xx")
+        failure = "http_4xx"
         explanation = (
             f"The provider answered HTTP {status}. The API address is probably wrong: "
             "check the app's region and base URL."
         )
+    is_retryable, retry_after = retry_policy(
+        failure, retry_after=_retry_after(response.headers.get("Retry-After"))
+    )
     logger.warning("%s: HTTP %s", what, status)
     return SendResult(
-        outcome=Outcome.FAILED,
+        outcome=failure_outcome(failure),
         error_info=f"HTTP {status}",
         explanation=explanation,
         http_status=status,
@@ -258,12 +300,9 @@ def unreadable_answer(response: httpx.Response, *, started: float) -> SendResult
     # A 200 whose body is not a JSON object: whether the message went out is
     # unknown, so it is not retried blindly (a retry could duplicate it).
     return SendResult(
-        outcome=Outcome.FAILED,
+        outcome=failure_outcome("unreadable"),
         error_info="the answer is not a JSON object",
-        explanation=(
-            "The provider's answer could not be read. Whether the message was delivered "
-            "is unknown; check the room before sending again."
-        ),
+        explanation=UNKNOWN_EXPLANATION.format(why="its answer could not be read"),
         http_status=response.status_code,
         latency_ms=elapsed_ms(started),
         retryable=retry_policy("unreadable")[0],

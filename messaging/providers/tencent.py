@@ -35,11 +35,13 @@ from messaging.providers.base import (
     call,
     classify_code,
     explain_code,
+    failure_outcome,
     permanent,
     retry_policy,
     retryable,
     utf8_len,
 )
+from messaging.rooms import room_id_error
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +70,6 @@ PATHS: dict[str, str] = {
 MAX_MESSAGE_BYTES = TENCENT_MESSAGE_BYTES
 MAX_BROADCAST_BODY_BYTES = TENCENT_BROADCAST_BODY_BYTES
 MAX_USER_ID_BYTES = 32
-MAX_ROOM_ID_BYTES = 48
 
 # Admin UserSig: generated for a week and renewed a day before it runs out, so a
 # long-running worker never sends an expired one (docs/providers.md, "UserSig").
@@ -239,10 +240,8 @@ def _add(errors: dict[str, list[str]], name: str, message: str) -> None:
 def _check_room(errors: dict[str, list[str]], room_id: str) -> None:
     if not room_id:
         _add(errors, "room_id", "Enter the room ID.")
-    elif utf8_len(room_id) > MAX_ROOM_ID_BYTES:
-        _add(errors, "room_id", f"A room ID is at most {MAX_ROOM_ID_BYTES} bytes.")
-    elif not all(32 <= ord(ch) < 127 for ch in room_id):
-        _add(errors, "room_id", "A room ID uses printable ASCII characters only.")
+    elif problem := room_id_error(room_id, "tencent"):
+        _add(errors, "room_id", problem)
 
 
 def _check_account(
@@ -525,7 +524,7 @@ def parse_response(
     }
     if code is None:
         return SendResult(
-            outcome=Outcome.FAILED,
+            outcome=failure_outcome("no_code"),
             explanation="The provider's answer has no ErrorCode; whether the message was delivered is unknown.",
             retryable=retry_policy("no_code")[0],
             **common,

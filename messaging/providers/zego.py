@@ -25,11 +25,13 @@ from messaging.providers.base import (
     call,
     classify_code,
     explain_code,
+    failure_outcome,
     permanent,
     retry_policy,
     retryable,
     utf8_len,
 )
+from messaging.rooms import MAX_ROOM_ID_BYTES
 
 logger = logging.getLogger(__name__)
 
@@ -50,9 +52,8 @@ REGIONS: dict[str, tuple[str, str]] = {
 ACTION = "SendCustomCommand"
 MAX_CONTENT_BYTES = ZEGO_CONTENT_BYTES
 MAX_RECIPIENTS = ZEGO_MAX_RECIPIENTS
-# ZEGO's room and user ID limits (Express SDK: room ID up to 128 bytes, user ID up
-# to 64 bytes); the server API pages give none of their own.
-MAX_ROOM_ID_BYTES = 128
+# ZEGO's user ID limit (Express SDK: up to 64 bytes; the server API pages give none
+# of their own). Room-ID limits live in messaging.rooms.
 MAX_USER_ID_BYTES = 64
 
 # Every documented return code (docs/providers.md, "ZEGO return codes").
@@ -176,8 +177,12 @@ def build_command_params(
 
     if not room_id:
         _add(errors, "room_id", "Enter the room ID.")
-    elif utf8_len(room_id) > MAX_ROOM_ID_BYTES:
-        _add(errors, "room_id", f"A room ID is at most {MAX_ROOM_ID_BYTES} bytes.")
+    elif utf8_len(room_id) > MAX_ROOM_ID_BYTES["zego"]:
+        _add(
+            errors,
+            "room_id",
+            f"A room ID is at most {MAX_ROOM_ID_BYTES['zego']} bytes.",
+        )
     if not from_user:
         _add(errors, "from_user", "Enter the sender's user ID.")
     elif utf8_len(from_user) > MAX_USER_ID_BYTES:
@@ -297,7 +302,7 @@ def parse_response(
     }
     if code is None:
         return SendResult(
-            outcome=Outcome.FAILED,
+            outcome=failure_outcome("no_code"),
             error_info=message,
             explanation="ZEGO's answer has no Code; whether the command was delivered is unknown.",
             retryable=retry_policy("no_code")[0],

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -9,8 +10,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from liveadmin.roles import Role, has_role
 from messaging.kinds import KINDS, FieldSpec
-from messaging.models import BatchStatus, ProviderApp, SendRecord
+from messaging.models import Batch, BatchStatus, ProviderApp, SendRecord
 from messaging.providers.base import SendResult
+from messaging.rooms import MAX_ROOMS, parse_room_ids
 from messaging.services import batches
 from messaging.services.sending import (
     SendValidationError,
@@ -143,7 +145,7 @@ class Command(BaseCommand):
             raise CommandError(
                 f"--rooms-file: cannot read {path}: {exc}", returncode=2
             ) from None
-        parsed = batches.parse_room_ids(text)
+        parsed = parse_room_ids(text, provider=app.provider)
         if parsed.invalid:
             room, reason = parsed.invalid[0]
             raise CommandError(
@@ -156,14 +158,14 @@ class Command(BaseCommand):
         if parsed.too_many:
             raise CommandError(
                 f"--rooms-file: {len(parsed.rooms):,} rooms; at most "
-                f"{batches.MAX_ROOMS:,} per batch (nothing was sent)",
+                f"{MAX_ROOMS:,} per batch (nothing was sent)",
                 returncode=2,
             )
         try:
             batch = batches.start_batch(app, kind, fields, parsed.rooms, actor=actor)
         except SendValidationError as exc:
             raise CommandError(self._describe(exc), returncode=2) from None
-        batch = batches.wait_for_batch(batch)
+        batch = self._wait(batch)
         for record in batch.records.select_related("app").order_by("id").iterator():
             self.stdout.write(
                 json.dumps(self._line(record, result_from_record(record)))
@@ -177,6 +179,8 @@ class Command(BaseCommand):
             "ok": progress["ok"],
             "failed": progress["failed"],
             "dropped": progress["dropped"],
+            "unknown": progress["unknown"],
+            "cancelled": progress["cancelled"],
             "waiting": progress["waiting"],
             "duplicates_skipped": len(parsed.duplicates),
             "blank_lines": parsed.blank_lines,
@@ -195,6 +199,20 @@ class Command(BaseCommand):
                 ),
                 returncode=1,
             )
+
+    @staticmethod
+    def _wait(batch: Batch, *, poll: float = 0.2) -> Batch:
+        """Block until the batch is done, cancelled or paused (the workers, or this
+        process's embedded pool, send it meanwhile)."""
+        while True:
+            batch.refresh_from_db()
+            if batch.is_finished or batch.status == BatchStatus.PAUSED:
+                return batch
+            if batch.status == BatchStatus.RUNNING and batches.finish_if_complete(
+                batch.pk
+            ):
+                continue
+            time.sleep(poll)
 
     def rooms(self, kind: str, options: dict[str, Any]) -> list[str | None]:
         """The rooms to send to: one per send. A broadcast goes to no room in particular.
