@@ -1,6 +1,6 @@
 from django.http import HttpRequest
 
-from liveadmin.navigation import nav_for
+from liveadmin.navigation import nav_counts, nav_for
 from liveadmin.roles import Role, user_roles
 
 
@@ -10,20 +10,10 @@ def roles(request: HttpRequest) -> dict:
     Templates hide what a role may not use; every view still checks on the server.
     """
     held = user_roles(request.user) if hasattr(request, "user") else frozenset()
-    counts = {}
-    if Role.MANAGER in held:
-        from messaging.models import Batch
-
-        counts["messaging:batch-approvals"] = Batch.objects.awaiting_approval_by(
-            request.user
-        ).count()
-    if Role.MODERATOR in held:
-        from webhooks.moderation import queue_count
-
-        counts["webhooks:review-queue"] = queue_count()
     return {
         "roles": held,
-        "nav": nav_for(held, counts),
+        "nav": nav_for(held),
+        "nav_counts": nav_counts(held, getattr(request, "user", None)),
         "is_manager": Role.MANAGER in held,
         "is_moderator": Role.MODERATOR in held,
         "is_auditor": Role.AUDITOR in held,

@@ -119,7 +119,7 @@ def wait_idle(timeout: float = 60.0) -> None:
 def tick() -> None:
     """One round of the periodic work: every task of CELERY_BEAT_SCHEDULE."""
     for entry in settings.CELERY_BEAT_SCHEDULE.values():
-        import_string(entry["task"])()
+        import_string(str(entry["task"]))()
 
 
 def start_embedded_scheduler() -> bool:

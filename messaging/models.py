@@ -429,3 +429,8 @@ class Batch(models.Model):
         counts["answered"] = answered
         counts["percent"] = round(100 * answered / total) if total else 100
         return counts
+
+
+def awaiting_approval_count(user: Any) -> int:
+    """Broadcasts waiting for ``user``'s approval: the count in the navigation."""
+    return Batch.objects.awaiting_approval_by(user).count()

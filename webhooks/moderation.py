@@ -174,7 +174,8 @@ def review_queue(app: ProviderApp | None = None) -> QuerySet[Decision]:
     return qs.filter(app=app) if app is not None else qs
 
 
-def queue_count() -> int:
+def queue_count(user: Any = None) -> int:
+    """Open review items (every moderator works the same queue)."""
     return Decision.objects.review_queue().count()
 
 

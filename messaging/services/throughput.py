@@ -38,6 +38,7 @@ def measured_rate(app: ProviderApp, kind: str) -> float | None:
     )
     rooms = seconds = 0.0
     for count, started, finished in recent:
+        assert started is not None and finished is not None  # filtered above
         rooms += count
         seconds += max(0.001, (finished - started).total_seconds())
     return rooms / seconds if rooms else None
