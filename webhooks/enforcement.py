@@ -59,9 +59,11 @@ Sanctions = dict[str, tuple[Active, ...]]  # sender -> sanctions
 
 
 def load() -> tuple[dict[int, Sanctions], dict[int, tuple[Escalation, ...]]]:
-    """(active sanctions by app and sender, escalation rules by app), for a rebuild."""
+    """(active sanctions by app and sender, escalation rules by app), for a rebuild.
+    The sanctions this process imposed and has stored are in what it loads now."""
     from webhooks.models import EscalationRule, Sanction
 
+    escalator.forget_stored()
     sanctions: dict[int, dict[str, list[Active]]] = {}
     for row in Sanction.objects.active().values(
         "id", "app_id", "sender", "room_id", "kind", "expires_at"
@@ -179,6 +181,9 @@ class Escalator:
             )
             if count == rule.hits:
                 self._impose(app_pk, sender, room, rule, active)
+                from webhooks.recent import recent
+
+                recent.wake()
             elif answer is None or rule.kind == "mute":
                 answer = active
         return answer
