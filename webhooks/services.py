@@ -185,9 +185,11 @@ def add_entry(
     info: str = "",
     expires_at: datetime | None = None,
     note: str = "",
+    review: bool = False,
     actor: Any = None,
 ) -> BlocklistEntry:
-    """Add one entry. Raises ValidationError (by field) on bad input or a duplicate."""
+    """Add one entry (``review``: also queue what it catches for review). Raises
+    ValidationError (by field) on bad input or a duplicate."""
     values, errors = clean_entry(
         kind=kind, term=term, action=action, code=code, info=info
     )
@@ -196,7 +198,11 @@ def add_entry(
     if errors:
         raise ValidationError(errors)
     entry = _create_entry(
-        blocklist, values, expires_at=expires_at, note=note, actor=actor
+        blocklist,
+        values | {"review": bool(review)},
+        expires_at=expires_at,
+        note=note,
+        actor=actor,
     )
     version.bump()
     return entry
@@ -254,7 +260,7 @@ def update_entry(
         raise ValidationError(errors)
     for name, value in values.items():
         setattr(current, name, value)
-    for name in ("expires_at", "note", "enabled"):
+    for name in ("expires_at", "note", "enabled", "review"):
         if name in fields:
             setattr(current, name, fields[name])
     current.save()

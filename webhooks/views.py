@@ -243,6 +243,7 @@ def entry_edit(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
                 "info": entry.info,
                 "expires_at": entry.expires_at,
                 "note": entry.note,
+                "review": entry.review,
             },
         )
     template = "webhooks/entry_form.html"
