@@ -75,6 +75,11 @@ class EntryForm(forms.Form):
         label="Leet",
         help_text="Also read digits and symbols as letters: 0 o, 1 i l, 3 e, 4 a, 5 s, 7 t, @ a, $ s.",
     )
+    review = forms.BooleanField(
+        required=False,
+        label="Also queue for review",
+        help_text="Put the messages it catches in the review queue too.",
+    )
 
     def clean(self) -> dict[str, Any]:
         super().clean()
@@ -114,7 +119,7 @@ class EntryForm(forms.Form):
                 "exact",
                 "leet",
             )
-        } | {"note": d.get("note", "")}
+        } | {"note": d.get("note", ""), "review": bool(d.get("review"))}
 
 
 class ImportForm(forms.Form):

@@ -17,6 +17,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from liveadmin.csv_export import csv_stream, csv_uncell
 from messaging.models import ProviderApp
 from webhooks import hotpath, matching, rules_cache, version
 from webhooks.models import (
@@ -192,10 +193,12 @@ def add_entry(
     note: str = "",
     exact: bool = False,
     leet: bool = False,
+    review: bool = False,
     actor: Any = None,
 ) -> BlocklistEntry:
-    """Add one entry. Raises ValidationError (by field) on bad input or a duplicate.
-    ``exact`` opts out of accent and look-alike folding; ``leet`` adds digits and symbols."""
+    """Add one entry (``review``: also queue what it catches for review). Raises
+    ValidationError (by field) on bad input or a duplicate. ``exact`` opts out of accent
+    and look-alike folding; ``leet`` adds digits and symbols."""
     values, errors = clean_entry(
         kind=kind,
         term=term,
@@ -210,7 +213,11 @@ def add_entry(
     if errors:
         raise ValidationError(errors)
     entry = _create_entry(
-        blocklist, values, expires_at=expires_at, note=note, actor=actor
+        blocklist,
+        values | {"review": bool(review)},
+        expires_at=expires_at,
+        note=note,
+        actor=actor,
     )
     version.bump()
     return entry
@@ -268,7 +275,7 @@ def update_entry(
         raise ValidationError(errors)
     for name, value in values.items():
         setattr(current, name, value)
-    for name in ("expires_at", "note", "enabled"):
+    for name in ("expires_at", "note", "enabled", "review"):
         if name in fields:
             setattr(current, name, fields[name])
     current.save()
@@ -359,7 +366,15 @@ def _rows(content: str, fmt: str) -> Iterable[tuple[int, dict[str, str]]]:
             header = [c.strip().lower() for c in cells]
             continue
         names = header or COLUMNS
-        yield n, {name: cells[i] for i, name in enumerate(names) if i < len(cells)}
+        # Undo the export's formula guard (a leading apostrophe).
+        yield (
+            n,
+            {
+                name: csv_uncell(cells[i])
+                for i, name in enumerate(names)
+                if i < len(cells)
+            },
+        )
 
 
 def _parse_row(
@@ -518,14 +533,10 @@ def export_row(entry: BlocklistEntry) -> dict[str, Any]:
 
 
 def export_csv(entries: Iterable[BlocklistEntry]) -> str:
-    """CSV with a header row; import_entries reads it back unchanged."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(COLUMNS)
-    for entry in entries:
-        row = export_row(entry)
-        writer.writerow(["" if row[c] is None else row[c] for c in COLUMNS])
-    return out.getvalue()
+    """CSV with a header row, formula-guarded (liveadmin.csv_export);
+    import_entries reads it back unchanged."""
+    rows = ([export_row(entry)[c] for c in COLUMNS] for entry in entries)
+    return "".join(csv_stream(COLUMNS, rows, lineterminator="\n"))
 
 
 # --- trying a message -------------------------------------------------------------------

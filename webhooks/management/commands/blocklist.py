@@ -68,6 +68,11 @@ class Command(BaseCommand):
         add.add_argument("--expires", help="ISO date and time")
         add.add_argument("--note", default="")
         flags(add)
+        add.add_argument(
+            "--review",
+            action="store_true",
+            help="also queue the messages it catches for review",
+        )
 
         imp = sub.add_parser("import", help="import a TXT, CSV or JSONL file")
         scope(imp)
@@ -150,6 +155,7 @@ class Command(BaseCommand):
                 note=opts["note"],
                 exact=opts["exact"],
                 leet=opts["leet"],
+                review=opts["review"],
                 actor=actor,
             )
         except ValidationError as exc:

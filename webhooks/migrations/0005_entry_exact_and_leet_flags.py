@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('webhooks', '0003_decision_own_send'),
+        ('webhooks', '0004_decisions_append_only'),
     ]
 
     operations = [
