@@ -218,6 +218,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "messaging.tasks.recover_sends",
         "schedule": float(SEND_TICK_SECONDS),
     },
+    "rollup-counts": {
+        "task": "liveadmin.tasks.rollup_counts",
+        "schedule": float(SEND_TICK_SECONDS),
+    },
 }
 # A claimed send with no answer after this long belongs to a dead worker and is
 # sent again (with the same Random, so the provider de-duplicates).
@@ -317,3 +321,12 @@ WEBHOOK_VERSION_CHECK_SECONDS = float(
 WEBHOOK_RECORD_IN_BACKGROUND = env_bool("WEBHOOK_RECORD_IN_BACKGROUND", not TESTING)
 WEBHOOK_RECORD_BATCH = env_int("WEBHOOK_RECORD_BATCH", 200)
 WEBHOOK_RECORD_SECONDS = float(os.environ.get("WEBHOOK_RECORD_SECONDS", "1.0"))
+
+# Overview pages and /metrics (liveadmin.rollup): log rows read per rollup run, and
+# how old a row must be before it is counted (ids are handed out before commit).
+OVERVIEW_ROLLUP_LIMIT = env_int("OVERVIEW_ROLLUP_LIMIT", 50_000)
+OVERVIEW_ROLLUP_GRACE_SECONDS = env_int("OVERVIEW_ROLLUP_GRACE_SECONDS", 5)
+# /metrics is off unless one of these is set: a bearer token, or client addresses
+# (comma-separated IPs or networks such as 10.0.0.0/8).
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "").strip()
+METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS", [])

@@ -1,0 +1,315 @@
+"""Keep the overview's per-minute counts (liveadmin.models.Tally) up to date.
+
+Everything here reads the logs incrementally, off the send path and the webhook
+hot path:
+
+- sends: rows of the send log past the last id read, counted once they have an
+  answer, at the minute they were recorded (``created_at``, the time the log shows
+  and filters on). Rows still waiting are remembered (PendingSend) and counted
+  when their answer arrives.
+- decisions: the webhook's own per-minute counts by action (webhooks.DecisionCount)
+  are summed into hours, days and a total; non-allow decision rows past the last
+  id read are counted per sender and per matched entry.
+- webhook latency: minute buckets written by liveadmin.latency, summed the same way.
+
+Rows younger than ``OVERVIEW_ROLLUP_GRACE_SECONDS`` are left for the next run:
+ids are handed out before a transaction commits, so a row with a lower id may
+still appear shortly after a higher one. Runs are serialised by a row lock on
+their RollupState; a run that finds it locked skips (another run is at it).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Sum
+from django.db.models.functions import TruncDay, TruncHour
+from django.utils import timezone
+
+from liveadmin.models import LastSend, Metric, PendingSend, RollupState, Span, Tally
+
+logger = logging.getLogger(__name__)
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+NOT_ANSWERED = ("waiting",)
+# (metric, span, start, app_id, user_id, kind, outcome, code, key)
+TallyKey = tuple[str, str, datetime, int, int, str, str, int, str]
+KEY_FIELDS = (
+    "metric",
+    "span",
+    "start",
+    "app_id",
+    "user_id",
+    "kind",
+    "outcome",
+    "code",
+    "key",
+)
+
+
+def floor_minute(at: datetime) -> datetime:
+    return at.astimezone(UTC).replace(second=0, microsecond=0)
+
+
+def floor_hour(at: datetime) -> datetime:
+    return floor_minute(at).replace(minute=0)
+
+
+def floor_day(at: datetime) -> datetime:
+    return floor_hour(at).replace(hour=0)
+
+
+SPAN_FLOOR = {
+    Span.MINUTE: floor_minute,
+    Span.HOUR: floor_hour,
+    Span.DAY: floor_day,
+    Span.TOTAL: lambda at: EPOCH,
+}
+
+
+def rollup(*, limit: int | None = None) -> dict[str, int]:
+    """Bring every count up to date (at most ``limit`` new log rows per log)."""
+    limit = limit or settings.OVERVIEW_ROLLUP_LIMIT
+    return {
+        "sends": rollup_sends(limit),
+        "decisions": rollup_decision_rows(limit),
+        "minutes": rollup_minute_counts(),
+    }
+
+
+def _lock_state(name: str) -> RollupState | None:
+    """This rollup's state row, locked for the transaction; None if another run holds it."""
+    RollupState.objects.get_or_create(name=name)
+    qs = RollupState.objects.filter(name=name)
+    if connection.features.has_select_for_update_skip_locked:
+        qs = qs.select_for_update(skip_locked=True)
+    return qs.first()
+
+
+def _every_span(
+    counts: Counter, at: datetime, metric: str, count: int = 1, **dims: Any
+) -> None:
+    for span, floor in SPAN_FLOOR.items():
+        key = (
+            metric,
+            span.value,
+            floor(at),
+            dims.get("app_id", 0),
+            dims.get("user_id", 0),
+            dims.get("kind", ""),
+            dims.get("outcome", ""),
+            dims.get("code", 0),
+            dims.get("key", ""),
+        )
+        counts[key] += count
+
+
+def add_counts(counts: Counter) -> None:
+    """count += n for each key, creating missing rows (callers hold the state lock,
+    so no other writer adds to the same rows at the same time)."""
+    if not counts:
+        return
+    metrics = {k[0] for k in counts}
+    starts = {k[2] for k in counts}
+    existing = {
+        tuple(getattr(t, f) for f in KEY_FIELDS): t
+        for t in Tally.objects.filter(metric__in=metrics, start__in=starts)
+    }
+    changed, created = [], []
+    for key, n in counts.items():
+        key = (*key[:2], key[2].astimezone(UTC), *key[3:])
+        row = existing.get(key)
+        if row is not None:
+            row.count += n
+            changed.append(row)
+        else:
+            created.append(Tally(count=n, **dict(zip(KEY_FIELDS, key, strict=True))))
+    Tally.objects.bulk_update(changed, ["count"], batch_size=1000)
+    Tally.objects.bulk_create(created, batch_size=1000)
+
+
+SEND_FIELDS = ("id", "created_at", "app_id", "user_id", "kind", "outcome", "error_code")
+
+
+def rollup_sends(limit: int) -> int:
+    """Count newly answered sends; returns how many were counted."""
+    from messaging.models import SendRecord
+
+    cutoff = timezone.now() - timedelta(seconds=settings.OVERVIEW_ROLLUP_GRACE_SECONDS)
+    with transaction.atomic():
+        state = _lock_state("sends")
+        if state is None:
+            return 0
+        rows = list(
+            SendRecord.objects.filter(id__gt=state.last_id)
+            .order_by("id")
+            .values_list(*SEND_FIELDS)[:limit]
+        )
+        settled = []
+        for row in rows:
+            if row[1] >= cutoff:
+                break
+            settled.append(row)
+        answered = [r for r in settled if r[5] not in NOT_ANSWERED]
+        PendingSend.objects.bulk_create(
+            [PendingSend(record_id=r[0]) for r in settled if r[5] in NOT_ANSWERED],
+            ignore_conflicts=True,
+        )
+        pending = list(PendingSend.objects.values_list("record_id", flat=True)[:limit])
+        if pending:
+            now_answered = list(
+                SendRecord.objects.filter(id__in=pending)
+                .exclude(outcome__in=NOT_ANSWERED)
+                .values_list(*SEND_FIELDS)
+            )
+            PendingSend.objects.filter(
+                record_id__in=[r[0] for r in now_answered]
+            ).delete()
+            answered += now_answered
+        _count_sends(answered)
+        if settled:
+            state.last_id = settled[-1][0]
+            state.save(update_fields=["last_id", "updated_at"])
+    return len(answered)
+
+
+def _count_sends(rows: Iterable[tuple]) -> None:
+    counts: Counter = Counter()
+    latest: dict[tuple[int, str], tuple[int, datetime]] = {}
+    for pk, created_at, app_id, user_id, kind, outcome, code in rows:
+        _every_span(
+            counts,
+            created_at,
+            Metric.SEND,
+            app_id=app_id,
+            user_id=user_id,
+            kind=kind,
+            outcome=outcome,
+            code=code or 0,
+        )
+        seen = latest.get((app_id, outcome))
+        if seen is None or pk > seen[0]:
+            latest[(app_id, outcome)] = (pk, created_at)
+    add_counts(counts)
+    for (app_id, outcome), (pk, at) in latest.items():
+        row = LastSend.objects.filter(app_id=app_id, outcome=outcome).first()
+        if row is None:
+            LastSend.objects.create(app_id=app_id, outcome=outcome, record_id=pk, at=at)
+        elif pk > row.record_id:
+            LastSend.objects.filter(pk=row.pk).update(record_id=pk, at=at)
+
+
+def rollup_decision_rows(limit: int) -> int:
+    """Count new non-allow decisions per sender and per matched entry."""
+    from webhooks.models import Decision
+
+    cutoff = timezone.now() - timedelta(seconds=settings.OVERVIEW_ROLLUP_GRACE_SECONDS)
+    with transaction.atomic():
+        state = _lock_state("decisions")
+        if state is None:
+            return 0
+        rows = list(
+            Decision.objects.filter(id__gt=state.last_id)
+            .order_by("id")
+            .values_list("id", "created_at", "app_id", "sender", "entry_ids")[:limit]
+        )
+        counts: Counter = Counter()
+        done = 0
+        for pk, created_at, app_id, sender, entry_ids in rows:
+            if created_at >= cutoff:
+                break
+            _every_span(
+                counts, created_at, Metric.SENDER, app_id=app_id, key=sender[:128]
+            )
+            for entry_id in entry_ids or []:
+                _every_span(
+                    counts, created_at, Metric.ENTRY, app_id=app_id, code=int(entry_id)
+                )
+            state.last_id = pk
+            done += 1
+        add_counts(counts)
+        if done:
+            state.save(update_fields=["last_id", "updated_at"])
+    return done
+
+
+def rollup_minute_counts() -> int:
+    """Copy the webhook's per-minute counts by action, and sum minute counts
+    (decisions, latency) into hours, days and a total. Recomputes from a few
+    minutes before the last run, so counts flushed late are included."""
+    from webhooks.models import DecisionCount
+
+    now = timezone.now()
+    with transaction.atomic():
+        state = _lock_state("minutes")
+        if state is None:
+            return 0
+        if state.last_minute is None:
+            first = DecisionCount.objects.order_by("minute").values_list(
+                "minute", flat=True
+            )[:1]
+            first_latency = (
+                Tally.objects.filter(metric=Metric.LATENCY, span=Span.MINUTE)
+                .order_by("start")
+                .values_list("start", flat=True)[:1]
+            )
+            since = min([*first, *first_latency, now])
+        else:
+            since = state.last_minute - timedelta(minutes=5)
+        since = floor_minute(since)
+        Tally.objects.filter(
+            metric=Metric.DECISION, span=Span.MINUTE, start__gte=since
+        ).delete()
+        copied = [
+            Tally(
+                metric=Metric.DECISION,
+                span=Span.MINUTE,
+                start=minute,
+                app_id=app_id,
+                outcome=action,
+                count=n,
+            )
+            for app_id, minute, action, n in DecisionCount.objects.filter(
+                minute__gte=since
+            ).values_list("app_id", "minute", "action", "count")
+        ]
+        Tally.objects.bulk_create(copied, batch_size=1000)
+        for metric in (Metric.DECISION, Metric.LATENCY):
+            _resum(metric, Span.MINUTE, Span.HOUR, floor_hour(since), TruncHour)
+            _resum(metric, Span.HOUR, Span.DAY, floor_day(since), TruncDay)
+            _resum(metric, Span.DAY, Span.TOTAL, EPOCH, None)
+        state.last_minute = now
+        state.save(update_fields=["last_minute", "updated_at"])
+    return len(copied)
+
+
+def _resum(
+    metric: str, source: Span, target: Span, since: datetime, trunc: Any
+) -> None:
+    """Replace ``target`` rows from ``since`` on with sums of ``source`` rows."""
+    Tally.objects.filter(metric=metric, span=target, start__gte=since).delete()
+    rows = Tally.objects.filter(metric=metric, span=source, start__gte=since)
+    if trunc is not None:
+        rows = rows.annotate(bucket=trunc("start", tzinfo=UTC))
+    dims = ["app_id", "user_id", "kind", "outcome", "code", "key"]
+    group = ["bucket", *dims] if trunc is not None else dims
+    sums = rows.order_by().values(*group).annotate(n=Sum("count"))
+    Tally.objects.bulk_create(
+        [
+            Tally(
+                metric=metric,
+                span=target,
+                start=s["bucket"] if trunc is not None else EPOCH,
+                count=s["n"],
+                **{d: s[d] for d in dims},
+            )
+            for s in sums
+        ],
+        batch_size=1000,
+    )

@@ -1,0 +1,185 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from liveadmin import latency
+from liveadmin.models import LastSend, Metric, PendingSend, Span, Tally
+from liveadmin.rollup import floor_minute, rollup
+from messaging.models import SendRecord
+from tests.conftest import client_for
+from tests.factories import make_app, make_send_record
+from webhooks.models import Blocklist, BlocklistEntry, Decision, DecisionCount
+
+pytestmark = pytest.mark.django_db
+
+
+def _ago(**kw) -> timezone.datetime:
+    return timezone.now() - timedelta(**kw)
+
+
+def _sum(**filters) -> int:
+    return sum(Tally.objects.filter(**filters).values_list("count", flat=True))
+
+
+def test_it_counts_answered_sends_per_minute_hour_day_and_total(manager):
+    app = make_app()
+    at = _ago(minutes=3)
+    for _ in range(3):
+        make_send_record(app=app, user=manager, created_at=at)
+    make_send_record(
+        app=app, user=manager, created_at=at, outcome="failed", error_code=10017
+    )
+    waiting = make_send_record(
+        app=app, user=manager, created_at=at, outcome="waiting", error_code=None
+    )
+
+    assert rollup()["sends"] == 4
+    for span in (Span.MINUTE, Span.HOUR, Span.DAY, Span.TOTAL):
+        assert _sum(metric=Metric.SEND, span=span, outcome="ok") == 3
+        assert _sum(metric=Metric.SEND, span=span, outcome="failed", code=10017) == 1
+    minute = Tally.objects.get(metric=Metric.SEND, span=Span.MINUTE, outcome="ok")
+    assert minute.start == floor_minute(at)
+    assert (minute.app_id, minute.user_id, minute.kind) == (app.pk, manager.pk, "text")
+    assert list(PendingSend.objects.values_list("record_id", flat=True)) == [waiting.pk]
+
+    # A second run counts nothing twice; the waiting send is counted once answered.
+    assert rollup()["sends"] == 0
+    SendRecord.objects.filter(pk=waiting.pk).update(outcome="ok", error_code=0)
+    assert rollup()["sends"] == 1
+    assert _sum(metric=Metric.SEND, span=Span.TOTAL, outcome="ok") == 4
+    assert not PendingSend.objects.exists()
+    assert LastSend.objects.get(app_id=app.pk, outcome="ok").record_id == waiting.pk
+
+
+def test_it_leaves_rows_younger_than_the_grace_period_for_the_next_run(
+    manager, settings
+):
+    settings.OVERVIEW_ROLLUP_GRACE_SECONDS = 60
+    make_send_record(user=manager, created_at=_ago(minutes=5))
+    young = make_send_record(user=manager)
+    assert rollup()["sends"] == 1
+    settings.OVERVIEW_ROLLUP_GRACE_SECONDS = 0
+    assert rollup()["sends"] == 1
+    assert _sum(metric=Metric.SEND, span=Span.TOTAL) == 2
+    assert young.pk
+
+
+def test_it_sums_webhook_counts_senders_entries_and_latency():
+    app = make_app()
+    entry = BlocklistEntry.objects.create(
+        blocklist=Blocklist.objects.create(name="words"), term="spam"
+    )
+    minute = floor_minute(_ago(minutes=2))
+    DecisionCount.objects.create(app=app, minute=minute, action="allow", count=50)
+    DecisionCount.objects.create(app=app, minute=minute, action="forbid", count=2)
+    for sender in ("troll", "troll", "other"):
+        Decision.objects.create(
+            app=app,
+            created_at=_ago(minutes=2),
+            sender=sender,
+            action="forbid",
+            entry_ids=[entry.pk],
+        )
+    for ms in (3, 3, 40, 2500):
+        latency.observe(ms / 1000)
+    assert latency.latency.flush() == 4
+
+    rollup()
+    assert _sum(metric=Metric.DECISION, span=Span.HOUR, outcome="allow") == 50
+    assert _sum(metric=Metric.DECISION, span=Span.TOTAL, outcome="forbid") == 2
+    assert _sum(metric=Metric.SENDER, span=Span.DAY, key="troll") == 2
+    assert _sum(metric=Metric.ENTRY, span=Span.MINUTE, code=entry.pk) == 3
+    assert _sum(metric=Metric.LATENCY, span=Span.TOTAL, code=5) == 2
+    assert _sum(metric=Metric.LATENCY, span=Span.HOUR, code=5000) == 1
+    # Counts flushed late for a recent minute are picked up by the next run.
+    DecisionCount.objects.filter(action="allow").update(count=60)
+    rollup()
+    assert _sum(metric=Metric.DECISION, span=Span.DAY, outcome="allow") == 60
+
+
+def test_it_shows_a_manager_their_sends_and_failures(manager):
+    app = make_app(name="Main app")
+    make_send_record(app=app, user=manager, created_at=_ago(minutes=10))
+    make_send_record(
+        app=app,
+        user=manager,
+        created_at=_ago(minutes=10),
+        outcome="failed",
+        error_code=10017,
+    )
+    response = client_for(manager).get("/?range=hour")
+    assert response.status_code == 200
+    html = response.content.decode()
+    chart = response.context["manager"]["chart"]
+    assert {s.label: sum(s.values) for s in chart.series} == {"ok": 1, "failed": 1}
+    assert len(chart.buckets) == 60
+    failures = response.context["manager"]["failures"]
+    assert [(f["code"], f["n"]) for f in failures] == [(10017, 1)]
+    assert failures[0]["explanation"]
+    assert failures[0]["explanation"] in html
+    assert "<svg" in html and "Show as a table" in html
+
+
+def test_it_shows_each_role_only_its_own_figures(users):
+    for name, user in users.items():
+        context = client_for(user).get("/").context
+        shown = {
+            k
+            for k in ("manager", "moderator", "auditor", "administrator")
+            if k in context
+        }
+        expected = {
+            "manager": {"manager"},
+            "moderator": {"moderator"},
+            "auditor": {"auditor"},
+            "admin": {"administrator"},
+            "outsider": set(),
+        }[name]
+        assert shown == expected, name
+
+
+def test_it_shows_the_moderator_latency_against_the_budget(moderator):
+    for ms in [5] * 98 + [700, 2500]:
+        latency.observe(ms / 1000)
+    latency.latency.flush()
+    response = client_for(moderator).get("/?range=hour")
+    summary = response.context["moderator"]["latency"]
+    assert (
+        summary["total"],
+        summary["p50"],
+        summary["p99"],
+        summary["over_budget"],
+    ) == (100, 5, 1000, 1)
+    assert summary["within_budget"] is True
+    assert "≤ 1000 ms" in response.content.decode()
+
+
+def test_it_shows_the_auditor_volume_and_failure_rate(auditor, manager):
+    for outcome in ("ok", "ok", "ok", "failed"):
+        make_send_record(user=manager, outcome=outcome, created_at=_ago(hours=2))
+    context = client_for(auditor).get("/?range=day").context
+    assert context["auditor"]["total"] == 4
+    assert context["auditor"]["failure_rate"] == 25.0
+    assert len(context["auditor"]["chart"].buckets) == 24
+
+
+def test_it_shows_administrators_each_apps_last_success_and_failure(
+    admin_user, manager
+):
+    app = make_app(name="Checked app")
+    ok = make_send_record(app=app, user=manager, created_at=_ago(minutes=9))
+    bad = make_send_record(
+        app=app, user=manager, outcome="failed", created_at=_ago(minutes=8)
+    )
+    rows = client_for(admin_user).get("/").context["administrator"]["apps"]
+    row = next(r for r in rows if r["app"] == app)
+    assert (row["last_ok"].record_id, row["last_failure"].record_id) == (ok.pk, bad.pk)
+
+
+def test_it_sends_anonymous_visitors_to_the_login_page(client):
+    response = client.get("/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/")
