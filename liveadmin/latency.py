@@ -24,6 +24,8 @@ logger = logging.getLogger(__name__)
 
 # Upper bounds in milliseconds; 0 stands for "above every bound" (+Inf).
 BUCKETS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+# The row holding the sum of all observed times, in microseconds (for /metrics).
+SUM_CODE = -1
 # The provider waits this long for an answer before applying its failure policy.
 BUDGET_MS = 2000
 
@@ -43,9 +45,10 @@ class LatencyCounter:
 
     def observe(self, seconds: float) -> None:
         now = time.time()
-        key = (int(now - now % 60), bucket_for(seconds * 1000))
+        minute = int(now - now % 60)
         with self._lock:
-            self._counts[key] += 1
+            self._counts[(minute, bucket_for(seconds * 1000))] += 1
+            self._counts[(minute, SUM_CODE)] += int(seconds * 1_000_000)
         if settings.WEBHOOK_RECORD_IN_BACKGROUND and (
             self._thread is None or not self._thread.is_alive()
         ):
@@ -94,7 +97,7 @@ class LatencyCounter:
             except IntegrityError:
                 # Another process created the row between our update and insert.
                 Tally.objects.filter(**key).update(count=F("count") + n)
-        return sum(counts.values())
+        return sum(n for (_, bucket), n in counts.items() if bucket != SUM_CODE)
 
 
 latency = LatencyCounter()

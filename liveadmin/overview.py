@@ -220,7 +220,10 @@ def latency_summary(rng: Range, *, now: datetime | None = None) -> dict[str, Any
     now = now or timezone.now()
     rows = dict(
         Tally.objects.filter(
-            metric=Metric.LATENCY, span=rng.span, start__gte=_since(rng, rng.span, now)
+            metric=Metric.LATENCY,
+            span=rng.span,
+            start__gte=_since(rng, rng.span, now),
+            code__gte=0,
         )
         .order_by()
         .values_list("code")

@@ -7,6 +7,7 @@ from liveadmin import views
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("metrics", views.metrics, name="metrics"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", include("messaging.urls")),

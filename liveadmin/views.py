@@ -5,10 +5,13 @@ from __future__ import annotations
 import logging
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
+from django.views.decorators.http import require_GET
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from liveadmin import metrics as metrics_exposition
 from liveadmin import overview
 from liveadmin.roles import Role, user_roles
 from liveadmin.rollup import rollup
@@ -48,3 +51,18 @@ def home(request: HttpRequest) -> HttpResponse:
     if Role.ADMIN in held:
         context["administrator"] = overview.admin_figures()
     return render(request, "liveadmin/home.html", context)
+
+
+@require_GET
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus text format; 404 unless METRICS_TOKEN or METRICS_ALLOWED_IPS is set."""
+    if not metrics_exposition.enabled():
+        raise Http404("metrics are off")
+    if not metrics_exposition.allowed(request):
+        response = HttpResponse("not allowed\n", status=401, content_type="text/plain")
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
+    refresh_counts()
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(metrics_exposition.LiveAdminCollector())
+    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

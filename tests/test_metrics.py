@@ -1,0 +1,124 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+from prometheus_client.parser import text_string_to_metric_families
+
+from liveadmin import latency, limiter_wait
+from liveadmin.rollup import floor_minute
+from tests.factories import make_app, make_batch, make_send_record
+from webhooks.models import DecisionCount
+
+pytestmark = pytest.mark.django_db
+
+
+def _samples(text: str) -> dict[tuple[str, tuple], float]:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def test_it_is_off_unless_a_token_or_addresses_are_set(settings):
+    settings.METRICS_TOKEN = ""
+    settings.METRICS_ALLOWED_IPS = []
+    assert Client().get("/metrics").status_code == 404
+
+
+def test_it_refuses_a_missing_or_wrong_token(settings):
+    settings.METRICS_TOKEN = "s3cret-token"
+    settings.METRICS_ALLOWED_IPS = []
+    assert Client().get("/metrics").status_code == 401
+    response = Client().get("/metrics", headers={"Authorization": "Bearer wrong"})
+    assert response.status_code == 401
+    assert "s3cret" not in response.content.decode()
+
+
+def test_it_lets_in_an_allowed_address(settings):
+    settings.METRICS_TOKEN = ""
+    settings.METRICS_ALLOWED_IPS = ["10.0.0.0/8", "127.0.0.1"]
+    assert Client(REMOTE_ADDR="127.0.0.1").get("/metrics").status_code == 200
+    assert Client(REMOTE_ADDR="10.1.2.3").get("/metrics").status_code == 200
+    assert Client(REMOTE_ADDR="192.168.1.1").get("/metrics").status_code == 401
+
+
+def test_it_reports_sends_decisions_latency_waiting_rows_and_limiter_waits(
+    settings, manager
+):
+    settings.METRICS_TOKEN = "s3cret-token"
+    app = make_app(name="metrics-app")
+    earlier = timezone.now() - timedelta(minutes=2)
+    make_send_record(app=app, user=manager, created_at=earlier)
+    make_send_record(app=app, user=manager, created_at=earlier)
+    make_send_record(app=app, user=manager, created_at=earlier, outcome="failed")
+    make_batch(app, rooms=["r1", "r2", "r3"])
+    DecisionCount.objects.create(
+        app=app, minute=floor_minute(earlier), action="allow", count=7
+    )
+    DecisionCount.objects.create(
+        app=app, minute=floor_minute(earlier), action="forbid", count=2
+    )
+    for ms in (3, 40, 40):
+        latency.observe(ms / 1000)
+    latency.latency.flush()
+    limiter_wait.waited(0.25)
+    limiter_wait.flush()
+
+    response = Client().get(
+        "/metrics", headers={"Authorization": "Bearer s3cret-token"}
+    )
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/plain")
+    text = response.content.decode()
+    samples = _samples(text)
+    sent = {"app": "metrics-app", "kind": "text"}
+    assert (
+        samples[
+            ("liveadmin_sends_total", tuple(sorted({**sent, "outcome": "ok"}.items())))
+        ]
+        == 2
+    )
+    assert (
+        samples[
+            (
+                "liveadmin_sends_total",
+                tuple(sorted({**sent, "outcome": "failed"}.items())),
+            )
+        ]
+        == 1
+    )
+    assert (
+        samples[
+            (
+                "liveadmin_webhook_decisions_total",
+                (("action", "allow"), ("app", "metrics-app")),
+            )
+        ]
+        == 7
+    )
+    assert (
+        samples[
+            (
+                "liveadmin_webhook_decisions_total",
+                (("action", "forbid"), ("app", "metrics-app")),
+            )
+        ]
+        == 2
+    )
+    assert (
+        samples[("liveadmin_webhook_latency_seconds_bucket", (("le", "0.005"),))] == 1
+    )
+    assert samples[("liveadmin_webhook_latency_seconds_bucket", (("le", "0.05"),))] == 3
+    assert samples[("liveadmin_webhook_latency_seconds_count", ())] == 3
+    assert samples[("liveadmin_webhook_latency_seconds_sum", ())] == pytest.approx(
+        0.083
+    )
+    assert samples[("liveadmin_batch_rows_waiting", ())] == 3
+    assert samples[("liveadmin_ratelimit_wait_seconds_total", ())] >= 0.25
+    assert samples[("liveadmin_ratelimit_waits_total", ())] >= 1
+    names = {family.name for family in text_string_to_metric_families(text)}
+    assert all(name.startswith("liveadmin_") for name in names)
