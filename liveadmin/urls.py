@@ -3,11 +3,15 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from liveadmin import views
+from liveadmin import user_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("metrics", views.metrics, name="metrics"),
+    path("users/", user_views.user_list, name="user-list"),
+    path("users/new/", user_views.user_create, name="user-create"),
+    path("users/<int:pk>/", user_views.user_edit, name="user-edit"),
+    path("users/<int:pk>/password/", user_views.user_password, name="user-password"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", include("messaging.urls")),
