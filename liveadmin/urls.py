@@ -8,6 +8,7 @@ from liveadmin import user_views, views
 urlpatterns = [
     path("", views.home, name="home"),
     path("metrics", views.metrics, name="metrics"),
+    path("favicon.ico", views.favicon),
     path("users/", user_views.user_list, name="user-list"),
     path("users/new/", user_views.user_create, name="user-create"),
     path("users/<int:pk>/", user_views.user_edit, name="user-edit"),
@@ -20,4 +21,12 @@ urlpatterns = [
 ]
 
 if settings.SANDBOX_ENABLED:
-    urlpatterns.append(path("sandbox/", include("messaging.sandbox.urls")))
+    urlpatterns += [
+        path("sandbox/", views.sandbox_index, name="sandbox-index"),
+        path("sandbox/", include("messaging.sandbox.urls")),
+    ]
+
+handler400 = "liveadmin.views.bad_request"
+handler403 = "liveadmin.views.permission_denied"
+handler404 = "liveadmin.views.page_not_found"
+handler500 = "liveadmin.views.server_error"

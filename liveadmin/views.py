@@ -6,14 +6,15 @@ import logging
 
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.templatetags.static import static
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from liveadmin import metrics as metrics_exposition
 from liveadmin import overview
-from liveadmin.roles import Role, user_roles
+from liveadmin.roles import Role, has_role, user_roles
 from liveadmin.rollup import rollup
 
 logger = logging.getLogger(__name__)
@@ -51,6 +52,69 @@ def home(request: HttpRequest) -> HttpResponse:
     if Role.ADMIN in held:
         context["administrator"] = overview.admin_figures()
     return render(request, "liveadmin/home.html", context)
+
+
+ERRORS = {
+    400: ("Bad request", "The request could not be understood."),
+    403: (
+        "Not allowed",
+        "Your role does not include this page or action. Ask an administrator if you need it.",
+    ),
+    404: ("Page not found", "There is nothing at this address."),
+    500: (
+        "Something went wrong",
+        "LiveAdmin could not complete this request. It has been logged; try again in a moment.",
+    ),
+}
+
+
+def _error(request: HttpRequest, status: int) -> HttpResponse:
+    title, text = ERRORS[status]
+    context = {"error_title": title, "error_text": text}
+    return render(request, "error.html", context, status=status)
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    return _error(request, 400)
+
+
+def permission_denied(request: HttpRequest, exception: Exception) -> HttpResponse:
+    return _error(request, 403)
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    return _error(request, 404)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    # Inside the layout, but without the database: it may be what failed.
+    try:
+        return _error(request, 500)
+    except Exception:
+        logger.exception("could not render the error page")
+        return HttpResponse(ERRORS[500][1], status=500, content_type="text/plain")
+
+
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Browsers ask for /favicon.ico whatever the page says."""
+    return redirect(static("favicon.svg"), permanent=True)
+
+
+@login_required
+def sandbox_index(request: HttpRequest) -> HttpResponse:
+    """What the sandbox provider is and where its pages and endpoints are."""
+    base = request.build_absolute_uri("/sandbox").rstrip("/")
+    return render(
+        request,
+        "sandbox/index.html",
+        {
+            "tencent_base": base,
+            "zego_base": base + "/zego",
+            "may_see_rooms": has_role(
+                request.user, Role.MANAGER, Role.MODERATOR, Role.ADMIN
+            ),
+        },
+    )
 
 
 @require_GET
