@@ -168,6 +168,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--force", action="store_true")
+    parser.add_argument(
+        "--recount", action="store_true", help="empty the counts and roll up again"
+    )
     args = parser.parse_args()
 
     audit_log.DAYS = 7  # the whole log inside the widest range of the page
@@ -195,6 +198,12 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     audit_log.fill(args.rows)
     fill_decisions(args.rows)
+    if args.recount:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "TRUNCATE liveadmin_tally, liveadmin_rollupstate, "
+                "liveadmin_pendingsend, liveadmin_lastsend"
+            )
     catch_up()
     override_settings(
         STORAGES={

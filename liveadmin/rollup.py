@@ -40,6 +40,7 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 NOT_ANSWERED = ("waiting",)
 # (metric, span, start, app_id, user_id, kind, outcome, code, key)
 TallyKey = tuple[str, str, datetime, int, int, str, str, int, str]
+UPSERT_CHUNK = 500
 KEY_FIELDS = (
     "metric",
     "span",
@@ -65,6 +66,16 @@ def floor_day(at: datetime) -> datetime:
     return floor_hour(at).replace(hour=0)
 
 
+# How long fine-grained counts are worth keeping: only the "last hour" range reads
+# minutes, and the top lists read hours only for "last 24 hours" (days for a week).
+KEEP: dict[tuple[str, str], timedelta] = {
+    (Metric.SEND, Span.MINUTE): timedelta(days=2),
+    (Metric.SENDER, Span.MINUTE): timedelta(days=2),
+    (Metric.SENDER, Span.HOUR): timedelta(days=2),
+    (Metric.ENTRY, Span.MINUTE): timedelta(days=2),
+    (Metric.ENTRY, Span.HOUR): timedelta(days=2),
+}
+
 SPAN_FLOOR = {
     Span.MINUTE: floor_minute,
     Span.HOUR: floor_hour,
@@ -80,7 +91,19 @@ def rollup(*, limit: int | None = None) -> dict[str, int]:
         "sends": rollup_sends(limit),
         "decisions": rollup_decision_rows(limit),
         "minutes": rollup_minute_counts(),
+        "pruned": prune(),
     }
+
+
+def prune() -> int:
+    """Delete fine-grained counts older than they are read (KEEP)."""
+    now = timezone.now()
+    deleted = 0
+    for (metric, span), keep in KEEP.items():
+        deleted += Tally.objects.filter(
+            metric=metric, span=span, start__lt=now - keep - timedelta(hours=1)
+        ).delete()[0]
+    return deleted
 
 
 def _lock_state(name: str) -> RollupState | None:
@@ -93,9 +116,12 @@ def _lock_state(name: str) -> RollupState | None:
 
 
 def _every_span(
-    counts: Counter, at: datetime, metric: str, count: int = 1, **dims: Any
+    counts: Counter, now: datetime, at: datetime, metric: str, **dims: Any
 ) -> None:
     for span, floor in SPAN_FLOOR.items():
+        keep = KEEP.get((metric, span))
+        if keep is not None and at < now - keep:
+            continue
         key = (
             metric,
             span.value,
@@ -107,31 +133,34 @@ def _every_span(
             dims.get("code", 0),
             dims.get("key", ""),
         )
-        counts[key] += count
+        counts[key] += 1
 
 
 def add_counts(counts: Counter) -> None:
-    """count += n for each key, creating missing rows (callers hold the state lock,
-    so no other writer adds to the same rows at the same time)."""
+    """count += n for each key, creating missing rows: one INSERT ... ON CONFLICT DO
+    UPDATE per chunk (PostgreSQL and SQLite both have it), so a run costs a few
+    statements however many rows it touches."""
     if not counts:
         return
-    metrics = {k[0] for k in counts}
-    starts = {k[2] for k in counts}
-    existing = {
-        tuple(getattr(t, f) for f in KEY_FIELDS): t
-        for t in Tally.objects.filter(metric__in=metrics, start__in=starts)
-    }
-    changed, created = [], []
-    for key, n in counts.items():
-        key = (*key[:2], key[2].astimezone(UTC), *key[3:])
-        row = existing.get(key)
-        if row is not None:
-            row.count += n
-            changed.append(row)
-        else:
-            created.append(Tally(count=n, **dict(zip(KEY_FIELDS, key, strict=True))))
-    Tally.objects.bulk_update(changed, ["count"], batch_size=1000)
-    Tally.objects.bulk_create(created, batch_size=1000)
+    table = connection.ops.quote_name(Tally._meta.db_table)
+    columns = ", ".join(KEY_FIELDS)
+    items = list(counts.items())
+    with connection.cursor() as cursor:
+        for i in range(0, len(items), UPSERT_CHUNK):
+            chunk = items[i : i + UPSERT_CHUNK]
+            values = ", ".join(
+                ["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(chunk)
+            )
+            params: list[Any] = []
+            for key, n in chunk:
+                start = connection.ops.adapt_datetimefield_value(key[2])
+                params.extend((*key[:2], start, *key[3:], n))
+            cursor.execute(
+                f"INSERT INTO {table} ({columns}, count) VALUES {values} "
+                f"ON CONFLICT ({columns}) DO UPDATE "
+                f"SET count = {table}.count + excluded.count",
+                params,
+            )
 
 
 SEND_FIELDS = ("id", "created_at", "app_id", "user_id", "kind", "outcome", "error_code")
@@ -181,10 +210,12 @@ def rollup_sends(limit: int) -> int:
 
 def _count_sends(rows: Iterable[tuple]) -> None:
     counts: Counter = Counter()
+    now = timezone.now()
     latest: dict[tuple[int, str], tuple[int, datetime]] = {}
     for pk, created_at, app_id, user_id, kind, outcome, code in rows:
         _every_span(
             counts,
+            now,
             created_at,
             Metric.SEND,
             app_id=app_id,
@@ -220,16 +251,22 @@ def rollup_decision_rows(limit: int) -> int:
             .values_list("id", "created_at", "app_id", "sender", "entry_ids")[:limit]
         )
         counts: Counter = Counter()
+        now = timezone.now()
         done = 0
         for pk, created_at, app_id, sender, entry_ids in rows:
             if created_at >= cutoff:
                 break
             _every_span(
-                counts, created_at, Metric.SENDER, app_id=app_id, key=sender[:128]
+                counts, now, created_at, Metric.SENDER, app_id=app_id, key=sender[:128]
             )
             for entry_id in entry_ids or []:
                 _every_span(
-                    counts, created_at, Metric.ENTRY, app_id=app_id, code=int(entry_id)
+                    counts,
+                    now,
+                    created_at,
+                    Metric.ENTRY,
+                    app_id=app_id,
+                    code=int(entry_id),
                 )
             state.last_id = pk
             done += 1

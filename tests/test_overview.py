@@ -183,3 +183,17 @@ def test_it_sends_anonymous_visitors_to_the_login_page(client):
     response = client.get("/")
     assert response.status_code == 302
     assert response["Location"].startswith("/accounts/login/")
+
+
+def test_it_adds_to_the_same_rows_whatever_wrote_them_first():
+    from collections import Counter
+
+    from liveadmin.rollup import add_counts
+
+    latency.observe(0.003)
+    latency.latency.flush()
+    row = Tally.objects.get(metric=Metric.LATENCY, span=Span.MINUTE, code=5)
+    key = (Metric.LATENCY.value, "m", row.start, 0, 0, "", "", 5, "")
+    add_counts(Counter({key: 4}))
+    add_counts(Counter({key: 1}))
+    assert Tally.objects.get(metric=Metric.LATENCY, span=Span.MINUTE, code=5).count == 6
