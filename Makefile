@@ -5,13 +5,24 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format setup
+UV_VERSION := 0.13.9
+UV := $(VENV)/bin/uv
+# uv installs exactly what uv.lock pins (the project, its runtime dependencies and the
+# dev extra); it never downloads a Python of its own.
+export UV_PYTHON_DOWNLOADS := never
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+.PHONY: run test lint format setup lock typecheck
+
+$(VENV)/.installed: pyproject.toml uv.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+	test -x $(UV) || $(PY) -m pip install --quiet uv==$(UV_VERSION)
+	$(UV) sync --quiet --frozen --extra dev
 	touch $@
+
+# After changing dependencies in pyproject.toml: regenerate uv.lock, commit it.
+lock: $(VENV)/.installed
+	$(UV) lock
+	$(UV) sync --quiet --frozen --extra dev
 
 setup: $(VENV)/.installed
 
