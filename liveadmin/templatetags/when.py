@@ -1,7 +1,7 @@
 """``{{ value|when }}``: a time the browser shows in the viewer's time zone.
 
-The server writes UTC (named as such) inside ``<time data-local>``; static/js/localtime.js
-rewrites it in the browser's zone with the zone's name, and keeps UTC on hover.
+The server writes the time in the active zone (UTC by default), named, inside
+``<time data-local>``; static/js/localtime.js rewrites it in the browser's zone with the zone's name, and keeps UTC on hover.
 Accepts a datetime or Unix seconds (a provider's MsgTime).
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from django import template
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
@@ -27,12 +28,16 @@ def when(
     if not isinstance(value, datetime):
         return str(value)
     utc = value.astimezone(UTC)
+    # The page's active zone (UTC unless a view activated the viewer's, as the send
+    # log does with its tz parameter) until the browser's script takes over.
+    local = timezone.localtime(value)
     seconds = style == "seconds"
-    text = utc.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+    text = local.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
     return format_html(
-        '<time data-local{} datetime="{}" title="{} UTC">{} UTC</time>',
+        '<time data-local{} datetime="{}" title="{} UTC">{} {}</time>',
         " data-seconds" if seconds else "",
         utc.isoformat(),
         utc.strftime("%Y-%m-%d %H:%M:%S"),
         text,
+        local.tzname() or "UTC",
     )

@@ -69,12 +69,22 @@ def test_it_fits_every_navigation_page_on_a_phone(phone, role):
 
 def test_it_shows_times_in_the_viewers_zone_with_utc_on_hover(phone):
     auditor = make_user("tz-auditor", role=Role.AUDITOR)
+    # 19:48 UTC on Dec 1 is 03:48 on Dec 2 in Shanghai (UTC+8): another calendar date.
+    make_send_record(
+        user=make_user("tz-manager", role=Role.MANAGER),
+        created_at=datetime(2026, 12, 1, 19, 48, 5, tzinfo=UTC),
+        msg_time=int(datetime(2026, 12, 1, 19, 48, 6, tzinfo=UTC).timestamp()),
+    )
     login(phone, auditor.username, PASSWORD)
-    phone.goto("/?range=day")
-    first = phone.locator("table time[data-local]").first
-    first.wait_for(state="attached")
-    assert first.get_attribute("data-localised") is not None
-    text = first.text_content()
-    assert "UTC" not in text and "GMT+8" in text, text
-    assert first.get_attribute("title").endswith(" UTC")
+    phone.goto("/audit/")
+    shown = phone.locator("table time[data-localised]").first
+    text = shown.text_content()
+    assert "Dec 2" in text and "03:48:05" in text and "GMT+8" in text, text
+    assert shown.get_attribute("title") == "2026-12-01 19:48:05 UTC"
+    # The log entry: MsgTime (Unix seconds from the provider) is a time like the others.
+    phone.locator("table a").first.click()
+    msg_time = phone.locator("dt:text-is('MsgTime') + dd time[data-localised]")
+    assert "03:48:06" in msg_time.text_content() and "GMT+8" in msg_time.text_content()
+    phone.goto("/?range=week")
     assert "Asia/Shanghai" in phone.locator("[data-timezone-name]").inner_text()
+    assert phone.locator("time[data-local]:not([data-localised])").count() == 0
