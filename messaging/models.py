@@ -96,6 +96,8 @@ class SendKind(models.TextChoices):
     CUSTOM = "custom", "Room custom message"
     BROADCAST = "broadcast", "Broadcast to all live rooms"
     COMMAND = "command", "Custom command (ZEGO)"
+    # "Check credentials": one harmless call to a room that cannot exist.
+    CHECK = "check", "Credential check"
 
 
 class Outcome(models.TextChoices):

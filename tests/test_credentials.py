@@ -1,0 +1,70 @@
+"""Check credentials: one harmless call to the sandbox provider, kept in the send log."""
+
+from __future__ import annotations
+
+import pytest
+
+from messaging.models import SendRecord
+from messaging.services.credentials import check_credentials
+from tests.factories import make_app, make_sandbox_app
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def sandboxed(live_server):
+    def make(provider: str = "tencent", *, wrong_secret: bool = False, **fields):
+        base = live_server.url + (
+            "/sandbox" if provider == "tencent" else "/sandbox/zego"
+        )
+        app = make_app(provider=provider, base_url=base, **fields)
+        make_sandbox_app(app)
+        if wrong_secret:
+            app.secret_key = "not-the-secret-the-provider-has-0000"
+            app.save()
+        return app
+
+    return make
+
+
+@pytest.mark.parametrize("provider", ["tencent", "zego"])
+def test_it_accepts_working_credentials_and_logs_the_check(
+    sandboxed, admin_user, provider
+):
+    app = sandboxed(provider)
+    result = check_credentials(app, actor=admin_user)
+    assert result.verdict == "accepted", (result.error_code, result.error_info)
+    assert result.error_code in {100004, 50001}
+    row = SendRecord.objects.get(pk=result.record.pk)
+    assert (row.kind, row.outcome, row.user, row.app) == (
+        "check",
+        "ok",
+        admin_user,
+        app,
+    )
+    assert row.room_id.startswith("liveadmin-check-")
+    assert row.error_code == result.error_code and row.response_body
+
+
+@pytest.mark.parametrize("provider", ["tencent", "zego"])
+def test_it_reports_refused_credentials_with_the_code_and_a_hint(
+    sandboxed, admin_user, provider
+):
+    app = sandboxed(provider, wrong_secret=True)
+    result = check_credentials(app, actor=admin_user)
+    assert result.verdict == "refused", (result.error_code, result.error_info)
+    assert result.error_code in {70009, 100000005}
+    assert "secret" in result.hint and result.explanation
+    row = SendRecord.objects.get(pk=result.record.pk)
+    assert (row.kind, row.outcome, row.error_code) == (
+        "check",
+        "failed",
+        result.error_code,
+    )
+
+
+def test_it_says_when_the_provider_cannot_be_reached(admin_user):
+    app = make_app(base_url="http://127.0.0.1:9/sandbox")
+    result = check_credentials(app, actor=admin_user)
+    assert result.verdict == "inconclusive"
+    assert SendRecord.objects.get(pk=result.record.pk).outcome == "failed"
