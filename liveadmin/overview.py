@@ -304,21 +304,26 @@ def auditor_figures(rng: Range) -> dict[str, Any]:
 
 
 def admin_figures() -> dict[str, Any]:
-    from messaging.models import ProviderApp
+    from messaging.models import ProviderApp, SendRecord
 
     apps = list(ProviderApp.objects.order_by("name"))
     last: dict[int, dict[str, LastSend]] = defaultdict(dict)
     for row in LastSend.objects.filter(app_id__in=[a.pk for a in apps]):
         last[row.app_id][row.outcome] = row
+    checks = SendRecord.objects.in_bulk(
+        [seen["check"].record_id for seen in last.values() if "check" in seen]
+    )
     rows = []
     for app in apps:
         seen = last.get(app.pk, {})
-        failures = [r for o, r in seen.items() if o != "ok"]
+        failures = [r for o, r in seen.items() if o not in ("ok", "check")]
+        check = seen.get("check")
         rows.append(
             {
                 "app": app,
                 "last_ok": seen.get("ok"),
                 "last_failure": max(failures, key=lambda r: r.record_id, default=None),
+                "check": checks.get(check.record_id) if check else None,
             }
         )
     return {"apps": rows}

@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 NOT_ANSWERED = ("waiting",)
+CHECK = "check"  # the kind of a credential check (messaging.services.credentials)
 # (metric, span, start, app_id, user_id, kind, outcome, code, key)
 TallyKey = tuple[str, str, datetime, int, int, str, str, int, str]
 UPSERT_CHUNK = 500
@@ -224,9 +225,11 @@ def _count_sends(rows: Iterable[tuple]) -> None:
             outcome=outcome,
             code=code or 0,
         )
-        seen = latest.get((app_id, outcome))
+        # Credential checks are the app's last check, not its last send.
+        last_key = (app_id, CHECK if kind == CHECK else outcome)
+        seen = latest.get(last_key)
         if seen is None or pk > seen[0]:
-            latest[(app_id, outcome)] = (pk, created_at)
+            latest[last_key] = (pk, created_at)
     add_counts(counts)
     for (app_id, outcome), (pk, at) in latest.items():
         row = LastSend.objects.filter(app_id=app_id, outcome=outcome).first()

@@ -197,3 +197,21 @@ def test_it_adds_to_the_same_rows_whatever_wrote_them_first():
     add_counts(Counter({key: 4}))
     add_counts(Counter({key: 1}))
     assert Tally.objects.get(metric=Metric.LATENCY, span=Span.MINUTE, code=5).count == 6
+
+
+def test_it_shows_the_last_credential_check_apart_from_sends(admin_user):
+    app = make_app(name="Checked")
+    ok = make_send_record(app=app, user=admin_user, created_at=_ago(minutes=9))
+    check = make_send_record(
+        app=app,
+        user=admin_user,
+        kind="check",
+        outcome="failed",
+        error_code=70009,
+        created_at=_ago(minutes=8),
+    )
+    response = client_for(admin_user).get("/")
+    row = next(r for r in response.context["administrator"]["apps"] if r["app"] == app)
+    assert row["last_ok"].record_id == ok.pk and row["last_failure"] is None
+    assert row["check"] == check
+    assert "not accepted" in response.content.decode()
