@@ -9,8 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+# The SVG holds bars and grid lines only (stretched to the box); labels are HTML,
+# so text stays readable at any width.
 WIDTH, HEIGHT = 600, 200
-LEFT, BOTTOM, TOP = 40, 22, 8
+LEFT, BOTTOM, TOP = 0, 0, 4
 
 
 @dataclass
@@ -96,7 +98,7 @@ def stacked_bars(chart: Chart) -> Chart:
     n = len(chart.buckets)
     if not n:
         return chart
-    plot_w = WIDTH - LEFT - 4
+    plot_w = WIDTH - LEFT
     plot_h = HEIGHT - BOTTOM - TOP
     totals = [sum(s.values[i] for s in chart.series) for i in range(n)]
     top = nice_max(max(totals, default=0))
@@ -125,7 +127,7 @@ def stacked_bars(chart: Chart) -> Chart:
     chart.ticks = [
         (round(TOP + plot_h - plot_h * f, 2), _fmt(top * f)) for f in (0, 0.5, 1)
     ]
-    step = max(1, n // 4)
+    step = max(1, -(-n // 3))
     chart.labels = [
         (round(LEFT + i * slot + slot / 2, 2), chart.buckets[i])
         for i in range(0, n, step)

@@ -35,7 +35,7 @@ def when(
     text = local.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
     return format_html(
         '<time data-local{} datetime="{}" title="{} UTC">{} {}</time>',
-        " data-seconds" if seconds else "",
+        {"seconds": " data-seconds", "short": " data-short"}.get(style, ""),
         utc.isoformat(),
         utc.strftime("%Y-%m-%d %H:%M:%S"),
         text,

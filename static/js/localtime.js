@@ -1,6 +1,7 @@
 // Times are rendered in UTC by the server (<time data-local datetime="...">, see
 // liveadmin/templatetags/when.py); show them in the viewer's time zone, name the
-// zone, and keep UTC on hover. Also localises SVG chart labels (text[data-datetime]).
+// zone (chart axes, marked data-short, rely on the page naming it once), and keep
+// UTC on hover.
 (function () {
   // dateStyle/timeStyle cannot be combined with timeZoneName (Chromium throws
   // "TypeError: Invalid option"), so the parts are spelled out.
@@ -26,15 +27,14 @@
     root.querySelectorAll("time[data-local]").forEach(function (el) {
       var when = new Date(el.getAttribute("datetime"));
       if (isNaN(when)) return;
-      var format = el.hasAttribute("data-seconds") ? formats.second : formats.minute;
-      el.textContent = format.format(when) + " " + zoneName(when);
+      if (el.hasAttribute("data-short")) {
+        el.textContent = formats.short.format(when);
+      } else {
+        var format = el.hasAttribute("data-seconds") ? formats.second : formats.minute;
+        el.textContent = format.format(when) + " " + zoneName(when);
+      }
       el.title = utcText(when);
       el.setAttribute("data-localised", "");
-    });
-    root.querySelectorAll("text[data-datetime]").forEach(function (el) {
-      var when = new Date(el.getAttribute("data-datetime"));
-      if (isNaN(when)) return;
-      el.textContent = formats.short.format(when);
     });
     root.querySelectorAll("[data-timezone-name]").forEach(function (el) {
       el.textContent = Intl.DateTimeFormat().resolvedOptions().timeZone + " (" + zoneName(new Date()) + ")";
