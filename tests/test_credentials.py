@@ -68,3 +68,71 @@ def test_it_says_when_the_provider_cannot_be_reached(admin_user):
     result = check_credentials(app, actor=admin_user)
     assert result.verdict == "inconclusive"
     assert SendRecord.objects.get(pk=result.record.pk).outcome == "failed"
+
+
+def _addapp(*args: str, secret: str) -> tuple[list[dict], int]:
+    import io
+    import json
+    import os
+
+    from django.core.management import CommandError, call_command
+
+    out = io.StringIO()
+    os.environ["LIVEADMIN_SECRET"] = secret
+    code = 0
+    try:
+        call_command("addapp", *args, stdout=out)
+    except CommandError as exc:
+        code = exc.returncode
+    finally:
+        del os.environ["LIVEADMIN_SECRET"]
+    return [json.loads(line) for line in out.getvalue().splitlines()], code
+
+
+def test_addapp_checks_the_credentials_it_saved(live_server, admin_user):
+    from messaging.models import ProviderApp
+
+    args = [
+        "checked",
+        "--provider",
+        "tencent",
+        "--app-id",
+        "1400000888",
+        "--region",
+        "singapore",
+        "--identifier",
+        "administrator",
+        "--base-url",
+        live_server.url + "/sandbox",
+        "--check",
+        "--as",
+        admin_user.username,
+    ]
+    lines, code = _addapp(*args, secret="the-real-secret-0123456789")
+    make_sandbox_app(ProviderApp.objects.get(name="checked"))
+    # The app did not exist at the sandbox yet: the first check may not be accepted.
+    lines, code = _addapp(*args, secret="the-real-secret-0123456789")
+    assert code == 0 and lines[1]["check"] == "accepted" and lines[1]["ok"] is True
+    assert SendRecord.objects.get(pk=lines[1]["record"]).kind == "check"
+    lines, code = _addapp(*args, secret="a-wrong-secret-0123456789")
+    assert code == 1
+    assert (lines[1]["check"], lines[1]["error_code"]) == ("refused", 70009)
+
+
+def test_addapp_check_needs_an_administrator(manager):
+    lines, code = _addapp(
+        "x",
+        "--provider",
+        "tencent",
+        "--app-id",
+        "1400000889",
+        "--region",
+        "singapore",
+        "--identifier",
+        "administrator",
+        "--check",
+        "--as",
+        manager.username,
+        secret="s-0123456789abcdef",
+    )
+    assert code == 2 and lines == []
