@@ -41,3 +41,18 @@ def test_it_serves_a_favicon(client):
     assert icon.status_code == 200
     assert b"<svg" in b"".join(icon.streaming_content)
     icon.close()
+
+
+def test_tencent_only_pages_offer_enabled_tencent_apps_only(moderator):
+    from tests.factories import make_app
+
+    make_app(name="tencent-on")
+    make_app(name="tencent-off", enabled=False)
+    make_app(name="zego-on", provider="zego")
+    client = client_for(moderator)
+    for path in ("/moderation/try/", "/moderation/decisions/"):
+        html = client.get(path).content.decode()
+        assert "tencent-on" in html, path
+        assert "tencent-off" not in html and "zego-on" not in html, path
+    html = client.get("/blocklists/").content.decode()
+    assert "zego-on" not in html and "tencent-on" in html
