@@ -15,11 +15,17 @@ class Span(models.TextChoices):
     HOUR = "h", "hour"
     DAY = "d", "day"
     TOTAL = "t", "since the start"
+    # Sliding windows (start is always the epoch), kept for the top lists: counts of
+    # the hours of the last 24 hours / 7 days; an hour leaving the window is subtracted.
+    LAST_DAY = "D", "last 24 hours"
+    LAST_WEEK = "W", "last 7 days"
 
 
 class Metric(models.TextChoices):
     # Sends that have an answer, by app, user, kind, outcome and error code.
     SEND = "send", "sends"
+    # The same sends by outcome only (the auditors' volume chart reads few rows).
+    VOLUME = "volume", "sends by outcome"
     # Webhook answers by app and action (copied from webhooks.DecisionCount).
     DECISION = "decision", "webhook decisions"
     # Non-allow decisions by app and sender (key) / matched entry (code).
@@ -68,6 +74,8 @@ class Tally(models.Model):
             models.Index(
                 fields=["metric", "span", "user_id", "start"], name="tally_user"
             ),
+            # Top lists read a window's largest counts first.
+            models.Index(fields=["metric", "span", "-count"], name="tally_top"),
         ]
 
     def __str__(self) -> str:

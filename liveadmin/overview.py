@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Q, Sum
+from django.db.models import F, Q, Sum
 from django.utils import timezone
 
 from liveadmin.charts import Chart, Series, stacked_bars
@@ -25,8 +25,10 @@ class Range:
     # The counts a chart reads, and how wide one bar is.
     span: Span
     bucket: timedelta
-    # The counts the top lists read (whole hours / days at the far end).
+    # The counts the failure list reads (whole hours / days at the far end).
     top_span: Span
+    # The top lists read minutes (None) or a sliding window of whole hours.
+    window: Span | None
 
 
 RANGES: dict[str, Range] = {
@@ -39,6 +41,7 @@ RANGES: dict[str, Range] = {
             Span.MINUTE,
             timedelta(minutes=1),
             Span.MINUTE,
+            None,
         ),
         Range(
             "day",
@@ -47,6 +50,7 @@ RANGES: dict[str, Range] = {
             Span.HOUR,
             timedelta(hours=1),
             Span.HOUR,
+            Span.LAST_DAY,
         ),
         Range(
             "week",
@@ -55,6 +59,7 @@ RANGES: dict[str, Range] = {
             Span.HOUR,
             timedelta(hours=6),
             Span.DAY,
+            Span.LAST_WEEK,
         ),
     )
 }
@@ -149,12 +154,20 @@ def top(
     limit: int = 10,
     now: datetime | None = None,
 ) -> list[dict[str, Any]]:
+    """The largest counts of ``metric`` in the range, summed by ``group``."""
     now = now or timezone.now()
-    return list(
-        Tally.objects.filter(
-            metric=metric, span=rng.top_span, start__gte=_since(rng, rng.top_span, now)
+    if rng.window is None:
+        rows = Tally.objects.filter(
+            metric=metric, span=Span.MINUTE, start__gte=_since(rng, Span.MINUTE, now)
         )
-        .order_by()
+    else:
+        rows = Tally.objects.filter(metric=metric, span=rng.window, count__gt=0)
+        if set(group) == {"app_id", "key"}:
+            # One window row per (app, key): the (metric, span, -count) index
+            # hands over the largest first.
+            return list(rows.order_by("-count").values(*group, n=F("count"))[:limit])
+    return list(
+        rows.order_by()
         .values(*group)
         .annotate(n=Sum("count"))
         .order_by("-n", *group)[:limit]
@@ -284,7 +297,7 @@ def moderator_figures(rng: Range) -> dict[str, Any]:
 
 def auditor_figures(rng: Range) -> dict[str, Any]:
     chart = time_chart(
-        "Send log volume by outcome", Metric.SEND, rng, "outcome", OUTCOME_STYLE
+        "Send log volume by outcome", Metric.VOLUME, rng, "outcome", OUTCOME_STYLE
     )
     failed = next((s.values for s in chart.series if s.label == "failed"), None)
     totals = [sum(s.values[i] for s in chart.series) for i in range(len(chart.buckets))]

@@ -41,7 +41,7 @@ NOT_ANSWERED = ("waiting",)
 CHECK = "check"  # the kind of a credential check (messaging.services.credentials)
 # (metric, span, start, app_id, user_id, kind, outcome, code, key)
 TallyKey = tuple[str, str, datetime, int, int, str, str, int, str]
-UPSERT_CHUNK = 500
+UPSERT_CHUNK = 2000
 KEY_FIELDS = (
     "metric",
     "span",
@@ -72,10 +72,15 @@ def floor_day(at: datetime) -> datetime:
 KEEP: dict[tuple[str, str], timedelta] = {
     (Metric.SEND, Span.MINUTE): timedelta(days=2),
     (Metric.SENDER, Span.MINUTE): timedelta(days=2),
-    (Metric.SENDER, Span.HOUR): timedelta(days=2),
+    (Metric.SENDER, Span.HOUR): timedelta(days=8),
     (Metric.ENTRY, Span.MINUTE): timedelta(days=2),
-    (Metric.ENTRY, Span.HOUR): timedelta(days=2),
+    (Metric.ENTRY, Span.HOUR): timedelta(days=8),
 }
+# The sliding windows of the top lists, and how many hours each holds.
+WINDOWS = {Span.LAST_DAY: 24, Span.LAST_WEEK: 24 * 7}
+WINDOWED = (Metric.SENDER, Metric.ENTRY)
+# A page sums the minute counts at most this often (seconds).
+MINUTES_EVERY = 10.0
 
 SPAN_FLOOR = {
     Span.MINUTE: floor_minute,
@@ -85,15 +90,22 @@ SPAN_FLOOR = {
 }
 
 
-def rollup(*, limit: int | None = None) -> dict[str, int]:
-    """Bring every count up to date (at most ``limit`` new log rows per log)."""
+def rollup(*, limit: int | None = None, on_demand: bool = False) -> dict[str, int]:
+    """Bring every count up to date (at most ``limit`` new log rows per log).
+
+    ``on_demand`` (a page being opened) reads the new log rows only, and sums the
+    minute counts at most every MINUTES_EVERY seconds; pruning is the periodic
+    task's job.
+    """
     limit = limit or settings.OVERVIEW_ROLLUP_LIMIT
-    return {
+    done = {
         "sends": rollup_sends(limit),
         "decisions": rollup_decision_rows(limit),
-        "minutes": rollup_minute_counts(),
-        "pruned": prune(),
+        "minutes": rollup_minute_counts(min_age=MINUTES_EVERY if on_demand else 0.0),
     }
+    if not on_demand:
+        done["pruned"] = prune()
+    return done
 
 
 def prune() -> int:
@@ -123,32 +135,88 @@ def _every_span(
         keep = KEEP.get((metric, span))
         if keep is not None and at < now - keep:
             continue
-        key = (
-            metric,
-            span.value,
-            floor(at),
-            dims.get("app_id", 0),
-            dims.get("user_id", 0),
-            dims.get("kind", ""),
-            dims.get("outcome", ""),
-            dims.get("code", 0),
-            dims.get("key", ""),
-        )
-        counts[key] += 1
+        counts[(metric, span.value, floor(at), *_dims(dims))] += 1
+    if metric in WINDOWED:
+        hour = floor_hour(at)
+        for span, hours in WINDOWS.items():
+            if hour > floor_hour(now) - timedelta(hours=hours):
+                counts[(metric, span.value, EPOCH, *_dims(dims))] += 1
+
+
+def _dims(dims: dict[str, Any]) -> tuple:
+    return (
+        dims.get("app_id", 0),
+        dims.get("user_id", 0),
+        dims.get("kind", ""),
+        dims.get("outcome", ""),
+        dims.get("code", 0),
+        dims.get("key", ""),
+    )
+
+
+def expire_windows(now: datetime) -> int:
+    """Subtract from each window the hours that have left it since the last run.
+
+    Callers hold the decisions lock and add new counts with the same ``now``: an
+    hour's rows are added to a window only while the hour is inside it, so
+    subtracting the hour's count when it leaves takes out exactly what went in.
+    """
+    subtracted = 0
+    for span, hours in WINDOWS.items():
+        state = RollupState.objects.get_or_create(name=f"window-{span.value}")[0]
+        # Hours before this one are out of the window.
+        boundary = floor_hour(now) - timedelta(hours=hours - 1)
+        since = state.last_minute
+        if since is not None and since < boundary:
+            leaving = Counter()
+            for row in Tally.objects.filter(
+                metric__in=WINDOWED,
+                span=Span.HOUR,
+                start__gte=since,
+                start__lt=boundary,
+            ).values_list("metric", *KEY_FIELDS[3:], "count"):
+                leaving[(row[0], span.value, EPOCH, *row[1:-1])] -= row[-1]
+            add_counts(leaving)
+            Tally.objects.filter(span=span, count__lte=0).delete()
+            subtracted += len(leaving)
+        if since is None or since < boundary:
+            state.last_minute = boundary
+            state.save(update_fields=["last_minute", "updated_at"])
+    return subtracted
 
 
 def add_counts(counts: Counter) -> None:
     """count += n for each key, creating missing rows: one INSERT ... ON CONFLICT DO
     UPDATE per chunk (PostgreSQL and SQLite both have it), so a run costs a few
-    statements however many rows it touches."""
+    statements however many rows it touches. On PostgreSQL the rows travel as one
+    array per column (UNNEST), as Django's bulk_create does."""
     if not counts:
         return
     table = connection.ops.quote_name(Tally._meta.db_table)
     columns = ", ".join(KEY_FIELDS)
+    upsert = (
+        f"ON CONFLICT ({columns}) DO UPDATE SET count = {table}.count + excluded.count"
+    )
     items = list(counts.items())
+    size = UPSERT_CHUNK
+    if connection.vendor != "postgresql":
+        size = min(size, (connection.features.max_query_params or 999) // 10)
     with connection.cursor() as cursor:
-        for i in range(0, len(items), UPSERT_CHUNK):
-            chunk = items[i : i + UPSERT_CHUNK]
+        for i in range(0, len(items), size):
+            chunk = items[i : i + size]
+            if connection.vendor == "postgresql":
+                arrays = [
+                    list(column) for column in zip(*(k for k, _ in chunk), strict=True)
+                ]
+                arrays.append([n for _, n in chunk])
+                cursor.execute(
+                    f"INSERT INTO {table} ({columns}, count) SELECT * FROM UNNEST("
+                    "%s::varchar[], %s::varchar[], %s::timestamptz[], %s::bigint[], "
+                    "%s::bigint[], %s::varchar[], %s::varchar[], %s::bigint[], "
+                    f"%s::varchar[], %s::bigint[]) {upsert}",
+                    arrays,
+                )
+                continue
             values = ", ".join(
                 ["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(chunk)
             )
@@ -157,9 +225,7 @@ def add_counts(counts: Counter) -> None:
                 start = connection.ops.adapt_datetimefield_value(key[2])
                 params.extend((*key[:2], start, *key[3:], n))
             cursor.execute(
-                f"INSERT INTO {table} ({columns}, count) VALUES {values} "
-                f"ON CONFLICT ({columns}) DO UPDATE "
-                f"SET count = {table}.count + excluded.count",
+                f"INSERT INTO {table} ({columns}, count) VALUES {values} {upsert}",
                 params,
             )
 
@@ -225,6 +291,7 @@ def _count_sends(rows: Iterable[tuple]) -> None:
             outcome=outcome,
             code=code or 0,
         )
+        _every_span(counts, now, created_at, Metric.VOLUME, outcome=outcome)
         # Credential checks are the app's last check, not its last send.
         last_key = (app_id, CHECK if kind == CHECK else outcome)
         seen = latest.get(last_key)
@@ -255,6 +322,7 @@ def rollup_decision_rows(limit: int) -> int:
         )
         counts: Counter = Counter()
         now = timezone.now()
+        expire_windows(now)
         done = 0
         for pk, created_at, app_id, sender, entry_ids in rows:
             if created_at >= cutoff:
@@ -279,16 +347,23 @@ def rollup_decision_rows(limit: int) -> int:
     return done
 
 
-def rollup_minute_counts() -> int:
+def rollup_minute_counts(*, min_age: float = 0.0) -> int:
     """Copy the webhook's per-minute counts by action, and sum minute counts
     (decisions, latency) into hours, days and a total. Recomputes from a few
     minutes before the last run, so counts flushed late are included."""
+    from messaging.models import ProviderApp
     from webhooks.models import DecisionCount
 
     now = timezone.now()
     with transaction.atomic():
         state = _lock_state("minutes")
         if state is None:
+            return 0
+        if (
+            min_age
+            and state.last_minute is not None
+            and (now - state.last_minute).total_seconds() < min_age
+        ):
             return 0
         if state.last_minute is None:
             first = DecisionCount.objects.order_by("minute").values_list(
@@ -315,8 +390,9 @@ def rollup_minute_counts() -> int:
                 outcome=action,
                 count=n,
             )
+            # By app: the (app, minute, action) key is the table's only index.
             for app_id, minute, action, n in DecisionCount.objects.filter(
-                minute__gte=since
+                app_id__in=ProviderApp.objects.values("pk"), minute__gte=since
             ).values_list("app_id", "minute", "action", "count")
         ]
         Tally.objects.bulk_create(copied, batch_size=1000)

@@ -27,7 +27,7 @@ ON_DEMAND_ROLLUP = 2_000
 def refresh_counts() -> None:
     """Count what is new since the last rollup, without failing the page."""
     try:
-        rollup(limit=ON_DEMAND_ROLLUP)
+        rollup(limit=ON_DEMAND_ROLLUP, on_demand=True)
     except Exception:
         logger.exception("could not bring the overview counts up to date")
 

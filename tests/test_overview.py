@@ -215,3 +215,50 @@ def test_it_shows_the_last_credential_check_apart_from_sends(admin_user):
     assert row["last_ok"].record_id == ok.pk and row["last_failure"] is None
     assert row["check"] == check
     assert "not accepted" in response.content.decode()
+
+
+def test_it_keeps_sliding_windows_for_the_top_lists():
+    from django.db import transaction
+
+    from liveadmin.rollup import expire_windows
+
+    app = make_app()
+    for hours, sender in ((30, "old"), (2, "recent"), (2, "recent")):
+        Decision.objects.create(
+            app=app, created_at=_ago(hours=hours), sender=sender, action="forbid"
+        )
+    rollup()
+    assert _sum(metric=Metric.SENDER, span=Span.LAST_DAY, key="recent") == 2
+    assert _sum(metric=Metric.SENDER, span=Span.LAST_DAY, key="old") == 0
+    assert _sum(metric=Metric.SENDER, span=Span.LAST_WEEK, key="old") == 1
+    # 23 hours on, the recent hour has left the last 24 hours but not the week.
+    with transaction.atomic():
+        expire_windows(timezone.now() + timedelta(hours=23))
+    assert _sum(metric=Metric.SENDER, span=Span.LAST_DAY) == 0
+    assert _sum(metric=Metric.SENDER, span=Span.LAST_WEEK) == 3
+    with transaction.atomic():
+        expire_windows(timezone.now() + timedelta(days=7))
+    assert _sum(metric=Metric.SENDER, span=Span.LAST_WEEK) == 0
+
+
+def test_it_shows_the_moderator_top_senders_and_entries(moderator):
+    app = make_app(name="Top app")
+    entry = BlocklistEntry.objects.create(
+        blocklist=Blocklist.objects.create(name="bad words"), term="badword"
+    )
+    for sender, n in (("spammer", 3), ("once", 1)):
+        for _ in range(n):
+            Decision.objects.create(
+                app=app,
+                created_at=_ago(minutes=30),
+                sender=sender,
+                action="forbid",
+                entry_ids=[entry.pk],
+            )
+    for rng in ("hour", "day", "week"):
+        context = client_for(moderator).get(f"/?range={rng}").context["moderator"]
+        assert [(s["key"], s["n"]) for s in context["senders"]] == [
+            ("spammer", 3),
+            ("once", 1),
+        ], rng
+        assert [(e["entry"], e["n"]) for e in context["entries"]] == [(entry, 4)], rng
