@@ -37,7 +37,15 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(MAKE) --no-print-directory typecheck
+	$(CHECK_ENV) $(PY) manage.py makemigrations --check --dry-run
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# mypy with django-stubs loads the settings; DEBUG lets them load without production
+# secrets (development ones are generated under var/).
+CHECK_ENV := DEBUG=1
+typecheck: $(VENV)/.installed
+	$(CHECK_ENV) $(VENV)/bin/mypy
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

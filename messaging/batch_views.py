@@ -10,7 +10,6 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import Count
@@ -19,17 +18,12 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseStopPolling
-from django_htmx.middleware import HtmxDetails
 
+from liveadmin.http import AuthedHtmxRequest
 from liveadmin.roles import Role, role_required
 from messaging.models import Batch, BatchStatus, Outcome, SendRecord
 from messaging.services import batches
 from messaging.services.sending import SendValidationError
-
-
-class AuthedHtmxRequest(HttpRequest):
-    user: AbstractBaseUser
-    htmx: HtmxDetails
 
 
 def _get_batch_for_user(request: HttpRequest, pk: int) -> Batch:

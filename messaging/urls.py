@@ -1,20 +1,21 @@
 from django.urls import path
 
-from messaging import batch_views, send_views, views
+from messaging import batch_views
+from messaging.views import apps, audit, send, templates
 
 app_name = "messaging"
 
 urlpatterns = [
-    path("apps/", views.app_list, name="app-list"),
-    path("apps/new/", views.app_create, name="app-create"),
-    path("apps/<int:pk>/edit/", views.app_edit, name="app-edit"),
-    path("apps/<int:pk>/toggle/", views.app_toggle, name="app-toggle"),
-    path("send/", send_views.send, name="send"),
-    path("templates/", send_views.template_list, name="template-list"),
-    path("templates/new/", send_views.template_create, name="template-create"),
-    path("templates/<int:pk>/edit/", send_views.template_edit, name="template-edit"),
+    path("apps/", apps.app_list, name="app-list"),
+    path("apps/new/", apps.app_create, name="app-create"),
+    path("apps/<int:pk>/edit/", apps.app_edit, name="app-edit"),
+    path("apps/<int:pk>/toggle/", apps.app_toggle, name="app-toggle"),
+    path("send/", send.send, name="send"),
+    path("templates/", templates.template_list, name="template-list"),
+    path("templates/new/", templates.template_create, name="template-create"),
+    path("templates/<int:pk>/edit/", templates.template_edit, name="template-edit"),
     path(
-        "templates/<int:pk>/delete/", send_views.template_delete, name="template-delete"
+        "templates/<int:pk>/delete/", templates.template_delete, name="template-delete"
     ),
     path("batches/", batch_views.batch_list, name="batch-list"),
     path("batches/<int:pk>/", batch_views.batch_detail, name="batch-detail"),
@@ -26,7 +27,7 @@ urlpatterns = [
 ]
 
 urlpatterns += [
-    path("audit/", views.audit_list, name="audit"),
-    path("audit/export.csv", views.audit_export, name="audit-export"),
-    path("audit/<int:pk>/", views.audit_detail, name="audit-detail"),
+    path("audit/", audit.audit_list, name="audit"),
+    path("audit/export.csv", audit.audit_export, name="audit-export"),
+    path("audit/<int:pk>/", audit.audit_detail, name="audit-detail"),
 ]

@@ -70,7 +70,8 @@ class EntryForm(forms.Form):
     note = forms.CharField(required=False, max_length=500)
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if "term" not in data or "kind" not in data or "action" not in data:
             return data
         if data["action"] in ("discard", "mask") or data["kind"] == "allow":
@@ -161,7 +162,8 @@ class TryForm(forms.Form):
         return value
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if not data.get("text") and not data.get("body") and not self.has_error("body"):
             self.add_error("text", "Type a message, or paste a body.")
         return data

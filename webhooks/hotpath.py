@@ -118,8 +118,8 @@ def load_snapshot(token: str) -> Snapshot:
             "blocklist__app_id",
         )
     )
-    shared: list[dict] = []
-    per_app: dict[int, list[dict]] = {}
+    shared: list[Mapping[str, Any]] = []
+    per_app: dict[int, list[Mapping[str, Any]]] = {}
     for row in rows:
         app_pk = row["blocklist__app_id"]
         if app_pk is None:
@@ -129,7 +129,7 @@ def load_snapshot(token: str) -> Snapshot:
 
     compiled: dict[int | None, tuple[RuleSet | None, str]] = {}
 
-    def compile_rows(key: int | None, items: Iterable[dict]) -> tuple:
+    def compile_rows(key: int | None, items: Iterable[Mapping[str, Any]]) -> tuple:
         if key not in compiled:
             try:
                 compiled[key] = (RuleSet.compile(rule_from_row(r) for r in items), "")

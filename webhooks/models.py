@@ -61,13 +61,13 @@ class Blocklist(models.Model):
 
     @property
     def scope(self) -> str:
-        return self.app.name if self.app_id else "all apps"
+        return self.app.name if self.app is not None else "all apps"
 
     def snapshot(self) -> dict[str, Any]:
         """What the change history keeps of this list."""
         return {
             "name": self.name,
-            "app": self.app.name if self.app_id else None,
+            "app": self.app.name if self.app is not None else None,
             "enabled": self.enabled,
             "note": self.note,
         }

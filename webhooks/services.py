@@ -224,13 +224,12 @@ def _create_entry(
 def _find_duplicate(
     blocklist: Blocklist, kind: str, term: str, exclude: int | None = None
 ) -> BlocklistEntry | None:
-    return (
-        blocklist.entries.filter(
-            kind=kind, term_key=BlocklistEntry.make_key(kind, term)
-        )
-        .exclude(pk=exclude)
-        .first()
+    entries = blocklist.entries.filter(
+        kind=kind, term_key=BlocklistEntry.make_key(kind, term)
     )
+    if exclude is not None:
+        entries = entries.exclude(pk=exclude)
+    return entries.first()
 
 
 @transaction.atomic

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import messages
-from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count, Q, Sum
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -20,8 +20,8 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
-from django_htmx.middleware import HtmxDetails
 
+from liveadmin.http import AuthedHtmxRequest
 from liveadmin.roles import Role, role_required
 from webhooks import services
 from webhooks.forms import (
@@ -40,12 +40,6 @@ from webhooks.models import (
     DecisionCount,
     RejectionCount,
 )
-
-
-class AuthedHtmxRequest(HttpRequest):
-    user: AbstractBaseUser
-    htmx: HtmxDetails
-
 
 TOTAL_ACTIONS = ["allow", "forbid", "forbid_code", "discard", "mask"]
 ENTRY_SORTS = {
@@ -341,7 +335,7 @@ def try_message(request: AuthedHtmxRequest) -> HttpResponse:
     template = "webhooks/try.html"
     if request.htmx:
         template += "#try-result"
-    context = {"form": form, "result": result}
+    context: dict[str, Any] = {"form": form, "result": result}
     if result is not None:
         context["response_json"] = json.dumps(
             result.response, ensure_ascii=False, indent=2
@@ -376,7 +370,7 @@ def decision_list(request: AuthedHtmxRequest) -> HttpResponse:
         BlocklistEntry.objects.filter(pk__in=entry_ids).values_list("pk", "term")
     )
     for decision in page.object_list:
-        decision.matched_terms = [
+        decision.matched_terms = [  # type: ignore[attr-defined]
             terms.get(i, f"#{i} (deleted)") for i in decision.entry_ids
         ]
     template = "webhooks/decision_list.html"

@@ -481,7 +481,7 @@ def parse_response(
     action_status = str(data.get("ActionStatus") or "")
     error_info = str(data.get("ErrorInfo") or "")
     drop_reason = str(pick("MsgDropReason") or "")
-    common = {
+    common: dict[str, Any] = {
         "action_status": action_status,
         "error_code": code,
         "error_info": error_info,

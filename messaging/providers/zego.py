@@ -220,7 +220,7 @@ def send(creds: Credentials, params: dict) -> SendResult:
     what = f"zego command app={creds.app_id}"
     started = time.monotonic()
     try:
-        response = http_client().get(url, params=signed_query(creds, params))
+        response = http_client().get(url, params=tuple(signed_query(creds, params)))
     except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
         return invalid_url_failure(exc, what=what)
     except httpx.HTTPError as exc:
@@ -267,7 +267,7 @@ def parse_response(
         for item in fail_users or []
         if isinstance(item, dict)
     ]
-    common = {
+    common: dict[str, Any] = {
         "action_status": "OK" if code == 0 else "FAIL",
         "error_code": code,
         "request_id": str(data.get("RequestId") or ""),

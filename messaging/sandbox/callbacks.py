@@ -133,7 +133,8 @@ def before_send(
             )
         return BeforeSendAnswer("deliver", msg_body, ccd, failed=True)
 
-    info = answer.get("ErrorInfo") if isinstance(answer.get("ErrorInfo"), str) else ""
+    raw_info = answer.get("ErrorInfo")
+    info = raw_info if isinstance(raw_info, str) else ""
     if code == 0:
         new_body, new_ccd, modified = msg_body, ccd, False
         if "MsgBody" in answer:

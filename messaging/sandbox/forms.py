@@ -23,8 +23,20 @@ def dashboard_names() -> dict[tuple[str, int], str]:
     }
 
 
+class SandboxAppField(forms.ModelChoiceField):
+    """Sandbox apps labelled with the names of the dashboard apps they mirror."""
+
+    _names: dict[tuple[str, int], str] | None = None
+
+    def label_from_instance(self, obj: SandboxApp) -> str:
+        # Each form gets its own copy of the field: one query per rendered form.
+        if self._names is None:
+            self._names = dashboard_names()
+        return app_label(obj, self._names)
+
+
 class RoomForm(forms.Form):
-    app = forms.ModelChoiceField(queryset=SandboxApp.objects.all(), empty_label=None)
+    app = SandboxAppField(queryset=SandboxApp.objects.all(), empty_label=None)
     room_id = forms.CharField(
         label="Room ID",
         max_length=200,
@@ -36,16 +48,12 @@ class RoomForm(forms.Form):
         label="Live room (a room that is not live answers 100006)",
     )
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        names = dashboard_names()
-        self.fields["app"].label_from_instance = lambda app: app_label(app, names)
-
     def clean_room_id(self) -> str:
         return validate_room_id(self.cleaned_data["room_id"])
 
     def clean(self) -> dict:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         app, room_id = data.get("app"), data.get("room_id")
         if (
             app

@@ -17,7 +17,7 @@ import time
 import uuid
 import zlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, overload
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -175,6 +175,12 @@ def parse_body(raw: bytes) -> dict[str, Any]:
 # --- field checks ------------------------------------------------------------------
 
 
+@overload
+def _string(
+    body: dict, name: str, code: int, *, required: Literal[True] = True
+) -> str: ...
+@overload
+def _string(body: dict, name: str, code: int, *, required: bool) -> str | None: ...
 def _string(body: dict, name: str, code: int, *, required: bool = True) -> str | None:
     if name not in body or body[name] is None:
         if required:
@@ -188,6 +194,10 @@ def _string(body: dict, name: str, code: int, *, required: bool = True) -> str |
     return value
 
 
+@overload
+def _account(body: dict, name: str, code: int, *, required: Literal[True]) -> str: ...
+@overload
+def _account(body: dict, name: str, code: int, *, required: bool) -> str | None: ...
 def _account(body: dict, name: str, code: int, *, required: bool) -> str | None:
     if name in body and body[name] is not None and not isinstance(body[name], str):
         raise ApiError(60015, f"{name} must be a string")
@@ -267,7 +277,7 @@ def custom_message(body: dict, admin: str) -> tuple[str, list[dict], None]:
 
 
 # MsgContent fields the REST API requires per element type (PROVIDERS.md 4).
-_REQUIRED_CONTENT = {
+_REQUIRED_CONTENT: dict[str, dict[str, type | tuple[type, ...]]] = {
     "TIMTextElem": {"Text": str},
     "TIMCustomElem": {},
     "TIMFaceElem": {"Index": int},

@@ -4,6 +4,7 @@ rooms page that shows what each sandbox room's audience received."""
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -13,8 +14,8 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from django.views.decorators.vary import vary_on_headers
-from django_htmx.middleware import HtmxDetails
 
+from liveadmin.http import HtmxRequest
 from liveadmin.roles import Role, role_required
 from messaging.sandbox import services, tencent, zego
 from messaging.sandbox.forms import (
@@ -31,10 +32,6 @@ logger = logging.getLogger(__name__)
 PAGE_ROLES = (Role.MANAGER, Role.MODERATOR, Role.ADMIN)
 MESSAGES_SHOWN = 100
 ROOMS_SHOWN = 200
-
-
-class HtmxRequest(HttpRequest):
-    htmx: HtmxDetails
 
 
 def _site_url(request: HttpRequest) -> str:
@@ -83,7 +80,7 @@ def tencent_api(request: HttpRequest, service: str, command: str) -> JsonRespons
         logger.exception("sandbox: v4/%s/%s failed", service, command)
         code = tencent.LIVE_INTERNAL if live else tencent.GROUP_INTERNAL
         info, result = "server internal error, please try again", {}
-    answer = {
+    answer: dict[str, Any] = {
         "ActionStatus": "OK" if code == 0 else "FAIL",
         "ErrorCode": code,
         "ErrorInfo": info,
@@ -132,7 +129,7 @@ def _rooms_context(
     room_form: RoomForm | None = None,
     mute_form: MuteForm | None = None,
     mirror_form: MirrorForm | None = None,
-) -> dict:
+) -> dict[str, Any]:
     names = dashboard_names()
     apps = []
     for app in SandboxApp.objects.all():
@@ -143,7 +140,7 @@ def _rooms_context(
         shown = list(matching[:ROOMS_SHOWN])
         hidden = matching.count() - len(shown) if len(shown) == ROOMS_SHOWN else 0
         apps.append((app, app_label(app, names), shown, hidden))
-    context = {
+    context: dict[str, Any] = {
         "apps": apps,
         "query": query,
         "room": room,

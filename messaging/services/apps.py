@@ -1,11 +1,22 @@
+"""Provider apps: the validation every way of saving an app shares, and saving one.
+
+The dashboard's app form and the ``addapp`` command both validate through these
+functions, so the page and the command line accept the same input.
+"""
+
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
 from django.db import transaction
 
-from messaging.forms import ProviderAppForm
-from messaging.models import ProviderApp
+from messaging.models import Provider, ProviderApp
 from messaging.providers.regions import REGIONS
+
+MAX_APP_ID = 2**32 - 1
 
 
 def resolve_region(provider: str, region: str) -> str:
@@ -15,6 +26,50 @@ def resolve_region(provider: str, region: str) -> str:
         if wanted in (key, label.lower(), label.lower().replace(" ", "-")):
             return key
     return region
+
+
+def clean_app_id(raw: str) -> int:
+    """The numeric SDKAppID / AppId, 1..4294967295. Raises ValidationError."""
+    raw = raw.strip()
+    if not raw.isdigit():
+        raise ValidationError("The SDKAppID must be a number, digits only.")
+    value = int(raw)
+    if value <= 0 or value > MAX_APP_ID:
+        raise ValidationError("The SDKAppID must be between 1 and 4294967295.")
+    return value
+
+
+def clean_identifier(raw: str) -> str:
+    value = raw.strip()
+    if not value:
+        raise ValidationError("The admin identifier cannot be empty.")
+    return value
+
+
+def clean_base_url(raw: str) -> str:
+    """An http(s) URL without its trailing slash, or "" (the region's domain)."""
+    value = raw.strip()
+    if not value:
+        return ""
+    if not value.lower().startswith(("http://", "https://")):
+        raise ValidationError("The base URL must start with http:// or https://.")
+    try:
+        URLValidator(schemes=["http", "https"])(value)
+    except ValidationError:
+        raise ValidationError(
+            "Enter a full URL, like https://api.example.com/im."
+        ) from None
+    return value.rstrip("/")
+
+
+def region_error(provider: str, region: str) -> str | None:
+    """Why ``region`` is not one of ``provider``'s regions, or None."""
+    if region in REGIONS.get(provider, {}):
+        return None
+    if provider not in REGIONS:
+        return None  # the provider field reports the problem
+    labels = ", ".join(label for label, _ in REGIONS[provider].values())
+    return f"Pick a {Provider(provider).label} region: {labels}."
 
 
 @transaction.atomic
@@ -31,28 +86,43 @@ def save_app(
 ) -> tuple[ProviderApp, bool]:
     """Create the app called ``name``, or update it if it exists.
 
-    Validation is the dashboard form's, so the command line and the page accept the
-    same input. Empty secrets on update keep the stored ones. Raises ValidationError.
+    Empty secrets on update keep the stored ones. Raises ValidationError (keyed by
+    field) and then saves nothing.
     """
     existing = ProviderApp.objects.select_for_update().filter(name=name).first()
-    data = {
-        "name": name,
-        "provider": provider,
-        "app_id": app_id,
-        "region": resolve_region(provider, region),
-        "identifier": identifier,
-        "secret_key": secret_key,
-        "webhook_token": webhook_token,
-        "base_url": base_url,
-        "rate_limit": existing.rate_limit if existing and existing.rate_limit else "",
-        "broadcast_requires_approval": existing.broadcast_requires_approval
-        if existing
-        else False,
-        "webhook_fail_closed": existing.webhook_fail_closed if existing else False,
-    }
-    form = ProviderAppForm(data, instance=existing)
-    if not form.is_valid():
-        raise ValidationError(
-            {field: [str(e) for e in errors] for field, errors in form.errors.items()}
-        )
-    return form.save(), existing is None
+    app = existing or ProviderApp(name=name)
+    errors: dict[str, list[str]] = {}
+
+    def check(field: str, clean: Callable[[str], Any], raw: str) -> Any:
+        try:
+            return clean(raw)
+        except ValidationError as exc:
+            errors[field] = exc.messages
+            return None
+
+    app.provider = provider
+    app.region = resolve_region(provider, region)
+    parsed_id = check("app_id", clean_app_id, app_id)
+    if parsed_id is not None:
+        app.app_id = parsed_id
+    app.identifier = check("identifier", clean_identifier, identifier) or ""
+    app.base_url = check("base_url", clean_base_url, base_url) or ""
+    problem = region_error(provider, app.region)
+    if problem:
+        errors["region"] = [problem]
+    secret_key = secret_key.strip()
+    if secret_key:
+        app.secret_key = secret_key
+    elif existing is None:
+        errors["secret_key"] = ["This field is required."]
+    if webhook_token.strip():
+        app.webhook_token = webhook_token.strip()
+    try:
+        app.full_clean(exclude=list(errors) or None)
+    except ValidationError as exc:
+        for field, messages in exc.message_dict.items():
+            errors.setdefault(field, messages)
+    if errors:
+        raise ValidationError(errors)
+    app.save()
+    return app, existing is None

@@ -142,7 +142,7 @@ def start_batch(
     if kind == SendKind.BROADCAST:
         if rooms:
             raise BatchError("A broadcast reaches every room; it takes no room list.")
-        targets = [None]
+        targets: list[str | None] = [None]
     else:
         if not rooms:
             raise BatchError("Give at least one room.")

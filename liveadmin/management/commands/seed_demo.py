@@ -5,12 +5,12 @@ import secrets
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
 from liveadmin.roles import Role
 from messaging.models import ProviderApp
-from messaging.sandbox.services import mirror_provider_app
 
 DEMO_PASSWORD = "liveadmin-demo"
 DEMO_USERS = {
@@ -94,13 +94,8 @@ class Command(BaseCommand):
                 )
             )
             # The sandbox holds the same credentials, so sends to base_url succeed.
-            sandbox = mirror_provider_app(app, rooms=DEMO_ROOMS)
-            self.stdout.write(
-                json.dumps(
-                    {
-                        "sandbox_app": app.name,
-                        "app_id": sandbox.app_id,
-                        "rooms": list(sandbox.rooms.values_list("room_id", flat=True)),
-                    }
-                )
+            # Through the sandbox's own command, its public interface.
+            rooms = [arg for room in DEMO_ROOMS for arg in ("--room", room)]
+            call_command(
+                "sandbox", "app", "sync", "--app", app.name, *rooms, stdout=self.stdout
             )

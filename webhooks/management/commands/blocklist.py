@@ -119,6 +119,7 @@ class Command(BaseCommand):
             raise _bad("--info goes with --code")
         actor = self._actor(opts)
         blocklist = self._list(opts, create=True)
+        assert blocklist is not None  # create=True always returns a list
         try:
             entry = services.add_entry(
                 blocklist,
@@ -152,6 +153,7 @@ class Command(BaseCommand):
             raise _bad(f"{path} is not UTF-8 text") from None
         actor = self._actor(opts)
         blocklist = self._list(opts, create=True)
+        assert blocklist is not None  # create=True always returns a list
         report = services.import_entries(
             blocklist,
             content,
@@ -176,5 +178,6 @@ class Command(BaseCommand):
 
     def do_test(self, opts: dict[str, Any]) -> None:
         app = self._app(opts["app"])
+        assert app is not None  # --app is required here
         result = services.try_message(app, text=opts["text"], sender=opts["sender"])
         self._emit(result.response)

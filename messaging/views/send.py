@@ -1,4 +1,4 @@
-"""The send page and the message template pages (community managers).
+"""The send page (community managers).
 
 The send page is one URL: GET shows the app picker and, for a chosen app, its kinds
 and the fields of one kind; POST previews (the exact request body), goes back to
@@ -15,35 +15,27 @@ from zoneinfo import ZoneInfo
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.models import User
-from django.http import HttpRequest, HttpResponse, QueryDict
+from django.http import HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, reverse
-from django.views.decorators.http import require_http_methods
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
-from django_htmx.middleware import HtmxDetails
 
+from liveadmin.http import AuthedHtmxRequest, wants_fragment
 from liveadmin.roles import Role, role_required
-from messaging.models import MessageTemplate, ProviderApp, SendKind
-from messaging.providers import explain
-from messaging.send_forms import (
+from messaging.forms.send import (
     KIND_INTRO,
-    MessageTemplateForm,
     SendForm,
     SendPlan,
     kinds_for,
     template_initial,
 )
+from messaging.models import MessageTemplate, ProviderApp, SendKind
+from messaging.providers import explain
 from messaging.services import batches
 from messaging.services.sending import SendValidationError, send_message
 
 logger = logging.getLogger(__name__)
-
-
-class AuthedHtmxRequest(HttpRequest):
-    user: User
-    htmx: HtmxDetails
 
 
 def _int_or_none(raw: str | None) -> int | None:
@@ -58,14 +50,9 @@ def _get_enabled_app(raw: str | None) -> ProviderApp | None:
     return get_object_or_404(ProviderApp, pk=pk, enabled=True)
 
 
-def _wants_fragment(request: AuthedHtmxRequest) -> bool:
-    # htmx restoring a page from history (a cache miss after Back) needs the whole page.
-    return bool(request.htmx) and not request.htmx.history_restore_request
-
-
 def _render_send(request: AuthedHtmxRequest, context: dict[str, Any]) -> HttpResponse:
     template = "messaging/send.html"
-    if _wants_fragment(request):
+    if wants_fragment(request):
         template += "#send-panel"
     return render(request, template, context)
 
@@ -115,7 +102,9 @@ def _is_batch(app: ProviderApp, kind: str, plan: SendPlan) -> bool:
 
 
 def _initial_from(data: QueryDict, template: MessageTemplate | None) -> dict[str, Any]:
-    initial = {k: v for k, v in data.items() if k not in ("csrfmiddlewaretoken",)}
+    initial: dict[str, Any] = {
+        k: v for k, v in data.items() if k not in ("csrfmiddlewaretoken",)
+    }
     if template is not None:
         # An empty template field keeps the form's default (the app's sender).
         initial.update({k: v for k, v in template_initial(template).items() if v})
@@ -227,79 +216,3 @@ def _batch_message(kind: str, rooms: int, plan: SendPlan) -> str:
     if plan.scheduled_at:
         return f"{what} scheduled."
     return f"{what} started."
-
-
-# --- message templates ----------------------------------------------------------------
-
-
-def _get_template(pk: int) -> MessageTemplate:
-    return get_object_or_404(MessageTemplate, pk=pk)
-
-
-@login_required
-@role_required(Role.MANAGER)
-@vary_on_headers("HX-Request")
-def template_list(request: AuthedHtmxRequest) -> HttpResponse:
-    query = request.GET.get("q", "").strip()
-    templates = MessageTemplate.objects.select_related("app").search(query)
-    template = "messaging/template_list.html"
-    if _wants_fragment(request):
-        template += "#template-table"
-    return render(request, template, {"templates": templates, "q": query})
-
-
-def _template_form_page(
-    request: AuthedHtmxRequest, form: MessageTemplateForm, obj: MessageTemplate | None
-) -> HttpResponse:
-    template = "messaging/template_form.html"
-    if _wants_fragment(request) and request.method == "GET":
-        template += "#template-fields"
-    return render(request, template, {"form": form, "object": obj})
-
-
-@login_required
-@role_required(Role.MANAGER)
-@vary_on_headers("HX-Request")
-def template_create(request: AuthedHtmxRequest) -> HttpResponse:
-    if request.method == "POST":
-        form = MessageTemplateForm(request.POST)
-        if form.is_valid():
-            obj = form.save(commit=False)
-            obj.created_by = request.user
-            obj.save()
-            messages.success(request, f"Template “{obj.name}” saved.")
-            return redirect("messaging:template-list")
-    else:
-        # The kind select swaps in its fields with a GET carrying what was typed.
-        form = MessageTemplateForm(
-            initial={"kind": SendKind.TEXT, **request.GET.dict()}
-        )
-    return _template_form_page(request, form, None)
-
-
-@login_required
-@role_required(Role.MANAGER)
-@vary_on_headers("HX-Request")
-def template_edit(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
-    obj = _get_template(pk)
-    if request.method == "POST":
-        form = MessageTemplateForm(request.POST, instance=obj)
-        if form.is_valid():
-            form.save()
-            messages.success(request, f"Template “{obj.name}” saved.")
-            return redirect("messaging:template-list")
-    else:
-        form = MessageTemplateForm(instance=obj, initial=request.GET.dict())
-    return _template_form_page(request, form, obj)
-
-
-@login_required
-@require_http_methods(["GET", "POST"])
-@role_required(Role.MANAGER)
-def template_delete(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
-    obj = _get_template(pk)
-    if request.method == "POST":
-        obj.delete()
-        messages.success(request, f"Template “{obj.name}” deleted.")
-        return redirect("messaging:template-list")
-    return render(request, "messaging/template_delete.html", {"object": obj})

@@ -1,28 +1,29 @@
+"""The send log: list, detail and CSV export (auditors; managers see their own)."""
+
 from __future__ import annotations
 
 import logging
 import zoneinfo
 from datetime import tzinfo
 
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.models import User
 from django.http import (
     HttpRequest,
     HttpResponse,
     HttpResponseBadRequest,
+    HttpResponseBase,
     QueryDict,
     StreamingHttpResponse,
 )
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
-from django_htmx.middleware import HtmxDetails
 
+from liveadmin.http import AuthedHtmxRequest
 from liveadmin.roles import Role, has_role, role_required
-from messaging.forms import AuditFilterForm, ProviderAppForm
-from messaging.models import ProviderApp, SendRecord
+from messaging.forms.audit import AuditFilterForm
+from messaging.models import SendRecord
 from messaging.services.audit import (
     csv_lines,
     explain_drop_reason,
@@ -38,58 +39,7 @@ from messaging.services.audit import (
 logger = logging.getLogger(__name__)
 
 
-def _get_app_for_admin(pk: int) -> ProviderApp:
-    return get_object_or_404(ProviderApp, pk=pk)
-
-
-@login_required
-@role_required(Role.ADMIN)
-def app_list(request: HttpRequest) -> HttpResponse:
-    apps = ProviderApp.objects.all()
-    return render(request, "messaging/app_list.html", {"apps": apps})
-
-
-@login_required
-@role_required(Role.ADMIN)
-def app_create(request: HttpRequest) -> HttpResponse:
-    form = ProviderAppForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        app = form.save()
-        messages.success(request, f"App “{app.name}” created.")
-        return redirect("messaging:app-list")
-    return render(request, "messaging/app_form.html", {"form": form, "app": None})
-
-
-@login_required
-@role_required(Role.ADMIN)
-def app_edit(request: HttpRequest, pk: int) -> HttpResponse:
-    app = _get_app_for_admin(pk)
-    form = ProviderAppForm(request.POST or None, instance=app)
-    if request.method == "POST" and form.is_valid():
-        form.save()
-        messages.success(request, f"App “{app.name}” saved.")
-        return redirect("messaging:app-list")
-    return render(request, "messaging/app_form.html", {"form": form, "app": app})
-
-
-@login_required
-@require_POST
-@role_required(Role.ADMIN)
-def app_toggle(request: HttpRequest, pk: int) -> HttpResponse:
-    app = _get_app_for_admin(pk)
-    app.enabled = not app.enabled
-    app.save(update_fields=["enabled", "updated_at"])
-    state = "enabled" if app.enabled else "disabled"
-    messages.success(request, f"App “{app.name}” {state}.")
-    return redirect("messaging:app-list")
-
-
 # --- audit log ------------------------------------------------------------------
-
-
-class AuthedHtmxRequest(HttpRequest):
-    user: User
-    htmx: HtmxDetails
 
 
 def _request_timezone(request: HttpRequest) -> tzinfo:
@@ -183,7 +133,7 @@ def audit_detail(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
 @login_required
 @require_GET
 @role_required(Role.AUDITOR, Role.MANAGER)
-def audit_export(request: AuthedHtmxRequest) -> HttpResponse:
+def audit_export(request: AuthedHtmxRequest) -> HttpResponseBase:
     """The filtered log as CSV, streamed: constant memory whatever its size."""
     with timezone.override(_request_timezone(request)):
         form = AuditFilterForm(
@@ -192,7 +142,10 @@ def audit_export(request: AuthedHtmxRequest) -> HttpResponse:
         if not form.is_valid():
             return HttpResponseBadRequest(
                 "Bad filter: "
-                + "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()),
+                + "; ".join(
+                    f"{k}: {' '.join(str(m) for m in v)}"
+                    for k, v in form.errors.items()
+                ),
                 content_type="text/plain; charset=utf-8",
             )
         records = filter_send_log(

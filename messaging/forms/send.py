@@ -1,4 +1,4 @@
-"""Forms of the send page and the message template pages.
+"""The send page's form.
 
 The field names are the ones ``messaging.services.sending.build_request`` takes, so
 its ``SendValidationError`` keys map straight onto form fields (except ``room_id``
@@ -14,7 +14,7 @@ import io
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django import forms
@@ -25,7 +25,6 @@ from django.utils import timezone
 from messaging.models import (
     TEMPLATE_FIELDS,
     MessageTemplate,
-    Provider,
     ProviderApp,
     SendKind,
 )
@@ -244,7 +243,9 @@ class SendForm(forms.Form):
     def __init__(self, *args: Any, app: ProviderApp, kind: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.app, self.kind = app, SendKind(kind)
-        self.fields["template"].queryset = MessageTemplate.objects.usable_for(app, kind)
+        cast(
+            forms.ModelChoiceField, self.fields["template"]
+        ).queryset = MessageTemplate.objects.usable_for(app, kind)
         self.room_list: RoomList | None = None
         self.plan: SendPlan | None = None
         room_fields: dict[str, forms.Field] = {}
@@ -342,7 +343,8 @@ class SendForm(forms.Form):
         return users
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if self.kind in (SendKind.TEXT, SendKind.CUSTOM):
             self._clean_rooms(data)
         scheduled = self._clean_schedule(data)
@@ -516,75 +518,3 @@ def template_initial(template: MessageTemplate) -> dict[str, str]:
         name: str(template.fields.get(name, ""))
         for name in TEMPLATE_FIELDS[template.kind]
     }
-
-
-class MessageTemplateForm(forms.ModelForm):
-    """Name, app (or all apps), kind, and the kind's message fields with {variables}."""
-
-    class Meta:
-        model = MessageTemplate
-        fields = ["name", "app", "kind"]
-        help_texts = {
-            "name": "Shown in the template picker of the send page.",
-        }
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.fields["app"].queryset = ProviderApp.objects.filter(enabled=True)
-        self.fields["app"].empty_label = "All apps"
-        self.fields[
-            "app"
-        ].help_text = "Empty: offered for every app whose provider has this kind."
-        self.fields[
-            "kind"
-        ].help_text = (
-            "Text, custom and broadcast are Tencent kinds; custom command is ZEGO."
-        )
-        self.fields["kind"].choices = SendKind.choices
-        kind = self._kind()
-        self.message_field_names: list[str] = []
-        if kind:
-            for name, f in message_fields(kind).items():
-                if name not in TEMPLATE_FIELDS[kind]:
-                    continue
-                # A template may leave any field for the send form; variables make
-                # byte counts and JSON checks meaningful only once filled.
-                f.required = False
-                f.help_text = f"{f.help_text} Use {{name}} for a variable."
-                f.widget.attrs.pop("data-json", None)
-                self.fields[name] = f
-                self.message_field_names.append(name)
-                if self.instance.pk and self.instance.kind == kind:
-                    self.initial.setdefault(name, self.instance.fields.get(name, ""))
-
-    def _kind(self) -> str:
-        raw = self.data.get(self.add_prefix("kind")) if self.is_bound else None
-        raw = raw or self.initial.get("kind") or self.instance.kind or SendKind.TEXT
-        return raw if raw in SendKind.values else ""
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean()
-        app, kind = data.get("app"), data.get("kind")
-        if app and kind and kind not in PROVIDER_KINDS[app.provider]:
-            names = ", ".join(
-                SendKind(k).label.lower() for k in PROVIDER_KINDS[app.provider]
-            )
-            self.add_error(
-                "kind",
-                f"{app.name} is a {Provider(app.provider).label} app: pick {names}.",
-            )
-        if kind and not any(data.get(n) for n in self.message_field_names):
-            self.add_error(
-                None,
-                "Fill in at least one message field; otherwise there is nothing to reuse.",
-            )
-        return data
-
-    def save(self, commit: bool = True) -> MessageTemplate:
-        template = super().save(commit=False)
-        template.fields = {
-            n: self.cleaned_data.get(n, "") for n in self.message_field_names
-        }
-        if commit:
-            template.save()
-        return template

@@ -1,0 +1,1 @@
+"""Forms of the messaging app, by area: apps, send, templates, audit."""

@@ -1,0 +1,91 @@
+"""The message template form: name, app, kind and the kind's fields with {variables}."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from django import forms
+
+from messaging.forms.send import message_fields
+from messaging.models import (
+    TEMPLATE_FIELDS,
+    MessageTemplate,
+    Provider,
+    ProviderApp,
+    SendKind,
+)
+from messaging.providers import PROVIDER_KINDS
+
+
+class MessageTemplateForm(forms.ModelForm):
+    """Name, app (or all apps), kind, and the kind's message fields with {variables}."""
+
+    class Meta:
+        model = MessageTemplate
+        fields = ["name", "app", "kind"]
+        help_texts = {
+            "name": "Shown in the template picker of the send page.",
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        app_field = cast(forms.ModelChoiceField, self.fields["app"])
+        app_field.queryset = ProviderApp.objects.filter(enabled=True)
+        app_field.empty_label = "All apps"
+        self.fields[
+            "app"
+        ].help_text = "Empty: offered for every app whose provider has this kind."
+        self.fields[
+            "kind"
+        ].help_text = (
+            "Text, custom and broadcast are Tencent kinds; custom command is ZEGO."
+        )
+        cast(forms.ChoiceField, self.fields["kind"]).choices = SendKind.choices
+        kind = self._kind()
+        self.message_field_names: list[str] = []
+        if kind:
+            for name, f in message_fields(kind).items():
+                if name not in TEMPLATE_FIELDS[kind]:
+                    continue
+                # A template may leave any field for the send form; variables make
+                # byte counts and JSON checks meaningful only once filled.
+                f.required = False
+                f.help_text = f"{f.help_text} Use {{name}} for a variable."
+                f.widget.attrs.pop("data-json", None)
+                self.fields[name] = f
+                self.message_field_names.append(name)
+                if self.instance.pk and self.instance.kind == kind:
+                    self.initial.setdefault(name, self.instance.fields.get(name, ""))
+
+    def _kind(self) -> str:
+        raw = self.data.get(self.add_prefix("kind")) if self.is_bound else None
+        raw = raw or self.initial.get("kind") or self.instance.kind or SendKind.TEXT
+        return raw if raw in SendKind.values else ""
+
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
+        app, kind = data.get("app"), data.get("kind")
+        if app and kind and kind not in PROVIDER_KINDS[app.provider]:
+            names = ", ".join(
+                SendKind(k).label.lower() for k in PROVIDER_KINDS[app.provider]
+            )
+            self.add_error(
+                "kind",
+                f"{app.name} is a {Provider(app.provider).label} app: pick {names}.",
+            )
+        if kind and not any(data.get(n) for n in self.message_field_names):
+            self.add_error(
+                None,
+                "Fill in at least one message field; otherwise there is nothing to reuse.",
+            )
+        return data
+
+    def save(self, commit: bool = True) -> MessageTemplate:
+        template = super().save(commit=False)
+        template.fields = {
+            n: self.cleaned_data.get(n, "") for n in self.message_field_names
+        }
+        if commit:
+            template.save()
+        return template

@@ -1,0 +1,1 @@
+"""Views of the messaging app, by area: apps, send, templates, audit (batches: batch_views)."""

@@ -1,0 +1,66 @@
+"""Provider apps: list, create, edit, enable/disable (administrators)."""
+
+from __future__ import annotations
+
+import logging
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+)
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from liveadmin.roles import Role, role_required
+from messaging.forms.apps import ProviderAppForm
+from messaging.models import ProviderApp
+
+logger = logging.getLogger(__name__)
+
+
+def _get_app_for_admin(pk: int) -> ProviderApp:
+    return get_object_or_404(ProviderApp, pk=pk)
+
+
+@login_required
+@role_required(Role.ADMIN)
+def app_list(request: HttpRequest) -> HttpResponse:
+    apps = ProviderApp.objects.all()
+    return render(request, "messaging/app_list.html", {"apps": apps})
+
+
+@login_required
+@role_required(Role.ADMIN)
+def app_create(request: HttpRequest) -> HttpResponse:
+    form = ProviderAppForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        app = form.save()
+        messages.success(request, f"App “{app.name}” created.")
+        return redirect("messaging:app-list")
+    return render(request, "messaging/app_form.html", {"form": form, "app": None})
+
+
+@login_required
+@role_required(Role.ADMIN)
+def app_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    app = _get_app_for_admin(pk)
+    form = ProviderAppForm(request.POST or None, instance=app)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, f"App “{app.name}” saved.")
+        return redirect("messaging:app-list")
+    return render(request, "messaging/app_form.html", {"form": form, "app": app})
+
+
+@login_required
+@require_POST
+@role_required(Role.ADMIN)
+def app_toggle(request: HttpRequest, pk: int) -> HttpResponse:
+    app = _get_app_for_admin(pk)
+    app.enabled = not app.enabled
+    app.save(update_fields=["enabled", "updated_at"])
+    state = "enabled" if app.enabled else "disabled"
+    messages.success(request, f"App “{app.name}” {state}.")
+    return redirect("messaging:app-list")
