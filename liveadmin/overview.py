@@ -186,8 +186,9 @@ def manager_figures(user: Any, rng: Range) -> dict[str, Any]:
         "Your sends by outcome", Metric.SEND, rng, "outcome", OUTCOME_STYLE, mine
     )
     now = timezone.now()
-    failures = list(
-        Tally.objects.filter(
+    failures: list[dict[str, Any]] = [
+        dict(row)
+        for row in Tally.objects.filter(
             mine,
             metric=Metric.SEND,
             span=rng.top_span,
@@ -198,7 +199,7 @@ def manager_figures(user: Any, rng: Range) -> dict[str, Any]:
         .values("app_id", "outcome", "code")
         .annotate(n=Sum("count"))
         .order_by("-n")[:20]
-    )
+    ]
     apps = ProviderApp.objects.in_bulk({f["app_id"] for f in failures})
     for f in failures:
         app = apps.get(f["app_id"])

@@ -168,7 +168,7 @@ def expire_windows(now: datetime) -> int:
         boundary = floor_hour(now) - timedelta(hours=hours - 1)
         since = state.last_minute
         if since is not None and since < boundary:
-            leaving = Counter()
+            leaving: Counter = Counter()
             for row in Tally.objects.filter(
                 metric__in=WINDOWED,
                 span=Span.HOUR,
