@@ -136,3 +136,34 @@ def test_addapp_check_needs_an_administrator(manager):
         secret="s-0123456789abcdef",
     )
     assert code == 2 and lines == []
+
+
+def test_an_administrator_checks_credentials_from_the_app_list(sandboxed, admin_user):
+    from django.urls import reverse
+
+    from tests.conftest import client_for
+
+    app = sandboxed("tencent", name="Checked from the page")
+    response = client_for(admin_user).post(
+        reverse("messaging:app-check", args=[app.pk]), follow=True
+    )
+    body = response.content.decode()
+    assert "Credentials of “Checked from the page” accepted" in body
+    assert "(code 100004)" in body
+    assert (
+        SendRecord.objects.filter(app=app, kind="check", user=admin_user).count() == 1
+    )
+
+
+def test_only_administrators_check_credentials(users, client):
+    from django.urls import reverse
+
+    from tests.conftest import client_for
+
+    app = make_app()
+    url = reverse("messaging:app-check", args=[app.pk])
+    for name in ("manager", "moderator", "auditor", "outsider"):
+        assert client_for(users[name]).post(url).status_code == 403
+    assert client.post(url).status_code == 302
+    assert client_for(users["admin"]).get(url).status_code == 405
+    assert not SendRecord.objects.filter(kind="check").exists()
