@@ -41,9 +41,10 @@ test: $(VENV)/.installed
 	$(CHECK_ENV) $(PY) manage.py makemigrations --check --dry-run
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-# mypy with django-stubs loads the settings; DEBUG lets them load without production
-# secrets (development ones are generated under var/).
-CHECK_ENV := DEBUG=1
+# mypy with django-stubs and makemigrations load the settings; DEBUG lets them load
+# without production secrets (development ones are generated under var/), and the
+# embedded SQLite database spares them a database server.
+CHECK_ENV := DEBUG=1 DATABASE_URL=
 typecheck: $(VENV)/.installed
 	$(CHECK_ENV) $(VENV)/bin/mypy
 

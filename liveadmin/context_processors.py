@@ -1,6 +1,6 @@
 from django.http import HttpRequest
 
-from liveadmin.navigation import nav_for
+from liveadmin.navigation import nav_counts, nav_for
 from liveadmin.roles import Role, user_roles
 
 
@@ -13,6 +13,7 @@ def roles(request: HttpRequest) -> dict:
     return {
         "roles": held,
         "nav": nav_for(held),
+        "nav_counts": nav_counts(held, getattr(request, "user", None)),
         "is_manager": Role.MANAGER in held,
         "is_moderator": Role.MODERATOR in held,
         "is_auditor": Role.AUDITOR in held,

@@ -21,6 +21,6 @@ class AuthedHtmxRequest(HtmxRequest):
 
 
 def wants_fragment(request: HtmxRequest) -> bool:
-    """An htmx request for a page's fragment (CONVENTIONS.md 10)."""
+    """An htmx request for a page's fragment (the same URL serves the page)."""
     # htmx restoring a page from history (a cache miss after Back) needs the whole page.
     return bool(request.htmx) and not request.htmx.history_restore_request

@@ -12,23 +12,30 @@ claims on each row keep the pool's threads (and several web processes) from
 sending a room twice. Work queued in memory is lost if the process stops, but
 the rows are in the database: the scheduler's recovery queues them again at the
 next start.
+
+Tasks are named by their Celery name (``"messaging.tasks.run_batch"``), never
+imported here: this module imports nothing of messaging, so services can queue
+work without an import cycle through tasks.py.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from celery import current_app
 from django.conf import settings
 from django.db import close_old_connections, connections, transaction
+from django.utils.module_loading import import_string
 
 logger = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _executor: ThreadPoolExecutor | None = None
+_timers: set[threading.Timer] = set()
 _scheduler: threading.Thread | None = None
 _scheduler_stop = threading.Event()
 
@@ -37,26 +44,33 @@ def uses_broker() -> bool:
     return bool(settings.CELERY_BROKER_URL)
 
 
-def enqueue(task: Any, *args: Any, countdown: float = 0) -> None:
-    """Run ``task(*args)`` in the background once the current transaction commits."""
+def enqueue(task_name: str, *args: Any, countdown: float = 0) -> None:
+    """Run the task named ``task_name`` with ``args`` in the background, once the
+    current transaction commits (so a worker never sees rows not yet committed)."""
     if uses_broker():
-        if countdown:
-            transaction.on_commit(
-                lambda: task.apply_async(args=args, countdown=countdown)
-            )
-        else:
-            task.delay_on_commit(*args)
+        options = {"countdown": countdown} if countdown > 0 else {}
+        transaction.on_commit(
+            lambda: current_app.send_task(task_name, args=args, **options)
+        )
         return
-    transaction.on_commit(lambda: _submit(task, args, countdown))
+    transaction.on_commit(lambda: _submit(task_name, args, countdown))
 
 
-def _submit(task: Any, args: tuple, countdown: float) -> None:
+def _submit(task_name: str, args: tuple, countdown: float) -> None:
     if countdown > 0:
-        timer = threading.Timer(countdown, _submit, args=(task, args, 0))
+        timer = threading.Timer(countdown, _fire, args=(task_name, args))
         timer.daemon = True
+        with _lock:
+            _timers.add(timer)
         timer.start()
         return
-    _get_executor().submit(_run, task, args)
+    _get_executor().submit(_run, task_name, args)
+
+
+def _fire(task_name: str, args: tuple) -> None:
+    with _lock:
+        _timers.difference_update([t for t in _timers if not t.is_alive()])
+    _submit(task_name, args, 0)
 
 
 def _get_executor() -> ThreadPoolExecutor:
@@ -70,33 +84,42 @@ def _get_executor() -> ThreadPoolExecutor:
         return _executor
 
 
-def _run(task: Callable, args: tuple) -> None:
+def _run(task_name: str, args: tuple) -> None:
     """Run one task in a pool thread, with its own database connection."""
     close_old_connections()
     try:
-        task(*args)
+        import_string(task_name)(*args)
     except Exception:
         # The rows stay in the database; recovery queues them again.
-        logger.exception("background task %s failed", getattr(task, "name", task))
+        logger.exception("background task %s failed", task_name)
     finally:
         connections.close_all()
 
 
-def wait_idle(timeout: float = 30.0) -> None:
-    """Wait until the embedded pool has run everything queued (for shutdown/tests)."""
+def wait_idle(timeout: float = 60.0) -> None:
+    """Wait until the embedded pool has run everything queued, including tasks
+    queued with a countdown and the follow-ups they queue (for shutdown and tests)."""
     global _executor
-    with _lock:
-        executor, _executor = _executor, None
-    if executor is not None:
-        executor.shutdown(wait=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with _lock:
+            timers = list(_timers)
+        for timer in timers:
+            timer.join(max(0.0, deadline - time.monotonic()))
+        with _lock:
+            executor, _executor = _executor, None
+            _timers.difference_update([t for t in _timers if not t.is_alive()])
+        if executor is not None:
+            executor.shutdown(wait=True)
+        with _lock:
+            if not _timers and _executor is None:
+                return
 
 
 def tick() -> None:
-    """One round of the periodic work: start due batches, recover abandoned sends."""
-    from messaging.services import batches
-
-    batches.start_due_batches()
-    batches.recover_sends()
+    """One round of the periodic work: every task of CELERY_BEAT_SCHEDULE."""
+    for entry in settings.CELERY_BEAT_SCHEDULE.values():
+        import_string(str(entry["task"]))()
 
 
 def start_embedded_scheduler() -> bool:

@@ -9,20 +9,9 @@ from django.utils import timezone
 
 from liveadmin.encryption import EncryptedTextField
 from liveadmin.roles import Role, has_role
-from messaging.providers.regions import REGIONS, api_domain
+from messaging import providers
+from messaging.kinds import KINDS, SendKind
 from messaging.variables import variables_in
-
-
-class Provider(models.TextChoices):
-    TENCENT = "tencent", "Tencent Cloud (TUILiveKit / Chat)"
-    ZEGO = "zego", "ZEGO"
-
-
-# Grouped by provider, so the region menu shows Tencent and ZEGO regions apart.
-REGION_CHOICES = [
-    ("Tencent Cloud", [(key, label) for key, (label, _) in REGIONS["tencent"].items()]),
-    ("ZEGO", [(key, label) for key, (label, _) in REGIONS["zego"].items()]),
-]
 
 
 class ProviderApp(models.Model):
@@ -32,9 +21,11 @@ class ProviderApp(models.Model):
     """
 
     name = models.CharField(max_length=100, unique=True)
-    provider = models.CharField(max_length=16, choices=Provider.choices)
+    # Choices come from the provider registry (callables: a new provider or region
+    # needs no migration).
+    provider = models.CharField(max_length=16, choices=providers.provider_choices)
     app_id = models.PositiveBigIntegerField("SDKAppID / AppId")
-    region = models.CharField(max_length=32, choices=REGION_CHOICES)
+    region = models.CharField(max_length=32, choices=providers.region_choices)
     identifier = models.CharField(
         "admin identifier",
         max_length=32,
@@ -61,6 +52,19 @@ class ProviderApp(models.Model):
         help_text="Sends per second for this app, below the provider's documented limit. Empty: the documented limit.",
     )
     broadcast_requires_approval = models.BooleanField(default=False)
+    at_least_once = models.BooleanField(
+        "at-least-once delivery",
+        default=False,
+        help_text="Text and custom messages whose delivery is unknown (a timeout, a lost "
+        "connection, a worker that died) are sent again: a room may get a duplicate "
+        "instead of a gap. Off: such rooms are marked unknown and offered for a re-send.",
+    )
+    test_environment = models.BooleanField(
+        "ZEGO test environment",
+        default=False,
+        help_text="ZEGO only: the project's test environment (sent as IsTest=true; 10 requests/s "
+        "instead of 100).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -80,31 +84,31 @@ class ProviderApp(models.Model):
         """Where requests go: the override, or https:// + the region's domain."""
         if self.base_url:
             return self.base_url.rstrip("/")
-        return f"https://{api_domain(self.provider, self.region)}"
+        return f"https://{providers.api_domain(self.provider, self.region)}"
 
     @property
     def region_label(self) -> str:
-        return REGIONS[self.provider][self.region][0]
+        return providers.regions(self.provider)[self.region][0]
 
     @property
     def has_webhook_token(self) -> bool:
         return bool(self.webhook_token)
 
 
-class SendKind(models.TextChoices):
-    TEXT = "text", "Room text message"
-    CUSTOM = "custom", "Room custom message"
-    BROADCAST = "broadcast", "Broadcast to all live rooms"
-    COMMAND = "command", "Custom command (ZEGO)"
-    # "Check credentials": one harmless call to a room that cannot exist.
-    CHECK = "check", "Credential check"
-
-
 class Outcome(models.TextChoices):
+    """A send's outcome. Every one but ``waiting`` is final: the row never changes
+    again (DESIGN.md "Delivery semantics"); sending again makes a new row."""
+
     WAITING = "waiting", "Waiting"
     OK = "ok", "OK"
     DROPPED = "dropped", "Dropped"
     FAILED = "failed", "Failed"
+    # The request may have reached the provider but no answer was recorded (read
+    # timeout, connection lost, a worker that died holding the row): not sent again
+    # by itself, offered for an explicit re-send.
+    UNKNOWN = "unknown", "Unknown"
+    # A batch was cancelled before this room was sent.
+    CANCELLED = "cancelled", "Cancelled"
 
 
 class SendRecordQuerySet(models.QuerySet):
@@ -223,10 +227,7 @@ class SendRecord(models.Model):
 # The message fields a template stores for each kind (room IDs and recipients are
 # chosen at send time, not saved in a template).
 TEMPLATE_FIELDS: dict[str, list[str]] = {
-    SendKind.TEXT: ["sender", "text", "extension_info"],
-    SendKind.CUSTOM: ["sender", "business_id", "data"],
-    SendKind.BROADCAST: ["from_account", "text", "custom_data", "cloud_custom_data"],
-    SendKind.COMMAND: ["from_user", "content"],
+    kind: spec.template_fields for kind, spec in KINDS.items()
 }
 
 
@@ -313,10 +314,25 @@ def default_pause_after_failures() -> int:
 
 class BatchQuerySet(models.QuerySet):
     def visible_to(self, user: Any) -> BatchQuerySet:
-        """Community managers see every batch: approving needs the others' broadcasts."""
-        if has_role(user, Role.MANAGER):
+        """The send log's rule: administrators see every batch; a community manager
+        sees the batches they made, plus every broadcast awaiting approval (another
+        manager approves it)."""
+        if has_role(user, Role.ADMIN):
             return self
+        if has_role(user, Role.MANAGER):
+            return self.filter(
+                models.Q(created_by=user)
+                | models.Q(status=BatchStatus.AWAITING_APPROVAL)
+            )
         return self.none()
+
+    def awaiting_approval_by(self, user: Any) -> BatchQuerySet:
+        """Broadcasts another manager made that ``user`` may approve."""
+        if not has_role(user, Role.MANAGER):
+            return self.none()
+        return self.filter(status=BatchStatus.AWAITING_APPROVAL).exclude(
+            created_by=user
+        )
 
 
 class Batch(models.Model):
@@ -367,6 +383,10 @@ class Batch(models.Model):
         help_text="Pause after this many provider failures in a row.",
     )
     consecutive_failures = models.PositiveIntegerField(default=0)
+    # Start of the current run of transient failures (network, 5xx, provider busy);
+    # the batch pauses once it lasts longer than BATCH_OUTAGE_PAUSE_SECONDS.
+    failing_since = models.DateTimeField(null=True, blank=True)
+    failing_reason = models.TextField(blank=True, default="")
     pause_reason = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -409,3 +429,8 @@ class Batch(models.Model):
         counts["answered"] = answered
         counts["percent"] = round(100 * answered / total) if total else 100
         return counts
+
+
+def awaiting_approval_count(user: Any) -> int:
+    """Broadcasts waiting for ``user``'s approval: the count in the navigation."""
+    return Batch.objects.awaiting_approval_by(user).count()

@@ -4,7 +4,8 @@ The providers count requests per app and per API: Tencent's live_engine
 ``send_text_msg`` and ``send_custom_msg`` allow 200/s each, ``send_broadcast_msg``
 1/s, and ZEGO allows 100/s per AppId. An app may set a lower ``rate_limit``.
 
-``acquire(app, kind)`` blocks until the caller may send one request. With
+``acquire(app, kind)`` blocks until the caller may send one request;
+``reserve(app, kind, n)`` reserves n sends at once for a bulk sender. With
 ``REDIS_URL`` set the bucket lives in Redis and one Lua script takes the token
 atomically, so every worker process on every machine draws from the same bucket
 (Redis' own clock is used, so machines with skewed clocks still agree). Without
@@ -20,12 +21,15 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 import time
 from typing import TYPE_CHECKING
 
 import redis
 from django.conf import settings
+
+from messaging.kinds import KINDS, documented_rate
 
 if TYPE_CHECKING:
     from messaging.models import ProviderApp
@@ -34,33 +38,27 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# Documented limits, requests per second per app (PROVIDERS.md 1.4, 5.1, 6.4).
+# Documented limits, requests per second per app, from the kinds' specs
+# (messaging/kinds.py; sources in docs/providers.md).
 DOCUMENTED_RATES: dict[str, float] = {
-    "text": 200.0,
-    "custom": 200.0,
-    "broadcast": 1.0,
-    "command": 100.0,
+    kind: spec.documented_rate for kind, spec in KINDS.items()
 }
 # The provider counts requests in one-second windows. A steady rate exactly at the
 # limit would still overrun some windows: reservations are taken here but arrive
 # there after a variable network delay, which bunches them up. So the bucket is
-# paced a little under the limit and holds a single token (no burst).
-DEFAULT_HEADROOM = 0.05
-DEFAULT_BURST_SECONDS = 0.0
-# Text and custom messages share one bucket: both are live_engine APIs and
-# counting them together can only keep a mixed load further under the limit.
-BUCKETS: dict[str, str] = {
-    "text": "live_engine",
-    "custom": "live_engine",
-    "broadcast": "broadcast",
-    "command": "command",
-}
+# paced a little under the limit (RATE_LIMIT_HEADROOM) and holds a single token
+# (RATE_LIMIT_BURST_SECONDS 0: no burst).
+
+# Text and custom messages share one bucket (their spec's rate_bucket): both are
+# live_engine APIs and counting them together can only keep a mixed load further
+# under the limit.
+BUCKETS: dict[str, str] = {kind: spec.rate_bucket for kind, spec in KINDS.items()}
 KEY_PREFIX = "liveadmin:ratelimit"
 
 
 def rate_per_second(app: ProviderApp, kind: str) -> float:
     """The documented rate of ``kind`` for ``app``, or the app's lower own limit."""
-    documented = DOCUMENTED_RATES[str(kind)]
+    documented = documented_rate(str(kind), test_environment=app.test_environment)
     if app.rate_limit:
         return min(documented, float(app.rate_limit))
     return documented
@@ -68,13 +66,13 @@ def rate_per_second(app: ProviderApp, kind: str) -> float:
 
 def pace_for(rate: float) -> float:
     """The rate the bucket refills at: the limit minus the headroom."""
-    headroom = getattr(settings, "RATE_LIMIT_HEADROOM", DEFAULT_HEADROOM)
+    headroom = settings.RATE_LIMIT_HEADROOM
     return rate * (1.0 - headroom)
 
 
 def burst_for(rate: float) -> float:
     """Bucket capacity in tokens, at least one."""
-    seconds = getattr(settings, "RATE_LIMIT_BURST_SECONDS", DEFAULT_BURST_SECONDS)
+    seconds = settings.RATE_LIMIT_BURST_SECONDS
     return max(1.0, rate * seconds)
 
 
@@ -83,11 +81,21 @@ def bucket_key(app: ProviderApp, kind: str) -> str:
     return f"{KEY_PREFIX}:{app.provider}:{app.app_id}:{BUCKETS[str(kind)]}"
 
 
-# KEYS[1] bucket hash; ARGV rate, capacity. Returns the seconds to wait (a string,
-# since Lua numbers returned to Redis are truncated to integers).
+# Redis unreachable: each process falls back to its share of the budget, the rate
+# divided by the number of processes seen drawing from the bucket in the last
+# PEER_SECONDS (remembered from the last answer). A process that never reached
+# Redis assumes settings.RATE_LIMIT_FALLBACK_PEERS processes.
+PEER_SECONDS = 10.0
+
+
+# KEYS[1] bucket hash, KEYS[2] sorted set of the processes drawing from it;
+# ARGV rate, capacity, tokens wanted, this process's id, PEER_SECONDS. Returns
+# "<seconds to wait for the first token> <processes seen>" (a string, since Lua
+# numbers returned to Redis are truncated to integers).
 _RESERVE_LUA = """
 local rate = tonumber(ARGV[1])
 local capacity = tonumber(ARGV[2])
+local wanted = tonumber(ARGV[3])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
@@ -97,14 +105,19 @@ if tokens == nil or ts == nil then
   tokens = capacity
   ts = now
 end
-tokens = math.min(capacity, tokens + math.max(0, now - ts) * rate) - 1
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
+tokens = math.min(capacity, tokens + math.max(0, now - ts) * rate)
 local wait = 0
-if tokens < 0 then
-  wait = -tokens / rate
+if tokens < 1 then
+  wait = (1 - tokens) / rate
 end
-redis.call('PEXPIRE', KEYS[1], math.ceil((wait + capacity / rate) * 1000) + 60000)
-return tostring(wait)
+tokens = tokens - wanted
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
+local ttl = math.ceil((wait + (wanted + capacity) / rate) * 1000) + 60000
+redis.call('PEXPIRE', KEYS[1], ttl)
+redis.call('ZADD', KEYS[2], now, ARGV[4])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[5]))
+redis.call('PEXPIRE', KEYS[2], ttl)
+return tostring(wait) .. ' ' .. tostring(redis.call('ZCARD', KEYS[2]))
 """
 
 
@@ -114,10 +127,20 @@ class RedisTokenBucket:
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
         self._reserve = client.register_script(_RESERVE_LUA)
+        self.member = f"{socket.gethostname()}:{os.getpid()}"
+        # Processes drawing from each bucket, as last seen (for the fallback share).
+        self.peers: dict[str, int] = {}
 
-    def reserve(self, key: str, rate: float, capacity: float) -> float:
-        """Take one token; return how many seconds to wait before using it."""
-        return float(self._reserve(keys=[key], args=[repr(rate), repr(capacity)]))
+    def reserve(self, key: str, rate: float, capacity: float, n: int = 1) -> float:
+        """Take ``n`` tokens; return the seconds to wait before using the first (the
+        next ones follow every 1/rate seconds)."""
+        answer = self._reserve(
+            keys=[key, f"{key}:peers"],
+            args=[repr(rate), repr(capacity), n, self.member, PEER_SECONDS],
+        )
+        wait, peers = (answer.decode() if isinstance(answer, bytes) else answer).split()
+        self.peers[key] = max(1, int(peers))
+        return float(wait)
 
     def acquire(self, key: str, rate: float, capacity: float) -> None:
         wait = self.reserve(key, rate, capacity)
@@ -132,13 +155,13 @@ class LocalTokenBucket:
         self._lock = threading.Lock()
         self._state: dict[str, tuple[float, float]] = {}
 
-    def reserve(self, key: str, rate: float, capacity: float) -> float:
+    def reserve(self, key: str, rate: float, capacity: float, n: int = 1) -> float:
         with self._lock:
             now = time.monotonic()
             tokens, ts = self._state.get(key, (capacity, now))
-            tokens = min(capacity, tokens + max(0.0, now - ts) * rate) - 1
-            self._state[key] = (tokens, now)
-        return -tokens / rate if tokens < 0 else 0.0
+            tokens = min(capacity, tokens + max(0.0, now - ts) * rate)
+            self._state[key] = (tokens - n, now)
+        return (1 - tokens) / rate if tokens < 1 else 0.0
 
     def acquire(self, key: str, rate: float, capacity: float) -> None:
         wait = self.reserve(key, rate, capacity)
@@ -155,7 +178,8 @@ def get_bucket() -> RedisTokenBucket | LocalTokenBucket:
     """Redis when REDIS_URL is set, else the in-process bucket.
 
     One Redis client per process (keyed by pid so a forked worker child never
-    shares its parent's sockets).
+    shares its parent's sockets), with short timeouts: a Redis that hangs must
+    not hold the senders longer than one that is down.
     """
     url = settings.REDIS_URL
     if not url:
@@ -166,21 +190,45 @@ def get_bucket() -> RedisTokenBucket | LocalTokenBucket:
         with _redis_lock:
             bucket = _redis_buckets.get(key)
             if bucket is None:
-                bucket = RedisTokenBucket(redis.Redis.from_url(url))
+                bucket = RedisTokenBucket(
+                    redis.Redis.from_url(
+                        url, socket_connect_timeout=1.0, socket_timeout=1.0
+                    )
+                )
                 _redis_buckets[key] = bucket
     return bucket
 
 
-def acquire(app: ProviderApp, kind: str) -> None:
-    """Block until ``app`` may make one ``kind`` request without exceeding its rate."""
+def reserve(app: ProviderApp, kind: str, n: int = 1) -> tuple[float, float]:
+    """Reserve ``n`` sends of ``kind`` for ``app`` within its rate.
+
+    Returns (seconds until the first may go, seconds between the next ones). With
+    Redis unreachable, this process falls back to its share of the rate in an
+    in-process bucket (see PEER_SECONDS), so processes that share a budget never
+    take the whole budget each.
+    """
     rate = pace_for(rate_per_second(app, kind))
     key, capacity = bucket_key(app, kind), burst_for(rate)
     bucket = get_bucket()
     try:
-        bucket.acquire(key, rate, capacity)
+        return bucket.reserve(key, rate, capacity, n), 1.0 / rate
     except redis.RedisError as exc:
-        # Redis unreachable: keep this process within the rate rather than fail
-        # the send; the provider's own limit answer is retried if several
-        # processes together overshoot meanwhile.
-        logger.warning("rate limiter: Redis unavailable (%s); limiting in-process", exc)
-        _local_bucket.acquire(key, rate, capacity)
+        assert isinstance(bucket, RedisTokenBucket)
+        peers = bucket.peers.get(key) or settings.RATE_LIMIT_FALLBACK_PEERS
+        share = rate / max(1, peers)
+        logger.warning(
+            "rate limiter: Redis unavailable (%s); this process keeps to its share, "
+            "%.1f/s (1/%s of the rate)",
+            type(exc).__name__,
+            share,
+            peers,
+        )
+        wait = _local_bucket.reserve(f"{key}:share", share, 1.0, n)
+        return wait, 1.0 / share
+
+
+def acquire(app: ProviderApp, kind: str) -> None:
+    """Block until ``app`` may make one ``kind`` request without exceeding its rate."""
+    wait, _ = reserve(app, kind)
+    if wait > 0:
+        time.sleep(wait)

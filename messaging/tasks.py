@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from messaging import dispatch
-from messaging.services import batches
+from messaging.services import batch_runner, batches, recovery
 
 logger = logging.getLogger(__name__)
 
@@ -22,19 +22,17 @@ TRANSIENT_ERRORS = (OperationalError, InterfaceError, redis.RedisError)
 
 
 @shared_task(
-    bind=True,
+    name=batches.RUN_BATCH_TASK,
     acks_late=True,
     autoretry_for=TRANSIENT_ERRORS,
     retry_backoff=True,
     retry_backoff_max=60,
     max_retries=8,
 )
-def send_batch_chunk(self: Any, batch_id: int, first_id: int, last_id: int) -> None:
-    again_in = batches.send_chunk(batch_id, first_id, last_id)
+def run_batch(batch_id: int) -> None:
+    again_in = batch_runner.run_batch(batch_id)
     if again_in is not None:
-        dispatch.enqueue(
-            send_batch_chunk, batch_id, first_id, last_id, countdown=again_in
-        )
+        dispatch.enqueue(batches.RUN_BATCH_TASK, batch_id, countdown=again_in)
 
 
 @shared_task(acks_late=True, autoretry_for=TRANSIENT_ERRORS, retry_backoff=True)
@@ -44,12 +42,12 @@ def start_due_batches() -> None:
 
 @shared_task(acks_late=True, autoretry_for=TRANSIENT_ERRORS, retry_backoff=True)
 def recover_sends() -> None:
-    batches.recover_sends()
+    recovery.recover_sends()
 
 
 @worker_ready.connect
 def recover_at_worker_start(**kwargs: Any) -> None:
-    """A worker starting after a crash picks up what the dead one left: now, and
+    """A worker starting after a crash closes what the dead one left: now, and
     again once the dead worker's claims have timed out."""
     recover_sends.delay()
     recover_sends.apply_async(countdown=settings.SEND_CLAIM_TIMEOUT + 1)

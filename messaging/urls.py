@@ -1,7 +1,6 @@
 from django.urls import path
 
-from messaging import batch_views
-from messaging.views import apps, audit, send, templates
+from messaging.views import apps, audit, batches, send, templates
 
 app_name = "messaging"
 
@@ -18,13 +17,23 @@ urlpatterns = [
     path(
         "templates/<int:pk>/delete/", templates.template_delete, name="template-delete"
     ),
-    path("batches/", batch_views.batch_list, name="batch-list"),
-    path("batches/<int:pk>/", batch_views.batch_detail, name="batch-detail"),
-    path("batches/<int:pk>/cancel/", batch_views.batch_cancel, name="batch-cancel"),
-    path("batches/<int:pk>/pause/", batch_views.batch_pause, name="batch-pause"),
-    path("batches/<int:pk>/resume/", batch_views.batch_resume, name="batch-resume"),
-    path("batches/<int:pk>/resend/", batch_views.batch_resend, name="batch-resend"),
-    path("batches/<int:pk>/approve/", batch_views.batch_approve, name="batch-approve"),
+    path("batches/", batches.batch_list, name="batch-list"),
+    path(
+        "batches/awaiting-approval/",
+        batches.batch_approvals,
+        name="batch-approvals",
+    ),
+    path("batches/<int:pk>/", batches.batch_detail, name="batch-detail"),
+    path("batches/<int:pk>/cancel/", batches.batch_cancel, name="batch-cancel"),
+    path("batches/<int:pk>/pause/", batches.batch_pause, name="batch-pause"),
+    path("batches/<int:pk>/resume/", batches.batch_resume, name="batch-resume"),
+    path("batches/<int:pk>/resend/", batches.batch_resend, name="batch-resend"),
+    path(
+        "batches/<int:pk>/resend-unknown/",
+        batches.batch_resend_unknown,
+        name="batch-resend-unknown",
+    ),
+    path("batches/<int:pk>/approve/", batches.batch_approve, name="batch-approve"),
 ]
 
 urlpatterns += [

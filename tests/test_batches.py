@@ -17,8 +17,9 @@ from django.utils import timezone
 from liveadmin.roles import Role
 from messaging import dispatch
 from messaging.models import Batch, BatchStatus, Outcome, ProviderApp, SendRecord
+from messaging.rooms import parse_room_ids
 from messaging.sandbox.models import SandboxApp, SandboxMessage
-from messaging.services import batches
+from messaging.services import batch_runner, batches, recovery, throughput
 from messaging.services.sending import SendValidationError
 from tests.conftest import client_for
 from tests.factories import (
@@ -28,6 +29,7 @@ from tests.factories import (
     make_send_record,
     make_user,
 )
+from tests.recording_server import recording_server
 from tests.sandbox_support import WebhookReceiver
 
 TEXT = {"sender": "host-1", "text": "The show starts in 5 minutes"}
@@ -53,16 +55,21 @@ def await_state(check, *, timeout: float = 20.0, what: str = "state"):
 
 
 def run_batch_inline(batch: Batch) -> None:
-    """Run every chunk of the batch in this thread, as a worker would."""
-    ids = list(batch.records.order_by("id").values_list("id", flat=True))
-    batches.send_chunk(batch.pk, ids[0], ids[-1])
+    """Run the batch's runner in this thread, as a worker would, until it stops."""
+    while batch_runner.run_batch(batch.pk) is not None:
+        pass
+
+
+@pytest.fixture
+def server():
+    yield from recording_server()
 
 
 # --- parsing and estimates ------------------------------------------------------
 
 
 def test_it_parses_room_lists_and_reports_what_it_removed():
-    parsed = batches.parse_room_ids(
+    parsed = parse_room_ids(
         'room_id\nroom-1\n\n room-2 \nroom-1\n"room-3",extra\nraum-ä\nlive room\n\n'
     )
     assert parsed.rooms == ["room-1", "room-2", "room-3"]
@@ -74,7 +81,7 @@ def test_it_parses_room_lists_and_reports_what_it_removed():
 
 
 def test_it_flags_more_than_ten_thousand_rooms():
-    parsed = batches.parse_room_ids("\n".join(f"r{i}" for i in range(10_001)))
+    parsed = parse_room_ids("\n".join(f"r{i}" for i in range(10_001)))
     assert len(parsed.rooms) == 10_001
     assert parsed.too_many
 
@@ -82,14 +89,36 @@ def test_it_flags_more_than_ten_thousand_rooms():
 @pytest.mark.django_db
 def test_it_estimates_the_duration_at_the_rate_budget():
     app = make_app()
-    assert batches.estimate_seconds(app, "text", 2000) == 10.0
-    assert batches.describe_estimate(app, "text", 2000) == (
+    assert throughput.estimate_seconds(app, "text", 2000) == 10.0
+    assert throughput.describe_estimate(app, "text", 2000) == (
         "2,000 rooms at 200/s: about 10 s"
     )
     slow = make_app(rate_limit=10)
-    assert batches.estimate_seconds(slow, "custom", 2000) == 200.0
-    assert batches.describe_estimate(slow, "custom", 2000) == (
+    assert throughput.estimate_seconds(slow, "custom", 2000) == 200.0
+    assert throughput.describe_estimate(slow, "custom", 2000) == (
         "2,000 rooms at 10/s: about 4 min"
+    )
+
+
+@pytest.mark.django_db
+def test_it_estimates_from_the_apps_measured_recent_throughput(manager):
+    app = make_app()
+    done = make_batch(app, actor=manager, rooms=[f"r{i}" for i in range(300)])
+    started = timezone.now() - timedelta(seconds=20)
+    # 300 rooms in 20 s: the app reached 15/s, far below its 200/s limit.
+    Batch.objects.filter(pk=done.pk).update(
+        status=BatchStatus.DONE,
+        started_at=started,
+        finished_at=started + timedelta(seconds=20),
+    )
+    assert throughput.estimate_seconds(app, "text", 300) == pytest.approx(20, rel=0.01)
+    assert throughput.describe_estimate(app, "text", 300) == (
+        "300 rooms at about 15/s (measured on this app's recent batches; the limit "
+        "is 200/s): about 20 s"
+    )
+    # Another kind has no measurement yet: the limit.
+    assert throughput.describe_estimate(app, "custom", 300) == (
+        "300 rooms at 200/s: about 2 s"
     )
 
 
@@ -100,7 +129,7 @@ def test_it_estimates_the_duration_at_the_rate_budget():
 def test_it_creates_one_waiting_record_per_room(
     manager, django_capture_on_commit_callbacks, settings
 ):
-    settings.BATCH_CHUNK_SIZE = 2
+    settings.BATCH_RUNNERS = 2
     app = make_app()
     with django_capture_on_commit_callbacks() as callbacks:
         batch = batches.start_batch(
@@ -118,13 +147,15 @@ def test_it_creates_one_waiting_record_per_room(
         "TextContent": "The show starts in 5 minutes",
     }
     assert all(r.user == manager and r.sender == "host-1" for r in records)
-    # Two chunks of two and one rooms were queued after commit.
+    # Two runners (which share the rows) were queued after commit.
     assert len(callbacks) == 2
     assert batch.progress() == {
         "waiting": 3,
         "ok": 0,
         "dropped": 0,
         "failed": 0,
+        "unknown": 0,
+        "cancelled": 0,
         "total": 3,
         "answered": 0,
         "percent": 0,
@@ -157,8 +188,35 @@ def test_it_rejects_rooms_for_a_broadcast_and_an_empty_room_list(manager):
 
 
 @pytest.mark.django_db
-def test_it_pauses_after_consecutive_failures_at_a_closed_port(manager):
+def test_it_backs_off_through_an_outage_and_pauses_only_when_it_lasts(
+    manager, settings
+):
+    # Nothing listens: every request is refused before it reaches a provider,
+    # so it is retried (never failed) until the outage outlasts the setting.
+    settings.BATCH_OUTAGE_PAUSE_SECONDS = 1
     app = make_app(base_url=closed_port_url())
+    rooms = [f"room-{i}" for i in range(10)]
+    batch = batches.start_batch(app, "text", TEXT, rooms, actor=manager)
+    run_batch_inline(batch)
+    batch.refresh_from_db()
+    assert batch.status == BatchStatus.PAUSED
+    assert "failing for" in batch.pause_reason
+    assert "could not be reached" in batch.pause_reason
+    assert batch.failing_since is not None
+    records = list(batch.records.order_by("id"))
+    assert {r.outcome for r in records} == {Outcome.WAITING}
+    tried = [r for r in records if r.attempts]
+    # It probed one room at a time, a few times, and left the others untouched.
+    assert 2 <= sum(r.attempts for r in tried) <= 8
+    assert len(tried) < len(rooms)
+    assert all(r.retry_at is not None and r.claimed_at is None for r in tried)
+    assert tried[0].error_info.startswith("ConnectError")
+
+
+@pytest.mark.django_db
+def test_it_pauses_after_consecutive_permanent_failures(manager, server):
+    server.always({"ActionStatus": "FAIL", "ErrorCode": 70009, "ErrorInfo": "sig"})
+    app = make_app(base_url=server.url)
     rooms = [f"room-{i}" for i in range(10)]
     batch = batches.start_batch(
         app, "text", TEXT, rooms, actor=manager, pause_after_failures=3
@@ -168,19 +226,18 @@ def test_it_pauses_after_consecutive_failures_at_a_closed_port(manager):
     assert batch.status == BatchStatus.PAUSED
     assert batch.consecutive_failures == 3
     assert "3 provider failures in a row" in batch.pause_reason
-    assert "could not be reached" in batch.pause_reason
-    records = list(batch.records.order_by("id"))
-    # Three rooms were tried once (network errors are retryable: still waiting,
-    # with a retry time); the other seven were never sent.
-    assert [r.attempts for r in records] == [1, 1, 1] + [0] * 7
-    assert {r.outcome for r in records} == {Outcome.WAITING}
-    assert all(r.retry_at is not None and r.claimed_at is None for r in records[:3])
-    assert records[0].error_info.startswith("ConnectError")
+    assert "70009" in batch.pause_reason
+    # After a failure it probes one room at a time: exactly three were tried.
+    assert [r.attempts for r in batch.records.order_by("id")] == [1, 1, 1] + [0] * 7
+    assert len(server.received) == 3
 
 
 @pytest.mark.django_db
-def test_it_resumes_a_paused_batch(manager, django_capture_on_commit_callbacks):
-    app = make_app(base_url=closed_port_url())
+def test_it_resumes_a_paused_batch(
+    manager, server, settings, django_capture_on_commit_callbacks
+):
+    server.always({"ActionStatus": "FAIL", "ErrorCode": 70009, "ErrorInfo": "sig"})
+    app = make_app(base_url=server.url)
     batch = batches.start_batch(
         app, "text", TEXT, ["a", "b", "c"], actor=manager, pause_after_failures=2
     )
@@ -193,24 +250,30 @@ def test_it_resumes_a_paused_batch(manager, django_capture_on_commit_callbacks):
     assert batch.status == BatchStatus.RUNNING
     assert batch.consecutive_failures == 0
     assert batch.pause_reason == ""
-    assert len(callbacks) == 1
+    assert len(callbacks) == settings.BATCH_RUNNERS
     with pytest.raises(batches.BatchError):
         batches.resume(batch, actor=manager)
 
 
 @pytest.mark.django_db
-def test_it_fails_a_room_for_good_after_the_last_attempt(manager, settings):
-    settings.SEND_MAX_ATTEMPTS = 1
-    app = make_app(base_url=closed_port_url())
+def test_it_fails_a_room_for_good_after_the_last_attempt(manager, settings, server):
+    # A documented retryable code (70500, internal error) is retried up to
+    # SEND_MAX_ATTEMPTS times per room, then the room fails.
+    settings.SEND_MAX_ATTEMPTS = 2
+    server.always({"ActionStatus": "FAIL", "ErrorCode": 70500, "ErrorInfo": "busy"})
+    app = make_app(base_url=server.url)
     batch = batches.start_batch(app, "text", TEXT, ["a", "b"], actor=manager)
     run_batch_inline(batch)
     batch.refresh_from_db()
     assert batch.status == BatchStatus.DONE
     assert batch.finished_at is not None
-    assert list(batch.records.values_list("outcome", "attempts", "retryable")) == [
-        (Outcome.FAILED, 1, True),
-        (Outcome.FAILED, 1, True),
+    assert list(
+        batch.records.order_by("id").values_list("outcome", "attempts", "retryable")
+    ) == [
+        (Outcome.FAILED, 2, True),
+        (Outcome.FAILED, 2, True),
     ]
+    assert len(server.received) == 4
 
 
 @pytest.mark.django_db
@@ -231,21 +294,22 @@ def test_it_cancels_rooms_not_yet_sent(manager):
     )
     assert rows == [
         ("a", Outcome.WAITING, 0, ""),
-        ("b", Outcome.FAILED, 0, "Cancelled by manager1 before it was sent."),
-        ("c", Outcome.FAILED, 0, "Cancelled by manager1 before it was sent."),
+        ("b", Outcome.CANCELLED, 0, "Cancelled by manager1 before it was sent."),
+        ("c", Outcome.CANCELLED, 0, "Cancelled by manager1 before it was sent."),
     ]
     # A cancelled batch sends nothing more.
-    assert batches.send_chunk(batch.pk, first.pk, first.pk + 2) is None
+    assert batch_runner.run_batch(batch.pk) is None
     with pytest.raises(batches.BatchError):
         batches.cancel(batch, actor=manager)
 
 
 @pytest.mark.django_db
-def test_it_resends_only_the_failed_rooms(manager, settings):
-    settings.SEND_MAX_ATTEMPTS = 1
-    app = make_app(base_url=closed_port_url())
+def test_it_resends_only_the_failed_rooms(manager, server):
+    server.answer({"ActionStatus": "FAIL", "ErrorCode": 100004, "ErrorInfo": "no"})
+    server.answer({"ActionStatus": "FAIL", "ErrorCode": 100004, "ErrorInfo": "no"})
+    app = make_app(base_url=server.url)
     batch = batches.start_batch(app, "text", TEXT, ["a", "b", "c"], actor=manager)
-    # Room "b" got an answer before the provider went away.
+    # Room "b" got an answer before the others were sent.
     SendRecord.objects.filter(batch=batch, room_id="b").update(
         outcome=Outcome.OK, attempts=1
     )
@@ -263,13 +327,32 @@ def test_it_resends_only_the_failed_rooms(manager, settings):
     assert batch.records.filter(outcome=Outcome.FAILED).count() == 2
 
 
+@pytest.mark.django_db
+def test_it_resends_the_unknown_rooms_only_when_asked(manager):
+    batch = make_batch(actor=manager, rooms=["a", "b", "c"])
+    SendRecord.objects.filter(batch=batch, room_id="a").update(outcome=Outcome.OK)
+    SendRecord.objects.filter(batch=batch, room_id__in=["b", "c"]).update(
+        outcome=Outcome.UNKNOWN
+    )
+    Batch.objects.filter(pk=batch.pk).update(status=BatchStatus.DONE)
+    with pytest.raises(batches.BatchError, match="No failed rooms"):
+        batches.resend_failed(batch, actor=manager)
+    again = batches.resend_unknown(batch, actor=manager)
+    assert list(again.records.order_by("id").values_list("room_id", "outcome")) == [
+        ("b", Outcome.WAITING),
+        ("c", Outcome.WAITING),
+    ]
+    assert batch.records.filter(outcome=Outcome.UNKNOWN).count() == 2
+
+
 # --- scheduling -----------------------------------------------------------------
 
 
 @pytest.mark.django_db
 def test_it_schedules_a_batch_and_starts_it_when_due(
-    manager, django_capture_on_commit_callbacks
+    manager, django_capture_on_commit_callbacks, settings
 ):
+    settings.BATCH_RUNNERS = 1
     app = make_app()
     later = timezone.now() + timedelta(hours=2)
     with django_capture_on_commit_callbacks() as callbacks:
@@ -308,7 +391,7 @@ def test_it_cancels_a_scheduled_batch_before_it_runs(manager):
     batches.cancel(batch, actor=manager)
     Batch.objects.filter(pk=batch.pk).update(scheduled_at=timezone.now())
     assert batches.start_due_batches() == []
-    assert set(batch.records.values_list("outcome", flat=True)) == {Outcome.FAILED}
+    assert set(batch.records.values_list("outcome", flat=True)) == {Outcome.CANCELLED}
     assert batch.records.filter(attempts__gt=0).count() == 0
 
 
@@ -317,8 +400,9 @@ def test_it_cancels_a_scheduled_batch_before_it_runs(manager):
 
 @pytest.mark.django_db
 def test_it_holds_a_broadcast_until_another_manager_approves(
-    manager, django_capture_on_commit_callbacks
+    manager, django_capture_on_commit_callbacks, settings
 ):
+    settings.BATCH_RUNNERS = 1
     app = make_app(broadcast_requires_approval=True)
     with django_capture_on_commit_callbacks() as callbacks:
         batch = batches.start_batch(
@@ -368,52 +452,87 @@ def test_it_keeps_an_approved_scheduled_broadcast_scheduled(manager):
 
 
 @pytest.mark.django_db
-def test_it_recovers_rows_a_dead_worker_claimed(
+def test_it_marks_rows_a_dead_worker_held_unknown_and_never_resends_them(
     manager, settings, django_capture_on_commit_callbacks
 ):
     settings.SEND_CLAIM_TIMEOUT = 60
     app = make_app()
-    batch = batches.start_batch(app, "text", TEXT, ["a", "b", "c"], actor=manager)
-    a, b, c = batch.records.order_by("id")
+    batch = batches.start_batch(app, "text", TEXT, ["a", "b", "c", "d"], actor=manager)
+    a, b, c, d = batch.records.order_by("id")
     long_ago = timezone.now() - timedelta(minutes=5)
-    # "a" was claimed by a worker that died; "b" got a definite answer; "c" is in flight.
-    SendRecord.objects.filter(pk=a.pk).update(claimed_at=long_ago)
+    # "a" was on the wire when its worker died; "b" got a definite answer; "c" is
+    # in flight right now; "d" was never claimed.
+    SendRecord.objects.filter(pk=a.pk).update(claimed_at=long_ago, attempts=1)
     SendRecord.objects.filter(pk=b.pk).update(
         outcome=Outcome.OK, claimed_at=long_ago, attempts=1
     )
-    SendRecord.objects.filter(pk=c.pk).update(claimed_at=timezone.now())
+    SendRecord.objects.filter(pk=c.pk).update(claimed_at=timezone.now(), attempts=1)
     with django_capture_on_commit_callbacks() as callbacks:
-        result = batches.recover_sends()
+        result = recovery.recover_sends()
     assert result == {
-        "released": [a.pk],
+        "released": [],
+        "unknown": [a.pk],
         "requeued_batches": [batch.pk],
         "interrupted": [],
     }
-    assert len(callbacks) == 1
-    a.refresh_from_db()
-    b.refresh_from_db()
-    c.refresh_from_db()
-    assert (a.outcome, a.claimed_at) == (Outcome.WAITING, None)
-    assert (b.outcome, b.claimed_at) == (Outcome.OK, long_ago)
-    assert c.claimed_at is not None
+    assert len(callbacks) == settings.BATCH_RUNNERS
+    rows = {
+        r.pk: (r.outcome, r.attempts, r.error_info)
+        for r in SendRecord.objects.filter(batch=batch)
+    }
+    assert rows[a.pk] == (Outcome.UNKNOWN, 1, recovery.DIED_HOLDING_INFO)
+    assert rows[b.pk][0] == Outcome.OK
+    assert rows[c.pk][:2] == (Outcome.WAITING, 1)
+    assert rows[d.pk][:2] == (Outcome.WAITING, 0)
     # Nothing stale any more: the next run leaves everything alone.
-    assert batches.recover_sends() == {
+    assert recovery.recover_sends() == {
         "released": [],
+        "unknown": [],
         "requeued_batches": [],
         "interrupted": [],
     }
 
 
 @pytest.mark.django_db
+def test_it_sends_a_dead_workers_broadcast_again_with_the_same_random(
+    manager, settings
+):
+    settings.SEND_CLAIM_TIMEOUT = 60
+    app = make_app()
+    batch = batches.start_batch(app, "broadcast", {"text": "hi"}, [], actor=manager)
+    record = batch.records.get()
+    SendRecord.objects.filter(pk=record.pk).update(
+        claimed_at=timezone.now() - timedelta(minutes=5), attempts=1
+    )
+    assert recovery.recover_sends()["released"] == [record.pk]
+    again = SendRecord.objects.get(pk=record.pk)
+    assert (again.outcome, again.claimed_at) == (Outcome.WAITING, None)
+    assert again.request_body["Random"] == record.random
+
+
+@pytest.mark.django_db
+def test_it_sends_again_for_an_at_least_once_app(manager, settings):
+    settings.SEND_CLAIM_TIMEOUT = 60
+    app = make_app(at_least_once=True)
+    batch = batches.start_batch(app, "text", TEXT, ["a"], actor=manager)
+    record = batch.records.get()
+    SendRecord.objects.filter(pk=record.pk).update(
+        claimed_at=timezone.now() - timedelta(minutes=5), attempts=1
+    )
+    assert recovery.recover_sends()["released"] == [record.pk]
+    assert SendRecord.objects.get(pk=record.pk).outcome == Outcome.WAITING
+
+
+@pytest.mark.django_db
 def test_it_requeues_a_running_batch_whose_tasks_were_lost(manager, settings):
     settings.SEND_CLAIM_TIMEOUT = 60
     batch = batches.start_batch(make_app(), "text", TEXT, ["a"], actor=manager)
-    assert batches.recover_sends()["requeued_batches"] == []
+    assert recovery.recover_sends()["requeued_batches"] == []
     # No claim and started five minutes ago: its queued tasks were lost.
     Batch.objects.filter(pk=batch.pk).update(
         started_at=timezone.now() - timedelta(minutes=5)
     )
-    assert batches.recover_sends()["requeued_batches"] == [batch.pk]
+    assert recovery.recover_sends()["requeued_batches"] == [batch.pk]
 
 
 @pytest.mark.django_db
@@ -422,27 +541,26 @@ def test_it_closes_a_direct_send_interrupted_mid_request(manager, settings):
     app = make_app()
     long_ago = timezone.now() - timedelta(minutes=5)
     # A direct send whose process died before the answer was written, one still in
-    # flight, and a batch row (recovered by re-sending, never closed this way).
+    # flight, and a batch row (closed by the claim rule instead).
     lost = make_send_record(
         app=app, user=manager, outcome=Outcome.WAITING, created_at=long_ago
     )
     in_flight = make_send_record(app=app, user=manager, outcome=Outcome.WAITING)
     batch = batches.start_batch(app, "text", TEXT, ["a"], actor=manager)
-    SendRecord.objects.filter(batch=batch).update(claimed_at=long_ago)
 
-    result = batches.recover_sends()
+    result = recovery.recover_sends()
 
     assert result["interrupted"] == [lost.pk]
     lost.refresh_from_db()
     in_flight.refresh_from_db()
-    assert (lost.outcome, lost.retryable) == (Outcome.FAILED, False)
-    assert lost.error_info == batches.INTERRUPTED_INFO
+    assert (lost.outcome, lost.retryable) == (Outcome.UNKNOWN, False)
+    assert lost.error_info == recovery.INTERRUPTED_INFO
     assert lost.attempts == 1  # not sent again
     assert in_flight.outcome == Outcome.WAITING
     assert set(
         SendRecord.objects.filter(batch=batch).values_list("outcome", flat=True)
     ) == {Outcome.WAITING}
-    assert batches.recover_sends()["interrupted"] == []
+    assert recovery.recover_sends()["interrupted"] == []
 
 
 # --- pages ----------------------------------------------------------------------
@@ -512,7 +630,7 @@ def test_it_cancels_from_the_page(manager):
     assert "Batch cancelled" in response.content.decode()
     batch.refresh_from_db()
     assert batch.status == BatchStatus.CANCELLED
-    assert batch.records.get().outcome == Outcome.FAILED
+    assert batch.records.get().outcome == Outcome.CANCELLED
 
 
 @pytest.mark.django_db
@@ -563,9 +681,9 @@ def test_it_offers_approval_only_to_another_manager(manager):
 
 
 @pytest.mark.django_db
-def test_it_resends_failed_rooms_from_the_page(manager, settings):
-    settings.SEND_MAX_ATTEMPTS = 1
-    batch = make_batch(make_app(base_url=closed_port_url()), actor=manager, rooms=["a"])
+def test_it_resends_failed_rooms_from_the_page(manager, server):
+    server.always({"ActionStatus": "FAIL", "ErrorCode": 100004, "ErrorInfo": "no"})
+    batch = make_batch(make_app(base_url=server.url), actor=manager, rooms=["a"])
     run_batch_inline(batch)
     response = client_for(manager).post(
         reverse("messaging:batch-resend", args=[batch.pk])
@@ -579,13 +697,12 @@ def test_it_resends_failed_rooms_from_the_page(manager, settings):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_it_runs_batches_in_background_threads_without_a_broker(settings):
+def test_it_runs_batches_in_background_threads_without_a_broker(settings, server):
     settings.CELERY_BROKER_URL = ""
     settings.EMBEDDED_WORKERS = 2
-    settings.BATCH_CHUNK_SIZE = 3
-    settings.SEND_MAX_ATTEMPTS = 1
+    server.always({"ActionStatus": "FAIL", "ErrorCode": 100004, "ErrorInfo": "no"})
     manager = make_user("manager1", role=Role.MANAGER)
-    app = make_app(base_url=closed_port_url())
+    app = make_app(base_url=server.url)
     rooms = [f"room-{i}" for i in range(8)]
     try:
         batch = batches.start_batch(
@@ -603,12 +720,11 @@ def test_it_runs_batches_in_background_threads_without_a_broker(settings):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_it_starts_scheduled_batches_from_the_embedded_scheduler(settings):
+def test_it_starts_scheduled_batches_from_the_embedded_scheduler(settings, server):
     settings.CELERY_BROKER_URL = ""
     settings.SEND_TICK_SECONDS = 0.05
-    settings.SEND_MAX_ATTEMPTS = 1
     manager = make_user("manager1", role=Role.MANAGER)
-    app = make_app(base_url=closed_port_url())
+    app = make_app(base_url=server.url)
     batch = batches.start_batch(
         app,
         "text",
@@ -654,7 +770,6 @@ def sandbox_app(live_server, hook, rooms, **fields):
 @pytest.mark.django_db(transaction=True)
 def test_it_sends_every_room_once_in_the_background(live_server, hook, settings):
     settings.CELERY_BROKER_URL = ""
-    settings.BATCH_CHUNK_SIZE = 4
     manager = make_user("manager1", role=Role.MANAGER)
     rooms = [f"room-{i}" for i in range(12)]
     app = sandbox_app(live_server, hook, rooms)
@@ -684,6 +799,8 @@ def test_it_pauses_on_a_wrong_secret_and_sends_after_resume(
     live_server, hook, settings
 ):
     settings.CELERY_BROKER_URL = ""
+    # One runner probes one room at a time after a failure: exactly two fail.
+    settings.BATCH_RUNNERS = 1
     manager = make_user("manager1", role=Role.MANAGER)
     rooms = [f"room-{i}" for i in range(6)]
     app = sandbox_app(live_server, hook, rooms)
@@ -786,6 +903,8 @@ def test_it_sends_a_rooms_file_as_a_batch_from_the_command_line(
         "ok": 3,
         "failed": 0,
         "dropped": 0,
+        "unknown": 0,
+        "cancelled": 0,
         "waiting": 0,
         "duplicates_skipped": 1,
         "blank_lines": 1,
@@ -860,8 +979,8 @@ def test_it_refuses_a_bad_rooms_file_and_sends_nothing(manager, tmp_path):
 @pytest.mark.django_db
 def test_it_recovers_from_the_command_line(manager, settings):
     settings.SEND_CLAIM_TIMEOUT = 60
-    batch = make_batch(actor=manager, rooms=["a"])
-    record = batch.records.get()
+    batch = make_batch(actor=manager, rooms=["a", "b"])
+    record = batch.records.get(room_id="a")
     SendRecord.objects.filter(pk=record.pk).update(
         claimed_at=timezone.now() - timedelta(minutes=5)
     )
@@ -871,7 +990,8 @@ def test_it_recovers_from_the_command_line(manager, settings):
     call_command("recover_sends", stdout=out)
     assert json.loads(out.getvalue()) == {
         "started_batches": [due.pk],
-        "released_records": [record.pk],
+        "released_records": [],
+        "unknown_records": [record.pk],
         "requeued_batches": [batch.pk],
     }
 
@@ -885,7 +1005,6 @@ def test_it_waits_and_retries_when_the_provider_answers_a_frequency_limit(
     # so the provider itself answers 100602 and the rooms wait and retry.
     settings.SANDBOX_RATE_LIMITS = {"live_engine": 1}
     settings.RATE_LIMIT_HEADROOM = -9.0
-    settings.BATCH_CHUNK_SIZE = 3
     manager = make_user("manager1", role=Role.MANAGER)
     rooms = ["a", "b", "c"]
     app = sandbox_app(live_server, hook, rooms)

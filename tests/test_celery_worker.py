@@ -60,7 +60,7 @@ class Worker:
     def __init__(self, log: Path, *, concurrency: int = 2) -> None:
         env = {
             **os.environ,
-            "DJANGO_SETTINGS_MODULE": "liveadmin.settings",
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
             "DATABASE_URL": database_url(),
             "CELERY_BROKER_URL": BROKER_URL,
             "REDIS_URL": REDIS_URL,

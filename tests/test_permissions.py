@@ -139,11 +139,28 @@ ROUTES: list[tuple[str, str, callable, set[str]]] = [
         {"moderator"},
     ),
     ("change-list", "get", lambda ctx: reverse("webhooks:change-list"), {"auditor"}),
-    ("batch-list", "get", lambda ctx: reverse("messaging:batch-list"), {"manager"}),
+    (
+        "batch-list",
+        "get",
+        lambda ctx: reverse("messaging:batch-list"),
+        {"manager", "admin"},
+    ),
+    (
+        "batch-approvals",
+        "get",
+        lambda ctx: reverse("messaging:batch-approvals"),
+        {"manager"},
+    ),
     (
         "batch-detail",
         "get",
         lambda ctx: reverse("messaging:batch-detail", args=[ctx["batch"].pk]),
+        {"manager", "admin"},
+    ),
+    (
+        "batch-cancel-confirm",
+        "get",
+        lambda ctx: reverse("messaging:batch-cancel", args=[ctx["batch"].pk]),
         {"manager"},
     ),
     *[
@@ -155,8 +172,14 @@ ROUTES: list[tuple[str, str, callable, set[str]]] = [
             ),
             {"manager"},
         )
-        for action in ("cancel", "pause", "resume", "resend", "approve")
+        for action in ("cancel", "pause", "resume", "resend", "resend-unknown")
     ],
+    (
+        "batch-approve",
+        "post",
+        lambda ctx: reverse("messaging:batch-approve", args=[ctx["approval"].pk]),
+        {"manager"},
+    ),
     (
         "sandbox-rooms",
         "get",
@@ -260,16 +283,21 @@ def _sandbox(ctx: dict) -> dict:
 
 
 @pytest.fixture
-def ctx(db):
+def ctx(db, manager):
     from webhooks.models import Blocklist, BlocklistEntry
 
     blocklist = Blocklist.objects.create(name="Permissions list")
     entry = BlocklistEntry.objects.create(blocklist=blocklist, term="perm-word")
+    # The manager's own batch; a broadcast another manager submitted for approval.
+    approving = make_app(broadcast_requires_approval=True)
     return {
         "app": make_app(),
         "blocklist": blocklist,
         "entry": entry,
-        "batch": make_batch(),
+        "batch": make_batch(actor=manager),
+        "approval": make_batch(
+            approving, kind="broadcast", rooms=[], fields={"text": "Maintenance"}
+        ),
     }
 
 

@@ -1,6 +1,6 @@
 """The clients against the providers' documentation: the request examples of the
-seed pages (../shared/provider-docs/000..003), their sample responses, the ZEGO
-signature test vector and the UserSig algorithm (PROVIDERS.md 2 and 6.2).
+provider pages (docs/providers.md, "Sources"), their sample responses, the ZEGO
+signature test vector and the UserSig algorithm (docs/providers.md, "UserSig", "ZEGO server API").
 
 Wire checks use a real HTTP server on 127.0.0.1 (tests/recording_server.py)."""
 
@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import logging
+import socket
 import time
 import zlib
 
@@ -56,7 +57,7 @@ def zego_creds(base_url: str = "http://127.0.0.1:9", **kw) -> Credentials:
     return Credentials(**values)
 
 
-# --- UserSig, verified the way Tencent's Go/PHP libraries do (PROVIDERS.md 2.2) ----------
+# --- UserSig, verified the way Tencent's Go/PHP libraries do (docs/providers.md) ----------
 
 
 def decode_usersig(sig: str) -> dict:
@@ -111,7 +112,7 @@ def test_it_caches_the_usersig_per_app_identifier_and_key():
     assert tencent.usersig(creds) is first
 
 
-# --- request bodies (seed pages' sample request packets) ----------------------------------
+# --- request bodies (the pages' sample request packets) ----------------------------------
 
 
 def test_it_builds_the_documented_text_body():
@@ -347,7 +348,7 @@ def test_it_reads_the_zego_sample_response_and_errors():
     assert "456=50003" in partly.error_info
 
 
-# --- ZEGO signature (PROVIDERS.md 6.2 doc test vector) -------------------------------------
+# --- ZEGO signature (the doc test vector, docs/providers.md) -------------------------------------
 
 
 def test_it_signs_zego_requests_like_the_documentation():
@@ -473,21 +474,56 @@ def test_it_classifies_http_failures(server):
     server.answer(b"<html>ok?</html>", status=200)
     creds = tencent_creds(server.url)
     gateway = tencent.send(creds, "text", {})
+    # A gateway error after the request went in: it may have been processed, so
+    # its delivery is unknown and it is not repeated blindly.
     assert (gateway.outcome, gateway.http_status, gateway.retryable) == (
-        Outcome.FAILED,
+        Outcome.UNKNOWN,
         502,
-        True,
+        False,
     )
     missing = tencent.send(creds, "text", {})
     assert (missing.http_status, missing.retryable) == (404, False)
     assert "base URL" in missing.explanation
     garbled = tencent.send(creds, "text", {})
     assert (garbled.outcome, garbled.http_status, garbled.retryable) == (
-        Outcome.FAILED,
+        Outcome.UNKNOWN,
         200,
         False,
     )
     assert garbled.response_body == {"text": "<html>ok?</html>"}
+
+
+def test_it_retries_only_what_surely_did_not_reach_the_provider(server):
+    creds = tencent_creds(server.url)
+    # Busy or unavailable: refused before processing, retried.
+    server.answer(b"busy", status=503)
+    busy = tencent.send(creds, "text", {})
+    assert (busy.outcome, busy.http_status, busy.retryable) == (
+        Outcome.FAILED,
+        503,
+        True,
+    )
+    # Nothing listens: the request never left, retried.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    refused = tencent.send(tencent_creds(closed), "text", {})
+    assert (refused.outcome, refused.retryable) == (Outcome.FAILED, True)
+    assert refused.error_info.startswith("ConnectError")
+
+
+def test_it_marks_a_read_timeout_unknown():
+    # A server that accepts the request and never answers (the kernel accepts the
+    # connection into the backlog): the message may have been delivered, so it is
+    # not retried (text has no de-duplication key). Waits the real read timeout.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        result = tencent.send(tencent_creds(url), "text", {})
+    assert (result.outcome, result.retryable) == (Outcome.UNKNOWN, False)
+    assert result.error_info.startswith("ReadTimeout")
+    assert "not sent again by itself" in result.explanation
 
 
 def test_it_gets_zego_send_custom_command_with_a_fresh_signature(server):
@@ -501,8 +537,8 @@ def test_it_gets_zego_send_custom_command_with_a_fresh_signature(server):
         "MessageContent": "推送自定义信息-新接口",
     }
     before = int(time.time())
-    result = zego.send(creds, params)
-    zego.send(creds, params)
+    result = zego.send(creds, "command", params)
+    zego.send(creds, "command", params)
     assert result.ok and result.request_id == "3005402395393320157"
     first, second = server.received
     assert (first.method, first.path, first.body) == ("GET", "/zego/", b"")
@@ -545,6 +581,7 @@ def test_it_never_logs_the_usersig_or_the_signature(server, caplog):
     tencent.send(tencent_creds(server.url), "text", {"RoomId": "r"})
     zego.send(
         zego_creds(server.url),
+        "command",
         {"RoomId": "r", "FromUserId": "u", "MessageContent": "m"},
     )
     secrets_sent = [

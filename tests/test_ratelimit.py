@@ -65,7 +65,7 @@ def test_it_holds_the_rate_across_worker_processes():
     rate, duration, processes = 100.0, 1.5, 4
     capacity = ratelimit.burst_for(rate)
     key = f"test:ratelimit:{uuid.uuid4().hex}"
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "liveadmin.settings"}
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
     args = [REDIS_URL, key, str(rate), str(capacity), str(duration)]
     workers = [
         subprocess.Popen(

@@ -1,5 +1,5 @@
 """The sandbox's UserSig verifier against the official generator and the documented
-algorithm (PROVIDERS.md 2.1-2.2)."""
+algorithm (docs/providers.md, "UserSig")."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The sandbox calls the app's before-send webhook and applies its answer
-(provider-docs/004, PROVIDERS.md 3); a tiny HTTP server plays the app's webhook."""
+(docs/providers.md, "Before-send webhook"); a tiny HTTP server plays the app's webhook."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The sandbox's ZEGO SendCustomCommand over real HTTP (provider-docs/003, PROVIDERS.md 6)."""
+"""The sandbox's ZEGO SendCustomCommand over real HTTP (docs/providers.md, "ZEGO server API")."""
 
 from __future__ import annotations
 

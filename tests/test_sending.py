@@ -106,8 +106,42 @@ def test_it_limits_custom_data_to_12_kb():
     assert errors == {
         "data": ["The data is 12,289 bytes; the limit is 12,288 bytes (12 KB)."]
     }
-    fields["data"] = "d" * 12288
-    assert build_request(app, "custom", fields)["Data"] == "d" * 12288
+    # The 12 KB count the whole message (issue 8): BusinessId "gift" takes 4 bytes.
+    fields["data"] = "d" * (12288 - 4)
+    assert build_request(app, "custom", fields)["Data"] == "d" * (12288 - 4)
+
+
+def test_it_counts_12_kb_over_the_whole_custom_message():
+    app = make_app()
+    fields = {"room_id": "r", "business_id": "b" * 100, "data": "d" * 12288}
+    assert errors_of(app, "custom", fields) == {
+        "data": [
+            "The message is 12,388 bytes (business id and data together); "
+            "the limit is 12,288 bytes (12 KB)."
+        ]
+    }
+    fields["data"] = "d" * 12188
+    assert build_request(app, "custom", fields)["Data"] == "d" * 12188
+
+
+def test_it_counts_12_kb_over_the_whole_text_message():
+    app = make_app()
+    extension = json.dumps({"k": "x" * 7990})
+    fields = {
+        "room_id": "r",
+        "sender": "host",
+        "text": "t" * 8000,
+        "extension_info": extension,
+    }
+    size = 8000 + len(extension)
+    assert errors_of(app, "text", fields) == {
+        "extension_info": [
+            f"The message is {size:,} bytes (text and extension info together); "
+            "the limit is 12,288 bytes (12 KB)."
+        ]
+    }
+    fields["text"] = "t" * (12288 - len(extension))
+    assert build_request(app, "text", fields)["TextContent"] == fields["text"]
 
 
 def test_it_limits_the_broadcast_body_to_12000_bytes():

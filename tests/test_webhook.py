@@ -196,7 +196,7 @@ def test_it_refuses_a_stale_signature(signed_app):
 
 
 def test_it_matches_the_documented_formula():
-    # PROVIDERS.md 3.2: sha256("xxxyyy1669872112"), computed independently.
+    # docs/providers.md, "Before-send webhook": sha256("xxxyyy1669872112"), computed independently.
     assert hotpath.valid_sign(
         "xxxyyy",
         "1669872112",

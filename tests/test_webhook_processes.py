@@ -53,7 +53,7 @@ def env_for(database_url: str, *, redis: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         DATABASE_URL=database_url,
-        DJANGO_SETTINGS_MODULE="liveadmin.settings",
+        DJANGO_SETTINGS_MODULE="tests.settings",
         ALLOWED_HOSTS="127.0.0.1",
     )
     env.pop("REDIS_URL", None)

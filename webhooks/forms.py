@@ -181,7 +181,26 @@ class DecisionFilterForm(forms.Form):
     )
     room = forms.CharField(required=False, max_length=128)
     sender = forms.CharField(required=False, max_length=128)
+    entry = forms.IntegerField(required=False, min_value=1, label="Entry ID")
+    since = forms.DateTimeField(
+        required=False,
+        label="From",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+    )
+    until = forms.DateTimeField(
+        required=False,
+        label="Until",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+    )
     q = forms.CharField(required=False, max_length=200, label="Text contains")
+
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
+        since, until = data.get("since"), data.get("until")
+        if since and until and since > until:
+            self.add_error("until", "“Until” is before “From”.")
+        return data
 
 
 class ChangeFilterForm(forms.Form):
@@ -190,6 +209,8 @@ class ChangeFilterForm(forms.Form):
             ("", "Lists and entries"),
             ("blocklist", "Lists"),
             ("entry", "Entries"),
+            ("sanction", "Sanctions"),
+            ("escalation", "Escalation rules"),
         ],
         required=False,
         label="Object",

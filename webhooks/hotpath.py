@@ -242,8 +242,8 @@ rules = RulesCache()
 
 
 def valid_sign(token: str, request_time: str, sign: str) -> bool:
-    """Sign = sha256hex(token + RequestTime) (PROVIDERS.md 3.2). The hex case is
-    UNCONFIRMED, so compare lower-cased, in constant time."""
+    """Sign = sha256hex(token + RequestTime) (docs/providers.md, "Before-send webhook").
+    The hex case is UNCONFIRMED there, so compare lower-cased, in constant time."""
     expected = hashlib.sha256((token + request_time).encode()).hexdigest()
     return hmac.compare_digest(expected.encode(), sign.strip().lower().encode())
 
@@ -367,7 +367,8 @@ def answer(query: Mapping[str, str], body: bytes, *, now: float | None = None) -
     except Exception:
         logger.exception("webhook rules unavailable")
         # No app is known yet, so no fail policy applies; a non-200 makes the
-        # provider apply the console's failure policy (PROVIDERS.md 3.3).
+        # provider apply the console's failure policy (docs/providers.md,
+        # "Before-send webhook").
         return Reply(503, {"error": "rules unavailable"}, "unavailable")
     app = snapshot.by_sdkappid.get(int(raw_appid))
     if app is None or not app.enabled:

@@ -110,7 +110,7 @@ MAX_JSON_DEPTH = 3
 _RANK = {"forbid": 3, "forbid_code": 3, "discard": 2, "mask": 1}
 _ERROR_CODE = {"forbid": 1, "discard": 2, "mask": 0}
 
-# MsgContent keys that carry text, per element type (PROVIDERS.md section 4).
+# MsgContent keys that carry text, per element type (docs/providers.md, "Message elements").
 TEXT_FIELDS: dict[str, tuple[str, ...]] = {
     "TIMTextElem": ("Text",),
     "TIMCustomElem": ("Data", "Desc", "Ext"),
@@ -155,7 +155,8 @@ class Verdict:
     cloud_custom_data: str | None = None
 
     def response(self) -> dict:
-        """The webhook answer in the documented format (provider-docs 004)."""
+        """The webhook answer in the documented format (docs/providers.md,
+        "Before-send webhook")."""
         body: dict = {
             "ActionStatus": "OK",
             "ErrorInfo": self.error_info,

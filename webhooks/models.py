@@ -31,6 +31,7 @@ class EntryAction(models.TextChoices):
     FORBID_CODE = "forbid_code", "Forbid with my code and text"
     DISCARD = "discard", "Discard silently"
     MASK = "mask", "Mask with asterisks"
+    FLAG = "flag", "Deliver and queue for review"
 
 
 class Blocklist(models.Model):
@@ -118,6 +119,11 @@ class BlocklistEntry(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True)
     note = models.CharField(max_length=500, blank=True, default="")
     enabled = models.BooleanField(default=True)
+    # A forbid (or discard, mask) entry can also put what it caught in the review queue.
+    review = models.BooleanField(
+        default=False,
+        help_text="Also queue the messages it catches for review.",
+    )
     added_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -172,6 +178,7 @@ class BlocklistEntry(models.Model):
             "expires_at": self.expires_at.isoformat() if self.expires_at else None,
             "note": self.note,
             "enabled": self.enabled,
+            "review": self.review,
         }
 
 
@@ -203,7 +210,8 @@ class BlocklistChange(models.Model):
     )
     # Kept as text too: the user may be deleted later, and commands may act without one.
     actor_name = models.CharField(max_length=150, blank=True, default="")
-    object_type = models.CharField(max_length=16)  # "blocklist" or "entry"
+    # "blocklist", "entry", "sanction" or "escalation"
+    object_type = models.CharField(max_length=16)
     object_id = models.BigIntegerField()
     action = models.CharField(max_length=16, choices=Action.choices)
     before = models.JSONField(null=True, blank=True)
@@ -219,6 +227,25 @@ class BlocklistChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.actor_name} {self.action} {self.object_type} {self.object_id}"
+
+    @property
+    def diff(self) -> list[tuple[str, str, str]]:
+        """(field, before, after) for each field that changed, values as JSON text
+        ("" where there is no before or after: a creation or a deletion). Sorted by
+        name: PostgreSQL's jsonb does not keep the keys' order."""
+        before, after = self.before or {}, self.after or {}
+        names = sorted({*before, *after})
+
+        def show(snapshot: dict | None, name: str) -> str:
+            if snapshot is None:
+                return ""
+            return json.dumps(snapshot.get(name), ensure_ascii=False)
+
+        return [
+            (name, show(self.before, name), show(self.after, name))
+            for name in names
+            if before.get(name) != after.get(name)
+        ]
 
     @property
     def before_json(self) -> str:
@@ -242,6 +269,19 @@ class DecisionAction(models.TextChoices):
     FORBID_CODE = "forbid_code", "Forbidden with code"
     DISCARD = "discard", "Discarded"
     MASK = "mask", "Masked"
+    FLAG = "flag", "Flagged for review"
+
+
+class ReviewState(models.TextChoices):
+    OPEN = "open", "Waiting for review"
+    DISMISSED = "dismissed", "Dismissed"
+    MUTED = "muted", "Sender muted"
+    ADDED = "added", "Term added to a list"
+
+
+class DecisionQuerySet(models.QuerySet):
+    def review_queue(self) -> DecisionQuerySet:
+        return self.filter(review=ReviewState.OPEN)
 
 
 class Decision(models.Model):
@@ -261,10 +301,39 @@ class Decision(models.Model):
     # The original MsgBody / CloudCustomData, and the answer we gave.
     original = models.JSONField(default=dict)
     response = models.JSONField(default=dict)
+    # How long the webhook took to decide (microseconds; empty for older rows).
+    latency_us = models.PositiveIntegerField(null=True, blank=True)
+    # The mute that answered (the message matched no entry of its own).
+    sanction = models.ForeignKey(
+        "Sanction",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="decisions",
+    )
+    # Operator_Account was the app's admin account: LiveAdmin itself sent it, and
+    # send_record is the audit row it belongs to (linked when first looked at).
+    own_send = models.BooleanField(default=False)
+    send_record = models.ForeignKey(
+        "messaging.SendRecord",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="webhook_decisions",
+    )
+    review = models.CharField(
+        max_length=16, choices=ReviewState.choices, blank=True, default=""
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    reviewed_by = models.CharField(max_length=150, blank=True, default="")
+
+    objects = DecisionQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [
+            models.Index(fields=["review", "-created_at"], name="decision_review"),
+            models.Index(fields=["sender", "-created_at"], name="decision_sender"),
             models.Index(fields=["app", "-created_at"], name="decision_app_created"),
             models.Index(
                 fields=["action", "-created_at"], name="decision_action_created"
@@ -315,5 +384,135 @@ class RejectionCount(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["minute", "reason"], name="unique_rejection_count"
+            ),
+        ]
+
+
+class SanctionKind(models.TextChoices):
+    MUTE = "mute", "Muted"
+    FLAG = "flag", "Everything flagged for review"
+
+
+class SanctionQuerySet(models.QuerySet):
+    def active(self, now: Any = None) -> SanctionQuerySet:
+        now = now or timezone.now()
+        return self.filter(lifted_at__isnull=True).filter(
+            Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+        )
+
+
+class Sanction(models.Model):
+    """A sender muted (or flagged) in one room or the whole app, until expires_at."""
+
+    app = models.ForeignKey(
+        ProviderApp, on_delete=models.CASCADE, related_name="sanctions"
+    )
+    sender = models.CharField(max_length=128)
+    room_id = models.CharField(
+        max_length=128, blank=True, default="", help_text="Empty: every room."
+    )
+    kind = models.CharField(
+        max_length=8, choices=SanctionKind.choices, default=SanctionKind.MUTE
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True)  # empty: permanent
+    reason = models.CharField(max_length=500, blank=True, default="")
+    created_by = models.CharField(max_length=150, blank=True, default="")
+    # "manual", or "escalation" when a rule imposed it.
+    source = models.CharField(max_length=16, default="manual")
+    lifted_at = models.DateTimeField(null=True, blank=True)
+    lifted_by = models.CharField(max_length=150, blank=True, default="")
+
+    objects = SanctionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["app", "sender"], name="sanction_app_sender"),
+            models.Index(fields=["lifted_at", "expires_at"], name="sanction_active"),
+        ]
+
+    def __str__(self) -> str:
+        where = f"room {self.room_id}" if self.room_id else "every room"
+        return f"{self.kind} {self.sender} in {where}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.lifted_at is None and (
+            self.expires_at is None or self.expires_at > timezone.now()
+        )
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "app": self.app.name,
+            "sender": self.sender,
+            "room": self.room_id or None,
+            "kind": self.kind,
+            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
+            "reason": self.reason,
+            "source": self.source,
+            "lifted": self.lifted_at.isoformat() if self.lifted_at else None,
+        }
+
+
+class EscalationRule(models.Model):
+    """N hits within M seconds: mute (or flag everything from) the sender for X minutes."""
+
+    app = models.ForeignKey(
+        ProviderApp, on_delete=models.CASCADE, related_name="escalation_rules"
+    )
+    hits = models.PositiveIntegerField(validators=[MinValueValidator(1)])
+    within_seconds = models.PositiveIntegerField(
+        validators=[MinValueValidator(1), MaxValueValidator(7 * 24 * 3600)]
+    )
+    sanction = models.CharField(
+        max_length=8, choices=SanctionKind.choices, default=SanctionKind.MUTE
+    )
+    minutes = models.PositiveIntegerField(default=10, help_text="0: permanently.")
+    room_only = models.BooleanField(
+        default=False, help_text="Only in the room of the hits, not the whole app."
+    )
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["app", "hits"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["app", "sanction"], name="unique_escalation_per_app"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.hits} hits in {self.within_seconds}s: {self.sanction} "
+            f"{self.minutes or 'permanent'} min"
+        )
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "app": self.app.name,
+            "hits": self.hits,
+            "within_seconds": self.within_seconds,
+            "sanction": self.sanction,
+            "minutes": self.minutes,
+            "room_only": self.room_only,
+            "enabled": self.enabled,
+        }
+
+
+class LatencyCount(models.Model):
+    """Decisions per app, minute and latency bucket (upper bound in microseconds)."""
+
+    app = models.ForeignKey(ProviderApp, on_delete=models.CASCADE, related_name="+")
+    minute = models.DateTimeField()
+    bucket_us = models.PositiveIntegerField()
+    count = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-minute"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["app", "minute", "bucket_us"], name="unique_latency_count"
             ),
         ]

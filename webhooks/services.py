@@ -335,6 +335,53 @@ def _rows(content: str, fmt: str) -> Iterable[tuple[int, dict[str, str]]]:
         yield n, {name: cells[i] for i, name in enumerate(names) if i < len(cells)}
 
 
+def _parse_row(
+    raw: dict[str, str], default_kind: str, default_action: str
+) -> tuple[dict[str, Any], datetime | None] | str:
+    """(clean entry values, expires_at) for one line of an import, or why it is refused."""
+    if "_error" in raw:
+        return raw["_error"]
+    code_raw = (raw.get("code") or "").strip()
+    code: int | None = None
+    if code_raw:
+        if not code_raw.isdigit():
+            return "code must be a number"
+        code = int(code_raw)
+    expires_at = None
+    if (raw.get("expires_at") or "").strip():
+        expires_at = parse_datetime(raw["expires_at"].strip())
+        if expires_at is None:
+            return "expires_at is not an ISO date and time"
+        if timezone.is_naive(expires_at):
+            expires_at = timezone.make_aware(expires_at)
+    values, errors = clean_entry(
+        kind=(raw.get("kind") or "").strip() or default_kind,
+        term=raw.get("term", ""),
+        action=(raw.get("action") or "").strip() or default_action,
+        code=code,
+        info=raw.get("info", ""),
+    )
+    if errors:
+        return "; ".join(msg for msgs in errors.values() for msg in msgs)
+    return values, expires_at
+
+
+def parse_import(
+    content: str,
+    *,
+    fmt: str = "csv",
+    default_kind: str = "word",
+    default_action: str = "forbid",
+) -> list[dict[str, Any]]:
+    """The clean entry values of an import file's valid lines (for a dry run)."""
+    out = []
+    for _line, raw in _rows(content, fmt):
+        parsed = _parse_row(raw, default_kind, default_action)
+        if not isinstance(parsed, str):
+            out.append(parsed[0])
+    return out
+
+
 @transaction.atomic
 def import_entries(
     blocklist: Blocklist,
@@ -354,44 +401,12 @@ def import_entries(
     lines: list[int] = []
     new_entries: list[BlocklistEntry] = []
     for line, raw in _rows(content, fmt):
-        if "_error" in raw:
-            report.refused.append({"line": line, "term": "", "reason": raw["_error"]})
+        parsed = _parse_row(raw, default_kind, default_action)
+        if isinstance(parsed, str):
+            term = (raw.get("term") or "").strip()
+            report.refused.append({"line": line, "term": term, "reason": parsed})
             continue
-        term = raw.get("term", "").strip()
-        code_raw = (raw.get("code") or "").strip()
-        code: int | None = None
-        if code_raw:
-            if not code_raw.isdigit():
-                report.refused.append(
-                    {"line": line, "term": term, "reason": "code must be a number"}
-                )
-                continue
-            code = int(code_raw)
-        expires_at = None
-        if (raw.get("expires_at") or "").strip():
-            expires_at = parse_datetime(raw["expires_at"].strip())
-            if expires_at is None:
-                report.refused.append(
-                    {
-                        "line": line,
-                        "term": term,
-                        "reason": "expires_at is not an ISO date and time",
-                    }
-                )
-                continue
-            if timezone.is_naive(expires_at):
-                expires_at = timezone.make_aware(expires_at)
-        values, errors = clean_entry(
-            kind=(raw.get("kind") or "").strip() or default_kind,
-            term=term,
-            action=(raw.get("action") or "").strip() or default_action,
-            code=code,
-            info=raw.get("info", ""),
-        )
-        if errors:
-            reason = "; ".join(msg for msgs in errors.values() for msg in msgs)
-            report.refused.append({"line": line, "term": term, "reason": reason})
-            continue
+        values, expires_at = parsed
         key = dedup_key(values["kind"], values["term"])
         if key in seen:
             report.skipped.append(

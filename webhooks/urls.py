@@ -1,5 +1,6 @@
 from django.urls import path
 
+from webhooks import moderation_views as mod
 from webhooks import views, views_webhook
 
 app_name = "webhooks"
@@ -27,4 +28,43 @@ urlpatterns = [
     path("moderation/try/", views.try_message, name="try"),
     path("moderation/decisions/", views.decision_list, name="decision-list"),
     path("audit/blocklist-changes/", views.change_list, name="change-list"),
+    path("moderation/queue/", mod.review_queue, name="review-queue"),
+    path(
+        "moderation/queue/<int:pk>/dismiss/", mod.review_dismiss, name="review-dismiss"
+    ),
+    path(
+        "moderation/queue/<int:pk>/add-term/",
+        mod.review_add_term,
+        name="review-add-term",
+    ),
+    path("moderation/decisions/<int:pk>/", mod.decision_detail, name="decision-detail"),
+    path(
+        "moderation/decisions/<int:pk>/mute/", mod.decision_mute, name="decision-mute"
+    ),
+    path(
+        "moderation/senders/<int:app_pk>/<str:sender>/",
+        mod.sender_detail,
+        name="sender-detail",
+    ),
+    path(
+        "moderation/sends/<int:pk>/decision/",
+        mod.send_decision,
+        name="send-decision",
+    ),
+    path("moderation/sanctions/", mod.sanction_list, name="sanction-list"),
+    path(
+        "moderation/sanctions/<int:pk>/lift/", mod.sanction_lift, name="sanction-lift"
+    ),
+    path("moderation/escalation/", mod.escalation_list, name="escalation-list"),
+    path(
+        "moderation/escalation/<int:pk>/delete/",
+        mod.escalation_delete,
+        name="escalation-delete",
+    ),
+    path("blocklists/<int:pk>/dryrun/", mod.entry_dryrun, name="entry-dryrun"),
+    path(
+        "blocklists/<int:pk>/import/dryrun/",
+        mod.import_dryrun,
+        name="import-dryrun",
+    ),
 ]

@@ -29,7 +29,7 @@ _redis: Any = None
 def redis_client() -> Any:
     """One Redis client per process, or None without REDIS_URL."""
     global _redis
-    url = getattr(settings, "REDIS_URL", "")
+    url = settings.REDIS_URL
     if not url:
         return None
     if _redis is None:

@@ -11,7 +11,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -23,7 +23,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from liveadmin.http import AuthedHtmxRequest
 from liveadmin.roles import Role, role_required
-from webhooks import services
+from webhooks import moderation, services
 from webhooks.forms import (
     BlocklistForm,
     ChangeFilterForm,
@@ -40,8 +40,9 @@ from webhooks.models import (
     DecisionCount,
     RejectionCount,
 )
+from webhooks.recent import latency_summary
 
-TOTAL_ACTIONS = ["allow", "forbid", "forbid_code", "discard", "mask"]
+TOTAL_ACTIONS = ["allow", "flag", "forbid", "forbid_code", "discard", "mask"]
 ENTRY_SORTS = {
     "hits": ("-hit_count", "term"),
     "term": ("term",),
@@ -351,19 +352,9 @@ def try_message(request: AuthedHtmxRequest) -> HttpResponse:
 @vary_on_headers("HX-Request")
 def decision_list(request: AuthedHtmxRequest) -> HttpResponse:
     form = DecisionFilterForm(request.GET or None)
-    decisions = Decision.objects.select_related("app")
+    decisions: QuerySet[Decision] = Decision.objects.select_related("app")
     if form.is_valid():
-        d = form.cleaned_data
-        if d["app"]:
-            decisions = decisions.filter(app=d["app"])
-        if d["action"]:
-            decisions = decisions.filter(action=d["action"])
-        if d["room"]:
-            decisions = decisions.filter(room_id=d["room"])
-        if d["sender"]:
-            decisions = decisions.filter(sender=d["sender"])
-        if d["q"]:
-            decisions = decisions.filter(text__icontains=d["q"])
+        decisions = moderation.filter_decisions(decisions, form.cleaned_data)
     page = Paginator(decisions, 50).get_page(request.GET.get("page"))
     entry_ids = {i for decision in page.object_list for i in decision.entry_ids}
     terms = dict(
@@ -398,6 +389,10 @@ def decision_list(request: AuthedHtmxRequest) -> HttpResponse:
             "query": _query_without_page(request),
             "totals": [(action, totals.get(action, 0)) for action in TOTAL_ACTIONS],
             "refusals": refusals,
+            "latency": [
+                ("Last hour", latency_summary(None, 3600)),
+                ("Last 24 hours", latency_summary(None, 24 * 3600)),
+            ],
         },
     )
 

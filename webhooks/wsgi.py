@@ -5,8 +5,7 @@ everything else handed to Django.
 
 POST /webhooks/tencent skips Django's request cycle (middleware, URL resolving,
 HttpRequest); the answer is the same ``hotpath.answer`` the Django view returns.
-For deployments where the webhook needs more than Django gives per core (DESIGN.md
-"Scale"); bench/webhook_load.py measures both.
+For deployments where the webhook needs more than Django gives per core; bench/webhook_load.py measures both.
 """
 
 from __future__ import annotations

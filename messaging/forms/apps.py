@@ -6,8 +6,8 @@ import json
 
 from django import forms
 
+from messaging import providers
 from messaging.models import ProviderApp
-from messaging.providers.regions import REGIONS
 from messaging.services import apps
 
 NEW_TOKEN_HELP = "Optional. Set it to verify the provider's Sign on webhook calls."
@@ -60,6 +60,7 @@ class ProviderAppForm(forms.ModelForm):
             "base_url",
             "rate_limit",
             "broadcast_requires_approval",
+            "test_environment",
             "webhook_fail_closed",
         ]
         widgets = {"app_id": forms.TextInput(attrs={"inputmode": "numeric"})}
@@ -92,8 +93,8 @@ class ProviderAppForm(forms.ModelForm):
         """The region menu lists the chosen provider's regions only; the page's script
         (static/js/app_form.js) swaps them when the provider changes."""
         by_provider = {
-            provider: [[key, label] for key, (label, _) in table.items()]
-            for provider, table in REGIONS.items()
+            name: [[key, label] for key, (label, _) in providers.regions(name).items()]
+            for name in providers.PROVIDERS
         }
         self.fields["provider"].widget.attrs["data-regions"] = json.dumps(by_provider)
         provider = (

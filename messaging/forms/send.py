@@ -2,15 +2,13 @@
 
 The field names are the ones ``messaging.services.sending.build_request`` takes, so
 its ``SendValidationError`` keys map straight onto form fields (except ``room_id``
-of text and custom messages, which the ``rooms`` list feeds). The limits below are
-repeated from the provider documentation so the page can say them and count bytes
-as the user types; ``build_request`` stays the final check.
+of text and custom messages, which the ``rooms`` list feeds). The fields, their help
+and their byte limits come from the kinds' specs (messaging/kinds.py), so the page can
+say them and count bytes as the user types; ``build_request`` stays the final check.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,24 +20,24 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.utils import timezone
 
+from messaging import providers
+from messaging.kinds import (
+    KINDS,
+    MAX_RANDOM,
+    TENCENT_MESSAGE_BYTES,
+    ZEGO_MAX_RECIPIENTS,
+    FieldSpec,
+)
 from messaging.models import (
     TEMPLATE_FIELDS,
     MessageTemplate,
     ProviderApp,
     SendKind,
 )
-from messaging.providers import PROVIDER_KINDS
-from messaging.providers.tencent import (
-    MAX_BROADCAST_BODY_BYTES,
-    MAX_MESSAGE_BYTES,
-    MAX_RANDOM,
-)
-from messaging.providers.zego import MAX_CONTENT_BYTES, MAX_RECIPIENTS
-from messaging.services.batches import MAX_ROOMS, RoomList, parse_room_ids
+from messaging.rooms import MAX_ROOMS, RoomList, decode_room_file, parse_room_ids
 from messaging.services.sending import SendValidationError, build_request
 from messaging.variables import fill, variables_in
 
-MAX_ROOMS_FILE_BYTES = 2 * 1024 * 1024
 VAR_PREFIX = "var_"
 
 _SPLIT_USERS = re.compile(r"[\s,]+")
@@ -54,144 +52,67 @@ def _textarea(
     return forms.Textarea(attrs=attrs)
 
 
-def _account(label: str, help_text: str, *, required: bool) -> forms.CharField:
+def _form_field(spec: FieldSpec) -> forms.Field:
+    """A form field from a kind's field spec (messaging/kinds.py)."""
+    errors = {"required": spec.required_message} if spec.required_message else None
+    if spec.type == "account":
+        return forms.CharField(
+            label=spec.label,
+            max_length=64,
+            required=spec.required,
+            help_text=spec.help,
+            error_messages=errors,
+            widget=forms.TextInput(
+                attrs={"autocomplete": "off", "spellcheck": "false"}
+            ),
+        )
+    if spec.type == "line":
+        return forms.CharField(
+            label=spec.label,
+            max_length=spec.max_length,
+            required=spec.required,
+            help_text=spec.help,
+            error_messages=errors,
+        )
+    if spec.type == "users":
+        return forms.CharField(
+            label=spec.label,
+            required=spec.required,
+            help_text=spec.help,
+            widget=forms.Textarea(attrs={"rows": 2, "spellcheck": "false"}),
+        )
     return forms.CharField(
-        label=label,
-        max_length=64,
-        required=required,
-        help_text=help_text,
-        error_messages={"required": "Enter the sender's user ID."},
-        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+        label=spec.label,
+        required=spec.required,
+        help_text=spec.help,
+        error_messages=errors,
+        widget=_textarea(spec.max_bytes or 0, rows=spec.rows, json_required=spec.json),
     )
 
 
 def message_fields(kind: str) -> dict[str, forms.Field]:
-    """The message fields of one kind, with help from the provider documentation."""
-    if kind == SendKind.TEXT:
-        return {
-            "sender": _account(
-                "Sender account",
-                "Sender_Account: the user the message comes from. Required; the account must exist in the app.",
-                required=True,
-            ),
-            "text": forms.CharField(
-                label="Text",
-                error_messages={"required": "Enter the message text."},
-                help_text="TextContent: what the room sees. At most 12 KB (UTF-8 bytes) per message.",
-                widget=_textarea(MAX_MESSAGE_BYTES, rows=4),
-            ),
-            "extension_info": forms.CharField(
-                label="Extension info",
-                required=False,
-                help_text="ExtensionInfo (optional): custom data saved in the cloud and delivered with the message "
-                '(CloudCustomData). Must be JSON, e.g. {"data": 1, "value": 2}. At most 12 KB.',
-                widget=_textarea(MAX_MESSAGE_BYTES, rows=2, json_required=True),
-            ),
-        }
-    if kind == SendKind.CUSTOM:
-        return {
-            "sender": _account(
-                "Sender account",
-                "Sender_Account (optional): the user the message comes from.",
-                required=False,
-            ),
-            "business_id": forms.CharField(
-                label="Business ID",
-                error_messages={
-                    "required": "Enter the business ID (the message's mark)."
-                },
-                max_length=128,
-                help_text="BusinessId: the mark your app uses to tell custom messages apart, e.g. gift or like.",
-            ),
-            "data": forms.CharField(
-                label="Data",
-                error_messages={"required": "Enter the data."},
-                help_text="Data: the message content your app reads, delivered as {BusinessId, Data}. At most 12 KB.",
-                widget=_textarea(MAX_MESSAGE_BYTES, rows=4),
-            ),
-        }
-    if kind == SendKind.BROADCAST:
-        return {
-            "from_account": _account(
-                "From account",
-                "From_Account (optional): the sender. Empty: the app admin account. If set, the account must exist.",
-                required=False,
-            ),
-            "text": forms.CharField(
-                label="Text",
-                required=False,
-                help_text="A text message (TIMTextElem). Fill in the text or the custom data, not both.",
-                widget=_textarea(MAX_BROADCAST_BODY_BYTES, rows=4),
-            ),
-            "custom_data": forms.CharField(
-                label="Custom data",
-                required=False,
-                help_text="A custom message (TIMCustomElem Data) your app reads, e.g. JSON. Instead of the text.",
-                widget=_textarea(MAX_BROADCAST_BODY_BYTES, rows=3),
-            ),
-            "cloud_custom_data": forms.CharField(
-                label="Cloud custom data",
-                required=False,
-                help_text="CloudCustomData (optional): extra data saved with the message. "
-                "The whole broadcast is at most 12,000 bytes.",
-                widget=_textarea(MAX_BROADCAST_BODY_BYTES, rows=2),
-            ),
-        }
-    if kind == SendKind.COMMAND:
-        return {
-            "from_user": _account(
-                "From user ID",
-                "FromUserId: the sender. Its own clients do not receive the command, so use an ID that is not "
-                "in the room to reach everyone. Empty: the app's admin identifier.",
-                required=False,
-            ),
-            "content": forms.CharField(
-                label="Message content",
-                error_messages={"required": "Enter the message content."},
-                help_text="MessageContent: what the clients receive in onIMRecvCustomCommand. At most 1024 bytes.",
-                widget=_textarea(MAX_CONTENT_BYTES, rows=4),
-            ),
-        }
-    raise ValueError(f"unknown kind {kind!r}")
+    """The message fields of one kind, with help from the provider documentation
+    (recipient lists are asked for with the room: see SendForm)."""
+    return {
+        spec.name: _form_field(spec)
+        for spec in KINDS[kind].fields
+        if spec.type != "users"
+    }
 
 
-KIND_INTRO = {
-    SendKind.TEXT: "A text message in one or many live rooms (send_text_msg, at most 200 requests/s).",
-    SendKind.CUSTOM: "A custom message your app interprets, in one or many live rooms (send_custom_msg, at most 200/s).",
-    SendKind.BROADCAST: "One message to every live (AVChatRoom) group of the app (send_broadcast_msg, at most 1/s). "
-    "The app needs broadcast messaging enabled in the Chat console.",
-    SendKind.COMMAND: "A custom signalling message to users in one ZEGO room (SendCustomCommand, at most 100/s).",
-}
+KIND_INTRO = {kind: spec.intro for kind, spec in KINDS.items()}
 
 
 def kinds_for(app: ProviderApp) -> list[SendKind]:
-    return [SendKind(k) for k in PROVIDER_KINDS[app.provider]]
+    return [SendKind(k) for k in providers.kinds(app.provider)]
 
 
 def _decode_upload(upload: UploadedFile) -> str:
-    """Room IDs from a TXT (one per line) or CSV (first column) upload, one per line.
-
-    A header row is dropped here, not by parse_room_ids, because the file's lines
-    come after the pasted ones and the parser only skips a header on its first line.
-    """
-    if upload.size and upload.size > MAX_ROOMS_FILE_BYTES:
-        raise forms.ValidationError(
-            "The file is larger than 2 MB; 10,000 room IDs fit in far less."
-        )
+    """The text of an uploaded TXT (one room per line) or CSV (first column) file."""
     try:
-        text = upload.read().decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise forms.ValidationError(
-            "The file must be UTF-8 text (TXT or CSV)."
-        ) from None
-    rows = csv.reader(io.StringIO(text))
-    cells = [row[0].strip() if row else "" for row in rows]
-    if cells and cells[0].lower().replace("_", "").replace(" ", "") in _HEADERS:
-        cells = cells[1:]
-    return "\n".join(cells)
-
-
-_HEADERS = {"roomid", "room", "rooms", "groupid"}
+        return decode_room_file(upload.read())
+    except ValueError as exc:
+        raise forms.ValidationError(str(exc)) from None
 
 
 @dataclass
@@ -243,6 +164,7 @@ class SendForm(forms.Form):
     def __init__(self, *args: Any, app: ProviderApp, kind: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.app, self.kind = app, SendKind(kind)
+        self.spec = KINDS[self.kind]
         cast(
             forms.ModelChoiceField, self.fields["template"]
         ).queryset = MessageTemplate.objects.usable_for(app, kind)
@@ -252,7 +174,7 @@ class SendForm(forms.Form):
         self.kept_upload: tuple[str, str] | None = None
         self.plan: SendPlan | None = None
         room_fields: dict[str, forms.Field] = {}
-        if self.kind in (SendKind.TEXT, SendKind.CUSTOM):
+        if self.spec.target == "rooms":
             room_fields = {
                 "rooms": forms.CharField(
                     label="Room IDs",
@@ -270,7 +192,7 @@ class SendForm(forms.Form):
                     ),
                 ),
             }
-        elif self.kind == SendKind.COMMAND:
+        elif self.spec.target == "room":
             room_fields = {
                 "room_id": forms.CharField(
                     label="Room ID",
@@ -279,13 +201,7 @@ class SendForm(forms.Form):
                     error_messages={"required": "Enter the room ID."},
                     widget=forms.TextInput(attrs={"spellcheck": "false"}),
                 ),
-                "to_users": forms.CharField(
-                    label="To user IDs",
-                    required=False,
-                    help_text=f"ToUserId[] (optional): at most {MAX_RECIPIENTS} user IDs, one per line or "
-                    "comma-separated. Empty: everyone in the room.",
-                    widget=forms.Textarea(attrs={"rows": 2, "spellcheck": "false"}),
-                ),
+                "to_users": _form_field(KINDS[self.kind].field("to_users")),
             }
         self.room_field_names = list(room_fields)
         fields = message_fields(self.kind)
@@ -302,7 +218,7 @@ class SendForm(forms.Form):
         for name in self.variable_names:
             self.fields[VAR_PREFIX + name] = forms.CharField(
                 label=f"{{{name}}}",
-                max_length=MAX_MESSAGE_BYTES,
+                max_length=TENCENT_MESSAGE_BYTES,
                 strip=False,
                 help_text=f"Replaces {{{name}}} in the message.",
                 error_messages={"required": f"Enter a value for {{{name}}}."},
@@ -318,7 +234,7 @@ class SendForm(forms.Form):
         """(heading, fields) groups in page order."""
         groups = [
             (
-                "Room" if self.kind == SendKind.COMMAND else "Rooms",
+                "Room" if self.spec.target == "room" else "Rooms",
                 self.room_field_names,
             ),
             ("Message", self.message_field_names),
@@ -339,16 +255,16 @@ class SendForm(forms.Form):
     def clean_to_users(self) -> list[str]:
         raw = self.cleaned_data.get("to_users", "")
         users = list(dict.fromkeys(u for u in _SPLIT_USERS.split(raw) if u))
-        if len(users) > MAX_RECIPIENTS:
+        if len(users) > ZEGO_MAX_RECIPIENTS:
             raise forms.ValidationError(
-                f"{len(users)} recipients; at most {MAX_RECIPIENTS}. Leave it empty to reach the whole room."
+                f"{len(users)} recipients; at most {ZEGO_MAX_RECIPIENTS}. Leave it empty to reach the whole room."
             )
         return users
 
     def clean(self) -> dict[str, Any]:
         super().clean()
         data = self.cleaned_data
-        if self.kind in (SendKind.TEXT, SendKind.CUSTOM):
+        if self.spec.target == "rooms":
             self._clean_rooms(data)
         scheduled = self._clean_schedule(data)
         variables = {
@@ -393,7 +309,7 @@ class SendForm(forms.Form):
         Every further room is checked too, so a room ID the provider would reject
         stops the send here instead of failing in the middle of a batch.
         """
-        needs_room = self.kind != SendKind.BROADCAST
+        needs_room = self.spec.target != "app"
         first = {**filled, "room_id": rooms[0]} if rooms else filled
         try:
             body = build_request(self.app, self.kind, first)
@@ -428,7 +344,7 @@ class SendForm(forms.Form):
         return "rooms" if "rooms" in self.fields else "room_id"
 
     def _clean_rooms(self, data: dict[str, Any]) -> None:
-        text = data.get("rooms", "")
+        texts = [data.get("rooms", "")]
         upload = data.get("rooms_file")
         uploaded = ""
         if upload:
@@ -443,10 +359,10 @@ class SendForm(forms.Form):
             name = str(self.data.get(self.add_prefix("rooms_kept_name")) or "")
             self.kept_upload = (name[:200] or "uploaded file", uploaded)
         if uploaded:
-            text = f"{text}\n{uploaded}" if text else uploaded
+            texts.append(uploaded)
         # Problems of a list that came (partly) from the file are shown under it.
         field = "rooms_file" if uploaded else "rooms"
-        room_list = parse_room_ids(text)
+        room_list = parse_room_ids(*texts, provider=self.app.provider)
         self.room_list = room_list
         if room_list.invalid:
             shown = "; ".join(

@@ -6,15 +6,14 @@ from typing import Any, cast
 
 from django import forms
 
+from messaging import providers
 from messaging.forms.send import message_fields
 from messaging.models import (
     TEMPLATE_FIELDS,
     MessageTemplate,
-    Provider,
     ProviderApp,
     SendKind,
 )
-from messaging.providers import PROVIDER_KINDS
 
 # The fields that carry a kind's message: a template must fill one of them (a text
 # template without text would send nothing).
@@ -79,14 +78,12 @@ class MessageTemplateForm(forms.ModelForm):
         super().clean()
         data = self.cleaned_data
         app, kind = data.get("app"), data.get("kind")
-        if app and kind and kind not in PROVIDER_KINDS[app.provider]:
+        if app and kind and kind not in providers.kinds(app.provider):
             names = ", ".join(
-                SendKind(k).label.lower() for k in PROVIDER_KINDS[app.provider]
+                SendKind(k).label.lower() for k in providers.kinds(app.provider)
             )
-            self.add_error(
-                "kind",
-                f"{app.name} is a {Provider(app.provider).label} app: pick {names}.",
-            )
+            label = providers.provider(app.provider).LABEL
+            self.add_error("kind", f"{app.name} is a {label} app: pick {names}.")
         if kind and not any(data.get(n) for n in self.message_field_names):
             self.add_error(
                 None,

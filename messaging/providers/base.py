@@ -1,7 +1,9 @@
 """What every provider client shares: the result type, credentials, the pooled HTTP
-client and the classification of error codes.
+client, the one request path (``call``) and the retry policy (``retry_policy``).
 
-Only the modules of this package import httpx (CONVENTIONS.md 3 and 14).
+A provider module builds its request and reads its answer; everything between (the
+HTTP call, transport errors, HTTP statuses, a body that is not JSON) happens here,
+once. Only the modules of this package import httpx.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -21,7 +24,7 @@ from liveadmin.logging import redact
 logger = logging.getLogger(__name__)
 
 # Tencent's REST backend gives up after 3 s and asks callers to wait longer than
-# that (PROVIDERS.md 1.1), so the read timeout is above 3 s. Connecting should be
+# that (docs/providers.md, "Timeouts"), so the read timeout is above 3 s. Connecting should be
 # quick; a slow connect is a network problem worth a (transport-level) retry.
 TIMEOUT = httpx.Timeout(connect=3.0, read=6.0, write=6.0, pool=6.0)
 # Retries of the transport cover failed connects only: a request that reached the
@@ -35,6 +38,9 @@ class Outcome(StrEnum):
     OK = "ok"
     DROPPED = "dropped"  # accepted by the provider, not delivered (e.g. MsgFreqCtrl)
     FAILED = "failed"
+    # The request may have reached the provider, but no answer says what happened
+    # (read timeout, connection lost after sending, an unreadable answer).
+    UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,8 @@ class Credentials:
     identifier: str
     secret: str = field(repr=False)
     base_url: str
+    # ZEGO: the project's test environment (IsTest=true; docs/providers.md).
+    test_environment: bool = False
 
 
 @dataclass(frozen=True)
@@ -90,25 +98,74 @@ def permanent(explanation: str) -> CodeInfo:
     return CodeInfo(False, explanation)
 
 
-class ProviderError(Exception):
-    """A provider answered with an error (or could not be reached).
+def classify_code(
+    codes: Mapping[int, CodeInfo], code: int, *, unknown: str
+) -> CodeInfo:
+    """How to treat ``code`` per a provider's table. An undocumented code is not
+    retried: repeating an unknown failure could duplicate a delivered message."""
+    if code in codes:
+        return codes[code]
+    return permanent(unknown.format(code=code))
 
-    ``permanent`` is True when repeating the same request cannot succeed.
-    """
 
-    def __init__(self, code: int | None, message: str, *, permanent: bool) -> None:
-        super().__init__(f"{code}: {message}" if code is not None else message)
-        self.code = code
-        self.message = message
-        self.permanent = permanent
+def explain_code(classify: Callable[[int], CodeInfo], code: int | None) -> str:
+    """The explanation of a result code for the UI ("Sent." for 0)."""
+    if code is None:
+        return ""
+    if code == 0:
+        return "Sent."
+    return classify(code).explanation
 
-    @classmethod
-    def from_result(cls, result: SendResult) -> ProviderError:
-        return cls(
-            result.error_code,
-            result.explanation or result.error_info,
-            permanent=not result.retryable,
-        )
+
+# --- retry policy ---------------------------------------------------------------------
+# Which failures are retried, in one place (DESIGN.md "Delivery semantics"): only
+# what surely did not reach the provider, a documented retryable code, or (by the
+# caller) a kind the provider de-duplicates. ``failure`` is one of:
+#   "connect"    no connection was made (refused, DNS, connect or pool timeout)
+#   "busy"       HTTP 429 or 503: refused before any processing
+#   "transport"  the request may have reached the provider (read timeout, lost connection)
+#   "http_5xx"   another HTTP 5xx from the provider or a gateway (may have been processed)
+#   "http_4xx"   any other HTTP status but 200 (a wrong address)
+#   "unreadable" HTTP 200 whose body is not a JSON object
+#   "no_code"    a JSON answer without a result code
+#   "code"       the provider's error code, classified by its table (``info``)
+#   "dropped"    accepted but not delivered (Tencent's MsgFreqCtrl)
+#   "invalid_url" the app's base URL cannot be used
+
+# Failures after which the message may or may not have been delivered: their
+# outcome is ``unknown`` and they are never repeated blindly.
+MAYBE_DELIVERED = frozenset({"transport", "http_5xx", "unreadable", "no_code"})
+# Transport errors raised before a complete request was handed over.
+NOT_SENT_ERRORS: tuple[type[httpx.HTTPError], ...] = (
+    httpx.ConnectError,  # refused, unreachable, DNS failure
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+)
+NOT_PROCESSED_STATUSES = frozenset({429, 503})
+
+UNKNOWN_EXPLANATION = (
+    "The request may have reached the provider, but no answer came back ({why}). The "
+    "message may or may not have been delivered, so it is not sent again by itself: "
+    "check the room, then re-send it explicitly if it is missing."
+)
+
+
+def retry_policy(
+    failure: str, info: CodeInfo | None = None, *, retry_after: float | None = None
+) -> tuple[bool, float | None]:
+    """(retryable, seconds to wait first) for a failed send."""
+    if failure == "code" and info is not None:
+        return info.retryable, info.retry_after
+    if failure in ("connect", "dropped"):
+        return True, 1.0
+    if failure == "busy":
+        return True, retry_after if retry_after is not None else 1.0
+    return False, None
+
+
+def failure_outcome(failure: str) -> Outcome:
+    """``unknown`` when the message may have been delivered, else ``failed``."""
+    return Outcome.UNKNOWN if failure in MAYBE_DELIVERED else Outcome.FAILED
 
 
 _client: httpx.Client | None = None
@@ -150,31 +207,39 @@ def elapsed_ms(started: float) -> int:
 
 
 def transport_failure(exc: httpx.HTTPError, *, started: float, what: str) -> SendResult:
-    """A request that got no HTTP answer: always retryable.
+    """A request that got no HTTP answer.
 
-    The message names the failure class, never the URL (which carries the usersig or
-    the signature).
+    Retryable when the request surely did not reach the provider (NOT_SENT_ERRORS);
+    otherwise (read timeout, connection lost after sending) the outcome is
+    ``unknown`` and nothing retries it blindly. The message names the failure
+    class, never the URL (which carries the usersig or the signature).
     """
-    if isinstance(exc, httpx.TimeoutException):
-        info = f"{type(exc).__name__}: no answer from the provider in time"
-        explanation = (
-            "The provider did not answer in time. The message may or may not have been "
-            "delivered; it is safe to retry later."
-        )
-    else:
+    if isinstance(exc, NOT_SENT_ERRORS):
+        failure = "connect"
         info = f"{type(exc).__name__}: {redact(str(exc))}"
         explanation = (
-            "The provider could not be reached (network error). Check the base URL or "
-            "region and the network, then retry."
+            "The provider could not be reached (no connection). Nothing was sent; it "
+            "is retried automatically. If it persists, check the base URL or region "
+            "and the network."
         )
-    logger.warning("%s: transport failure %s", what, info)
+    else:
+        failure = "transport"
+        if isinstance(exc, httpx.TimeoutException):
+            info = f"{type(exc).__name__}: no answer from the provider in time"
+            why = "the provider did not answer in time"
+        else:
+            info = f"{type(exc).__name__}: {redact(str(exc))}"
+            why = "the connection was lost after the request was sent"
+        explanation = UNKNOWN_EXPLANATION.format(why=why)
+    logger.warning("%s: transport failure (%s) %s", what, failure, info)
+    is_retryable, retry_after = retry_policy(failure)
     return SendResult(
-        outcome=Outcome.FAILED,
+        outcome=failure_outcome(failure),
         error_info=info[:500],
         explanation=explanation,
         latency_ms=elapsed_ms(started),
-        retryable=True,
-        retry_after=1.0,
+        retryable=is_retryable,
+        retry_after=retry_after,
     )
 
 
@@ -185,7 +250,7 @@ def invalid_url_failure(exc: Exception, *, what: str) -> SendResult:
         outcome=Outcome.FAILED,
         error_info=f"{type(exc).__name__}: the API URL is not valid",
         explanation="The app's base URL is not a valid http(s) URL. Fix it in the app settings.",
-        retryable=False,
+        retryable=retry_policy("invalid_url")[0],
     )
 
 
@@ -196,23 +261,31 @@ def http_failure(
     status = response.status_code
     if status == 200:
         return None
-    if status >= 500 or status == 429:
-        retry_after = _retry_after(response.headers.get("Retry-After"))
+    if status in NOT_PROCESSED_STATUSES:
+        failure = "busy"
         explanation = (
-            f"The provider answered HTTP {status} (a server or gateway problem). "
-            "Retry later."
+            f"The provider answered HTTP {status} (busy or unavailable). Nothing was "
+            "sent; it is retried automatically."
         )
-        is_retryable = True
+    elif status >= 500:
+        # A gateway or server error after the request went in: it may have been
+        # processed, so it is not repeated blindly.
+        failure = "http_5xx"
+        explanation = UNKNOWN_EXPLANATION.format(
+            why=f"the provider answered HTTP {status}, a server or gateway error"
+        )
     else:
-        retry_after = None
+        failure = "http_4xx"
         explanation = (
             f"The provider answered HTTP {status}. The API address is probably wrong: "
             "check the app's region and base URL."
         )
-        is_retryable = False
+    is_retryable, retry_after = retry_policy(
+        failure, retry_after=_retry_after(response.headers.get("Retry-After"))
+    )
     logger.warning("%s: HTTP %s", what, status)
     return SendResult(
-        outcome=Outcome.FAILED,
+        outcome=failure_outcome(failure),
         error_info=f"HTTP {status}",
         explanation=explanation,
         http_status=status,
@@ -223,25 +296,64 @@ def http_failure(
     )
 
 
-def json_object(response: httpx.Response) -> dict[str, Any] | None:
-    return _json_or_none(response)
-
-
 def unreadable_answer(response: httpx.Response, *, started: float) -> SendResult:
     # A 200 whose body is not a JSON object: whether the message went out is
     # unknown, so it is not retried blindly (a retry could duplicate it).
     return SendResult(
-        outcome=Outcome.FAILED,
+        outcome=failure_outcome("unreadable"),
         error_info="the answer is not a JSON object",
-        explanation=(
-            "The provider's answer could not be read. Whether the message was delivered "
-            "is unknown; check the room before sending again."
-        ),
+        explanation=UNKNOWN_EXPLANATION.format(why="its answer could not be read"),
         http_status=response.status_code,
         latency_ms=elapsed_ms(started),
-        retryable=False,
+        retryable=retry_policy("unreadable")[0],
         response_body={"text": response.text[:1000]},
     )
+
+
+# Reads a provider's JSON answer: (data, HTTP status, latency in ms) -> SendResult.
+AnswerParser = Callable[[dict[str, Any], int, int], SendResult]
+
+
+def call(
+    method: str,
+    url: str,
+    *,
+    what: str,
+    parse: AnswerParser,
+    params: Any = None,
+    content: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> SendResult:
+    """Make one request and return one SendResult, whatever happens.
+
+    ``what`` names the call in logs (never the URL: it carries the usersig or the
+    signature); ``parse`` reads a JSON object answered with HTTP 200.
+    """
+    started = time.monotonic()
+    try:
+        response = http_client().request(
+            method, url, params=params, content=content, headers=headers
+        )
+    except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+        return invalid_url_failure(exc, what=what)
+    except httpx.HTTPError as exc:
+        return transport_failure(exc, started=started, what=what)
+    result = http_failure(response, started=started, what=what)
+    if result is None:
+        data = _json_or_none(response)
+        if data is None:
+            result = unreadable_answer(response, started=started)
+        else:
+            result = parse(data, response.status_code, elapsed_ms(started))
+    logger.debug(
+        "%s: outcome=%s code=%s request_id=%s latency_ms=%s",
+        what,
+        result.outcome,
+        result.error_code,
+        result.request_id,
+        result.latency_ms,
+    )
+    return result
 
 
 def _json_or_none(response: httpx.Response) -> dict[str, Any] | None:

@@ -1,8 +1,9 @@
 """Tencent Cloud Chat / TUILiveKit REST client: room text and custom messages
 (v4/live_engine_http_srv) and the broadcast to every live group (v4/group_open_http_svc).
 
-Facts used are in ../shared/PROVIDERS.md sections 1, 2, 4, 5 and in the seed pages
-../shared/provider-docs/000..002.
+A provider module of the registry (messaging/providers/__init__.py): LABEL, REGIONS,
+KINDS, build_body, send, explain, drop_explanation. Every provider fact used here is in
+docs/providers.md, with the provider page it comes from.
 """
 
 from __future__ import annotations
@@ -15,28 +16,49 @@ import threading
 import time
 from typing import Any
 
-import httpx
 from TLSSigAPIv2 import TLSSigAPIv2
 
+from messaging.kinds import KINDS as KIND_SPECS
+from messaging.kinds import (
+    MAX_RANDOM,
+    TENCENT_BROADCAST_BODY_BYTES,
+    TENCENT_MESSAGE_BYTES,
+    KindSpec,
+    kinds_of,
+)
 from messaging.providers.base import (
     CodeInfo,
     Credentials,
     Outcome,
     SendResult,
     as_int,
-    elapsed_ms,
-    http_client,
-    http_failure,
-    invalid_url_failure,
-    json_object,
+    call,
+    classify_code,
+    explain_code,
+    failure_outcome,
     permanent,
+    retry_policy,
     retryable,
-    transport_failure,
-    unreadable_answer,
     utf8_len,
 )
+from messaging.rooms import room_id_error
 
 logger = logging.getLogger(__name__)
+
+LABEL = "Tencent Cloud (TUILiveKit / Chat)"
+KINDS = kinds_of("tencent")
+
+# API domain per region (docs/providers.md, "Tencent regions").
+REGIONS: dict[str, tuple[str, str]] = {
+    # key: (label, primary domain)
+    "china": ("China", "console.tim.qq.com"),
+    "singapore": ("Singapore", "adminapisgp.im.qcloud.com"),
+    "seoul": ("Seoul", "adminapikr.im.qcloud.com"),
+    "frankfurt": ("Frankfurt", "adminapiger.im.qcloud.com"),
+    "india": ("India (Mumbai)", "adminapiind.im.qcloud.com"),
+    "silicon-valley": ("Silicon Valley", "adminapiusa.im.qcloud.com"),
+    "jakarta": ("Jakarta", "adminapiidn.im.qcloud.com"),
+}
 
 PATHS: dict[str, str] = {
     "text": "v4/live_engine_http_srv/send_text_msg",
@@ -44,25 +66,21 @@ PATHS: dict[str, str] = {
     "broadcast": "v4/group_open_http_svc/send_broadcast_msg",
 }
 
-# Limits (PROVIDERS.md 1.4, seed pages). The current pages say one message is at
-# most 12 KB (the 8 KB of older tables is superseded); the broadcast page says the
-# merged MsgBody may be up to 12,000 bytes.
-MAX_MESSAGE_BYTES = 12 * 1024
-MAX_BROADCAST_BODY_BYTES = 12_000
+# Limits (docs/providers.md, "Limits"), declared with the kinds.
+MAX_MESSAGE_BYTES = TENCENT_MESSAGE_BYTES
+MAX_BROADCAST_BODY_BYTES = TENCENT_BROADCAST_BODY_BYTES
 MAX_USER_ID_BYTES = 32
-MAX_ROOM_ID_BYTES = 48
-MAX_RANDOM = 4_294_967_295
 
 # Admin UserSig: generated for a week and renewed a day before it runs out, so a
-# long-running worker never sends an expired one (the 70001 trap of PROVIDERS.md 7).
+# long-running worker never sends an expired one (docs/providers.md, "UserSig").
 USERSIG_EXPIRE_SECONDS = 7 * 86400
 USERSIG_RENEW_BEFORE_SECONDS = 86400
 
 USERSIG_EXPIRED = 70001
 
 # Every documented code: retryable or permanent, and what it means for the person
-# who pressed Send. Sources: PROVIDERS.md 1.3 (common 60xxx/70xxx, 8xxxx/9xxxx),
-# 5.1 (TUILiveKit 1000xx, seed pages 000/001), 5.2 and seed page 002 (group 10xxx).
+# who pressed Send. docs/providers.md, "Tencent error codes", names the page of each
+# group of codes; the guesses are in its UNCONFIRMED table.
 CODES: dict[int, CodeInfo] = {
     # REST API common codes
     60002: permanent("The request URL could not be parsed. Check the app's base URL."),
@@ -137,6 +155,7 @@ CODES: dict[int, CodeInfo] = {
     70500: retryable("Internal error at the provider. Retry.", 1.0),
     # Message codes shared by the message APIs
     80001: permanent("The text hit the provider's sensitive-word filter."),
+    # UNCONFIRMED which code an oversized broadcast gets (docs/providers.md).
     80002: permanent("The message is too long (the limit is 12 KB)."),
     80003: retryable(
         "The before-send webhook failed or timed out and the app is set to not deliver then. Check the webhook, then retry.",
@@ -149,7 +168,7 @@ CODES: dict[int, CodeInfo] = {
     90055: permanent("The batch request is larger than 8 KB."),
     93000: permanent("The JSON request is larger than the provider accepts."),
     10018: permanent("The answer would exceed 1 MB: the request asks for too much."),
-    # Group codes (send_broadcast_msg page, PROVIDERS.md 5.2)
+    # Group codes (send_broadcast_msg page and the error code page)
     10002: retryable("Internal error at the provider. Retry.", 1.0),
     10003: permanent("The provider does not know this command."),
     10004: permanent("A parameter of the request is not valid."),
@@ -169,7 +188,7 @@ CODES: dict[int, CodeInfo] = {
     10033: permanent("The message cannot be recalled."),
     10035: permanent("Live (audio-video) groups keep no messages to delete."),
     10041: permanent("The message cannot be recalled."),
-    # TUILiveKit live_engine_http_srv codes (seed pages 000 and 001)
+    # TUILiveKit live_engine_http_srv codes (send_text_msg and send_custom_msg pages)
     100001: retryable("Internal error at the provider. Retry.", 1.0),
     100002: permanent("A parameter of the request is not valid."),
     100004: permanent(
@@ -177,6 +196,8 @@ CODES: dict[int, CodeInfo] = {
     ),
     100006: permanent("This room is not a live room."),
     100601: permanent("The sender is muted in this room."),
+    # UNCONFIRMED (docs/providers.md): 100602 for a live_engine overrun; the
+    # common table has 60007. Both are retried.
     100602: retryable(
         "The room's message frequency limit was reached. Retry shortly.", 1.0
     ),
@@ -184,28 +205,22 @@ CODES: dict[int, CodeInfo] = {
 }
 
 # Codes 10100..10200 are chosen by the app's own before-send webhook to refuse a
-# message with a reason of its own (seed page 004).
+# message with a reason of its own (docs/providers.md, "Before-send webhook").
 WEBHOOK_CODES = range(10100, 10201)
 
 
 def classify(code: int) -> CodeInfo:
-    if code in CODES:
-        return CODES[code]
-    if code in WEBHOOK_CODES:
+    if code in WEBHOOK_CODES and code not in CODES:
         return permanent(
             f"The app's before-send webhook refused the message (code {code})."
         )
-    # An undocumented code: not retried, since repeating an unknown failure could
-    # duplicate a message that was in fact delivered.
-    return permanent(f"The provider refused the request with code {code}.")
+    return classify_code(
+        CODES, code, unknown="The provider refused the request with code {code}."
+    )
 
 
 def explain(code: int | None) -> str:
-    if code is None:
-        return ""
-    if code == 0:
-        return "Sent."
-    return classify(code).explanation
+    return explain_code(classify, code)
 
 
 # --- validation and request bodies -----------------------------------------------------
@@ -225,10 +240,8 @@ def _add(errors: dict[str, list[str]], name: str, message: str) -> None:
 def _check_room(errors: dict[str, list[str]], room_id: str) -> None:
     if not room_id:
         _add(errors, "room_id", "Enter the room ID.")
-    elif utf8_len(room_id) > MAX_ROOM_ID_BYTES:
-        _add(errors, "room_id", f"A room ID is at most {MAX_ROOM_ID_BYTES} bytes.")
-    elif not all(32 <= ord(ch) < 127 for ch in room_id):
-        _add(errors, "room_id", "A room ID uses printable ASCII characters only.")
+    elif problem := room_id_error(room_id, "tencent"):
+        _add(errors, "room_id", problem)
 
 
 def _check_account(
@@ -250,6 +263,24 @@ def _check_size(
             errors,
             name,
             f"{what} is {size:,} bytes; the limit is {limit:,} bytes (12 KB).",
+        )
+
+
+def _check_message_size(
+    errors: dict[str, list[str]], spec: KindSpec, fields: dict[str, str]
+) -> None:
+    """The provider counts its 12 KB over the whole message, not per field
+    (docs/providers.md, "Limits"): the counted fields together must fit."""
+    if spec.message_bytes is None or errors.keys() & set(spec.counted_fields):
+        return
+    size = sum(utf8_len(fields[name]) for name in spec.counted_fields)
+    if size > spec.message_bytes:
+        labels = " and ".join(spec.field(n).label.lower() for n in spec.counted_fields)
+        _add(
+            errors,
+            spec.counted_fields[-1],
+            f"The message is {size:,} bytes ({labels} together); the limit is "
+            f"{spec.message_bytes:,} bytes (12 KB).",
         )
 
 
@@ -281,6 +312,11 @@ def build_text_body(fields: dict[str, Any]) -> tuple[dict, dict[str, list[str]]]
     }
     if extension:
         body["ExtensionInfo"] = extension
+    _check_message_size(
+        errors,
+        KIND_SPECS["text"],
+        {"text": text, "extension_info": extension},
+    )
     return body, errors
 
 
@@ -304,6 +340,9 @@ def build_custom_body(fields: dict[str, Any]) -> tuple[dict, dict[str, list[str]
         body["Sender_Account"] = sender
     body["BusinessId"] = business_id
     body["Data"] = data
+    _check_message_size(
+        errors, KIND_SPECS["custom"], {"business_id": business_id, "data": data}
+    )
     return body, errors
 
 
@@ -365,7 +404,11 @@ BUILDERS = {
 }
 
 
-def build_body(kind: str, fields: dict[str, Any]) -> tuple[dict, dict[str, list[str]]]:
+def build_body(
+    kind: str, fields: dict[str, Any], *, default_sender: str = ""
+) -> tuple[dict, dict[str, list[str]]]:
+    """The exact body of ``kind`` from the form's fields, and the errors by field.
+    (Tencent's senders are explicit, so ``default_sender`` is not used.)"""
     return BUILDERS[kind](fields)
 
 
@@ -427,43 +470,29 @@ def send(creds: Credentials, kind: str, body: dict) -> SendResult:
     url = f"{creds.base_url.rstrip('/')}/{PATHS[kind]}"
     payload = json.dumps(body, ensure_ascii=False).encode("utf-8")
     what = f"tencent {kind} app={creds.app_id}"
-    result: SendResult | None = None
-    for refresh in (False, True):
-        params = query_params(creds, usersig(creds, refresh=refresh))
-        started = time.monotonic()
-        try:
-            response = http_client().post(
-                url,
-                params=params,
-                content=payload,
-                headers={"Content-Type": "application/json; charset=utf-8"},
-            )
-        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
-            return invalid_url_failure(exc, what=what)
-        except httpx.HTTPError as exc:
-            return transport_failure(exc, started=started, what=what)
-        result = http_failure(response, started=started, what=what)
-        if result is not None:
-            return result
-        data = json_object(response)
-        if data is None:
-            return unreadable_answer(response, started=started)
-        result = parse_response(
-            data, http_status=response.status_code, latency_ms=elapsed_ms(started)
-        )
-        if result.error_code != USERSIG_EXPIRED:
-            break
+    result = _post(creds, url, payload, what, refresh=False)
+    if result.error_code == USERSIG_EXPIRED:
         logger.info("%s: UserSig expired (70001), regenerating once", what)
-    assert result is not None
-    logger.debug(
-        "%s: outcome=%s code=%s request_id=%s latency_ms=%s",
-        what,
-        result.outcome,
-        result.error_code,
-        result.request_id,
-        result.latency_ms,
-    )
+        result = _post(creds, url, payload, what, refresh=True)
     return result
+
+
+def _post(
+    creds: Credentials, url: str, payload: bytes, what: str, *, refresh: bool
+) -> SendResult:
+    return call(
+        "POST",
+        url,
+        what=what,
+        parse=_parse,
+        params=query_params(creds, usersig(creds, refresh=refresh)),
+        content=payload,
+        headers={"Content-Type": "application/json; charset=utf-8"},
+    )
+
+
+def _parse(data: dict[str, Any], http_status: int, latency_ms: int) -> SendResult:
+    return parse_response(data, http_status=http_status, latency_ms=latency_ms)
 
 
 def parse_response(
@@ -495,28 +524,30 @@ def parse_response(
     }
     if code is None:
         return SendResult(
-            outcome=Outcome.FAILED,
+            outcome=failure_outcome("no_code"),
             explanation="The provider's answer has no ErrorCode; whether the message was delivered is unknown.",
-            retryable=False,
+            retryable=retry_policy("no_code")[0],
             **common,
         )
     if code == 0 and action_status.upper() != "FAIL":
         if drop_reason:
             # Accepted, but not delivered (MsgFreqCtrl: the room is over 40 msg/s).
+            is_retryable, retry_after = retry_policy("dropped")
             return SendResult(
                 outcome=Outcome.DROPPED,
                 explanation=drop_explanation(drop_reason),
-                retryable=True,
-                retry_after=1.0,
+                retryable=is_retryable,
+                retry_after=retry_after,
                 **common,
             )
         return SendResult(outcome=Outcome.OK, explanation="Sent.", **common)
     info = classify(code)
+    is_retryable, retry_after = retry_policy("code", info)
     return SendResult(
         outcome=Outcome.FAILED,
         explanation=info.explanation,
-        retryable=info.retryable,
-        retry_after=info.retry_after,
+        retryable=is_retryable,
+        retry_after=retry_after,
         **common,
     )
 

@@ -1,8 +1,9 @@
 """ZEGO server API v2 client: ``Action=SendCustomCommand`` (a custom signalling
 message to users of a room).
 
-Facts used are in ../shared/PROVIDERS.md section 6 and the seed page
-../shared/provider-docs/003.
+A provider module of the registry (messaging/providers/__init__.py): LABEL, REGIONS,
+KINDS, build_body, send, explain, drop_explanation. Every provider fact used here is in
+docs/providers.md, with the provider page it comes from.
 """
 
 from __future__ import annotations
@@ -14,37 +15,48 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import httpx
-
+from messaging.kinds import ZEGO_CONTENT_BYTES, ZEGO_MAX_RECIPIENTS, kinds_of
 from messaging.providers.base import (
     CodeInfo,
     Credentials,
     Outcome,
     SendResult,
     as_int,
-    elapsed_ms,
-    http_client,
-    http_failure,
-    invalid_url_failure,
-    json_object,
+    call,
+    classify_code,
+    explain_code,
+    failure_outcome,
     permanent,
+    retry_policy,
     retryable,
-    transport_failure,
-    unreadable_answer,
     utf8_len,
 )
+from messaging.rooms import MAX_ROOM_ID_BYTES
 
 logger = logging.getLogger(__name__)
 
+LABEL = "ZEGO"
+KINDS = kinds_of("zego")
+
+# Server API hosts (docs/providers.md, "ZEGO regions").
+REGIONS: dict[str, tuple[str, str]] = {
+    "global": ("Global (nearest)", "rtc-api.zego.im"),
+    "sha": ("Shanghai", "rtc-api-sha.zego.im"),
+    "hkg": ("Hong Kong", "rtc-api-hkg.zego.im"),
+    "fra": ("Frankfurt", "rtc-api-fra.zego.im"),
+    "lax": ("Los Angeles", "rtc-api-lax.zego.im"),
+    "bom": ("Mumbai", "rtc-api-bom.zego.im"),
+    "sgp": ("Singapore", "rtc-api-sgp.zego.im"),
+}
+
 ACTION = "SendCustomCommand"
-MAX_CONTENT_BYTES = 1024
-MAX_RECIPIENTS = 10
-# ZEGO's room and user ID limits (Express SDK: room ID up to 128 bytes, user ID up
-# to 64 bytes); the server API pages give none of their own.
-MAX_ROOM_ID_BYTES = 128
+MAX_CONTENT_BYTES = ZEGO_CONTENT_BYTES
+MAX_RECIPIENTS = ZEGO_MAX_RECIPIENTS
+# ZEGO's user ID limit (Express SDK: up to 64 bytes; the server API pages give none
+# of their own). Room-ID limits live in messaging.rooms.
 MAX_USER_ID_BYTES = 64
 
-# Every documented return code (PROVIDERS.md 6.3, seed page 003).
+# Every documented return code (docs/providers.md, "ZEGO return codes").
 CODES: dict[int, CodeInfo] = {
     # Gateway / public-parameter codes
     100000000: permanent(
@@ -91,8 +103,12 @@ CODES: dict[int, CodeInfo] = {
     50001: permanent(
         "The room does not exist (rooms close when their last user leaves)."
     ),
+    # UNCONFIRMED: 50002 and 50004 are on the SendCustomCommand page but not in the
+    # 2025 global list (docs/providers.md).
     50002: permanent("The user ID does not exist."),
-    50003: permanent("The recipient is not online."),
+    # Top-level 50003 is "failed to get online user count" (the SendCustomCommand
+    # page); only in Data.FailUsers does 50003 mean "this recipient is offline".
+    50003: retryable("ZEGO could not get the room's online user count. Retry.", 1.0),
     50004: retryable("ZEGO could not get the user information. Retry.", 1.0),
     50011: permanent("Too many recipients: at most 10."),
     50012: permanent("The message content is too long: at most 1024 bytes."),
@@ -102,18 +118,29 @@ CODES: dict[int, CodeInfo] = {
 }
 
 
+# Per-recipient codes in Data.FailUsers (docs/providers.md, "ZEGO return codes").
+RECIPIENT_CODES: dict[int, str] = {50003: "not online"}
+
+
 def classify(code: int) -> CodeInfo:
-    if code in CODES:
-        return CODES[code]
-    return permanent(f"ZEGO refused the request with code {code}.")
+    return classify_code(
+        CODES, code, unknown="ZEGO refused the request with code {code}."
+    )
 
 
 def explain(code: int | None) -> str:
-    if code is None:
-        return ""
-    if code == 0:
-        return "Sent."
-    return classify(code).explanation
+    return explain_code(classify, code)
+
+
+def drop_explanation(reason: str) -> str:
+    """Why an accepted command reached nobody (``reason``: "FailUsers:uid=code,...")."""
+    codes = {code for _, _, code in (item.partition("=") for item in reason.split(","))}
+    meanings = {
+        RECIPIENT_CODES.get(as_int(code) or 0, f"code {code}") for code in codes
+    }
+    if not reason or meanings <= {"not online"}:
+        return "Accepted, but none of the recipients got it (they are offline)."
+    return f"Accepted, but none of the recipients got it ({reason})."
 
 
 # --- validation and request parameters ----------------------------------------------------
@@ -121,6 +148,13 @@ def explain(code: int | None) -> str:
 
 def _add(errors: dict[str, list[str]], name: str, message: str) -> None:
     errors.setdefault(name, []).append(message)
+
+
+def build_body(
+    kind: str, fields: dict[str, Any], *, default_sender: str = ""
+) -> tuple[dict, dict[str, list[str]]]:
+    """The request of ``kind`` (only ``command``); a missing sender is ``default_sender``."""
+    return build_command_params(fields, default_from=default_sender)
 
 
 def build_command_params(
@@ -143,8 +177,12 @@ def build_command_params(
 
     if not room_id:
         _add(errors, "room_id", "Enter the room ID.")
-    elif utf8_len(room_id) > MAX_ROOM_ID_BYTES:
-        _add(errors, "room_id", f"A room ID is at most {MAX_ROOM_ID_BYTES} bytes.")
+    elif utf8_len(room_id) > MAX_ROOM_ID_BYTES["zego"]:
+        _add(
+            errors,
+            "room_id",
+            f"A room ID is at most {MAX_ROOM_ID_BYTES['zego']} bytes.",
+        )
     if not from_user:
         _add(errors, "from_user", "Enter the sender's user ID.")
     elif utf8_len(from_user) > MAX_USER_ID_BYTES:
@@ -211,41 +249,28 @@ def signed_query(
         ("Signature", signature(creds.app_id, nonce, creds.secret, timestamp)),
         ("SignatureVersion", "2.0"),
     ]
+    if creds.test_environment:
+        # The project's test environment (10 requests/s); omitted means production.
+        query.append(("IsTest", "true"))
     return query
 
 
-def send(creds: Credentials, params: dict) -> SendResult:
+def send(creds: Credentials, kind: str, params: dict) -> SendResult:
     """GET ``{base}/?Action=SendCustomCommand&...``; one SendResult whatever happens."""
-    url = f"{creds.base_url.rstrip('/')}/"
-    what = f"zego command app={creds.app_id}"
-    started = time.monotonic()
-    try:
-        response = http_client().get(url, params=tuple(signed_query(creds, params)))
-    except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
-        return invalid_url_failure(exc, what=what)
-    except httpx.HTTPError as exc:
-        return transport_failure(exc, started=started, what=what)
-    result = http_failure(response, started=started, what=what)
-    if result is not None:
-        return result
-    data = json_object(response)
-    if data is None:
-        return unreadable_answer(response, started=started)
-    result = parse_response(
-        data,
-        recipients=params.get("ToUserId[]") or [],
-        http_status=response.status_code,
-        latency_ms=elapsed_ms(started),
+    recipients = params.get("ToUserId[]") or []
+
+    def parse(data: dict[str, Any], http_status: int, latency_ms: int) -> SendResult:
+        return parse_response(
+            data, recipients=recipients, http_status=http_status, latency_ms=latency_ms
+        )
+
+    return call(
+        "GET",
+        f"{creds.base_url.rstrip('/')}/",
+        what=f"zego {kind} app={creds.app_id}",
+        parse=parse,
+        params=tuple(signed_query(creds, params)),
     )
-    logger.debug(
-        "%s: outcome=%s code=%s request_id=%s latency_ms=%s",
-        what,
-        result.outcome,
-        result.error_code,
-        result.request_id,
-        result.latency_ms,
-    )
-    return result
 
 
 def parse_response(
@@ -277,18 +302,20 @@ def parse_response(
     }
     if code is None:
         return SendResult(
-            outcome=Outcome.FAILED,
+            outcome=failure_outcome("no_code"),
             error_info=message,
             explanation="ZEGO's answer has no Code; whether the command was delivered is unknown.",
+            retryable=retry_policy("no_code")[0],
             **common,
         )
     if code == 0:
         if failed and recipients and len(failed) >= len(recipients):
+            drop_reason = "FailUsers:" + ",".join(failed)
             return SendResult(
                 outcome=Outcome.DROPPED,
                 error_info=message,
-                explanation="Accepted, but none of the recipients got it (they are offline).",
-                drop_reason="FailUsers:" + ",".join(failed),
+                explanation=drop_explanation(drop_reason),
+                drop_reason=drop_reason,
                 **common,
             )
         info = message
@@ -298,12 +325,13 @@ def parse_response(
             outcome=Outcome.OK, error_info=info, explanation="Sent.", **common
         )
     classified = classify(code)
+    is_retryable, retry_after = retry_policy("code", classified)
     return SendResult(
         outcome=Outcome.FAILED,
         error_info=message,
         explanation=classified.explanation,
-        retryable=classified.retryable,
-        retry_after=classified.retry_after,
+        retryable=is_retryable,
+        retry_after=retry_after,
         **common,
     )
 

@@ -1,6 +1,6 @@
 """The sandbox's calls to the app's webhook: Group.CallbackBeforeSendMsg before a
-room message is delivered, Group.CallbackAfterSendMsg after (PROVIDERS.md 3.1-3.5,
-provider-docs/004).
+room message is delivered, Group.CallbackAfterSendMsg after (docs/providers.md,
+"Before-send webhook").
 
 The sandbox stands in for the provider here, so it has its own HTTP client rather
 than the dashboard's provider client.
@@ -41,7 +41,7 @@ _after_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="sandbox-afte
 
 
 def callback_timeout() -> float:
-    return float(getattr(settings, "SANDBOX_CALLBACK_TIMEOUT", DEFAULT_TIMEOUT))
+    return float(settings.SANDBOX_CALLBACK_TIMEOUT)
 
 
 @dataclass(frozen=True)
@@ -163,7 +163,7 @@ def before_send(
         return BeforeSendAnswer(
             "reject", msg_body, ccd, error_code=code, error_info=info
         )
-    # Other values are not documented (UNCONFIRMED): treat them like a failed callback.
+    # Other values are not documented (docs/providers.md, UNCONFIRMED): treat them like a failed callback.
     logger.warning(
         "sandbox: before-send callback of app %s answered undocumented ErrorCode %s",
         app.app_id,

@@ -29,7 +29,7 @@ from messaging.sandbox.models import (
 
 logger = logging.getLogger(__name__)
 
-# Tencent: custom group IDs are at most 48 bytes of printable ASCII (PROVIDERS.md 1.4);
+# Tencent: custom group IDs are at most 48 bytes of printable ASCII (docs/providers.md, "Limits");
 # ZEGO room IDs are at most 128 bytes. One rule for both keeps the page simple.
 ROOM_ID_MAX_BYTES = 48
 ACCOUNT_MAX_BYTES = 32

@@ -1,9 +1,10 @@
 """The sandbox's Tencent REST API: query-string and UserSig checks, body checks,
 limits, and delivery of room and broadcast messages.
 
-Sources: provider-docs/000, 001, 002, 004 (they win on TUILiveKit details) and
-PROVIDERS.md sections 1-5. Where the documentation leaves a choice open the code
-says so (UNCONFIRMED / INFERRED) and makes it a setting when it matters.
+Sources: docs/providers.md (Tencent sections), from the send_text_msg,
+send_custom_msg, send_broadcast_msg and before-send webhook pages. Where the
+documentation leaves a choice open the code says so (its UNCONFIRMED table) and
+makes it a setting when it matters.
 """
 
 from __future__ import annotations
@@ -44,11 +45,11 @@ COMMANDS = {
 }
 UINT32_MAX = 4294967295
 ACCOUNT_MAX_BYTES = 32
-# One message: 12 KB on the current pages (older tables say 8 KB): SANDBOX_MAX_MESSAGE_BYTES.
-DEFAULT_MAX_MESSAGE_BYTES = 12 * 1024
+# One message: 12 KB on the current pages (older tables say 8 KB): the setting
+# SANDBOX_MAX_MESSAGE_BYTES.
 BROADCAST_MAX_BYTES = 12000
 
-# TUILiveKit (live_engine) codes, from the seed pages.
+# TUILiveKit (live_engine) codes (docs/providers.md, "Tencent error codes").
 LIVE_INTERNAL = 100001
 LIVE_BAD_PARAM = 100002
 LIVE_ROOM_EXISTS = 100003  # create_room page (trtc.io/document/63401)
@@ -96,14 +97,12 @@ class Call:
 
 
 def new_request_id() -> str:
-    # Shaped like the seed pages' samples: Id-<32 hex>-O-Seq-<n>.
+    # Shaped like the pages' samples: Id-<32 hex>-O-Seq-<n> (docs/providers.md).
     return f"Id-{uuid.uuid4().hex}-O-Seq-{next(_request_seq)}"
 
 
 def max_message_bytes() -> int:
-    return int(
-        getattr(settings, "SANDBOX_MAX_MESSAGE_BYTES", DEFAULT_MAX_MESSAGE_BYTES)
-    )
+    return int(settings.SANDBOX_MAX_MESSAGE_BYTES)
 
 
 def _utf8_len(value: str) -> int:
@@ -121,7 +120,7 @@ def _uint32(raw: str | None) -> int | None:
 
 
 def authenticate(query: Any, *, site_url: str, client_ip: str, request_id: str) -> Call:
-    """Check the five common query parameters and the UserSig (PROVIDERS.md 1.1, 2.2)."""
+    """Check the five common query parameters and the UserSig (docs/providers.md, "Tencent REST API", "UserSig")."""
     raw_appid = query.get("sdkappid")
     if not raw_appid:
         raise ApiError(60012, "sdkappid is missing in the URL")
@@ -232,6 +231,16 @@ def _check_length(name: str, value: str, code: int) -> None:
         raise ApiError(code, f"{name} is longer than {limit} bytes")
 
 
+def _check_message_length(parts: dict[str, str], code: int) -> None:
+    """The limit holds for the whole message, every content field together
+    (docs/providers.md, "Limits"), not for each field alone."""
+    limit = max_message_bytes()
+    size = sum(_utf8_len(value) for value in parts.values())
+    if size > limit:
+        names = " + ".join(parts)
+        raise ApiError(code, f"the message ({names}) is {size} bytes, over {limit}")
+
+
 def text_message(body: dict) -> tuple[str, list[dict], str | None]:
     """send_text_msg: (sender, MsgBody, CloudCustomData) as the wrapper builds them."""
     sender = _account(body, "Sender_Account", LIVE_BAD_PARAM, required=True)
@@ -247,8 +256,11 @@ def text_message(body: dict) -> tuple[str, list[dict], str | None]:
                 LIVE_BAD_PARAM, "ExtensionInfo must be a JSON string"
             ) from None
     else:
-        # An empty ExtensionInfo is taken as absent (UNCONFIRMED what Tencent does).
+        # An empty ExtensionInfo is taken as absent (docs/providers.md, UNCONFIRMED).
         ext = None
+    _check_message_length(
+        {"TextContent": text, "ExtensionInfo": ext or ""}, LIVE_TOO_LONG
+    )
     msg_body = [{"MsgType": "TIMTextElem", "MsgContent": {"Text": text}}]
     return sender, msg_body, ext
 
@@ -267,6 +279,7 @@ def custom_message(body: dict, admin: str) -> tuple[str, list[dict], None]:
     if data == "":
         raise ApiError(LIVE_BAD_PARAM, "Data cannot be empty")
     _check_length("Data", str(data), LIVE_TOO_LONG)
+    _check_message_length({"BusinessId": business_id, "Data": str(data)}, LIVE_TOO_LONG)
     wrapped = json.dumps(
         {"BusinessId": business_id, "Data": data},
         ensure_ascii=False,
@@ -276,7 +289,8 @@ def custom_message(body: dict, admin: str) -> tuple[str, list[dict], None]:
     return sender, msg_body, None
 
 
-# MsgContent fields the REST API requires per element type (PROVIDERS.md 4).
+# MsgContent fields the REST API requires per element type (docs/providers.md,
+# "Message elements").
 _REQUIRED_CONTENT: dict[str, dict[str, type | tuple[type, ...]]] = {
     "TIMTextElem": {"Text": str},
     "TIMCustomElem": {},
@@ -372,7 +386,7 @@ def destroy_live_room(call: Call, body: dict) -> None:
 
 
 def _msg_id(sender: str, random: int) -> str:
-    # Shaped like the doc's sample "<tinyid>-<unix seconds>-<random>" (UNCONFIRMED).
+    # Shaped like the doc's sample "<tinyid>-<unix seconds>-<random>" (docs/providers.md, UNCONFIRMED).
     tinyid = 144115200000000000 + zlib.crc32(sender.encode())
     return f"{tinyid}-{int(time.time())}-{random}"
 
@@ -392,7 +406,7 @@ def send_room_message(call: Call, command: str, body: dict) -> dict[str, Any]:
     if is_muted(room, sender):
         raise ApiError(LIVE_MUTED, f"{sender} is muted in room {room.room_id}")
 
-    # The wrapper picks the group message's Random itself (INFERRED, PROVIDERS.md 5.1).
+    # The wrapper picks the group message's Random itself (docs/providers.md, UNCONFIRMED).
     random = secrets.randbits(32)
     event = {
         "GroupId": room.room_id,
@@ -454,9 +468,9 @@ def send_room_message(call: Call, command: str, body: dict) -> dict[str, Any]:
 def _dedup_key(sender: str, random: int, msg_body: list, ccd: str | None) -> str:
     # Seed page: "if the content and random numbers of two messages within five minutes
     # are the same, the later message will be discarded"; Use Limits says same sender and
-    # Random. The exact key is UNCONFIRMED: SANDBOX_BROADCAST_DEDUP = "content" | "random".
+    # Random. The exact key is UNCONFIRMED (docs/providers.md): SANDBOX_BROADCAST_DEDUP = "content" | "random".
     key = f"{sender}:{random}"
-    if getattr(settings, "SANDBOX_BROADCAST_DEDUP", "content") == "content":
+    if settings.SANDBOX_BROADCAST_DEDUP == "content":
         content = json.dumps([msg_body, ccd], sort_keys=True, ensure_ascii=False)
         key += ":" + hashlib.sha256(content.encode()).hexdigest()
     return key
@@ -496,7 +510,7 @@ def send_broadcast(call: Call, body: dict) -> dict[str, Any]:
     first, previous_seq = limits.claim_once(call.app.state_key, key)
     if not first:
         # A repeat within five minutes is discarded; the caller hears success with the
-        # first message's MsgSeq (UNCONFIRMED what Tencent answers).
+        # first message's MsgSeq (docs/providers.md, UNCONFIRMED).
         return {"MsgSeq": previous_seq or 0}
     try:
         seq = deliver_broadcast(

@@ -1,8 +1,10 @@
-"""UserSig v2 verification, as Tencent's Go and PHP libraries do it (PROVIDERS.md 2.2).
+"""UserSig v2 verification, as Tencent's Go and PHP libraries do it
+(docs/providers.md, "UserSig").
 
 The PyPI package ``tls-sig-api-v2`` only generates signatures, so the sandbox has
 its own verifier. The mapping of each failure to a REST error code is INFERRED
-(PROVIDERS.md 2.2): consistent with Tencent's 70xxx table, not documented as such.
+(docs/providers.md, UNCONFIRMED): consistent with Tencent's 70xxx table, not
+documented as such.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """The sandbox's ZEGO server API v2: public parameters, signature, SendCustomCommand.
 
-Sources: provider-docs/003 and PROVIDERS.md section 6.
+Sources: docs/providers.md (ZEGO sections), from ZEGO's SendCustomCommand page and
+its public parameters and return codes pages.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ def signature(app_id: int | str, nonce: str, secret: str, timestamp: int | str) 
 
 
 def authenticate(query: Any, *, now: float | None = None) -> SandboxApp:
-    """Check the public request parameters (PROVIDERS.md 6.1-6.3), in gateway order."""
+    """Check the public request parameters (docs/providers.md, "ZEGO server API"), in
+    gateway order."""
     action = query.get("Action", "")
     if not action:
         raise ZegoError(100000006, "Action is empty")
@@ -77,9 +79,32 @@ def authenticate(query: Any, *, now: float | None = None) -> SandboxApp:
     return app
 
 
+def is_test_environment(query: Any) -> bool:
+    """IsTest: "true"/"false", case-insensitive; absent means production. (Which
+    code another value gets is not documented; the sandbox reads it as production.)"""
+    return str(query.get("IsTest", "")).strip().lower() == "true"
+
+
+# Test trigger (see tencent.FORCED_FAILURE_PREFIX): a room ID answering these codes,
+# which no input provokes: the gateway's internal error, and the top-level 50003,
+# "failed to get online user count".
+FORCEABLE_FAILURES = {
+    100000015: "gateway internal error (sandbox test trigger)",
+    50003: "failed to get online user count (sandbox test trigger)",
+}
+
+
 def send_custom_command(app: SandboxApp, query: Any, request_id: str) -> dict[str, Any]:
-    """SendCustomCommand: RoomId, FromUserId, ToUserId[] (<= 10), MessageContent."""
-    if not limits.acquire(app.state_key, "zego"):
+    """SendCustomCommand: RoomId, FromUserId, ToUserId[] (<= 10), MessageContent.
+
+    The test environment (IsTest=true) has its own limit, 10 requests/s."""
+    if is_test_environment(query):
+        if not limits.acquire(app.state_key, "zego_test"):
+            raise ZegoError(
+                206,
+                "app QPS limited: at most 10 requests per second (test environment)",
+            )
+    elif not limits.acquire(app.state_key, "zego"):
         raise ZegoError(206, "app QPS limited: at most 100 requests per second")
     room_id = query.get("RoomId", "")
     if not room_id:
@@ -97,9 +122,11 @@ def send_custom_command(app: SandboxApp, query: Any, request_id: str) -> dict[st
         raise ZegoError(1008, "MessageContent is empty")
     if len(content.encode()) > MAX_CONTENT_BYTES:
         raise ZegoError(50012, "MessageContent is longer than 1024 bytes")
-    if room_id == "sandbox-fail-100000015":
-        # Test trigger (see tencent.FORCED_FAILURE_PREFIX): the gateway's internal error.
-        raise ZegoError(100000015, "gateway internal error (sandbox test trigger)")
+    forced = room_id.removeprefix("sandbox-fail-")
+    if room_id.startswith("sandbox-fail-") and forced.isdigit():
+        code = int(forced)
+        if code in FORCEABLE_FAILURES:
+            raise ZegoError(code, FORCEABLE_FAILURES[code])
     room = SandboxRoom.objects.filter(app=app, room_id=room_id).first()
     if room is None:
         raise ZegoError(50001, f"room {room_id} does not exist")

@@ -13,8 +13,8 @@ from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
 
-from messaging.models import Provider, ProviderApp
-from messaging.providers.regions import REGIONS
+from messaging import providers
+from messaging.models import ProviderApp
 
 MAX_APP_ID = 2**32 - 1
 
@@ -22,7 +22,7 @@ MAX_APP_ID = 2**32 - 1
 def resolve_region(provider: str, region: str) -> str:
     """Accept a region key ("silicon-valley") or its label ("Silicon Valley")."""
     wanted = region.strip().lower()
-    for key, (label, _) in REGIONS.get(provider, {}).items():
+    for key, (label, _) in providers.regions(provider).items():
         if wanted in (key, label.lower(), label.lower().replace(" ", "-")):
             return key
     return region
@@ -64,12 +64,11 @@ def clean_base_url(raw: str) -> str:
 
 def region_error(provider: str, region: str) -> str | None:
     """Why ``region`` is not one of ``provider``'s regions, or None."""
-    if region in REGIONS.get(provider, {}):
-        return None
-    if provider not in REGIONS:
-        return None  # the provider field reports the problem
-    labels = ", ".join(label for label, _ in REGIONS[provider].values())
-    return f"Pick a {Provider(provider).label} region: {labels}."
+    known = providers.regions(provider)
+    if region in known or provider not in providers.PROVIDERS:
+        return None  # an unknown provider: the provider field reports it
+    labels = ", ".join(label for label, _ in known.values())
+    return f"Pick a {providers.provider(provider).LABEL} region: {labels}."
 
 
 @transaction.atomic
@@ -83,10 +82,12 @@ def save_app(
     secret_key: str = "",
     webhook_token: str = "",
     base_url: str = "",
+    test_environment: bool | None = None,
 ) -> tuple[ProviderApp, bool]:
     """Create the app called ``name``, or update it if it exists.
 
-    Empty secrets on update keep the stored ones. Raises ValidationError (keyed by
+    Empty secrets on update keep the stored ones; ``test_environment`` None keeps
+    the stored choice (ZEGO's IsTest). Raises ValidationError (keyed by
     field) and then saves nothing.
     """
     existing = ProviderApp.objects.select_for_update().filter(name=name).first()
@@ -115,6 +116,8 @@ def save_app(
         app.secret_key = secret_key
     elif existing is None:
         errors["secret_key"] = ["This field is required."]
+    if test_environment is not None:
+        app.test_environment = test_environment
     if webhook_token.strip():
         app.webhook_token = webhook_token.strip()
     try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 import secrets
 from dataclasses import dataclass
@@ -10,7 +9,7 @@ from typing import Any
 
 from messaging import ratelimit
 from messaging.models import ProviderApp, SendKind, SendRecord
-from messaging.providers import explain
+from messaging.providers import explain, provider
 from messaging.providers import send as provider_send
 from messaging.services.sending import build_request, credentials_for
 
@@ -45,10 +44,6 @@ class CheckResult:
         return HINTS[self.verdict]
 
 
-def _provider_module(provider: str) -> Any:
-    return importlib.import_module(f"messaging.providers.{provider}")
-
-
 def check_credentials(app: ProviderApp, *, actor: Any) -> CheckResult:
     """Send one message to a room ID that cannot exist and read the answer.
 
@@ -56,7 +51,7 @@ def check_credentials(app: ProviderApp, *, actor: Any) -> CheckResult:
     kind ``check``; its outcome is ``ok`` when the credentials were accepted. A
     disabled app can be checked too (before it is switched on).
     """
-    module = _provider_module(app.provider)
+    module = provider(app.provider)
     room_id = f"liveadmin-check-{secrets.token_hex(8)}"
     fields = module.check_fields(room_id, app.identifier)
     enabled, app.enabled = app.enabled, True  # build_request refuses disabled apps

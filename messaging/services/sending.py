@@ -1,7 +1,7 @@
 """Sending one message: validate and build the request, record it, deliver it.
 
 The audit row is written before the request goes out and updated once with the
-answer (CONVENTIONS.md 6), so a crash leaves a visible ``waiting`` row, never a lost
+answer, so a crash leaves a visible ``waiting`` row, never a lost
 send. Views, tasks and the ``sendmsg`` command call these functions.
 """
 
@@ -13,13 +13,11 @@ from typing import Any
 
 from django.db.models import F
 
-from messaging import ratelimit
+from messaging import providers, ratelimit
+from messaging.kinds import MAX_RANDOM
 from messaging.models import Outcome as RecordOutcome
 from messaging.models import ProviderApp, SendKind, SendRecord
-from messaging.providers import PROVIDER_KINDS
-from messaging.providers import send as provider_send
 from messaging.providers.base import Credentials, Outcome, SendResult
-from messaging.providers.tencent import MAX_RANDOM
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +48,7 @@ def credentials_for(app: ProviderApp) -> Credentials:
         identifier=app.identifier,
         secret=app.secret_key,
         base_url=app.api_base_url,
+        test_environment=app.test_environment,
     )
 
 
@@ -64,8 +63,8 @@ def build_request(app: ProviderApp, kind: str, fields: dict[str, Any]) -> dict:
         raise SendValidationError(
             {"__all__": [f"The app {app.name} is disabled; it cannot send."]}
         )
-    if kind not in PROVIDER_KINDS.get(app.provider, ()):
-        allowed = ", ".join(PROVIDER_KINDS.get(app.provider, ())) or "nothing"
+    if kind not in providers.kinds(app.provider):
+        allowed = ", ".join(providers.kinds(app.provider)) or "nothing"
         raise SendValidationError(
             {
                 "__all__": [
@@ -73,14 +72,9 @@ def build_request(app: ProviderApp, kind: str, fields: dict[str, Any]) -> dict:
                 ]
             }
         )
-    if app.provider == "tencent":
-        from messaging.providers import tencent
-
-        body, errors = tencent.build_body(kind, fields)
-    else:
-        from messaging.providers import zego
-
-        body, errors = zego.build_command_params(fields, default_from=app.identifier)
+    body, errors = providers.build_body(
+        app.provider, kind, fields, default_sender=app.identifier
+    )
     if errors:
         raise SendValidationError(errors)
     return body
@@ -131,8 +125,6 @@ def new_record(
 
 def result_from_record(record: SendRecord) -> SendResult:
     """The stored answer of a row, as a SendResult (for rows not sent again)."""
-    from messaging.providers import explain, explain_drop
-
     if record.outcome == RecordOutcome.WAITING:
         # Another caller claimed this attempt and has not written its answer yet.
         return SendResult(
@@ -145,9 +137,9 @@ def result_from_record(record: SendRecord) -> SendResult:
         )
     outcome = Outcome(record.outcome)
     if outcome == Outcome.DROPPED:
-        explanation = explain_drop(record.app.provider, record.drop_reason)
+        explanation = providers.explain_drop(record.app.provider, record.drop_reason)
     else:
-        explanation = explain(record.app.provider, record.error_code)
+        explanation = providers.explain(record.app.provider, record.error_code)
     return SendResult(
         outcome=outcome,
         action_status=record.action_status,
@@ -197,7 +189,7 @@ def deliver(record: SendRecord, *, final_attempt: bool = True) -> SendResult:
     else:
         # Shared per-app budget (Redis across workers): blocks until a token.
         ratelimit.acquire(app, record.kind)
-        result = provider_send(credentials_for(app), record.kind, record.request_body)
+        result = providers.send(credentials_for(app), record.kind, record.request_body)
 
     keep_waiting = result.retryable and not final_attempt and not result.ok
     outcome = RecordOutcome.WAITING if keep_waiting else str(result.outcome)

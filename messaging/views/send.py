@@ -3,7 +3,7 @@
 The send page is one URL: GET shows the app picker and, for a chosen app, its kinds
 and the fields of one kind; POST previews (the exact request body), goes back to
 edit, or confirms. htmx requests get only the ``send-panel`` partial
-(CONVENTIONS.md 10), so picking an app or a kind swaps the panel in place.
+so picking an app or a kind swaps the panel in place.
 """
 
 from __future__ import annotations
@@ -30,9 +30,10 @@ from messaging.forms.send import (
     kinds_for,
     template_initial,
 )
-from messaging.models import MessageTemplate, ProviderApp, SendKind
+from messaging.models import Batch, BatchStatus, MessageTemplate, ProviderApp, SendKind
 from messaging.providers import explain
-from messaging.services import batches
+from messaging.rooms import room_id_error
+from messaging.services import batches, throughput
 from messaging.services.sending import SendValidationError, send_message
 
 logger = logging.getLogger(__name__)
@@ -81,7 +82,7 @@ def _preview_context(form: SendForm) -> dict[str, Any]:
         and app.broadcast_requires_approval,
     }
     if len(plan.rooms) > 1:
-        context["estimate"] = batches.describe_estimate(app, kind, len(plan.rooms))
+        context["estimate"] = throughput.describe_estimate(app, kind, len(plan.rooms))
     if plan.scheduled_at:
         # Formatted here: the |date filter would convert back to the server's zone.
         local = plan.scheduled_at.astimezone(ZoneInfo(plan.tz_name))
@@ -146,8 +147,41 @@ def send(request: AuthedHtmxRequest) -> HttpResponse:
             if action == "confirm":
                 return _confirm(request, form, context)
             context.update(step="preview", **_preview_context(form))
+            if action == "test":
+                context.update(_send_test(request, form))
     context["form"] = form
     return _render_send(request, context)
+
+
+def _send_test(request: AuthedHtmxRequest, form: SendForm) -> dict[str, Any]:
+    """Send the exact previewed message to one room the manager names, before the
+    batch starts (it is a real send, recorded in the send log)."""
+    plan: SendPlan = form.plan  # type: ignore[assignment]
+    room = request.POST.get("test_room", "").strip()
+    error = "Enter the room to send the test to." if not room else None
+    error = error or room_id_error(room, form.app.provider)
+    if error:
+        return {"test_room": room, "test_error": error}
+    try:
+        record, result = send_message(
+            form.app, form.kind, plan.request_fields(room), actor=request.user
+        )
+    except SendValidationError as exc:
+        return {"test_room": room, "test_error": str(exc)}
+    logger.info(
+        "test send record=%s app=%s kind=%s user=%s",
+        record.pk,
+        form.app.pk,
+        form.kind,
+        request.user.pk,
+    )
+    return {
+        "test_room": room,
+        "test_record": record,
+        "test_result": result,
+        "test_explanation": result.explanation
+        or explain(form.app.provider, result.error_code),
+    }
 
 
 def _confirm(
@@ -182,7 +216,7 @@ def _confirm(
             len(rooms),
             request.user.pk,
         )
-        messages.success(request, _batch_message(kind, len(rooms), plan))
+        messages.success(request, _batch_message(batch, len(rooms)))
         url = reverse("messaging:batch-detail", args=[batch.pk])
         if request.htmx:
             return HttpResponseClientRedirect(url)
@@ -208,11 +242,17 @@ def _confirm(
     return _render_send(request, context)
 
 
-def _batch_message(kind: str, rooms: int, plan: SendPlan) -> str:
-    if kind == SendKind.BROADCAST and not rooms:
+def _batch_message(batch: Batch, rooms: int) -> str:
+    """Say what happened: started, scheduled, or submitted for approval."""
+    if batch.kind == SendKind.BROADCAST and not rooms:
         what = "Broadcast"
     else:
         what = f"Batch of {rooms:,} room{'s' if rooms != 1 else ''}"
-    if plan.scheduled_at:
+    if batch.status == BatchStatus.AWAITING_APPROVAL:
+        return (
+            f"{what} submitted for approval: another community manager must approve "
+            "it before it goes out."
+        )
+    if batch.status == BatchStatus.SCHEDULED:
         return f"{what} scheduled."
     return f"{what} started."

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -44,6 +45,12 @@ class Command(BaseCommand):
             help="API base URL override (private deployment, sandbox)",
         )
         parser.add_argument(
+            "--test-environment",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="ZEGO: the project's test environment (IsTest=true, 10 requests/s)",
+        )
+        parser.add_argument(
             "--webhook-token-env",
             metavar="VAR",
             default="",
@@ -85,6 +92,7 @@ class Command(BaseCommand):
                 secret_key=secret,
                 webhook_token=token,
                 base_url=options["base_url"],
+                test_environment=options["test_environment"],
             )
         except ValidationError as exc:
             problems = "; ".join(
@@ -108,6 +116,7 @@ class Command(BaseCommand):
                     "identifier": app.identifier,
                     "api_base_url": app.api_base_url,
                     "webhook_token": app.has_webhook_token,
+                    "test_environment": app.test_environment,
                     "enabled": app.enabled,
                 }
             )

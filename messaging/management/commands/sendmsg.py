@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -8,8 +9,10 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from liveadmin.roles import Role, has_role
-from messaging.models import BatchStatus, ProviderApp, SendRecord
+from messaging.kinds import KINDS, FieldSpec
+from messaging.models import Batch, BatchStatus, ProviderApp, SendRecord
 from messaging.providers.base import SendResult
+from messaging.rooms import MAX_ROOMS, parse_room_ids
 from messaging.services import batches
 from messaging.services.sending import (
     SendValidationError,
@@ -19,32 +22,14 @@ from messaging.services.sending import (
     result_from_record,
 )
 
-# Which option fills which service field, per kind (the field names of INTERFACES.md).
+# Which option fills which service field, per kind: built from the kinds' specs
+# (messaging/kinds.py); each field's option is its FieldSpec.cli_option.
 FIELD_OPTIONS: dict[str, dict[str, str]] = {
-    "text": {
-        "room_id": "room",
-        "sender": "sender",
-        "text": "text",
-        "extension_info": "extension_info",
-    },
-    "custom": {
-        "room_id": "room",
-        "sender": "sender",
-        "business_id": "business_id",
-        "data": "data",
-    },
-    "broadcast": {
-        "from_account": "from_account",
-        "text": "text",
-        "custom_data": "custom_data",
-        "cloud_custom_data": "cloud_custom_data",
-    },
-    "command": {
-        "room_id": "room",
-        "from_user": "from_user",
-        "to_users": "to_users",
-        "content": "content",
-    },
+    kind: {
+        **({"room_id": "room"} if spec.target != "app" else {}),
+        **{field.name: field.name for field in spec.fields},
+    }
+    for kind, spec in KINDS.items()
 }
 
 
@@ -57,59 +42,34 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         kinds = parser.add_subparsers(dest="kind", required=True, metavar="KIND")
+        for kind, spec in KINDS.items():
+            sub = kinds.add_parser(kind, help=f"{spec.label.lower()} ({spec.api})")
+            self._common(sub)
+            if spec.target != "app":
+                self._room(sub, many=spec.target == "rooms")
+            groups: dict[str, Any] = {}
+            for field in spec.fields:
+                self._field(sub, field, groups)
 
-        text = kinds.add_parser("text", help="room text message (send_text_msg)")
-        self._common(text)
-        self._room(text, many=True)
-        text.add_argument("--sender", required=True, help="Sender_Account (user ID)")
-        text.add_argument("--text", required=True, help="TextContent")
-        text.add_argument(
-            "--extension-info", default="", help="ExtensionInfo, a JSON string"
-        )
-
-        custom = kinds.add_parser(
-            "custom", help="room custom message (send_custom_msg)"
-        )
-        self._common(custom)
-        self._room(custom, many=True)
-        custom.add_argument("--sender", default="", help="Sender_Account (optional)")
-        custom.add_argument("--business-id", required=True, help="BusinessId")
-        custom.add_argument("--data", required=True, help="Data")
-
-        broadcast = kinds.add_parser(
-            "broadcast", help="one message to every live room (send_broadcast_msg)"
-        )
-        self._common(broadcast)
-        broadcast.add_argument(
-            "--from", dest="from_account", default="", help="From_Account (optional)"
-        )
-        body = broadcast.add_mutually_exclusive_group(required=True)
-        body.add_argument("--text", help="a TIMTextElem message")
-        body.add_argument(
-            "--custom-data", help="a TIMCustomElem message with this Data"
-        )
-        broadcast.add_argument(
-            "--cloud-custom-data", default="", help="CloudCustomData (optional)"
-        )
-
-        command = kinds.add_parser(
-            "command", help="ZEGO custom command (SendCustomCommand)"
-        )
-        self._common(command)
-        self._room(command)
-        command.add_argument(
-            "--from", dest="from_user", required=True, help="FromUserId"
-        )
-        command.add_argument(
-            "--to",
-            dest="to_users",
-            nargs="+",
-            action="extend",
-            default=[],
-            metavar="USER",
-            help="ToUserId[] (at most 10; none = everyone in the room)",
-        )
-        command.add_argument("--content", required=True, help="MessageContent")
+    @staticmethod
+    def _field(parser: CommandParser, field: FieldSpec, groups: dict[str, Any]) -> None:
+        """One option of a kind's field: its help is the spec's first sentence."""
+        options: dict[str, Any] = {
+            "dest": field.name,
+            "help": field.help.split(". ")[0],
+        }
+        if field.type == "users":
+            options.update(nargs="+", action="extend", default=[], metavar="USER")
+        if field.one_of:
+            # Fields sharing one_of: exactly one of them is given.
+            if field.one_of not in groups:
+                groups[field.one_of] = parser.add_mutually_exclusive_group(
+                    required=True
+                )
+            groups[field.one_of].add_argument(field.cli_option, **options)
+            return
+        required = field.required if field.cli_required is None else field.cli_required
+        parser.add_argument(field.cli_option, required=required, **options)
 
     @staticmethod
     def _common(parser: CommandParser) -> None:
@@ -185,7 +145,7 @@ class Command(BaseCommand):
             raise CommandError(
                 f"--rooms-file: cannot read {path}: {exc}", returncode=2
             ) from None
-        parsed = batches.parse_room_ids(text)
+        parsed = parse_room_ids(text, provider=app.provider)
         if parsed.invalid:
             room, reason = parsed.invalid[0]
             raise CommandError(
@@ -198,14 +158,14 @@ class Command(BaseCommand):
         if parsed.too_many:
             raise CommandError(
                 f"--rooms-file: {len(parsed.rooms):,} rooms; at most "
-                f"{batches.MAX_ROOMS:,} per batch (nothing was sent)",
+                f"{MAX_ROOMS:,} per batch (nothing was sent)",
                 returncode=2,
             )
         try:
             batch = batches.start_batch(app, kind, fields, parsed.rooms, actor=actor)
         except SendValidationError as exc:
             raise CommandError(self._describe(exc), returncode=2) from None
-        batch = batches.wait_for_batch(batch)
+        batch = self._wait(batch)
         for record in batch.records.select_related("app").order_by("id").iterator():
             self.stdout.write(
                 json.dumps(self._line(record, result_from_record(record)))
@@ -219,6 +179,8 @@ class Command(BaseCommand):
             "ok": progress["ok"],
             "failed": progress["failed"],
             "dropped": progress["dropped"],
+            "unknown": progress["unknown"],
+            "cancelled": progress["cancelled"],
             "waiting": progress["waiting"],
             "duplicates_skipped": len(parsed.duplicates),
             "blank_lines": parsed.blank_lines,
@@ -238,12 +200,26 @@ class Command(BaseCommand):
                 returncode=1,
             )
 
+    @staticmethod
+    def _wait(batch: Batch, *, poll: float = 0.2) -> Batch:
+        """Block until the batch is done, cancelled or paused (the workers, or this
+        process's embedded pool, send it meanwhile)."""
+        while True:
+            batch.refresh_from_db()
+            if batch.is_finished or batch.status == BatchStatus.PAUSED:
+                return batch
+            if batch.status == BatchStatus.RUNNING and batches.finish_if_complete(
+                batch.pk
+            ):
+                continue
+            time.sleep(poll)
+
     def rooms(self, kind: str, options: dict[str, Any]) -> list[str | None]:
         """The rooms to send to: one per send. A broadcast goes to no room in particular.
 
         (A ``--rooms-file`` option extends this list.)
         """
-        if kind == "broadcast":
+        if KINDS[kind].target == "app":
             return [None]
         return [options["room"]]
 

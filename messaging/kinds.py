@@ -1,0 +1,281 @@
+"""Message kinds: one spec per kind, the one home of their fields, limits and rates.
+
+The send form, the template form, ``sendmsg``'s options, the templates' saved fields
+and the rate limiter are all built from ``KINDS``; the provider modules check the same
+limits when they build a request. The facts (limits, rates) are in docs/providers.md,
+with the provider page each comes from.
+
+Adding a kind: a ``SendKind`` member, a ``KindSpec`` here, and the provider module's
+request builder for it (``BUILDERS``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db import models
+
+
+class SendKind(models.TextChoices):
+    TEXT = "text", "Room text message"
+    CUSTOM = "custom", "Room custom message"
+    BROADCAST = "broadcast", "Broadcast to all live rooms"
+    COMMAND = "command", "Custom command (ZEGO)"
+    # Not a message a person sends: "Check credentials" (messaging/services/
+    # credentials.py) logs its one call under this kind. It has no KindSpec.
+    CHECK = "check", "Credential check"
+
+
+# Limits (docs/providers.md, "Limits"). Tencent: one message is at most 12 KB, counted
+# over the whole message (every content field together); a broadcast's MsgBody is at
+# most 12,000 bytes. ZEGO: MessageContent at most 1024 bytes, at most 10 recipients.
+TENCENT_MESSAGE_BYTES = 12 * 1024
+TENCENT_BROADCAST_BODY_BYTES = 12_000
+# A broadcast's de-duplication Random (and every record's) is a 32-bit unsigned integer.
+MAX_RANDOM = 4_294_967_295
+ZEGO_CONTENT_BYTES = 1024
+ZEGO_MAX_RECIPIENTS = 10
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One field of a kind: the key ``build_request`` takes, and how to ask for it."""
+
+    name: str
+    label: str
+    help: str
+    # "line" (one line), "text" (a text area), "account" (a user ID), "users" (a
+    # list of user IDs: one per line or comma-separated)
+    type: str = "text"
+    max_bytes: int | None = None  # UTF-8 bytes; the page counts them as you type
+    max_length: int | None = None  # characters, for one-line fields
+    required: bool = False
+    required_message: str = ""
+    json: bool = False  # must be a JSON string
+    rows: int = 3
+    template: bool = True  # a template saves this field
+    option: str = ""  # sendmsg's --option; default: the name with dashes
+    cli_required: bool | None = None  # sendmsg; None: same as ``required``
+    one_of: str = ""  # fields sharing this name: give exactly one (sendmsg)
+
+    @property
+    def cli_option(self) -> str:
+        return "--" + (self.option or self.name.replace("_", "-"))
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    kind: SendKind
+    provider: str
+    api: str  # the provider API it calls
+    intro: str  # one sentence for the send page
+    # "rooms": one or many room IDs (a batch past one); "room": exactly one room;
+    # "app": every room of the app (no room ID).
+    target: str
+    fields: tuple[FieldSpec, ...]
+    # Requests per second per app, as documented, and the bucket the limiter
+    # counts them in (kinds sharing a bucket share the budget).
+    documented_rate: float
+    rate_bucket: str
+    # The whole message's byte limit, counted over ``counted_fields`` together.
+    message_bytes: int | None = None
+    counted_fields: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        return str(self.kind.label)
+
+    @property
+    def template_fields(self) -> list[str]:
+        return [f.name for f in self.fields if f.template]
+
+    def field(self, name: str) -> FieldSpec:
+        for spec in self.fields:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
+
+
+_SENDER_HELP = "Sender_Account: the user the message comes from."
+
+KINDS: dict[str, KindSpec] = {
+    SendKind.TEXT: KindSpec(
+        kind=SendKind.TEXT,
+        provider="tencent",
+        api="send_text_msg",
+        intro="A text message in one or many live rooms (send_text_msg, at most 200 requests/s).",
+        target="rooms",
+        documented_rate=200.0,
+        rate_bucket="live_engine",
+        message_bytes=TENCENT_MESSAGE_BYTES,
+        counted_fields=("text", "extension_info"),
+        fields=(
+            FieldSpec(
+                "sender",
+                "Sender account",
+                "Sender_Account: the user the message comes from. Required; the account must exist in the app.",
+                type="account",
+                required=True,
+                required_message="Enter the sender's user ID.",
+            ),
+            FieldSpec(
+                "text",
+                "Text",
+                "TextContent: what the room sees. At most 12 KB (UTF-8 bytes) per message, "
+                "extension info included.",
+                max_bytes=TENCENT_MESSAGE_BYTES,
+                required=True,
+                required_message="Enter the message text.",
+                rows=4,
+            ),
+            FieldSpec(
+                "extension_info",
+                "Extension info",
+                "ExtensionInfo (optional): custom data saved in the cloud and delivered with the message "
+                '(CloudCustomData). Must be JSON, e.g. {"data": 1, "value": 2}. Counts toward the 12 KB.',
+                max_bytes=TENCENT_MESSAGE_BYTES,
+                json=True,
+                rows=2,
+            ),
+        ),
+    ),
+    SendKind.CUSTOM: KindSpec(
+        kind=SendKind.CUSTOM,
+        provider="tencent",
+        api="send_custom_msg",
+        intro="A custom message your app interprets, in one or many live rooms (send_custom_msg, at most 200/s).",
+        target="rooms",
+        documented_rate=200.0,
+        rate_bucket="live_engine",
+        message_bytes=TENCENT_MESSAGE_BYTES,
+        counted_fields=("business_id", "data"),
+        fields=(
+            FieldSpec(
+                "sender",
+                "Sender account",
+                "Sender_Account (optional): the user the message comes from.",
+                type="account",
+                required_message="Enter the sender's user ID.",
+            ),
+            FieldSpec(
+                "business_id",
+                "Business ID",
+                "BusinessId: the mark your app uses to tell custom messages apart, e.g. gift or like.",
+                type="line",
+                max_length=128,
+                required=True,
+                required_message="Enter the business ID (the message's mark).",
+            ),
+            FieldSpec(
+                "data",
+                "Data",
+                "Data: the message content your app reads, delivered as {BusinessId, Data}. "
+                "At most 12 KB, business ID included.",
+                max_bytes=TENCENT_MESSAGE_BYTES,
+                required=True,
+                required_message="Enter the data.",
+                rows=4,
+            ),
+        ),
+    ),
+    SendKind.BROADCAST: KindSpec(
+        kind=SendKind.BROADCAST,
+        provider="tencent",
+        api="send_broadcast_msg",
+        intro="One message to every live (AVChatRoom) group of the app (send_broadcast_msg, at most 1/s). "
+        "The app needs broadcast messaging enabled in the Chat console.",
+        target="app",
+        documented_rate=1.0,
+        rate_bucket="broadcast",
+        fields=(
+            FieldSpec(
+                "from_account",
+                "From account",
+                "From_Account (optional): the sender. Empty: the app admin account. If set, the account must exist.",
+                type="account",
+                required_message="Enter the sender's user ID.",
+                option="from",
+            ),
+            FieldSpec(
+                "text",
+                "Text",
+                "A text message (TIMTextElem). Fill in the text or the custom data, not both.",
+                max_bytes=TENCENT_BROADCAST_BODY_BYTES,
+                rows=4,
+                one_of="body",
+            ),
+            FieldSpec(
+                "custom_data",
+                "Custom data",
+                "A custom message (TIMCustomElem Data) your app reads, e.g. JSON. Instead of the text.",
+                max_bytes=TENCENT_BROADCAST_BODY_BYTES,
+                one_of="body",
+            ),
+            FieldSpec(
+                "cloud_custom_data",
+                "Cloud custom data",
+                "CloudCustomData (optional): extra data saved with the message. "
+                "The whole broadcast is at most 12,000 bytes.",
+                max_bytes=TENCENT_BROADCAST_BODY_BYTES,
+                rows=2,
+            ),
+        ),
+    ),
+    SendKind.COMMAND: KindSpec(
+        kind=SendKind.COMMAND,
+        provider="zego",
+        api="SendCustomCommand",
+        intro="A custom signalling message to users in one ZEGO room (SendCustomCommand, at most 100/s; "
+        "10/s for a project in ZEGO's test environment).",
+        target="room",
+        documented_rate=100.0,
+        rate_bucket="command",
+        fields=(
+            FieldSpec(
+                "to_users",
+                "To user IDs",
+                f"ToUserId[] (optional): at most {ZEGO_MAX_RECIPIENTS} user IDs, one per line or "
+                "comma-separated. Empty: everyone in the room.",
+                type="users",
+                template=False,
+                option="to",
+            ),
+            FieldSpec(
+                "from_user",
+                "From user ID",
+                "FromUserId: the sender. Its own clients do not receive the command, so use an ID that is not "
+                "in the room to reach everyone. Empty: the app's admin identifier.",
+                type="account",
+                required_message="Enter the sender's user ID.",
+                option="from",
+                cli_required=True,
+            ),
+            FieldSpec(
+                "content",
+                "Message content",
+                "MessageContent: what the clients receive in onIMRecvCustomCommand. At most 1024 bytes.",
+                max_bytes=ZEGO_CONTENT_BYTES,
+                required=True,
+                required_message="Enter the message content.",
+                rows=4,
+            ),
+        ),
+    ),
+}
+
+# ZEGO's test environment (IsTest=true) allows 10 requests/s where production allows
+# 100 (docs/providers.md, "ZEGO test environment").
+ZEGO_TEST_ENV_RATE = 10.0
+
+
+def kinds_of(provider: str) -> list[SendKind]:
+    """The kinds a provider sends, in declaration order."""
+    return [spec.kind for spec in KINDS.values() if spec.provider == provider]
+
+
+def documented_rate(kind: str, *, test_environment: bool = False) -> float:
+    """Requests per second per app that the provider documents for ``kind``."""
+    spec = KINDS[kind]
+    if test_environment and spec.provider == "zego":
+        return ZEGO_TEST_ENV_RATE
+    return spec.documented_rate

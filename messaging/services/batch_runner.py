@@ -1,0 +1,519 @@
+"""Sending a batch's rooms at the provider's limit: the loop a runner task runs.
+
+One loop per runner task (BATCH_RUNNERS per batch, on any worker):
+
+1. reserve the next few sends from the shared rate bucket (one Redis call),
+2. claim that many ready rows in one UPDATE just before they go out (``claimed_at``,
+   ``attempts + 1``): a claimed row is on the wire, so a dead worker leaves at
+   most its in-flight rows behind,
+3. hand each row to a sender thread at its reserved slot (HTTP waits on the
+   network; one pooled keep-alive client per process),
+4. write the answers in bulk, one statement for many rows.
+
+Failures (DESIGN.md "Delivery semantics"):
+
+- a request that surely did not reach the provider (no connection) or got a
+  documented retryable code is released with a retry time; the batch backs off,
+  then probes with one request and doubles the window on each success (slow
+  start) until it is back at full rate. Network errors are retried for as long
+  as the outage lasts; after BATCH_OUTAGE_PAUSE_SECONDS the batch pauses with
+  the reason on its page.
+- a request that may have reached the provider (read timeout, connection lost,
+  an unreadable answer) ends ``unknown``; only a broadcast (the provider drops a
+  repeated Random) or an at-least-once app sends it again.
+- a permanent failure fails the room; ``pause_after_failures`` of them in a row
+  pause the batch (a wrong key, a disabled app, the console switch off).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import random
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F, Min, Q
+from django.utils import timezone
+
+from messaging import ratelimit
+from messaging.models import Batch, BatchStatus, Outcome, SendKind, SendRecord
+from messaging.providers import send as provider_send
+from messaging.providers.base import Credentials, SendResult
+from messaging.providers.base import Outcome as ProviderOutcome
+from messaging.services.batches import finish_if_complete, pause_automatically
+from messaging.services.sending import credentials_for
+
+logger = logging.getLogger(__name__)
+
+# How often the loop re-reads its batch (paused or cancelled meanwhile?).
+STATUS_CHECK_SECONDS = 0.25
+# A runner task returns after this long and queues its continuation, so tasks stay
+# short (under the broker's visibility timeout) and batches share the workers.
+RUN_SECONDS = 120.0
+# A send later than this after its reserved slot is not made (see send_group): at
+# 5% headroom (190/s paced) a 40 ms delay still keeps any second under 200.
+LATE_SECONDS = 0.04
+# Rows waiting for a retry sooner than this are waited for in the task.
+WAIT_IN_TASK_SECONDS = 5.0
+# Back-off while transient failures last: a quarter of the outage so far, between
+# these bounds, so a short outage is probed often and a long one rarely.
+MIN_BACKOFF_SECONDS = 0.5
+MAX_BACKOFF_SECONDS = 15.0
+
+
+@dataclass
+class Flight:
+    """A claimed row on its way to the provider."""
+
+    pk: int
+    attempts: int
+    body: dict
+    claimed_at: datetime
+
+
+# --- the sender threads (one pool per process) -------------------------------------------
+
+_senders: ThreadPoolExecutor | None = None
+_senders_lock = threading.Lock()
+
+
+def _sender_pool() -> ThreadPoolExecutor:
+    global _senders
+    with _senders_lock:
+        if _senders is None:
+            _senders = ThreadPoolExecutor(
+                max_workers=max(1, settings.BATCH_IN_FLIGHT) * 2,
+                thread_name_prefix="liveadmin-http",
+            )
+        return _senders
+
+
+def _forget_senders() -> None:
+    # A forked worker child must not use the parent's threads.
+    global _senders
+    _senders = None
+
+
+os.register_at_fork(after_in_child=_forget_senders)
+
+
+def run_batch(batch_id: int) -> float | None:
+    """Send the batch's ready rooms until none is left, the batch stops running or
+    RUN_SECONDS pass.
+
+    Returns None when this runner has nothing more to do, or the seconds after
+    which a continuation task should run (rows waiting for a later retry, or the
+    time slice used up).
+    """
+    batch = Batch.objects.select_related("app").filter(pk=batch_id).first()
+    if batch is None or batch.status != BatchStatus.RUNNING:
+        return None
+    return _Runner(batch).run()
+
+
+class _Runner:
+    def __init__(self, batch: Batch) -> None:
+        self.batch = batch
+        self.app = batch.app
+        self.kind = batch.kind
+        self.credentials: Credentials = credentials_for(self.app)
+        # A broadcast carries its Random (the provider drops a repeat); an
+        # at-least-once app prefers a duplicate to a gap.
+        self.resend_unknown = self.kind == SendKind.BROADCAST or self.app.at_least_once
+        self.window = 1  # requests in flight allowed now (slow start)
+        self.max_window = max(1, settings.BATCH_IN_FLIGHT)
+        self.in_flight = 0
+        self.done: queue.SimpleQueue[tuple[Flight, SendResult]] = queue.SimpleQueue()
+        self.backoff_until = 0.0
+        self.failing_since: datetime | None = batch.failing_since
+        self.checked_at = 0.0
+        self.failures_noted = batch.consecutive_failures > 0
+        self.statement = _AnswerStatement()
+        self.stopped = False  # this runner paused the batch
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def run(self) -> float | None:
+        deadline = time.monotonic() + RUN_SECONDS
+        again: float | None = None
+        try:
+            while True:
+                self.flush()
+                if not self.still_running():
+                    break
+                now = time.monotonic()
+                if now < self.backoff_until:
+                    self.wait_for_answers(
+                        min(STATUS_CHECK_SECONDS, self.backoff_until - now)
+                    )
+                    continue
+                if now > deadline:
+                    again = 0.0
+                    break
+                free = self.window - self.in_flight
+                if free <= 0:
+                    self.wait_for_answers(STATUS_CHECK_SECONDS)
+                    continue
+                if not self.send_group(min(free, max(1, settings.BATCH_GROUP_SIZE))):
+                    if self.in_flight:
+                        self.wait_for_answers(STATUS_CHECK_SECONDS)
+                        continue
+                    later = self.next_retry_in()
+                    if later is None:
+                        break
+                    if later > WAIT_IN_TASK_SECONDS:
+                        again = later
+                        break
+                    self.wait_for_answers(max(0.01, later))
+        finally:
+            while self.in_flight:
+                self.wait_for_answers(1.0)
+                self.flush()
+        if again is None:
+            finish_if_complete(self.batch.pk)
+        return again
+
+    def still_running(self) -> bool:
+        if self.stopped:
+            return False
+        if time.monotonic() - self.checked_at < STATUS_CHECK_SECONDS:
+            return True
+        self.checked_at = time.monotonic()
+        state = (
+            Batch.objects.filter(pk=self.batch.pk)
+            .values_list("status", "app__enabled")
+            .first()
+        )
+        if state is None or state[0] != BatchStatus.RUNNING:
+            return False
+        if not state[1]:
+            pause_automatically(
+                self.batch.pk,
+                f"Paused automatically: the app {self.app.name} was disabled. "
+                "An administrator can enable it again; then resume.",
+            )
+            return False
+        return True
+
+    def send_group(self, n: int) -> bool:
+        """Reserve n sends, claim up to n rows, send them at their slots. False if no
+        row was ready."""
+        # With Redis gone this falls back to the process's share of the rate.
+        # Slots count from before the call: a slow answer makes them late, not
+        # later (the bucket scheduled them from its own clock).
+        asked = time.monotonic()
+        wait, interval = ratelimit.reserve(self.app, self.kind, n)
+        start = asked + wait
+        self.sleep_until(start)
+        flights = self.claim(n)
+        if not flights:
+            return False
+        for i, flight in enumerate(flights):
+            slot = start + i * interval
+            self.sleep_until(slot)
+            if time.monotonic() - slot > LATE_SECONDS:
+                # This process fell behind its reserved slots (a busy CPU): sending
+                # the rest now would bunch them at the provider beyond its limit.
+                # They were never sent: give them back and reserve again.
+                self.release(flights[i:])
+                break
+            self.in_flight += 1
+            _sender_pool().submit(self.send_one, flight)
+        return True
+
+    def sleep_until(self, moment: float) -> None:
+        while (left := moment - time.monotonic()) > 0:
+            time.sleep(min(left, 0.05))
+
+    def send_one(self, flight: Flight) -> None:
+        try:
+            result = provider_send(self.credentials, self.kind, flight.body)
+        except Exception as exc:  # a bug must not leave the row claimed forever
+            logger.exception(
+                "batch %s: send of record %s crashed", self.batch.pk, flight.pk
+            )
+            result = SendResult(
+                outcome=ProviderOutcome.UNKNOWN,
+                error_info=f"{type(exc).__name__} while sending",
+                explanation="LiveAdmin failed while sending; delivery is unknown.",
+            )
+        self.done.put((flight, result))
+
+    def wait_for_answers(self, timeout: float) -> None:
+        """Sleep up to ``timeout``, waking for the first answer (written by flush)."""
+        try:
+            item = self.done.get(timeout=max(0.0, timeout))
+        except queue.Empty:
+            return
+        self.done.put(item)
+
+    # -- claiming ------------------------------------------------------------------------
+
+    def claim(self, n: int) -> list[Flight]:
+        """Claim up to n ready rows in one statement (SKIP LOCKED where the database
+        has it: two runners never wait for, or take, each other's rows)."""
+        now = timezone.now()
+        with transaction.atomic():
+            ready = (
+                SendRecord.objects.filter(
+                    batch_id=self.batch.pk,
+                    outcome=Outcome.WAITING,
+                    claimed_at__isnull=True,
+                )
+                .filter(Q(retry_at__isnull=True) | Q(retry_at__lte=now))
+                .order_by("id")
+                .select_for_update(skip_locked=True)
+                .values_list("id", "attempts", "request_body")[:n]
+            )
+            rows = list(ready)
+            if not rows:
+                return []
+            SendRecord.objects.filter(pk__in=[r[0] for r in rows]).update(
+                claimed_at=now, attempts=F("attempts") + 1
+            )
+        return [Flight(pk, attempts + 1, body, now) for pk, attempts, body in rows]
+
+    def release(self, flights: list[Flight]) -> None:
+        """Un-claim rows that were claimed but never handed to a sender."""
+        SendRecord.objects.filter(
+            pk__in=[f.pk for f in flights], outcome=Outcome.WAITING
+        ).update(claimed_at=None, attempts=F("attempts") - 1)
+
+    def next_retry_in(self) -> float | None:
+        """Seconds until the next row waiting for a retry, None if there is none."""
+        now = timezone.now()
+        at = SendRecord.objects.filter(
+            batch_id=self.batch.pk, outcome=Outcome.WAITING, claimed_at__isnull=True
+        ).aggregate(at=Min("retry_at"))["at"]
+        if at is None:
+            return None
+        return max(0.0, (at - now).total_seconds())
+
+    # -- answers -------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Write every answer received so far (one statement) and adapt the pace."""
+        answered: list[tuple[Flight, SendResult]] = []
+        while True:
+            try:
+                answered.append(self.done.get_nowait())
+            except queue.Empty:
+                break
+        if not answered:
+            return
+        self.in_flight -= len(answered)
+        now = timezone.now()
+        delay = self.backoff_seconds()
+        rows = []
+        ok = permanent = 0
+        transient: SendResult | None = None
+        last_permanent: SendResult | None = None
+        for flight, result in answered:
+            outcome, retry = self.decide(flight, result)
+            if retry:
+                wait = max(delay, result.retry_after or 0.0)
+                retry_at = now + timedelta(seconds=wait)
+                rows.append(self.statement.row(flight, result, outcome, now, retry_at))
+                transient = result
+            else:
+                rows.append(self.statement.row(flight, result, outcome, now, None))
+                if outcome == Outcome.UNKNOWN:
+                    transient = result
+                elif outcome == Outcome.FAILED:
+                    permanent += 1
+                    last_permanent = result
+                else:
+                    ok += 1
+        self.statement.execute(rows)
+        if ok:
+            self.on_success()
+        if last_permanent is not None:
+            self.on_permanent(permanent, last_permanent)
+        if transient is not None:
+            self.on_transient(transient.explanation or transient.error_info)
+
+    def decide(self, flight: Flight, result: SendResult) -> tuple[str, bool]:
+        """(final outcome, False) or (waiting, True) for a retry."""
+        if result.outcome == ProviderOutcome.UNKNOWN:
+            return (
+                (Outcome.WAITING, True)
+                if self.resend_unknown
+                else (Outcome.UNKNOWN, False)
+            )
+        if result.outcome == ProviderOutcome.FAILED and result.retryable:
+            # A documented retryable code has a cap; a request that never left
+            # (no error code) is retried for as long as the outage lasts.
+            if (
+                result.error_code is not None
+                and flight.attempts >= settings.SEND_MAX_ATTEMPTS
+            ):
+                return Outcome.FAILED, False
+            return Outcome.WAITING, True
+        return str(result.outcome), False
+
+    # -- pace and batch state ------------------------------------------------------------
+
+    def backoff_seconds(self) -> float:
+        if self.failing_since is None:
+            return MIN_BACKOFF_SECONDS
+        lasted = (timezone.now() - self.failing_since).total_seconds()
+        return min(MAX_BACKOFF_SECONDS, max(MIN_BACKOFF_SECONDS, lasted / 4))
+
+    def on_success(self) -> None:
+        self.window = min(self.max_window, self.window * 2)
+        if self.failing_since is not None:
+            Batch.objects.filter(pk=self.batch.pk).update(
+                failing_since=None, failing_reason=""
+            )
+            logger.info("batch %s: the provider answers again, resuming", self.batch.pk)
+            self.failing_since = None
+        if self.failures_noted:
+            Batch.objects.filter(pk=self.batch.pk, consecutive_failures__gt=0).update(
+                consecutive_failures=0
+            )
+            self.failures_noted = False
+
+    def on_permanent(self, count: int, last: SendResult) -> None:
+        self.window = 1
+        self.failures_noted = True
+        Batch.objects.filter(pk=self.batch.pk).update(
+            consecutive_failures=F("consecutive_failures") + count
+        )
+        threshold = self.batch.pause_after_failures
+        if (
+            threshold
+            and Batch.objects.filter(
+                pk=self.batch.pk, consecutive_failures__gte=threshold
+            ).exists()
+        ):
+            code = "" if last.error_code is None else f" {last.error_code}"
+            self.stopped = True
+            pause_automatically(
+                self.batch.pk,
+                f"Paused automatically after {threshold} provider failures in a row, "
+                f"which retrying cannot fix. Last error{code}: "
+                f"{last.explanation or last.error_info or 'no answer'} "
+                "Fix the cause, then resume.",
+            )
+
+    def on_transient(self, reason: str) -> None:
+        """Back off, then probe with one request (the window restarts at 1)."""
+        self.window = 1
+        now = timezone.now()
+        if self.failing_since is None:
+            Batch.objects.filter(pk=self.batch.pk, failing_since__isnull=True).update(
+                failing_since=now, failing_reason=reason
+            )
+            self.failing_since = (
+                Batch.objects.filter(pk=self.batch.pk)
+                .values_list("failing_since", flat=True)
+                .first()
+            ) or now
+            logger.warning("batch %s: backing off: %s", self.batch.pk, reason)
+        else:
+            Batch.objects.filter(pk=self.batch.pk).update(failing_reason=reason)
+        lasted = (now - self.failing_since).total_seconds()
+        if lasted > settings.BATCH_OUTAGE_PAUSE_SECONDS:
+            minutes = max(1, round(lasted / 60))
+            self.stopped = True
+            pause_automatically(
+                self.batch.pk,
+                f"Paused automatically: sends have been failing for {minutes} min "
+                f"(longer than {settings.BATCH_OUTAGE_PAUSE_SECONDS // 60 or 1} min). "
+                f"Last error: {reason} Resume once the provider or network is back.",
+            )
+        self.backoff_until = time.monotonic() + self.backoff_seconds() * random.uniform(
+            0.8, 1.2
+        )
+
+
+class _AnswerStatement:
+    """One UPDATE for many answered rows (executemany: the driver pipelines it).
+
+    Raw SQL on purpose: the ORM's bulk_update cannot keep its ``outcome =
+    'waiting'`` guard (a final row never changes, even if recovery closed it
+    meanwhile), and building CASE expressions per field costs more CPU than the
+    send itself.
+    """
+
+    COLUMNS = (
+        "outcome",
+        "action_status",
+        "error_code",
+        "error_info",
+        "request_id",
+        "msg_seq",
+        "msg_time",
+        "drop_reason",
+        "http_status",
+        "latency_ms",
+        "retryable",
+        "response_body",
+        "claimed_at",
+        "retry_at",
+        "updated_at",
+    )
+
+    def __init__(self) -> None:
+        table = connection.ops.quote_name(SendRecord._meta.db_table)
+        json_param = "%s::jsonb" if connection.vendor == "postgresql" else "%s"
+        sets = ", ".join(
+            f"{connection.ops.quote_name(c)} = {json_param if c == 'response_body' else '%s'}"
+            for c in self.COLUMNS
+        )
+        self.sql = f"UPDATE {table} SET {sets} WHERE id = %s AND outcome = %s"
+
+    def row(
+        self,
+        flight: Flight,
+        result: SendResult,
+        outcome: str,
+        now: datetime,
+        retry_at: datetime | None,
+    ) -> tuple[Any, ...]:
+        body = result.response_body
+        return (
+            outcome,
+            result.action_status,
+            result.error_code,
+            (result.error_info or "")[:2000],
+            result.request_id,
+            result.msg_seq,
+            result.msg_time,
+            result.drop_reason,
+            result.http_status,
+            result.latency_ms,
+            result.retryable,
+            None if body is None else json.dumps(body),
+            None if retry_at is not None else flight.claimed_at,
+            retry_at,
+            now,
+            flight.pk,
+            Outcome.WAITING,
+        )
+
+    def execute(self, rows: list[tuple[Any, ...]]) -> None:
+        if not rows:
+            return
+        params = [self._adapt(row) for row in rows]
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.executemany(self.sql, params)
+
+    @staticmethod
+    def _adapt(row: tuple[Any, ...]) -> tuple[Any, ...]:
+        # Datetimes as the backend stores them (SQLite keeps text).
+        return tuple(
+            connection.ops.adapt_datetimefield_value(v)
+            if isinstance(v, datetime)
+            else v
+            for v in row
+        )
