@@ -24,9 +24,13 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from liveadmin import limiter_wait
-from liveadmin.latency import BUCKETS_MS, SUM_CODE
 from liveadmin.models import Metric as Counted
 from liveadmin.models import Span, Tally
+
+# Histogram bounds (seconds). The webhook counts decision times in buckets 10% wide
+# (webhooks/recent.py); each goes under the first bound at or above its upper edge,
+# so a time near a bound may be counted one bound higher, never lower.
+BOUNDS_S = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 
 
 def enabled() -> bool:
@@ -94,17 +98,21 @@ class LiveAdminCollector(Collector):
             decisions.add_metric([app, row["outcome"]], row["n"])
         yield decisions
 
-        buckets = {r["code"]: r["n"] for r in _totals(Counted.LATENCY, "code")}
+        per_bound = [0] * (len(BOUNDS_S) + 1)  # the last one: above every bound
+        for row in _totals(Counted.LATENCY, "code"):
+            upper_s = row["code"] / 1_000_000
+            i = next((i for i, b in enumerate(BOUNDS_S) if upper_s <= b), len(BOUNDS_S))
+            per_bound[i] += row["n"]
         cumulative, points = 0, []
-        for bound in BUCKETS_MS:
-            cumulative += buckets.get(bound, 0)
-            points.append((str(bound / 1000), cumulative))
-        points.append(("+Inf", cumulative + buckets.get(0, 0)))
+        for bound, n in zip(BOUNDS_S, per_bound, strict=False):
+            cumulative += n
+            points.append((str(bound), cumulative))
+        points.append(("+Inf", cumulative + per_bound[-1]))
+        # No _sum: the webhook keeps bucket counts, not the times themselves.
         yield HistogramMetricFamily(
             "liveadmin_webhook_latency_seconds",
             "Time the before-send webhook took to decide.",
             buckets=points,
-            sum_value=buckets.get(SUM_CODE, 0) / 1_000_000,
         )
 
         waiting = SendRecord.objects.filter(

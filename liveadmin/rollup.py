@@ -10,7 +10,8 @@ hot path:
 - decisions: the webhook's own per-minute counts by action (webhooks.DecisionCount)
   are summed into hours, days and a total; non-allow decision rows past the last
   id read are counted per sender and per matched entry.
-- webhook latency: minute buckets written by liveadmin.latency, summed the same way.
+- webhook decision time: the webhook's per-minute latency buckets
+  (webhooks.LatencyCount), copied and summed the same way.
 
 Rows younger than ``OVERVIEW_ROLLUP_GRACE_SECONDS`` are left for the next run:
 ids are handed out before a transaction commits, so a row with a lower id may
@@ -352,7 +353,7 @@ def rollup_minute_counts(*, min_age: float = 0.0) -> int:
     (decisions, latency) into hours, days and a total. Recomputes from a few
     minutes before the last run, so counts flushed late are included."""
     from messaging.models import ProviderApp
-    from webhooks.models import DecisionCount
+    from webhooks.models import DecisionCount, LatencyCount
 
     now = timezone.now()
     with transaction.atomic():
@@ -369,18 +370,20 @@ def rollup_minute_counts(*, min_age: float = 0.0) -> int:
             first = DecisionCount.objects.order_by("minute").values_list(
                 "minute", flat=True
             )[:1]
-            first_latency = (
-                Tally.objects.filter(metric=Metric.LATENCY, span=Span.MINUTE)
-                .order_by("start")
-                .values_list("start", flat=True)[:1]
-            )
+            first_latency = LatencyCount.objects.order_by("minute").values_list(
+                "minute", flat=True
+            )[:1]
             since = min([*first, *first_latency, now])
         else:
             since = state.last_minute - timedelta(minutes=5)
         since = floor_minute(since)
+        apps = ProviderApp.objects.values("pk")
         Tally.objects.filter(
-            metric=Metric.DECISION, span=Span.MINUTE, start__gte=since
+            metric__in=(Metric.DECISION, Metric.LATENCY),
+            span=Span.MINUTE,
+            start__gte=since,
         ).delete()
+        # By app: the (app, minute, ...) key is each table's only index.
         copied = [
             Tally(
                 metric=Metric.DECISION,
@@ -390,10 +393,22 @@ def rollup_minute_counts(*, min_age: float = 0.0) -> int:
                 outcome=action,
                 count=n,
             )
-            # By app: the (app, minute, action) key is the table's only index.
             for app_id, minute, action, n in DecisionCount.objects.filter(
-                app_id__in=ProviderApp.objects.values("pk"), minute__gte=since
+                app_id__in=apps, minute__gte=since
             ).values_list("app_id", "minute", "action", "count")
+        ]
+        copied += [
+            Tally(
+                metric=Metric.LATENCY,
+                span=Span.MINUTE,
+                start=minute,
+                app_id=app_id,
+                code=bucket_us,
+                count=n,
+            )
+            for app_id, minute, bucket_us, n in LatencyCount.objects.filter(
+                app_id__in=apps, minute__gte=since
+            ).values_list("app_id", "minute", "bucket_us", "count")
         ]
         Tally.objects.bulk_create(copied, batch_size=1000)
         for metric in (Metric.DECISION, Metric.LATENCY):

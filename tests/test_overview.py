@@ -5,13 +5,18 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from liveadmin import latency
 from liveadmin.models import LastSend, Metric, PendingSend, Span, Tally
 from liveadmin.rollup import floor_minute, rollup
 from messaging.models import SendRecord
 from tests.conftest import client_for
 from tests.factories import make_app, make_send_record
-from webhooks.models import Blocklist, BlocklistEntry, Decision, DecisionCount
+from webhooks.models import (
+    Blocklist,
+    BlocklistEntry,
+    Decision,
+    DecisionCount,
+    LatencyCount,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -83,17 +88,18 @@ def test_it_sums_webhook_counts_senders_entries_and_latency():
             action="forbid",
             entry_ids=[entry.pk],
         )
-    for ms in (3, 3, 40, 2500):
-        latency.observe(ms / 1000)
-    assert latency.latency.flush() == 4
+    for bucket_us, n in ((3_000, 2), (40_000, 1), (2_500_000, 1)):
+        LatencyCount.objects.create(
+            app=app, minute=minute, bucket_us=bucket_us, count=n
+        )
 
     rollup()
     assert _sum(metric=Metric.DECISION, span=Span.HOUR, outcome="allow") == 50
     assert _sum(metric=Metric.DECISION, span=Span.TOTAL, outcome="forbid") == 2
     assert _sum(metric=Metric.SENDER, span=Span.DAY, key="troll") == 2
     assert _sum(metric=Metric.ENTRY, span=Span.MINUTE, code=entry.pk) == 3
-    assert _sum(metric=Metric.LATENCY, span=Span.TOTAL, code=5) == 2
-    assert _sum(metric=Metric.LATENCY, span=Span.HOUR, code=5000) == 1
+    assert _sum(metric=Metric.LATENCY, span=Span.TOTAL, code=3_000) == 2
+    assert _sum(metric=Metric.LATENCY, span=Span.HOUR, code=2_500_000) == 1
     # Counts flushed late for a recent minute are picked up by the next run.
     DecisionCount.objects.filter(action="allow").update(count=60)
     rollup()
@@ -142,9 +148,12 @@ def test_it_shows_each_role_only_its_own_figures(users):
 
 
 def test_it_shows_the_moderator_latency_against_the_budget(moderator):
-    for ms in [5] * 98 + [700, 2500]:
-        latency.observe(ms / 1000)
-    latency.latency.flush()
+    app = make_app()
+    minute = floor_minute(_ago(minutes=3))
+    for bucket_us, n in ((5_000, 98), (700_000, 1), (2_200_000, 1)):
+        LatencyCount.objects.create(
+            app=app, minute=minute, bucket_us=bucket_us, count=n
+        )
     response = client_for(moderator).get("/?range=hour")
     summary = response.context["moderator"]["latency"]
     assert (
@@ -152,9 +161,9 @@ def test_it_shows_the_moderator_latency_against_the_budget(moderator):
         summary["p50"],
         summary["p99"],
         summary["over_budget"],
-    ) == (100, 5, 1000, 1)
+    ) == (100, 5.0, 700.0, 1)
     assert summary["within_budget"] is True
-    assert "≤ 1000 ms" in response.content.decode()
+    assert "≤ 700.0 ms" in response.content.decode()
 
 
 def test_it_shows_the_auditor_volume_and_failure_rate(auditor, manager):
@@ -190,13 +199,12 @@ def test_it_adds_to_the_same_rows_whatever_wrote_them_first():
 
     from liveadmin.rollup import add_counts
 
-    latency.observe(0.003)
-    latency.latency.flush()
-    row = Tally.objects.get(metric=Metric.LATENCY, span=Span.MINUTE, code=5)
-    key = (Metric.LATENCY.value, "m", row.start, 0, 0, "", "", 5, "")
+    minute = floor_minute(_ago(minutes=3))
+    Tally.objects.create(metric=Metric.SEND, span=Span.MINUTE, start=minute, count=1)
+    key = (Metric.SEND.value, "m", minute, 0, 0, "", "", 0, "")
     add_counts(Counter({key: 4}))
     add_counts(Counter({key: 1}))
-    assert Tally.objects.get(metric=Metric.LATENCY, span=Span.MINUTE, code=5).count == 6
+    assert Tally.objects.get(metric=Metric.SEND, span=Span.MINUTE).count == 6
 
 
 def test_it_shows_the_last_credential_check_apart_from_sends(admin_user):
