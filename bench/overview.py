@@ -57,11 +57,12 @@ FROM unnest(%(apps)s::bigint[]) AS a,
 """
 
 LATENCY_SQL = """
-INSERT INTO liveadmin_tally (metric, span, start, app_id, user_id, kind, outcome, code, key, count)
-SELECT 'latency', 'm', m, 0, 0, '', '', b, '', floor(random() * 300)::int + 1
-FROM generate_series(date_trunc('minute', now() - interval '7 days'),
+INSERT INTO webhooks_latencycount (app_id, minute, bucket_us, count)
+SELECT a, m, b, floor(random() * 300)::int + 1
+FROM unnest(%(apps)s::bigint[]) AS a,
+     generate_series(date_trunc('minute', now() - interval '7 days'),
                      date_trunc('minute', now()), interval '1 minute') AS m,
-     unnest(ARRAY[1, 2, 5, 10, 20, 50]) AS b
+     unnest(ARRAY[800, 1200, 2500, 5000, 12000, 40000]) AS b
 """
 
 
@@ -95,7 +96,8 @@ def fill_decisions(rows: int) -> None:
     started = time.perf_counter()
     with connection.cursor() as cursor:
         cursor.execute(
-            "TRUNCATE webhooks_decision, webhooks_decisioncount, liveadmin_tally, "
+            "TRUNCATE webhooks_decision, webhooks_decisioncount, "
+            "webhooks_latencycount, liveadmin_tally, "
             "liveadmin_rollupstate, liveadmin_pendingsend, liveadmin_lastsend"
         )
         for start in range(1, rows + 1, DECISION_CHUNK):
@@ -116,7 +118,7 @@ def fill_decisions(rows: int) -> None:
                 f"  inserted {stop:,} decisions ({time.perf_counter() - started:.0f} s)"
             )
         cursor.execute(COUNTS_SQL, {"apps": apps})
-        cursor.execute(LATENCY_SQL)
+        cursor.execute(LATENCY_SQL, {"apps": apps})
         cursor.execute("VACUUM ANALYZE webhooks_decision")
         cursor.execute("VACUUM ANALYZE webhooks_decisioncount")
     print(f"filled {rows:,} decisions in {time.perf_counter() - started:.0f} s")
