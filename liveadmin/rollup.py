@@ -81,7 +81,7 @@ KEEP: dict[tuple[str, str], timedelta] = {
 WINDOWS = {Span.LAST_DAY: 24, Span.LAST_WEEK: 24 * 7}
 WINDOWED = (Metric.SENDER, Metric.ENTRY)
 # A page sums the minute counts at most this often (seconds).
-MINUTES_EVERY = 10.0
+MINUTES_EVERY = 60.0
 
 SPAN_FLOOR = {
     Span.MINUTE: floor_minute,

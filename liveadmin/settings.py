@@ -399,6 +399,9 @@ RECENT_MESSAGES_MAX = env_int("RECENT_MESSAGES_MAX", 100_000)
 # how old a row must be before it is counted (ids are handed out before commit).
 OVERVIEW_ROLLUP_LIMIT = env_int("OVERVIEW_ROLLUP_LIMIT", 50_000)
 OVERVIEW_ROLLUP_GRACE_SECONDS = env_int("OVERVIEW_ROLLUP_GRACE_SECONDS", 5)
+# Count what is new when the overview or /metrics is opened. Needed when no Celery
+# beat runs the rollup (the embedded default); with a broker, beat keeps them current.
+OVERVIEW_ROLLUP_ON_VIEW = env_bool("OVERVIEW_ROLLUP_ON_VIEW", not CELERY_BROKER_URL)
 # /metrics is off unless one of these is set: a bearer token, or client addresses
 # (comma-separated IPs or networks such as 10.0.0.0/8).
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")

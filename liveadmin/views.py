@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -25,7 +26,10 @@ ON_DEMAND_ROLLUP = 2_000
 
 
 def refresh_counts() -> None:
-    """Count what is new since the last rollup, without failing the page."""
+    """Count what is new since the last rollup, without failing the page (when no
+    periodic task does it: OVERVIEW_ROLLUP_ON_VIEW)."""
+    if not settings.OVERVIEW_ROLLUP_ON_VIEW:
+        return
     try:
         rollup(limit=ON_DEMAND_ROLLUP, on_demand=True)
     except Exception:

@@ -15,6 +15,12 @@ from webhooks.models import DecisionCount, LatencyCount
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def count_on_view(settings):
+    """The page counts what is new itself (no Celery beat in these tests)."""
+    settings.OVERVIEW_ROLLUP_ON_VIEW = True
+
+
 def _samples(text: str) -> dict[tuple[str, tuple], float]:
     return {
         (s.name, tuple(sorted(s.labels.items()))): s.value

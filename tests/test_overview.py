@@ -21,6 +21,12 @@ from webhooks.models import (
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def count_on_view(settings):
+    """The page counts what is new itself (no Celery beat in these tests)."""
+    settings.OVERVIEW_ROLLUP_ON_VIEW = True
+
+
 def _ago(**kw) -> timezone.datetime:
     return timezone.now() - timedelta(**kw)
 
@@ -270,3 +276,15 @@ def test_it_shows_the_moderator_top_senders_and_entries(moderator):
             ("once", 1),
         ], rng
         assert [(e["entry"], e["n"]) for e in context["entries"]] == [(entry, 4)], rng
+
+
+def test_it_leaves_counting_to_the_periodic_task_when_asked(manager, settings):
+    settings.OVERVIEW_ROLLUP_ON_VIEW = False
+    make_send_record(user=manager, created_at=_ago(minutes=5))
+    chart = client_for(manager).get("/?range=hour").context["manager"]["chart"]
+    assert chart.total == 0
+    from liveadmin.tasks import rollup_counts
+
+    assert rollup_counts()["sends"] == 1
+    chart = client_for(manager).get("/?range=hour").context["manager"]["chart"]
+    assert chart.total == 1
