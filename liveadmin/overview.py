@@ -160,11 +160,10 @@ def top(
             metric=metric, span=Span.MINUTE, start__gte=_since(rng, Span.MINUTE, now)
         )
     else:
+        # A window holds one row per sender (app, key) or entry (code): the
+        # (metric, span, -count) index hands over the largest first.
         rows = Tally.objects.filter(metric=metric, span=rng.window, count__gt=0)
-        if set(group) == {"app_id", "key"}:
-            # One window row per (app, key): the (metric, span, -count) index
-            # hands over the largest first.
-            return list(rows.order_by("-count").values(*group, n=F("count"))[:limit])
+        return list(rows.order_by("-count").values(*group, n=F("count"))[:limit])
     return list(
         rows.order_by()
         .values(*group)

@@ -332,14 +332,9 @@ def rollup_decision_rows(limit: int) -> int:
                 counts, now, created_at, Metric.SENDER, app_id=app_id, key=sender[:128]
             )
             for entry_id in entry_ids or []:
-                _every_span(
-                    counts,
-                    now,
-                    created_at,
-                    Metric.ENTRY,
-                    app_id=app_id,
-                    code=int(entry_id),
-                )
+                # An entry is one list's, whatever app hit it: no app dimension,
+                # so a window holds one row per entry.
+                _every_span(counts, now, created_at, Metric.ENTRY, code=int(entry_id))
             state.last_id = pk
             done += 1
         add_counts(counts)
@@ -397,18 +392,19 @@ def rollup_minute_counts(*, min_age: float = 0.0) -> int:
                 app_id__in=apps, minute__gte=since
             ).values_list("app_id", "minute", "action", "count")
         ]
+        # Decision time for all apps together (the overview and /metrics show it so).
         copied += [
             Tally(
                 metric=Metric.LATENCY,
                 span=Span.MINUTE,
-                start=minute,
-                app_id=app_id,
-                code=bucket_us,
-                count=n,
+                start=row["minute"],
+                code=row["bucket_us"],
+                count=row["n"],
             )
-            for app_id, minute, bucket_us, n in LatencyCount.objects.filter(
-                app_id__in=apps, minute__gte=since
-            ).values_list("app_id", "minute", "bucket_us", "count")
+            for row in LatencyCount.objects.filter(app_id__in=apps, minute__gte=since)
+            .order_by()
+            .values("minute", "bucket_us")
+            .annotate(n=Sum("count"))
         ]
         Tally.objects.bulk_create(copied, batch_size=1000)
         for metric in (Metric.DECISION, Metric.LATENCY):
