@@ -1,6 +1,7 @@
 """Time sends spent waiting for the rate limiter, shared across processes.
 
-``waited()`` is the one call the limiter makes after a wait; it adds to a counter
+``waited_for_slots()`` is the one call the limiter makes (messaging.ratelimit.reserve,
+for every reservation); it adds to a counter
 in memory and, at most once a second, moves it to the cache (Redis when
 ``REDIS_URL`` is set, so every worker adds to the same total) for /metrics.
 """
@@ -25,12 +26,21 @@ _pending_n = 0
 _last_flush = 0.0
 
 
-def waited(seconds: float) -> None:
-    """Count one acquisition that waited ``seconds`` for a token."""
+def waited_for_slots(wait: float, interval: float, n: int) -> None:
+    """Count ``n`` sends reserved together: the first waits ``wait`` seconds, each
+    next one ``interval`` more (messaging.ratelimit.reserve)."""
+    total = n * wait + interval * n * (n - 1) / 2
+    waiting = n if wait > 0 else max(0, n - 1) if interval > 0 else 0
+    if total > 0 and waiting:
+        waited(total, waiting)
+
+
+def waited(seconds: float, sends: int = 1) -> None:
+    """Count ``sends`` that waited ``seconds`` in all for a token."""
     global _pending_us, _pending_n
     with _lock:
         _pending_us += int(seconds * 1_000_000)
-        _pending_n += 1
+        _pending_n += sends
         due = time.monotonic() - _last_flush >= FLUSH_SECONDS
     if due:
         flush()

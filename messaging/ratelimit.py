@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 import redis
 from django.conf import settings
 
+from liveadmin import limiter_wait
 from messaging.kinds import KINDS, documented_rate
 
 if TYPE_CHECKING:
@@ -202,7 +203,16 @@ def get_bucket() -> RedisTokenBucket | LocalTokenBucket:
 def reserve(app: ProviderApp, kind: str, n: int = 1) -> tuple[float, float]:
     """Reserve ``n`` sends of ``kind`` for ``app`` within its rate.
 
-    Returns (seconds until the first may go, seconds between the next ones). With
+    Returns (seconds until the first may go, seconds between the next ones); the
+    time the sends wait is counted for /metrics (liveadmin/limiter_wait.py).
+    """
+    wait, interval = _reserve(app, kind, n)
+    limiter_wait.waited_for_slots(wait, interval, n)
+    return wait, interval
+
+
+def _reserve(app: ProviderApp, kind: str, n: int) -> tuple[float, float]:
+    """(seconds until the first may go, seconds between the next ones). With
     Redis unreachable, this process falls back to its share of the rate in an
     in-process bucket (see PEER_SECONDS), so processes that share a budget never
     take the whole budget each.

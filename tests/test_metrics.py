@@ -72,8 +72,19 @@ def test_it_reports_sends_decisions_latency_waiting_rows_and_limiter_waits(
         LatencyCount.objects.create(
             app=app, minute=floor_minute(earlier), bucket_us=bucket_us, count=n
         )
-    limiter_wait.waited(0.25)
+    # The limiter counts what its reservations wait: 4 sends at 2/s wait 0 (or a
+    # little), 0.5, 1.0 and 1.5 s more, about 3 s in all.
+    from messaging import ratelimit
+
+    slow = make_app(name="slow-app", rate_limit=2)
+    seconds_before, waits_before = limiter_wait.totals()
+    wait, interval = ratelimit.reserve(slow, "text", 4)
     limiter_wait.flush()
+    seconds_after, waits_after = limiter_wait.totals()
+    assert seconds_after - seconds_before == pytest.approx(
+        4 * wait + 6 * interval, abs=1e-3
+    )
+    assert waits_after - waits_before >= 3
 
     response = Client().get(
         "/metrics", headers={"Authorization": "Bearer s3cret-token"}
@@ -123,7 +134,7 @@ def test_it_reports_sends_decisions_latency_waiting_rows_and_limiter_waits(
     assert samples[("liveadmin_webhook_latency_seconds_bucket", (("le", "2.0"),))] == 3
     assert samples[("liveadmin_webhook_latency_seconds_bucket", (("le", "+Inf"),))] == 4
     assert samples[("liveadmin_batch_rows_waiting", ())] == 3
-    assert samples[("liveadmin_ratelimit_wait_seconds_total", ())] >= 0.25
-    assert samples[("liveadmin_ratelimit_waits_total", ())] >= 1
+    assert samples[("liveadmin_ratelimit_wait_seconds_total", ())] >= 3.0
+    assert samples[("liveadmin_ratelimit_waits_total", ())] >= 3
     names = {family.name for family in text_string_to_metric_families(text)}
     assert all(name.startswith("liveadmin_") for name in names)
