@@ -17,8 +17,9 @@ MAX_IMPORT_BYTES = 5 * 1024 * 1024
 
 
 class BlocklistForm(forms.ModelForm):
+    # Blocklists answer Tencent's before-send webhook; ZEGO has none.
     app = forms.ModelChoiceField(
-        queryset=ProviderApp.objects.all(),
+        queryset=ProviderApp.objects.filter(provider="tencent"),
         required=False,
         empty_label="All apps",
         help_text="Empty: the list applies to every app.",
@@ -156,7 +157,8 @@ class ImportForm(forms.Form):
 
 class TryForm(forms.Form):
     app = forms.ModelChoiceField(
-        queryset=ProviderApp.objects.filter(provider="tencent"), empty_label=None
+        queryset=ProviderApp.objects.filter(provider="tencent", enabled=True),
+        empty_label=None,
     )
     sender = forms.CharField(
         max_length=128, initial="user-1", label="Sender (From_Account)"
@@ -194,8 +196,11 @@ class TryForm(forms.Form):
 
 
 class DecisionFilterForm(forms.Form):
+    # The before-send webhook is Tencent's: only its enabled apps have decisions to read.
     app = forms.ModelChoiceField(
-        queryset=ProviderApp.objects.all(), required=False, empty_label="All apps"
+        queryset=ProviderApp.objects.filter(provider="tencent", enabled=True),
+        required=False,
+        empty_label="All apps",
     )
     action = forms.ChoiceField(
         choices=[("", "All actions"), *DECISION_CHOICES], required=False
