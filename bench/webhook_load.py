@@ -1,6 +1,6 @@
 """Load test of the before-send webhook against a bare JSON view, same server, same run.
 
-    python bench/webhook_load.py [--duration 10] [--connections 16]
+    python bench/webhook_load.py [--duration 10] [--connections 16] [--store both]
 
 Serves LiveAdmin with the production configuration (DEBUG off, gunicorn, 2 sync
 workers) on a free 127.0.0.1 port, against a fresh database: PostgreSQL
@@ -10,7 +10,9 @@ file in a temporary folder; REDIS_URL is passed through when set. The rules hold
 10,000 blocked users. wrk POSTs a ~200-character before-send body (clean, so the
 whole rule set is scanned) to the webhook, then the same body to a bare view that
 only parses the JSON and answers JSON. Prints requests/s, the ratio and p50/p99
-latency of each, plus the matcher alone in this process.
+latency of each, plus the matcher alone in this process. With ``--store both`` the
+webhook also runs with the recent-message store off (RECENT_MESSAGES_ENABLED=0),
+and the ratio on/off is printed (moderation's goal: at most 10% lost).
 """
 
 from __future__ import annotations
@@ -291,6 +293,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per run")
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument(
+        "--store",
+        choices=["on", "off", "both"],
+        default="on",
+        help="the recent-message store (dry runs): on, off, or both compared",
+    )
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed (Debian package wrk)")
@@ -312,6 +320,7 @@ def main() -> None:
         "PYTHONWARNINGS": "ignore::UserWarning",
     }
     env_all = {k: v for k, v in os.environ.items() if k != "PYTEST_VERSION"} | env
+    env_all["RECENT_MESSAGES_ENABLED"] = "0" if args.store == "off" else "1"
     print("loading rules ...", flush=True)
     loaded = load_data(env)
 
@@ -331,6 +340,14 @@ def main() -> None:
                 webhook, body, args.duration, args.connections, tmp
             )
             results["bare"] = run_wrk(bare, body, args.duration, args.connections, tmp)
+        if args.store == "both":
+            off = env_all | {"RECENT_MESSAGES_ENABLED": "0"}
+            with serve("liveadmin.wsgi:application", off) as base:
+                webhook = f"{base}/webhooks/tencent?{query}"
+                warm_up(webhook, body)
+                results["webhook-store-off"] = run_wrk(
+                    webhook, body, args.duration, args.connections, tmp
+                )
         # The same hot path without Django's request cycle (webhooks/wsgi.py).
         with serve("webhooks.wsgi:application", env_all) as base:
             raw = f"{base}/webhooks/tencent?{query}"
@@ -351,9 +368,15 @@ def main() -> None:
     )
     for name, r in results.items():
         print(
-            f"{name:9s} {r['rps']:9.0f} req/s   p50 {r['p50_ms']:6.2f} ms   "
+            f"{name:17s} {r['rps']:9.0f} req/s   p50 {r['p50_ms']:6.2f} ms   "
             f"p99 {r['p99_ms']:6.2f} ms   non-2xx {r['non_2xx']}"
             + (f"   socket errors: {r['socket_errors']}" if r["socket_errors"] else "")
+        )
+    if "webhook-store-off" in results:
+        on, off = results["webhook"]["rps"], results["webhook-store-off"]["rps"]
+        print(
+            f"recent-message store: on {on:.0f} / off {off:.0f} req/s = {on / off:.2f} "
+            f"(goal: at least 0.90); load {os.getloadavg()[0]:.1f}"
         )
     bare_rps = results["bare"]["rps"]
     print(

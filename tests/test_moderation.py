@@ -458,8 +458,14 @@ def test_the_decision_page_shows_percentiles_and_the_count_over_budget(app, mode
 
 def test_the_decision_log_filters_by_time_range_and_entry(app, moderator):
     now = timezone.now()
-    old = flagged(app, text="old one", review="", entry_ids=[12])
-    Decision.objects.filter(pk=old.pk).update(created_at=now - timedelta(days=2))
+    # Written two days ago (a decision's time never changes afterwards).
+    flagged(
+        app,
+        text="old one",
+        review="",
+        entry_ids=[12],
+        created_at=now - timedelta(days=2),
+    )
     flagged(app, text="new one", review="", entry_ids=[3, 120])
     client = client_for(moderator)
     url = reverse("webhooks:decision-list")
@@ -660,3 +666,21 @@ def test_an_import_file_is_tested_before_it_is_imported(app, moderator):
     )
     assert "Upload a .txt" in html
     recent.clear(app.pk)
+
+
+def test_an_entry_can_also_queue_for_review(moderator, blocklist):
+    client = client_for(moderator)
+    client.post(
+        reverse("webhooks:entry-create", args=[blocklist.pk]),
+        {"kind": "word", "term": "scam", "action": "forbid", "review": "on"},
+    )
+    entry = BlocklistEntry.objects.get(term="scam")
+    assert entry.review is True
+    services.update_entry(entry, review=False, actor=moderator)
+    change = BlocklistChange.objects.filter(action="update").get()
+    assert change.diff == [("review", "true", "false")]
+    out = StringIO()
+    call_command(
+        "blocklist", "add", "--all-apps", "--term", "fraud", "--review", stdout=out
+    )
+    assert BlocklistEntry.objects.get(term="fraud").review is True

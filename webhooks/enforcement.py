@@ -20,7 +20,9 @@ import secrets
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 logger = logging.getLogger(__name__)
 
@@ -57,9 +59,11 @@ Sanctions = dict[str, tuple[Active, ...]]  # sender -> sanctions
 
 
 def load() -> tuple[dict[int, Sanctions], dict[int, tuple[Escalation, ...]]]:
-    """(active sanctions by app and sender, escalation rules by app), for a rebuild."""
+    """(active sanctions by app and sender, escalation rules by app), for a rebuild.
+    The sanctions this process imposed and has stored are in what it loads now."""
     from webhooks.models import EscalationRule, Sanction
 
+    escalator.forget_stored()
     sanctions: dict[int, dict[str, list[Active]]] = {}
     for row in Sanction.objects.active().values(
         "id", "app_id", "sender", "room_id", "kind", "expires_at"
@@ -177,6 +181,9 @@ class Escalator:
             )
             if count == rule.hits:
                 self._impose(app_pk, sender, room, rule, active)
+                from webhooks.recent import recent
+
+                recent.wake()
             elif answer is None or rule.kind == "mute":
                 answer = active
         return answer
@@ -236,3 +243,56 @@ class Escalator:
 
 
 escalator = Escalator()
+
+
+# --- what the hot path calls ------------------------------------------------------------
+
+
+class AppModeration(Protocol):
+    """The parts of the hot path's in-memory app (rules_cache.AppRules) used here."""
+
+    pk: int
+    sanctions: Sanctions
+    escalations: tuple[Escalation, ...]
+    review_ids: frozenset[int]
+
+
+def muted(app: AppModeration, sender: str, room: str, now: float) -> Active | None:
+    """The mute that answers this sender here, if any: a dictionary lookup, plus the
+    overlay while this process holds sanctions it imposed and has not reloaded."""
+    if app.sanctions:
+        active = find(app.sanctions, sender, room, now, "mute")
+        if active is not None:
+            return active
+    if escalator.overlay:
+        return escalator.overlaid(app.pk, sender, room, now, "mute")
+    return None
+
+
+def after_verdict(
+    app: AppModeration,
+    sender: str,
+    room: str,
+    action: str,
+    hit_ids: Iterable[int],
+    now: float,
+) -> tuple[Active | None, bool]:
+    """(sanction that now answers the message, whether it goes to the review queue)
+    for a message the rules judged ``action``. Counts a hit for escalation only when
+    the message hit a rule (``action`` is not "allow")."""
+    review = action == "flag" or bool(
+        app.review_ids and app.review_ids.intersection(hit_ids)
+    )
+    answer: Active | None = None
+    if action != "allow" and app.escalations:
+        answer = escalator.hit(app.pk, sender, room, app.escalations, now)
+    if not review:
+        flagged = (
+            find(app.sanctions, sender, room, now, "flag") if app.sanctions else None
+        )
+        if flagged is None and escalator.overlay:
+            flagged = escalator.overlaid(app.pk, sender, room, now, "flag")
+        review = flagged is not None
+    if answer is not None and answer.kind == "flag":
+        return None, True
+    return answer, review

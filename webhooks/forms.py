@@ -67,6 +67,11 @@ class EntryForm(forms.Form):
         ),
     )
     note = forms.CharField(required=False, max_length=500)
+    review = forms.BooleanField(
+        required=False,
+        label="Also queue for review",
+        help_text="Put the messages it catches in the review queue too.",
+    )
 
     def clean(self) -> dict[str, Any]:
         super().clean()
@@ -95,7 +100,7 @@ class EntryForm(forms.Form):
         return {
             k: d.get(k)
             for k in ("kind", "term", "action", "code", "info", "expires_at")
-        } | {"note": d.get("note", "")}
+        } | {"note": d.get("note", ""), "review": bool(d.get("review"))}
 
 
 class ImportForm(forms.Form):

@@ -94,6 +94,13 @@ class RecentStore:
         self._thread: threading.Thread | None = None
 
     # --- hot path: memory only ----------------------------------------------------
+    def wake(self) -> None:
+        """Write soon (escalation imposed a sanction the other processes must learn)."""
+        if settings.WEBHOOK_RECORD_IN_BACKGROUND:
+            if self._thread is None or not self._thread.is_alive():
+                self._start()
+            self._wake.set()
+
     def note(
         self,
         app_pk: int,
@@ -161,7 +168,11 @@ class RecentStore:
 
     # --- the write ------------------------------------------------------------------
     def flush(self) -> int:
-        """Write what is pending; returns the number of messages stored."""
+        """Write what is pending; returns the number of messages stored. Also stores
+        the sanctions escalation imposed in this process (webhooks/enforcement.py)."""
+        from webhooks.enforcement import escalator
+
+        escalator.flush()
         with self._lock:
             batch, self._pending = self._pending, []
         if not batch:

@@ -17,6 +17,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from liveadmin.csv_export import csv_stream, csv_uncell
 from messaging.models import ProviderApp
 from webhooks import hotpath, matching, version
 from webhooks.models import (
@@ -184,9 +185,11 @@ def add_entry(
     info: str = "",
     expires_at: datetime | None = None,
     note: str = "",
+    review: bool = False,
     actor: Any = None,
 ) -> BlocklistEntry:
-    """Add one entry. Raises ValidationError (by field) on bad input or a duplicate."""
+    """Add one entry (``review``: also queue what it catches for review). Raises
+    ValidationError (by field) on bad input or a duplicate."""
     values, errors = clean_entry(
         kind=kind, term=term, action=action, code=code, info=info
     )
@@ -195,7 +198,11 @@ def add_entry(
     if errors:
         raise ValidationError(errors)
     entry = _create_entry(
-        blocklist, values, expires_at=expires_at, note=note, actor=actor
+        blocklist,
+        values | {"review": bool(review)},
+        expires_at=expires_at,
+        note=note,
+        actor=actor,
     )
     version.bump()
     return entry
@@ -253,7 +260,7 @@ def update_entry(
         raise ValidationError(errors)
     for name, value in values.items():
         setattr(current, name, value)
-    for name in ("expires_at", "note", "enabled"):
+    for name in ("expires_at", "note", "enabled", "review"):
         if name in fields:
             setattr(current, name, fields[name])
     current.save()
@@ -332,7 +339,15 @@ def _rows(content: str, fmt: str) -> Iterable[tuple[int, dict[str, str]]]:
             header = [c.strip().lower() for c in cells]
             continue
         names = header or COLUMNS
-        yield n, {name: cells[i] for i, name in enumerate(names) if i < len(cells)}
+        # Undo the export's formula guard (a leading apostrophe).
+        yield (
+            n,
+            {
+                name: csv_uncell(cells[i])
+                for i, name in enumerate(names)
+                if i < len(cells)
+            },
+        )
 
 
 def _parse_row(
@@ -473,14 +488,10 @@ def export_row(entry: BlocklistEntry) -> dict[str, Any]:
 
 
 def export_csv(entries: Iterable[BlocklistEntry]) -> str:
-    """CSV with a header row; import_entries reads it back unchanged."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(COLUMNS)
-    for entry in entries:
-        row = export_row(entry)
-        writer.writerow(["" if row[c] is None else row[c] for c in COLUMNS])
-    return out.getvalue()
+    """CSV with a header row, formula-guarded (liveadmin.csv_export);
+    import_entries reads it back unchanged."""
+    rows = ([export_row(entry)[c] for c in COLUMNS] for entry in entries)
+    return "".join(csv_stream(COLUMNS, rows, lineterminator="\n"))
 
 
 # --- trying a message -------------------------------------------------------------------

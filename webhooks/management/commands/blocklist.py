@@ -51,6 +51,11 @@ class Command(BaseCommand):
         add.add_argument("--info", default="", help="ErrorInfo shown with --code")
         add.add_argument("--expires", help="ISO date and time")
         add.add_argument("--note", default="")
+        add.add_argument(
+            "--review",
+            action="store_true",
+            help="also queue the messages it catches for review",
+        )
 
         imp = sub.add_parser("import", help="import a TXT, CSV or JSONL file")
         scope(imp)
@@ -130,6 +135,7 @@ class Command(BaseCommand):
                 info=opts["info"],
                 expires_at=expires_at,
                 note=opts["note"],
+                review=opts["review"],
                 actor=actor,
             )
         except ValidationError as exc:
