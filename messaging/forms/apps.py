@@ -60,6 +60,7 @@ class ProviderAppForm(forms.ModelForm):
             "base_url",
             "rate_limit",
             "broadcast_requires_approval",
+            "at_least_once",
             "test_environment",
             "webhook_fail_closed",
         ]
