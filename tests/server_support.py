@@ -103,7 +103,9 @@ def post_json(url: str, body: bytes, timeout: float = 5) -> tuple[int, dict]:
 @contextmanager
 def procfile_web(env: dict[str, str], *, workers: int = 2) -> Iterator[int]:
     """The Procfile's web line (run by a shell, as a Procfile runner does) on a free
-    127.0.0.1 port; yields the port once it answers."""
+    127.0.0.1 port; yields the port once it answers. Static files are collected first,
+    as before any production start (the manifest storage needs them)."""
+    manage(["collectstatic", "--no-input", "--verbosity", "0"], env)
     port = free_port()
     command = procfile_command("web").replace("0.0.0.0", "127.0.0.1")
     proc = subprocess.Popen(
