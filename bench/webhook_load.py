@@ -209,13 +209,16 @@ def answer_in_process(app_pk: int) -> dict[str, float]:
     rules.get()
     assert hotpath.answer(query, bodies[0]).payload["ErrorCode"] == 0
     samples = []
+    cpu = time.thread_time_ns()
     for body in bodies:
         started = time.perf_counter_ns()
         hotpath.answer(query, body)
         samples.append((time.perf_counter_ns() - started) / 1000)
+    cpu_us = (time.thread_time_ns() - cpu) / 1000 / len(bodies)
     recorder.discard()
     samples.sort()
     return {
+        "cpu": cpu_us,
         "mean": sum(samples) / len(samples),
         "p50": samples[len(samples) // 2],
         "p99": samples[int(len(samples) * 0.99)],
@@ -483,7 +486,8 @@ def main() -> None:
         f"check {loaded['check_us']:.1f} µs per message ({loaded['verdict']})"
     )
     print(
-        f"hotpath.answer() in process: mean {in_process['mean']:.1f} µs, "
+        f"hotpath.answer() in process: CPU {in_process['cpu']:.1f} µs per call; wall "
+        f"mean {in_process['mean']:.1f} µs, "
         f"p50 {in_process['p50']:.1f} µs, p99 {in_process['p99']:.1f} µs (target <= 40 µs)"
     )
     for name, r in results.items():
