@@ -1,6 +1,6 @@
 """Load test of the before-send webhook under the production server, against raw callables.
 
-    python bench/webhook_load.py [--duration 10] [--connections 16] [--store both]
+    python bench/webhook_load.py [--duration 10] [--connections 16] [--servers granian,uvicorn,gunicorn]
 
 Loads 21,100 rules (10,000 words half CJK, 1,000 wildcards, 100 regexes, 10,000 blocked
 users) into a fresh database: PostgreSQL (`<DATABASE_URL name>_bench`, recreated) when
@@ -425,7 +425,6 @@ def main() -> None:
         "PYTHONWARNINGS": "ignore::UserWarning",
     }
     env_all = {k: v for k, v in os.environ.items() if k != "PYTEST_VERSION"} | env
-    env_all["RECENT_MESSAGES_ENABLED"] = "0" if args.store == "off" else "1"
     print("loading rules ...", flush=True)
     loaded = load_data(env)
     in_process = answer_in_process(loaded["app_pk"])
