@@ -29,11 +29,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def env_for(database_url: str, *, redis: str) -> dict[str, str]:
+def env_for(
+    database_url: str, *, redis: str, settings_module: str = "liveadmin.settings"
+) -> dict[str, str]:
+    """The environment of a server process: production settings by default (the secrets
+    come from the environment tests/settings.py set), or the tests' own."""
     env = dict(os.environ)
     env.update(
         DATABASE_URL=database_url,
-        DJANGO_SETTINGS_MODULE="liveadmin.settings",
+        DJANGO_SETTINGS_MODULE=settings_module,
         ALLOWED_HOSTS="127.0.0.1",
         # The servers behave as in production: rules built aside, decisions written by
         # the background writer.

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,8 +20,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from django.db import connection
 
+from tests.server_support import env_for as server_env_for
+from tests.server_support import free_port, manage, shared_database
 from tests.webhook_support import text_body
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -31,48 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 APP_ID = 1400123456
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def shared_database(tmp_path: Path) -> str:
-    """A DATABASE_URL other processes can open: the test database itself on
-    PostgreSQL (this test commits), a fresh migrated file on SQLite."""
-    if connection.vendor == "postgresql":
-        s = connection.settings_dict
-        password = f":{s['PASSWORD']}" if s.get("PASSWORD") else ""
-        return f"postgres://{s['USER']}{password}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
-    url = f"sqlite:///{tmp_path / 'shared.sqlite3'}"
-    manage(["migrate", "--no-input"], env_for(url, redis=""))
-    return url
-
-
 def env_for(database_url: str, *, redis: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        DATABASE_URL=database_url,
-        DJANGO_SETTINGS_MODULE="tests.settings",
-        ALLOWED_HOSTS="127.0.0.1",
-    )
-    env.pop("REDIS_URL", None)
-    if redis:
-        env["REDIS_URL"] = redis
-    return env
-
-
-def manage(args: list[str], env: dict[str, str]) -> str:
-    done = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
+    return server_env_for(database_url, redis=redis, settings_module="tests.settings")
 
 
 def post(port: int, text: str) -> dict:

@@ -17,16 +17,12 @@ def _class_body(predicate) -> str:
     """A stdlib ``re`` character-class body for the code points (BMP, SMP and the tag/variation-selector
     plane) whose category satisfies predicate. The stdlib engine tests a short class a few times faster
     than the ``regex`` package's property lookup, and this runs on every string (built once, ~30 ms)."""
-    ranges: list[tuple[int, int]] = []
-    for cp in itertools.chain(range(0x20000), range(0xE0000, 0xE1000)):
-        if predicate(unicodedata.category(chr(cp))):
-            if ranges and ranges[-1][1] == cp - 1:
-                ranges[-1] = (ranges[-1][0], cp)
-            else:
-                ranges.append((cp, cp))
-    return "".join(
-        re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}"
-        for a, b in ranges
+    return ranges_class(
+        [
+            cp
+            for cp in itertools.chain(range(0x20000), range(0xE0000, 0xE1000))
+            if predicate(unicodedata.category(chr(cp)))
+        ]
     )
 
 
