@@ -244,6 +244,14 @@ def main() -> None:
         default=2000,
         help="sends per round of the send-path figure",
     )
+    parser.add_argument(
+        "--chain-only", action="store_true", help="only the hash chain figures"
+    )
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="put a reused log in time order first (fills since this option do it)",
+    )
     args = parser.parse_args()
 
     name = configure()
