@@ -91,7 +91,7 @@ except ImportError:  # pragma: no cover
 logger = logging.getLogger(__name__)
 
 KINDS = ("word", "wildcard", "regex", "user", "allow")
-ACTIONS = ("forbid", "forbid_code", "discard", "mask")
+ACTIONS = ("forbid", "forbid_code", "discard", "mask", "flag")
 FORBID_CODE_MIN = 10100
 FORBID_CODE_MAX = 10200
 # Time bound for one regex search over one string. The provider gives the webhook two seconds for the
@@ -107,8 +107,8 @@ FLOOD_MATCHES = 20_000
 # JSON strings nested in JSON strings are unwrapped this many levels deep.
 MAX_JSON_DEPTH = 3
 
-_RANK = {"forbid": 3, "forbid_code": 3, "discard": 2, "mask": 1}
-_ERROR_CODE = {"forbid": 1, "discard": 2, "mask": 0}
+_RANK = {"forbid": 3, "forbid_code": 3, "discard": 2, "mask": 1, "flag": 0}
+_ERROR_CODE = {"forbid": 1, "discard": 2, "mask": 0, "flag": 0}
 
 # MsgContent keys that carry text, per element type (docs/providers.md, "Message elements").
 TEXT_FIELDS: dict[str, tuple[str, ...]] = {

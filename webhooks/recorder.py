@@ -37,6 +37,8 @@ class PendingDecision:
     text: str
     original: dict[str, Any]
     response: dict[str, Any]
+    # Moderation's fields of the row (latency_us, review, sanction_id, own_send).
+    extra: dict[str, Any] | None = None
 
 
 @dataclass
@@ -77,6 +79,7 @@ class Recorder:
         text: str = "",
         original: dict[str, Any] | None = None,
         response: dict[str, Any] | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         at = time.time()
         with self._lock:
@@ -96,6 +99,7 @@ class Recorder:
                         text,
                         original or {},
                         response or {},
+                        extra,
                     )
                 )
             self.totals[action] += 1
@@ -189,6 +193,7 @@ class Recorder:
                 text=d.text,
                 original=d.original,
                 response=d.response,
+                **(d.extra or {}),
             )
             for d in batch.decisions
             if d.app_pk in live
