@@ -7,8 +7,10 @@ Creates and migrates the database if needed, fills it once with a realistic log
 (~10 apps of uneven traffic, 50 users, 20,000 rooms, 90 days, ~90% ok, ~3%
 dropped, ~7% failed with provider error codes), then times the audit list page
 through Django's test Client (signed in as an auditor) with each common filter,
-and the CSV export (first row, first chunk, a full filtered export, peak Python
-memory). Prints one table, and the index each page query uses (EXPLAIN).
+and the CSV export (first row, first chunk, a full filtered export against the
+model-instance path as the baseline, the whole log, peak Python memory), then the
+hash chain: verification speed against reading the same rows, and the chain's cost
+to the send path (writing and answering a row with and without the chain). Prints one table, and the index each page query uses (EXPLAIN).
 The data is reused by later runs. Refuses to run on SQLite, and on a database
 whose name does not start with "bench" (it inserts a million rows).
 """
@@ -155,8 +157,8 @@ def fill(rows: int) -> None:
     if have:
         print(f"found {have:,} entries (an interrupted fill): starting again")
         with connection.cursor() as cursor:
-            # TRUNCATE is allowed (see migration 0004); DELETE is not.
-            cursor.execute("TRUNCATE messaging_sendrecord")
+            # TRUNCATE is the owner's (see README "Least privilege"); DELETE is refused.
+            cursor.execute("TRUNCATE messaging_sendrecord CASCADE")
 
     managers = Group.objects.get(name=Role.MANAGER.value)
     users = []
@@ -231,6 +233,12 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--force", action="store_true")
+    parser.add_argument(
+        "--sends",
+        type=int,
+        default=2000,
+        help="sends per round of the send-path figure",
+    )
     args = parser.parse_args()
 
     name = configure()
@@ -245,12 +253,16 @@ def main() -> None:
     from django.urls import reverse
     from django.utils import timezone
 
+    from liveadmin.csv_export import csv_stream
     from liveadmin.roles import Role
     from messaging.models import ProviderApp, SendRecord
     from messaging.services.audit import (
+        EXPORT_HEADER,
         Cursor,
+        ExportCount,
         LogFilter,
         csv_lines,
+        export_rows,
         filter_send_log,
         iterate_send_log,
         older_than,
@@ -399,37 +411,208 @@ def main() -> None:
         )
         response.close()
 
-    started = time.perf_counter()
-    rows = -1
-    size = 0
-    for line in csv_lines(
-        iterate_send_log(
-            filter_send_log(SendRecord.objects.all(), LogFilter(outcome="failed"))
+    # The export path before issue 11 (model instances, one formatted row each) is
+    # this run's baseline, against the Python tuple path (SQLite) and the CSV that
+    # PostgreSQL writes itself (COPY), which the download and `auditlog export` use.
+    failed = filter_send_log(SendRecord.objects.all(), LogFilter(outcome="failed"))
+
+    def model_rows(records):
+        for r in records:
+            yield [
+                r.pk,
+                r.created_at.isoformat(),
+                r.user.get_username(),
+                r.app.name,
+                r.kind,
+                r.room_id,
+                r.sender,
+                r.outcome,
+                r.action_status,
+                r.error_code,
+                r.error_info,
+                r.request_id,
+                r.msg_seq,
+                r.msg_time,
+                r.drop_reason,
+                r.http_status,
+                r.latency_ms,
+                r.attempts,
+                r.random,
+                r.request_body,
+                r.response_body,
+            ]
+
+    def timed_export(lines, count=None) -> tuple[int, int, float]:
+        started = time.perf_counter()
+        size = 0
+        n = -1
+        for chunk in lines:
+            size += len(chunk)
+            n += 1
+        return (
+            (count.rows if count is not None else n),
+            size,
+            time.perf_counter() - started,
         )
-    ):
-        rows += 1
-        size += len(line)
-    elapsed = time.perf_counter() - started
+
+    figures = {}
+    for label, make in [
+        (
+            "model instances (before)",
+            lambda: (
+                csv_stream(EXPORT_HEADER[:21], model_rows(iterate_send_log(failed))),
+                None,
+            ),
+        ),
+        (
+            "Python tuples (SQLite path)",
+            lambda: (
+                csv_stream(EXPORT_HEADER, export_rows(failed, json_as_text=True)),
+                None,
+            ),
+        ),
+        (
+            "PostgreSQL COPY (now)",
+            lambda: (lambda c: (csv_lines(failed, c), c))(ExportCount()),
+        ),
+    ]:
+        lines, count = make()
+        rows, size, elapsed = timed_export(lines, count)
+        figures[label] = rows / elapsed
+        print(
+            f"{'export, outcome = failed, ' + label:56} {rows:,} rows, {size / 1e6:.1f} MB "
+            f"in {elapsed:.1f} s ({rows / elapsed:,.0f} rows/s)"
+        )
+    base = figures["model instances (before)"]
     print(
-        f"{'full export, outcome = failed':36} {rows:,} rows, {size / 1e6:.1f} MB in "
-        f"{elapsed:.1f} s ({rows / elapsed:,.0f} rows/s)"
+        f"{'  ratios to the model-instance path':56} tuples "
+        f"{figures['Python tuples (SQLite path)'] / base:.1f}x, COPY "
+        f"{figures['PostgreSQL COPY (now)'] / base:.1f}x"
+    )
+    count = ExportCount()
+    rows, size, elapsed = timed_export(
+        csv_lines(SendRecord.objects.all(), count), count
+    )
+    print(
+        f"{'export, whole log (goal >= 30,000 rows/s)':56} {rows:,} rows, "
+        f"{size / 1e6:.0f} MB in {elapsed:.1f} s ({rows / elapsed:,.0f} rows/s)"
     )
 
-    # Constant memory: the peak is the same for ten times as many rows.
-    for limit in (20_000, 200_000):
+    # Constant memory: the peak is the same for fourteen times as many rows.
+    for label, queryset in [
+        ("outcome = failed", failed),
+        ("whole log", SendRecord.objects.all()),
+    ]:
+        count = ExportCount()
         tracemalloc.start()
-        rows = -1
-        records = iterate_send_log(
-            filter_send_log(SendRecord.objects.all(), LogFilter())
-        )
-        for _ in csv_lines(records):
-            rows += 1
-            if rows == limit:
-                break
+        for _ in csv_lines(queryset, count):
+            pass
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
-        label = f"peak Python memory, {limit:,} rows"
-        print(f"{label:36} {peak / 1e6:.1f} MB (chunks of 2,000 rows)")
+        print(
+            f"{'peak Python memory, ' + label:56} {peak / 1e6:.1f} MB for {count.rows:,} rows"
+        )
+
+    bench_chain(args.sends)
+
+
+def bench_chain(sends: int) -> None:
+    """Verification speed, and what the chain costs the send path."""
+    from django.contrib.auth.models import User
+    from django.db import connection
+
+    from messaging.models import ProviderApp, SendRecord
+    from messaging.services import audit_chain
+
+    print("\nHash chain")
+    print("-" * 100)
+    started = time.perf_counter()
+    linked = audit_chain.link_final_sends()
+    if linked:
+        elapsed = time.perf_counter() - started
+        print(
+            f"{'linked the queued final sends':52} {linked:,} in {elapsed:.1f} s "
+            f"({linked / elapsed:,.0f} /s)"
+        )
+    # Baseline: reading the chain's rows without hashing them.
+    started = time.perf_counter()
+    read = sum(1 for _ in audit_chain._chain_rows(audit_chain.VERIFY_CHUNK))
+    read_rate = read / (time.perf_counter() - started)
+    result = audit_chain.verify_chain(link_first=False)
+    rate = result.rows / result.seconds
+    print(
+        f"{'read the chain rows only (baseline)':52} {read:,} rows ({read_rate:,.0f} rows/s)"
+    )
+    print(
+        f"{'verify (goal >= 50,000 rows/s)':52} {result.rows:,} links in "
+        f"{result.seconds:.1f} s ({rate:,.0f} rows/s, {rate / read_rate:.2f}x the read); "
+        f"ok={result.ok} to #{result.verified_to}"
+    )
+    if not result.ok:
+        print(f"  {result.problem}")
+
+    # The send path's database work, as messaging/services/sending.py does it: write
+    # the waiting row, then the answer (each its own transaction). Without the chain =
+    # the trigger that queues a row becoming final is disabled (this benchmark runs
+    # as the owner; the answer-once guard stays on); with it = the trigger queues
+    # each row, plus the linker's time for those rows.
+    user = User.objects.get(username="bench-user-07")
+    app = ProviderApp.objects.get(name="bench-app-3")
+
+    def send_many(tag: str) -> tuple[float, list[int]]:
+        ids = []
+        started = time.perf_counter()
+        for i in range(sends):
+            record = SendRecord.objects.create(
+                user=user,
+                app=app,
+                kind="text",
+                room_id=f"bench-room-{i % 50}",
+                sender="host",
+                random=i,
+                request_body={"GroupId": f"bench-room-{i % 50}", "Random": i},
+            )
+            SendRecord.objects.filter(pk=record.pk, outcome="waiting").update(
+                outcome="ok",
+                action_status="OK",
+                error_code=0,
+                request_id=f"{tag}-{i}",
+                http_status=200,
+                latency_ms=20,
+                attempts=1,
+                response_body={"ActionStatus": "OK", "ErrorCode": 0},
+            )
+            ids.append(record.pk)
+        return time.perf_counter() - started, ids
+
+    without, with_chain = [], []
+    for round_ in range(3):
+        queue_trigger = "messaging_sendrecord {} TRIGGER sendrecord_becomes_final"
+        with connection.cursor() as cursor:
+            cursor.execute("ALTER TABLE " + queue_trigger.format("DISABLE"))
+        elapsed, ids = send_many(f"plain{round_}")
+        with connection.cursor() as cursor:
+            cursor.execute("ALTER TABLE " + queue_trigger.format("ENABLE"))
+            # Queue them as the trigger would have, so the chain stays whole.
+            cursor.execute(
+                "INSERT INTO messaging_auditpending (record_id) SELECT unnest(%s::bigint[])",
+                [ids],
+            )
+        audit_chain.link_final_sends()
+        without.append(elapsed)
+        elapsed, ids = send_many(f"chain{round_}")
+        started = time.perf_counter()
+        assert audit_chain.link_final_sends() == len(ids)
+        with_chain.append(elapsed + time.perf_counter() - started)
+    base, chained = statistics.median(without), statistics.median(with_chain)
+    print(
+        f"{'send path, database work, without the chain':52} {base / sends * 1000:.3f} ms/send "
+        f"(median of 3 x {sends:,})"
+    )
+    print(
+        f"{'send path + queueing + linking (the chain)':52} {chained / sends * 1000:.3f} ms/send "
+        f"(+{(chained / base - 1) * 100:.1f}%, goal <= 10%)"
+    )
 
 
 if __name__ == "__main__":

@@ -11,3 +11,9 @@ class LiveAdminConfig(AppConfig):
         from liveadmin.roles import sync_role_permissions
 
         post_migrate.connect(sync_role_permissions, dispatch_uid="liveadmin-sync-roles")
+
+        from axes.signals import user_locked_out
+
+        from liveadmin.signin import log_lock
+
+        user_locked_out.connect(log_lock, dispatch_uid="liveadmin-log-signin-lock")

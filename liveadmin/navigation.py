@@ -51,6 +51,7 @@ NAV: list[NavItem] = [
     NavItem("Sanctions", "webhooks:sanction-list", frozenset({MOD}), "Moderation"),
     NavItem("Escalation", "webhooks:escalation-list", frozenset({MOD}), "Moderation"),
     NavItem("Send log", "messaging:audit", frozenset({AUD}), "Audit"),
+    NavItem("Decision log", "webhooks:decision-list", frozenset({AUD}), "Audit"),
     NavItem("Blocklist history", "webhooks:change-list", frozenset({AUD}), "Audit"),
     NavItem("Provider apps", "messaging:app-list", frozenset({ADM}), "Administration"),
     NavItem("Users", "admin:auth_user_changelist", frozenset({ADM}), "Administration"),

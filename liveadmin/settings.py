@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import TypeVar
 
@@ -154,6 +155,11 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "template_partials",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "csp",
     "liveadmin",
     "messaging",
     "messaging.sandbox",
@@ -167,9 +173,20 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "liveadmin.middleware.RequireSecondFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: it turns a lock into the lock page.
+    "axes.middleware.AxesMiddleware",
+]
+
+AUTHENTICATION_BACKENDS = [
+    # First: refuses a locked account/address before the password is checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "liveadmin.urls"
@@ -256,6 +273,18 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 600.0,
     },
 }
+# The audit log's hash chain: how often new final sends are linked, and how often
+# the whole chain is verified (the auditor's log page shows the last result).
+AUDIT_LINK_SECONDS = env_int("AUDIT_LINK_SECONDS", 10)
+AUDIT_VERIFY_SECONDS = env_int("AUDIT_VERIFY_SECONDS", 3600)
+CELERY_BEAT_SCHEDULE["link-audit-chain"] = {
+    "task": "messaging.tasks.link_audit_chain",
+    "schedule": float(AUDIT_LINK_SECONDS),
+}
+CELERY_BEAT_SCHEDULE["verify-audit-chain"] = {
+    "task": "messaging.tasks.verify_audit_chain",
+    "schedule": float(AUDIT_VERIFY_SECONDS),
+}
 # A claimed send with no answer after this long belongs to a dead worker: it may
 # have reached the provider, so its outcome becomes `unknown` (re-sent only for a
 # broadcast, whose Random the provider de-duplicates, or an at-least-once app).
@@ -311,6 +340,37 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# Sign-in throttling (django-axes, liveadmin/signin.py): this many failures within
+# SIGNIN_LOCK_MINUTES lock the account for that address for SIGNIN_LOCK_MINUTES.
+SIGNIN_FAILURE_LIMIT = env_int("SIGNIN_FAILURE_LIMIT", 5)
+SIGNIN_LOCK_MINUTES = env_int("SIGNIN_LOCK_MINUTES", 15)
+AXES_FAILURE_LIMIT = SIGNIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=SIGNIN_LOCK_MINUTES)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "liveadmin.signin.locked_out"
+# Successful sign-ins are in the auth log already; keep axes' table to failures.
+AXES_DISABLE_ACCESS_LOG = True
+# The second factor (TOTP, django-otp): the name authenticator apps show.
+OTP_TOTP_ISSUER = "LiveAdmin"
+
+# Content-Security-Policy (django-csp): scripts, styles and everything else from
+# this site only; no inline script anywhere. Inline style attributes stay allowed:
+# progress bars set widths, and htmx adds its indicator style.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+    }
+}
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
@@ -368,6 +428,10 @@ LOGGING = {
         "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },
 }
+
+# Decisions older than this many days are removed by `manage.py purgedecisions`
+# (run as the database owner), which records what it removed.
+DECISION_RETENTION_DAYS = env_int("DECISION_RETENTION_DAYS", 180)
 
 # Before-send webhook (webhooks/hotpath.py).
 WEBHOOK_MAX_BODY = env_int("WEBHOOK_MAX_BODY", 1024 * 1024)

@@ -3,12 +3,20 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from liveadmin import views
+from liveadmin import second_factor_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/2fa/", second_factor_views.otp_verify, name="otp-verify"),
+    path("accounts/2fa/setup/", second_factor_views.otp_setup, name="otp-setup"),
+    path(
+        "accounts/2fa/recovery-codes/",
+        second_factor_views.otp_recovery_codes,
+        name="otp-recovery-codes",
+    ),
+    path("accounts/2fa/off/", second_factor_views.otp_turn_off, name="otp-turn-off"),
     path("", include("messaging.urls")),
     path("", include("webhooks.urls")),
     path("admin/", admin.site.urls),

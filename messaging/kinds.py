@@ -32,6 +32,9 @@ TENCENT_BROADCAST_BODY_BYTES = 12_000
 MAX_RANDOM = 4_294_967_295
 ZEGO_CONTENT_BYTES = 1024
 ZEGO_MAX_RECIPIENTS = 10
+# ZEGO's test environment (IsTest=true) allows 10 requests/s where production allows
+# 100 (docs/providers.md, "ZEGO test environment").
+ZEGO_TEST_ENV_RATE = 10.0
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,8 @@ class KindSpec:
     # counts them in (kinds sharing a bucket share the budget).
     documented_rate: float
     rate_bucket: str
+    # The rate in the provider's test environment, where it has one (ZEGO's IsTest).
+    test_environment_rate: float | None = None
     # The whole message's byte limit, counted over ``counted_fields`` together.
     message_bytes: int | None = None
     counted_fields: tuple[str, ...] = ()
@@ -227,6 +232,7 @@ KINDS: dict[str, KindSpec] = {
         target="room",
         documented_rate=100.0,
         rate_bucket="command",
+        test_environment_rate=ZEGO_TEST_ENV_RATE,
         fields=(
             FieldSpec(
                 "to_users",
@@ -260,10 +266,6 @@ KINDS: dict[str, KindSpec] = {
     ),
 }
 
-# ZEGO's test environment (IsTest=true) allows 10 requests/s where production allows
-# 100 (docs/providers.md, "ZEGO test environment").
-ZEGO_TEST_ENV_RATE = 10.0
-
 
 def kinds_of(provider: str) -> list[SendKind]:
     """The kinds a provider sends, in declaration order."""
@@ -273,6 +275,6 @@ def kinds_of(provider: str) -> list[SendKind]:
 def documented_rate(kind: str, *, test_environment: bool = False) -> float:
     """Requests per second per app that the provider documents for ``kind``."""
     spec = KINDS[kind]
-    if test_environment and spec.provider == "zego":
-        return ZEGO_TEST_ENV_RATE
+    if test_environment and spec.test_environment_rate is not None:
+        return spec.test_environment_rate
     return spec.documented_rate

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Collection
+from typing import Any, Self
 
 from django.conf import settings
-from django.db import models
+from django.db import IntegrityError, models
 from django.db.models.functions import Cast
 from django.utils import timezone
 
@@ -111,6 +112,27 @@ class Outcome(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
+# What identifies a send: set when the row is written, never changed.
+IDENTITY_FIELDS = frozenset(
+    {
+        "id",
+        "pk",
+        "created_at",
+        "user",
+        "user_id",
+        "app",
+        "app_id",
+        "batch",
+        "batch_id",
+        "kind",
+        "room_id",
+        "sender",
+        "random",
+        "request_body",
+    }
+)
+
+
 class SendRecordQuerySet(models.QuerySet):
     def visible_to(self, user: Any) -> SendRecordQuerySet:
         """Auditors see every send; community managers see the sends they made."""
@@ -122,6 +144,17 @@ class SendRecordQuerySet(models.QuerySet):
 
     def delete(self) -> tuple[int, dict[str, int]]:
         raise PermissionError("the send log is append-only")
+
+    def update(self, **kwargs: Any) -> int:
+        """Answer once: an update only reaches rows still waiting, so a final row
+        never changes through the ORM, and what identifies a send never changes
+        (the database triggers refuse the same in SQL)."""
+        if identity := sorted(IDENTITY_FIELDS.intersection(kwargs)):
+            raise IntegrityError(
+                f"messaging_sendrecord is append-only: {', '.join(identity)} cannot change"
+            )
+        waiting = self.filter(outcome=Outcome.WAITING)
+        return super(SendRecordQuerySet, waiting).update(**kwargs)
 
 
 class SendRecord(models.Model):
@@ -222,6 +255,99 @@ class SendRecord(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise PermissionError("the send log is append-only")
+
+    @classmethod
+    def from_db(
+        cls,
+        db: str | None,
+        field_names: Collection[str],
+        values: Collection[Any],
+        **kwargs: Any,
+    ) -> Self:
+        instance = super().from_db(db, field_names, values, **kwargs)
+        instance._remember_final()
+        return instance
+
+    def refresh_from_db(self, *args: Any, **kwargs: Any) -> None:
+        super().refresh_from_db(*args, **kwargs)
+        self._remember_final()
+
+    def _remember_final(self) -> None:
+        # Only the fields that were loaded (a deferred field would query again).
+        loaded = self.__dict__
+        final = loaded.get("outcome", Outcome.WAITING) != Outcome.WAITING
+        self._final_values = self._answer_values() if final else None
+
+    def _answer_values(self) -> dict[str, Any]:
+        loaded = self.__dict__
+        return {
+            f.attname: loaded[f.attname]
+            for f in self._meta.concrete_fields
+            if f.attname in loaded and f.attname != "updated_at"
+        }
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """A row loaded as final saves only unchanged (the trigger guards SQL)."""
+        final = getattr(self, "_final_values", None)
+        if final is not None and any(
+            self.__dict__.get(name) != value for name, value in final.items()
+        ):
+            raise PermissionError(
+                f"send {self.pk} is final ({self.outcome}): it never changes"
+            )
+        super().save(*args, **kwargs)
+
+
+class AuditPending(models.Model):
+    """A send that became final and waits to be linked into the hash chain.
+
+    The database writes these rows (a trigger on messaging_sendrecord, see
+    migration 0009), in the order rows become final; ``link_final_sends``
+    consumes them. A work queue, not part of the log.
+    """
+
+    record = models.OneToOneField(
+        SendRecord, on_delete=models.PROTECT, related_name="+"
+    )
+
+
+class AuditLink(models.Model):
+    """One link of the hash chain over final sends (messaging.services.audit_chain).
+
+    ``digest`` = SHA-256(previous link's digest, 32 bytes || canonical form of the
+    send). Links are only ever inserted.
+    """
+
+    seq = models.BigIntegerField(primary_key=True)
+    record = models.OneToOneField(
+        SendRecord, on_delete=models.PROTECT, related_name="link"
+    )
+    digest = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["seq"]
+
+    def __str__(self) -> str:
+        return f"#{self.seq} send {self.record_id} {self.digest[:12]}"
+
+
+class AuditVerification(models.Model):
+    """The result of one walk of the chain (``auditlog verify`` or the periodic task)."""
+
+    checked_at = models.DateTimeField(default=timezone.now)
+    ok = models.BooleanField()
+    verified_to = models.BigIntegerField(default=0)
+    head = models.CharField(max_length=64, blank=True, default="")
+    rows = models.BigIntegerField(default=0)
+    seconds = models.FloatField(default=0)
+    problem = models.TextField(blank=True, default="")
+    problem_record_id = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-checked_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{'ok' if self.ok else 'BROKEN'} to #{self.verified_to} at {self.checked_at}"
 
 
 # The message fields a template stores for each kind (room IDs and recipients are

@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING
 
 import redis
 from django.conf import settings
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from messaging.kinds import KINDS, documented_rate
 
@@ -168,6 +170,10 @@ class LocalTokenBucket:
         if wait > 0:
             time.sleep(wait)
 
+    def set(self, key: str, tokens: float, at: float) -> None:
+        with self._lock:
+            self._state[key] = (tokens, at)
+
 
 _local_bucket = LocalTokenBucket()
 _redis_buckets: dict[tuple[int, str], RedisTokenBucket] = {}
@@ -190,45 +196,77 @@ def get_bucket() -> RedisTokenBucket | LocalTokenBucket:
         with _redis_lock:
             bucket = _redis_buckets.get(key)
             if bucket is None:
+                # No client-side retries: a failed call falls back at once.
                 bucket = RedisTokenBucket(
                     redis.Redis.from_url(
-                        url, socket_connect_timeout=1.0, socket_timeout=1.0
+                        url,
+                        socket_connect_timeout=1.0,
+                        socket_timeout=1.0,
+                        retry=Retry(NoBackoff(), 0),
                     )
                 )
                 _redis_buckets[key] = bucket
     return bucket
 
 
-def reserve(app: ProviderApp, kind: str, n: int = 1) -> tuple[float, float]:
-    """Reserve ``n`` sends of ``kind`` for ``app`` within its rate.
+_degraded: set[str] = set()  # buckets this process is sending at its share of
+# Where this process's last reserved slot ends, per bucket: a switch between Redis
+# and the in-process share starts after it, so the two schedules never overlap.
+_last_slot: dict[str, float] = {}
+# In-process share: reserve at most this many seconds ahead, so a process whose
+# Redis comes back holds few tokens the others do not know about.
+SHARE_AHEAD_SECONDS = 0.05
 
-    Returns (seconds until the first may go, seconds between the next ones). With
-    Redis unreachable, this process falls back to its share of the rate in an
-    in-process bucket (see PEER_SECONDS), so processes that share a budget never
-    take the whole budget each.
+
+def reserve(app: ProviderApp, kind: str, n: int = 1) -> tuple[float, float, int]:
+    """Reserve up to ``n`` sends of ``kind`` for ``app`` within its rate.
+
+    Returns (the time.monotonic() at which the first may go, seconds between the
+    next ones, how many were reserved). With Redis unreachable, this process falls
+    back to its share of the rate in an in-process bucket (see PEER_SECONDS), so
+    processes that share a budget never take the whole budget each.
     """
     rate = pace_for(rate_per_second(app, kind))
     key, capacity = bucket_key(app, kind), burst_for(rate)
     bucket = get_bucket()
+    asked = time.monotonic()
     try:
-        return bucket.reserve(key, rate, capacity, n), 1.0 / rate
+        # The bucket's schedule counts from before the round trip: a slow answer
+        # makes the first slot late, never later than the bucket meant.
+        wait = bucket.reserve(key, rate, capacity, n)
     except redis.RedisError as exc:
         assert isinstance(bucket, RedisTokenBucket)
         peers = bucket.peers.get(key) or settings.RATE_LIMIT_FALLBACK_PEERS
         share = rate / max(1, peers)
-        logger.warning(
-            "rate limiter: Redis unavailable (%s); this process keeps to its share, "
-            "%.1f/s (1/%s of the rate)",
-            type(exc).__name__,
-            share,
-            peers,
-        )
-        wait = _local_bucket.reserve(f"{key}:share", share, 1.0, n)
-        return wait, 1.0 / share
+        now = time.monotonic()
+        if key not in _degraded:
+            _degraded.add(key)
+            # Start the share after the slots Redis already gave this process.
+            behind = max(0.0, _last_slot.get(key, now) - now)
+            _local_bucket.set(f"{key}:share", -behind * share, now)
+            logger.warning(
+                "rate limiter: Redis unavailable (%s); this process keeps to its "
+                "share, %.1f/s (1/%s of the rate)",
+                type(exc).__name__,
+                share,
+                peers,
+            )
+        n = max(1, min(n, int(share * SHARE_AHEAD_SECONDS)))
+        start = now + _local_bucket.reserve(f"{key}:share", share, 1.0, n)
+        _last_slot[key] = start + n / share
+        return start, 1.0 / share, n
+    start = asked + wait
+    if key in _degraded:
+        _degraded.discard(key)
+        start = max(start, _last_slot.get(key, start))
+        logger.warning("rate limiter: Redis is back; sharing the bucket again")
+    _last_slot[key] = start + n / rate
+    return start, 1.0 / rate, n
 
 
 def acquire(app: ProviderApp, kind: str) -> None:
     """Block until ``app`` may make one ``kind`` request without exceeding its rate."""
-    wait, _ = reserve(app, kind)
+    start, _, _ = reserve(app, kind)
+    wait = start - time.monotonic()
     if wait > 0:
         time.sleep(wait)

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from messaging import dispatch
-from messaging.services import batch_runner, batches, recovery
+from messaging.services import audit_chain, batch_runner, batches, recovery
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +43,16 @@ def start_due_batches() -> None:
 @shared_task(acks_late=True, autoretry_for=TRANSIENT_ERRORS, retry_backoff=True)
 def recover_sends() -> None:
     recovery.recover_sends()
+
+
+@shared_task(acks_late=True, autoretry_for=TRANSIENT_ERRORS, retry_backoff=True)
+def link_audit_chain() -> None:
+    audit_chain.link_final_sends()
+
+
+@shared_task(acks_late=True, autoretry_for=TRANSIENT_ERRORS, retry_backoff=True)
+def verify_audit_chain() -> None:
+    audit_chain.verify_chain()
 
 
 @worker_ready.connect

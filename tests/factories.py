@@ -24,7 +24,28 @@ def make_user(username: str | None = None, *, role: Role | None = None, **fields
     )
     if role is not None:
         user.groups.add(Group.objects.get(name=role.value))
+    if role is Role.ADMIN:
+        make_totp_device(user)  # administrators must have a second factor
     return user
+
+
+def make_totp_device(user: Any) -> Any:
+    """A confirmed authenticator with a fixed secret (see totp_code)."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    return TOTPDevice.objects.create(
+        user=user, name="Authenticator app", key=TOTP_KEY, confirmed=True
+    )
+
+
+TOTP_KEY = "3132333435363738393031323334353637383930"  # RFC 6238's test secret
+
+
+def totp_code(key_hex: str = TOTP_KEY, *, drift: int = 0) -> str:
+    """The code an authenticator app shows now for ``key_hex`` (RFC 6238, 30 s, 6 digits)."""
+    from django_otp.oath import totp
+
+    return f"{totp(bytes.fromhex(key_hex), drift=drift):06d}"
 
 
 def make_app(**fields: Any) -> ProviderApp:

@@ -10,13 +10,13 @@ import pytest
 from django.http import StreamingHttpResponse
 from django.urls import reverse
 
+from liveadmin.csv_export import csv_cell
 from liveadmin.roles import Role
 from messaging.models import SendRecord
 from messaging.services.audit import (
     EXPORT_HEADER,
     Cursor,
     LogFilter,
-    csv_cell,
     filter_send_log,
     iterate_send_log,
     page_send_log,
@@ -321,9 +321,21 @@ def test_it_wires_the_filter_form_for_htmx_with_a_plain_fallback(auditor, log):
 
 
 def test_it_shows_every_field_of_an_entry(auditor, log):
-    record = log["failed"]
-    SendRecord.objects.filter(pk=record.pk).update(
-        msg_time=1768046460, drop_reason="", http_status=200, latency_ms=87, attempts=2
+    failed = log["failed"]
+    # A final row never changes: the same send, written final with these answers.
+    record = make_send_record(
+        app=failed.app,
+        user=failed.user,
+        room_id=failed.room_id,
+        outcome="failed",
+        error_code=10017,
+        error_info="user is muted",
+        created_at=failed.created_at,
+        msg_time=1768046460,
+        drop_reason="",
+        http_status=200,
+        latency_ms=87,
+        attempts=2,
     )
     response = client_for(auditor).get(
         reverse("messaging:audit-detail", args=[record.pk])
@@ -419,6 +431,13 @@ def test_it_streams_the_filtered_log_as_csv(auditor, log):
         "latency_ms": "42",
         "attempts": "1",
         "random": str(failed.random),
+        "user_id": str(failed.user_id),
+        "app_id": str(failed.app_id),
+        "batch_id": "",
+        "retryable": "false",
+        # Not linked yet (the linker runs after the send path, see test_audit_chain).
+        "chain_seq": "",
+        "chain_hash": "",
     }
 
 

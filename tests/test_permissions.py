@@ -136,7 +136,19 @@ ROUTES: list[tuple[str, str, callable, set[str]]] = [
         "decision-list",
         "get",
         lambda ctx: reverse("webhooks:decision-list"),
-        {"moderator"},
+        {"moderator", "auditor"},  # auditors read the decision log (issue 11)
+    ),
+    (
+        "decision-export",
+        "get",
+        lambda ctx: reverse("webhooks:decision-export"),
+        {"moderator", "auditor"},
+    ),
+    (
+        "change-export",
+        "get",
+        lambda ctx: reverse("webhooks:change-export"),
+        {"auditor"},
     ),
     ("change-list", "get", lambda ctx: reverse("webhooks:change-list"), {"auditor"}),
     (
@@ -183,14 +195,14 @@ ROUTES: list[tuple[str, str, callable, set[str]]] = [
     (
         "sandbox-rooms",
         "get",
-        lambda ctx: reverse("sandbox:rooms") + f"?room={_sandbox(ctx)['room'].pk}",
+        lambda ctx: reverse("sandbox:rooms") + f"?q={_sandbox(ctx)['room'].room_id}",
         {"manager", "moderator", "admin"},
     ),
     (
         "sandbox-room-create",
         "post",
         lambda ctx: reverse("sandbox:room-create"),
-        {"manager", "moderator", "admin"},
+        {"admin"},
     ),
     (
         "sandbox-app-mirror",
@@ -202,7 +214,7 @@ ROUTES: list[tuple[str, str, callable, set[str]]] = [
         "sandbox-room-mute",
         "post",
         lambda ctx: reverse("sandbox:room-mute", args=[_sandbox(ctx)["room"].pk]),
-        {"manager", "moderator", "admin"},
+        {"admin"},
     ),
     (
         "sandbox-room-unmute",
@@ -211,7 +223,7 @@ ROUTES: list[tuple[str, str, callable, set[str]]] = [
             "sandbox:room-unmute",
             args=[_sandbox(ctx)["room"].pk, _sandbox(ctx)["muted"].pk],
         ),
-        {"manager", "moderator", "admin"},
+        {"admin"},
     ),
 ]
 

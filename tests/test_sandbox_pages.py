@@ -31,8 +31,8 @@ def deliver(room: SandboxRoom, text: str, sender: str = "host1", **extra) -> Non
     )
 
 
-def test_it_lists_the_rooms_of_each_app(manager, sandbox):
-    response = client_for(manager).get(ROOMS)
+def test_it_lists_the_rooms_of_each_app(moderator, sandbox):
+    response = client_for(moderator).get(ROOMS)
     assert response.status_code == 200
     body = response.content.decode()
     assert f"Main app (tencent {sandbox.app_id})" in body
@@ -74,10 +74,10 @@ def test_it_escapes_what_senders_wrote(admin_user, sandbox):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body
 
 
-def test_it_answers_htmx_polls_with_the_messages_fragment(manager, sandbox):
+def test_it_answers_htmx_polls_with_the_messages_fragment(moderator, sandbox):
     room = sandbox.rooms.get(room_id="room-1")
     deliver(room, "live update")
-    response = client_for(manager).get(
+    response = client_for(moderator).get(
         ROOMS, {"room": room.pk}, headers={"HX-Request": "true"}
     )
     body = response.content.decode()
@@ -92,8 +92,8 @@ def test_it_404s_for_an_unknown_room(manager, sandbox):
     assert client_for(manager).get(ROOMS, {"room": 999999}).status_code == 404
 
 
-def test_it_creates_a_room(manager, sandbox):
-    response = client_for(manager).post(
+def test_it_creates_a_room(admin_user, sandbox):
+    response = client_for(admin_user).post(
         reverse("sandbox:room-create"),
         {"app": sandbox.pk, "room_id": " new-room ", "live": "on"},
     )
@@ -103,8 +103,8 @@ def test_it_creates_a_room(manager, sandbox):
     assert room.live and room.last_msg_seq == 0
 
 
-def test_it_keeps_typed_values_when_the_room_id_is_bad(manager, sandbox):
-    response = client_for(manager).post(
+def test_it_keeps_typed_values_when_the_room_id_is_bad(admin_user, sandbox):
+    response = client_for(admin_user).post(
         reverse("sandbox:room-create"), {"app": sandbox.pk, "room_id": "salle-été"}
     )
     assert response.status_code == 200
@@ -114,8 +114,8 @@ def test_it_keeps_typed_values_when_the_room_id_is_bad(manager, sandbox):
     assert SandboxRoom.objects.count() == 2
 
 
-def test_it_refuses_a_room_that_exists(moderator, sandbox):
-    response = client_for(moderator).post(
+def test_it_refuses_a_room_that_exists(admin_user, sandbox):
+    response = client_for(admin_user).post(
         reverse("sandbox:room-create"),
         {"app": sandbox.pk, "room_id": "room-1", "live": "on"},
     )
@@ -123,9 +123,9 @@ def test_it_refuses_a_room_that_exists(moderator, sandbox):
     assert "This app already has a room with this ID." in response.content.decode()
 
 
-def test_it_mutes_and_unmutes_a_member(manager, sandbox):
+def test_it_mutes_and_unmutes_a_member(admin_user, sandbox):
     room = sandbox.rooms.get(room_id="room-1")
-    client = client_for(manager)
+    client = client_for(admin_user)
     url = reverse("sandbox:room-mute", args=[room.pk])
     response = client.post(url, {"account": "host1", "seconds": "600"})
     assert response.status_code == 302
@@ -174,14 +174,14 @@ def test_it_sends_anonymous_users_to_login(client, sandbox):
     assert response["Location"].startswith(reverse("login"))
 
 
-def test_it_filters_and_caps_the_room_list(manager, sandbox):
+def test_it_filters_and_caps_the_room_list(moderator, sandbox):
     from messaging.sandbox import views
     from messaging.sandbox.models import SandboxRoom as Room
 
     Room.objects.bulk_create(
         Room(app=sandbox, room_id=f"bulk-{i:03}") for i in range(205)
     )
-    client = client_for(manager)
+    client = client_for(moderator)
     body = client.get(ROOMS).content.decode()
     assert (
         body.count('class="mono">bulk-') + body.count('class="mono">room-')

@@ -279,13 +279,45 @@ class ReviewState(models.TextChoices):
     ADDED = "added", "Term added to a list"
 
 
+APPEND_ONLY_DECISIONS = (
+    "the decision log is append-only: rows leave only through the retention purge "
+    "(manage.py purgedecisions)"
+)
+# What a moderator's work adds to a decision later (review state, the sanction it
+# led to, the send it belongs to). Everything else is the record of the decision
+# and never changes (also in the database: webhooks migration 0004).
+DECISION_WORKFLOW_FIELDS = frozenset(
+    {
+        "review",
+        "reviewed_at",
+        "reviewed_by",
+        "sanction",
+        "sanction_id",
+        "send_record",
+        "send_record_id",
+    }
+)
+
+
 class DecisionQuerySet(models.QuerySet):
     def review_queue(self) -> DecisionQuerySet:
         return self.filter(review=ReviewState.OPEN)
 
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise PermissionError(APPEND_ONLY_DECISIONS)
+
+    def update(self, **kwargs: Any) -> int:
+        if fixed := sorted(set(kwargs) - DECISION_WORKFLOW_FIELDS):
+            raise PermissionError(f"{APPEND_ONLY_DECISIONS}: {', '.join(fixed)}")
+        return super().update(**kwargs)
+
 
 class Decision(models.Model):
-    """A message the webhook forbade, discarded or masked (allowed ones are counted)."""
+    """A message the webhook forbade, discarded or masked (allowed ones are counted).
+
+    Append-only (queryset, model and, on PostgreSQL, a trigger); the retention
+    purge (webhooks.retention) is the only way out, and it records what it removed.
+    """
 
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     app = models.ForeignKey(
@@ -342,6 +374,37 @@ class Decision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} {self.sender} in {self.room_id}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """New rows, or ``update_fields`` among the workflow fields only."""
+        if self.pk is not None and not self._state.adding:
+            fields = set(kwargs.get("update_fields") or ["*"])
+            if not fields <= DECISION_WORKFLOW_FIELDS:
+                raise PermissionError(APPEND_ONLY_DECISIONS)
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise PermissionError(APPEND_ONLY_DECISIONS)
+
+
+class RetentionPurge(models.Model):
+    """What one retention purge removed from the decision log. Append-only."""
+
+    purged_at = models.DateTimeField(default=timezone.now)
+    table = models.CharField(max_length=64)
+    cutoff = models.DateTimeField(help_text="Rows created before this were removed.")
+    rows = models.PositiveBigIntegerField()
+    first_id = models.BigIntegerField(null=True, blank=True)
+    last_id = models.BigIntegerField(null=True, blank=True)
+    oldest = models.DateTimeField(null=True, blank=True)
+    newest = models.DateTimeField(null=True, blank=True)
+    retention_days = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["-purged_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.rows} row(s) of {self.table} before {self.cutoff}"
 
 
 class DecisionCount(models.Model):

@@ -17,6 +17,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from liveadmin.csv_export import csv_stream, csv_uncell
 from messaging.models import ProviderApp
 from webhooks import hotpath, matching, version
 from webhooks.models import (
@@ -338,7 +339,15 @@ def _rows(content: str, fmt: str) -> Iterable[tuple[int, dict[str, str]]]:
             header = [c.strip().lower() for c in cells]
             continue
         names = header or COLUMNS
-        yield n, {name: cells[i] for i, name in enumerate(names) if i < len(cells)}
+        # Undo the export's formula guard (a leading apostrophe).
+        yield (
+            n,
+            {
+                name: csv_uncell(cells[i])
+                for i, name in enumerate(names)
+                if i < len(cells)
+            },
+        )
 
 
 def _parse_row(
@@ -479,14 +488,10 @@ def export_row(entry: BlocklistEntry) -> dict[str, Any]:
 
 
 def export_csv(entries: Iterable[BlocklistEntry]) -> str:
-    """CSV with a header row; import_entries reads it back unchanged."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(COLUMNS)
-    for entry in entries:
-        row = export_row(entry)
-        writer.writerow(["" if row[c] is None else row[c] for c in COLUMNS])
-    return out.getvalue()
+    """CSV with a header row, formula-guarded (liveadmin.csv_export);
+    import_entries reads it back unchanged."""
+    rows = ([export_row(entry)[c] for c in COLUMNS] for entry in entries)
+    return "".join(csv_stream(COLUMNS, rows, lineterminator="\n"))
 
 
 # --- trying a message -------------------------------------------------------------------

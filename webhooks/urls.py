@@ -27,6 +27,12 @@ urlpatterns = [
     path("entries/<int:pk>/delete/", views.entry_delete, name="entry-delete"),
     path("moderation/try/", views.try_message, name="try"),
     path("moderation/decisions/", views.decision_list, name="decision-list"),
+    path("audit/blocklist-changes/export/", views.change_export, name="change-export"),
+    path(
+        "moderation/decisions/export/",
+        views.decision_export,
+        name="decision-export",
+    ),
     path("audit/blocklist-changes/", views.change_list, name="change-list"),
     path("moderation/queue/", mod.review_queue, name="review-queue"),
     path(

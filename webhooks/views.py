@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -12,18 +13,23 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count, Q, QuerySet, Sum
-from django.http import HttpResponse
+from django.http import (
+    HttpResponse,
+    HttpResponseBadRequest,
+    StreamingHttpResponse,
+)
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
 from liveadmin.http import AuthedHtmxRequest
 from liveadmin.roles import Role, role_required
-from webhooks import moderation, services
+from webhooks import exports, moderation, services
 from webhooks.forms import (
     BlocklistForm,
     ChangeFilterForm,
@@ -41,6 +47,8 @@ from webhooks.models import (
     RejectionCount,
 )
 from webhooks.recent import latency_summary
+
+logger = logging.getLogger(__name__)
 
 TOTAL_ACTIONS = ["allow", "flag", "forbid", "forbid_code", "discard", "mask"]
 ENTRY_SORTS = {
@@ -348,14 +356,20 @@ def try_message(request: AuthedHtmxRequest) -> HttpResponse:
 # --- decisions and history ---------------------------------------------------------------
 
 
-@login_required
-@role_required(Role.MODERATOR)
-@vary_on_headers("HX-Request")
-def decision_list(request: AuthedHtmxRequest) -> HttpResponse:
-    form = DecisionFilterForm(request.GET or None)
+def _filtered_decisions(form: DecisionFilterForm) -> QuerySet[Decision]:
     decisions: QuerySet[Decision] = Decision.objects.select_related("app")
     if form.is_valid():
         decisions = moderation.filter_decisions(decisions, form.cleaned_data)
+    return decisions
+
+
+@login_required
+@require_GET
+@role_required(Role.MODERATOR, Role.AUDITOR)
+@vary_on_headers("HX-Request")
+def decision_list(request: AuthedHtmxRequest) -> HttpResponse:
+    form = DecisionFilterForm(request.GET or None)
+    decisions = _filtered_decisions(form)
     page = Paginator(decisions, 50).get_page(request.GET.get("page"))
     entry_ids = {i for decision in page.object_list for i in decision.entry_ids}
     terms = dict(
@@ -399,10 +413,37 @@ def decision_list(request: AuthedHtmxRequest) -> HttpResponse:
 
 
 @login_required
-@role_required(Role.AUDITOR)
-@vary_on_headers("HX-Request")
-def change_list(request: AuthedHtmxRequest) -> HttpResponse:
-    form = ChangeFilterForm(request.GET or None)
+@require_GET
+@role_required(Role.MODERATOR, Role.AUDITOR)
+def decision_export(request: AuthedHtmxRequest) -> HttpResponseBase:
+    """The filtered decision log, streamed as CSV or (?format=jsonl) JSON lines."""
+    form = DecisionFilterForm(request.GET or None)
+    if request.GET and not form.is_valid():
+        return HttpResponseBadRequest(
+            "Bad filter: "
+            + "; ".join(
+                f"{k}: {' '.join(map(str, v))}" for k, v in form.errors.items()
+            ),
+            content_type="text/plain; charset=utf-8",
+        )
+    decisions = _filtered_decisions(form)
+    jsonl = request.GET.get("format") == "jsonl"
+    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+    logger.info("user %s exports the decision log", request.user.pk)
+    if jsonl:
+        response = StreamingHttpResponse(
+            exports.decision_jsonl(decisions), content_type="application/x-ndjson"
+        )
+    else:
+        response = StreamingHttpResponse(
+            exports.decision_csv(decisions), content_type="text/csv; charset=utf-8"
+        )
+    ext = "jsonl" if jsonl else "csv"
+    response["Content-Disposition"] = f'attachment; filename="decisions-{stamp}.{ext}"'
+    return response
+
+
+def _filtered_changes(form: ChangeFilterForm) -> QuerySet[BlocklistChange]:
     changes = BlocklistChange.objects.all()
     if form.is_valid():
         d = form.cleaned_data
@@ -412,6 +453,31 @@ def change_list(request: AuthedHtmxRequest) -> HttpResponse:
             changes = changes.filter(action=d["action"])
         if d["actor"]:
             changes = changes.filter(actor_name__iexact=d["actor"].strip())
+    return changes
+
+
+@login_required
+@require_GET
+@role_required(Role.AUDITOR)
+def change_export(request: AuthedHtmxRequest) -> HttpResponseBase:
+    """The filtered blocklist change history as CSV, streamed."""
+    changes = _filtered_changes(ChangeFilterForm(request.GET or None))
+    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+    response = StreamingHttpResponse(
+        exports.change_csv(changes), content_type="text/csv; charset=utf-8"
+    )
+    response["Content-Disposition"] = (
+        f'attachment; filename="blocklist-history-{stamp}.csv"'
+    )
+    return response
+
+
+@login_required
+@role_required(Role.AUDITOR)
+@vary_on_headers("HX-Request")
+def change_list(request: AuthedHtmxRequest) -> HttpResponse:
+    form = ChangeFilterForm(request.GET or None)
+    changes = _filtered_changes(form)
     page = Paginator(changes, 50).get_page(request.GET.get("page"))
     template = "webhooks/change_list.html"
     if request.htmx:

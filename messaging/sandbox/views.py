@@ -8,7 +8,8 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
@@ -16,7 +17,8 @@ from django.views.decorators.http import require_POST
 from django.views.decorators.vary import vary_on_headers
 
 from liveadmin.http import HtmxRequest
-from liveadmin.roles import Role, role_required
+from liveadmin.roles import Role, has_role, role_required
+from messaging.models import SendRecord
 from messaging.sandbox import services, tencent, zego
 from messaging.sandbox.forms import (
     MirrorForm,
@@ -25,11 +27,20 @@ from messaging.sandbox.forms import (
     app_label,
     dashboard_names,
 )
-from messaging.sandbox.models import MutedMember, SandboxApp, SandboxRoom
+from messaging.sandbox.models import (
+    MutedMember,
+    SandboxApp,
+    SandboxMessage,
+    SandboxRoom,
+)
 
 logger = logging.getLogger(__name__)
 
+# Who reads the rooms page: managers see the messages of their own sends,
+# moderators and administrators read every room. Only administrators change
+# rooms, members or apps.
 PAGE_ROLES = (Role.MANAGER, Role.MODERATOR, Role.ADMIN)
+READ_ALL_ROLES = (Role.MODERATOR, Role.ADMIN)
 MESSAGES_SHOWN = 100
 ROOMS_SHOWN = 200
 
@@ -118,11 +129,49 @@ def zego_api(request: HttpRequest) -> JsonResponse:
 # --- rooms page ----------------------------------------------------------------------
 
 
+def _own_request_ids(user: Any, app: SandboxApp) -> QuerySet:
+    """RequestIds of ``user``'s sends to the dashboard app ``app`` stands in for."""
+    return (
+        SendRecord.objects.filter(
+            user=user, app__provider=app.provider, app__app_id=app.app_id
+        )
+        .exclude(request_id="")
+        .values("request_id")
+    )
+
+
+def _rooms_for(user: Any, app: SandboxApp) -> QuerySet:
+    rooms = app.rooms.all()
+    if has_role(user, *READ_ALL_ROLES):
+        return rooms
+    return rooms.filter(
+        pk__in=SandboxMessage.objects.filter(
+            room__app=app, request_id__in=_own_request_ids(user, app)
+        ).values("room_id")
+    )
+
+
+def _messages_for(user: Any, room: SandboxRoom) -> QuerySet:
+    messages = room.messages.all()
+    if has_role(user, *READ_ALL_ROLES):
+        return messages
+    return messages.filter(request_id__in=_own_request_ids(user, room.app))
+
+
 def _get_room(pk: int) -> SandboxRoom:
     return get_object_or_404(SandboxRoom.objects.select_related("app"), pk=pk)
 
 
+def _get_room_for(user: Any, pk: int) -> SandboxRoom:
+    """A room the user may read (404 for a manager's room without their messages)."""
+    room = _get_room(pk)
+    if not _rooms_for(user, room.app).filter(pk=room.pk).exists():
+        raise Http404("no such room")
+    return room
+
+
 def _rooms_context(
+    user: Any,
     room: SandboxRoom | None,
     *,
     query: str = "",
@@ -134,9 +183,8 @@ def _rooms_context(
     apps = []
     for app in SandboxApp.objects.all():
         # Batch tests can create thousands of rooms: list a page of them, filterable.
-        matching = (
-            app.rooms.filter(room_id__icontains=query) if query else app.rooms.all()
-        )
+        visible = _rooms_for(user, app)
+        matching = visible.filter(room_id__icontains=query) if query else visible
         shown = list(matching[:ROOMS_SHOWN])
         hidden = matching.count() - len(shown) if len(shown) == ROOMS_SHOWN else 0
         apps.append((app, app_label(app, names), shown, hidden))
@@ -150,7 +198,7 @@ def _rooms_context(
     }
     if room is not None:
         context["room_label"] = app_label(room.app, names)
-        context["room_messages"] = room.messages.all()[:MESSAGES_SHOWN]
+        context["room_messages"] = _messages_for(user, room)[:MESSAGES_SHOWN]
         context["muted"] = MutedMember.objects.active().filter(room=room)
     return context
 
@@ -162,23 +210,30 @@ def rooms(request: HtmxRequest) -> HttpResponse:
     room = None
     raw = request.GET.get("room", "")
     if raw.isdigit():
-        room = _get_room(int(raw))
+        room = _get_room_for(request.user, int(raw))
     if request.htmx and room is not None:
         # The poll of the open room: only its messages are rendered.
-        context = {"room": room, "room_messages": room.messages.all()[:MESSAGES_SHOWN]}
+        context = {
+            "room": room,
+            "room_messages": _messages_for(request.user, room)[:MESSAGES_SHOWN],
+        }
         return render(request, "sandbox/rooms.html#room-messages", context)
     query = request.GET.get("q", "").strip()[:100]
-    return render(request, "sandbox/rooms.html", _rooms_context(room, query=query))
+    return render(
+        request, "sandbox/rooms.html", _rooms_context(request.user, room, query=query)
+    )
 
 
 @login_required
 @require_POST
-@role_required(*PAGE_ROLES)
+@role_required(Role.ADMIN)
 def room_create(request: HttpRequest) -> HttpResponse:
     form = RoomForm(request.POST)
     if not form.is_valid():
         return render(
-            request, "sandbox/rooms.html", _rooms_context(None, room_form=form)
+            request,
+            "sandbox/rooms.html",
+            _rooms_context(request.user, None, room_form=form),
         )
     room = services.create_room(
         form.cleaned_data["app"],
@@ -191,13 +246,15 @@ def room_create(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-@role_required(*PAGE_ROLES)
+@role_required(Role.ADMIN)
 def room_mute(request: HttpRequest, pk: int) -> HttpResponse:
     room = _get_room(pk)
     form = MuteForm(request.POST)
     if not form.is_valid():
         return render(
-            request, "sandbox/rooms.html", _rooms_context(room, mute_form=form)
+            request,
+            "sandbox/rooms.html",
+            _rooms_context(request.user, room, mute_form=form),
         )
     account, seconds = form.cleaned_data["account"], form.cleaned_data["seconds"]
     services.mute_member(room.app, room.room_id, account, seconds)
@@ -212,7 +269,7 @@ def room_mute(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-@role_required(*PAGE_ROLES)
+@role_required(Role.ADMIN)
 def room_unmute(request: HttpRequest, pk: int, member: int) -> HttpResponse:
     room = _get_room(pk)
     muted = get_object_or_404(MutedMember, pk=member, room=room)
@@ -231,7 +288,9 @@ def app_mirror(request: HttpRequest) -> HttpResponse:
     form = MirrorForm(request.POST)
     if not form.is_valid():
         return render(
-            request, "sandbox/rooms.html", _rooms_context(None, mirror_form=form)
+            request,
+            "sandbox/rooms.html",
+            _rooms_context(request.user, None, mirror_form=form),
         )
     app = form.cleaned_data["app"]
     services.mirror_provider_app(app, rooms=form.cleaned_data["rooms"])

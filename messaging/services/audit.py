@@ -11,19 +11,24 @@ N rows, however deep the page. There is no COUNT and no OFFSET anywhere here.
 
 from __future__ import annotations
 
-import csv
+import codecs
 import json
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import Q, QuerySet
+from django.db import connection
+from django.db.models import F, Func, Q, QuerySet, TextField
+from django.db.models.functions import Cast
 
+from liveadmin.csv_export import SqlGuard, csv_stream
 from messaging.models import Outcome, ProviderApp, SendRecord
 from messaging.providers import explain, explain_drop
+from messaging.services.audit_chain import CHAIN_COLUMNS, CHAIN_KEYS, chain_values
 
 logger = logging.getLogger(__name__)
 
@@ -258,82 +263,217 @@ def pretty_json(value: Any) -> str:
 
 # --- export format --------------------------------------------------------------
 
-
-def _iso(value: datetime | None) -> str | None:
-    return value.astimezone(UTC).isoformat() if value is not None else None
-
-
-# One definition of the export: (column / key name, value of a record). Values are
-# JSON types; CSV renders them with ``csv_cell``.
-EXPORT_COLUMNS: list[tuple[str, Callable[[SendRecord], Any]]] = [
-    ("id", lambda r: r.pk),
-    ("created_at", lambda r: _iso(r.created_at)),
-    ("user", lambda r: r.user.get_username()),
-    ("app", lambda r: r.app.name),
-    ("kind", lambda r: r.kind),
-    ("room", lambda r: r.room_id),
-    ("sender", lambda r: r.sender),
-    ("outcome", lambda r: r.outcome),
-    ("action_status", lambda r: r.action_status),
-    ("error_code", lambda r: r.error_code),
-    ("error_info", lambda r: r.error_info),
-    ("request_id", lambda r: r.request_id),
-    ("msg_seq", lambda r: r.msg_seq),
-    ("msg_time", lambda r: _iso(msg_time_as_datetime(r.msg_time))),
-    ("drop_reason", lambda r: r.drop_reason),
-    ("http_status", lambda r: r.http_status),
-    ("latency_ms", lambda r: r.latency_ms),
-    ("attempts", lambda r: r.attempts),
-    ("random", lambda r: r.random),
-    ("request_body", lambda r: r.request_body),
-    ("response_body", lambda r: r.response_body),
+# The export's columns: the chained values (CHAIN_KEYS, exactly as the hash chain
+# reads them), with the user's and app's names, and the send's link in the chain.
+EXPORT_HEADER = [
+    "id",
+    "created_at",
+    "user",
+    "app",
+    "kind",
+    "room",
+    "sender",
+    "outcome",
+    "action_status",
+    "error_code",
+    "error_info",
+    "request_id",
+    "msg_seq",
+    "msg_time",
+    "drop_reason",
+    "http_status",
+    "latency_ms",
+    "attempts",
+    "random",
+    "request_body",
+    "response_body",
+    "user_id",
+    "app_id",
+    "batch_id",
+    "retryable",
+    "chain_seq",
+    "chain_hash",
 ]
-EXPORT_HEADER = [name for name, _ in EXPORT_COLUMNS]
-
-# A spreadsheet runs a cell starting with one of these as a formula (CSV
-# injection: a room ID or sender like "=HYPERLINK(...)" chosen by whoever names
-# rooms). Such text cells get a leading apostrophe, which spreadsheets show as
-# text; numbers are never prefixed, so a negative error code stays a number.
-FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def export_values(record: SendRecord) -> dict[str, Any]:
-    """The record as one JSON object with the export's keys, in column order."""
-    return {name: value(record) for name, value in EXPORT_COLUMNS}
+_EXTRA = ["user", "app", "chain_seq", "chain_hash"]
+# Where each export column comes from in chain_values(row) + the _EXTRA values.
+_SOURCE = [(CHAIN_KEYS + _EXTRA).index(name) for name in EXPORT_HEADER]
+_EXPORT_FIELDS = [*CHAIN_COLUMNS, "link__seq", "link__digest"]
+_ID, _CREATED, _USER, _APP = (
+    CHAIN_COLUMNS.index(c) for c in ("id", "created_at", "user_id", "app_id")
+)
 
 
-def csv_cell(value: Any) -> str:
-    # Exact type checks first: this runs for every cell of every exported row.
-    kind = type(value)
-    if kind is str:
-        return "'" + value if value.startswith(FORMULA_TRIGGERS) else value
-    if value is None:
-        return ""
-    if kind is bool:
-        return "true" if value else "false"
-    if kind is int:
-        return str(value)
-    if isinstance(value, dict | list):
-        value = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    text = str(value)
-    return "'" + text if text.startswith(FORMULA_TRIGGERS) else text
+def export_rows(
+    queryset: QuerySet[SendRecord],
+    *,
+    chunk_size: int = EXPORT_CHUNK_SIZE,
+    json_as_text: bool = False,
+) -> Iterator[tuple[Any, ...]]:
+    """Every row of ``queryset`` as export values (EXPORT_HEADER order), newest first.
+
+    Memory stays constant whatever the size: keyset chunks of at most
+    ``chunk_size`` rows, read as tuples (no model instances). Rows written while
+    the export runs are newer than its first row, so they are not mixed into it.
+    Apps and users are few: their names are read once. ``json_as_text`` leaves the
+    request and response bodies as the database's JSON text (for CSV cells),
+    instead of decoding them to be encoded again.
+    """
+    queryset = queryset.select_related(None).order_by(*NEWEST_FIRST)
+    fields: list[Any] = list(_EXPORT_FIELDS)
+    if json_as_text:
+        for name in ("request_body", "response_body"):
+            fields[fields.index(name)] = Cast(name, output_field=TextField())
+    apps: dict[int, str] = {}
+    users: dict[int, str] = {}
+    user_model = get_user_model()
+    pick = itemgetter(*_SOURCE)
+    cursor: Cursor | None = None
+    size = min(FIRST_CHUNK_SIZE, chunk_size)
+    while True:
+        chunk = queryset if cursor is None else older_than(queryset, cursor)
+        rows = list(chunk.values_list(*fields)[:size])
+        if missing := {r[_APP] for r in rows} - apps.keys():
+            apps.update(
+                ProviderApp.objects.filter(pk__in=missing).values_list("pk", "name")
+            )
+        if missing := {r[_USER] for r in rows} - users.keys():
+            users.update(
+                user_model.objects.filter(pk__in=missing).values_list(
+                    "pk", user_model.USERNAME_FIELD
+                )
+            )
+        for row in rows:
+            values = chain_values(row[:-2])
+            values += (users[row[_USER]], apps[row[_APP]], row[-2], row[-1])
+            yield pick(values)
+        if len(rows) < size:
+            return
+        cursor = Cursor(rows[-1][_CREATED], rows[-1][_ID])
+        size = chunk_size
 
 
-class _Echo:
-    """A file-like object whose write() returns the line, for csv.writer."""
-
-    def write(self, value: str) -> str:
-        return value
+def export_values(row: Sequence[Any]) -> dict[str, Any]:
+    """One export row as the JSON object of the JSONL export."""
+    return dict(zip(EXPORT_HEADER, row, strict=True))
 
 
-def csv_lines(records: Iterable[SendRecord]) -> Iterator[str]:
-    """The header line, then one CSV line per record (RFC 4180, CRLF endings)."""
-    writer = csv.writer(_Echo())
-    yield writer.writerow(EXPORT_HEADER)
-    for record in records:
-        yield writer.writerow([csv_cell(v) for v in export_values(record).values()])
+@dataclass
+class ExportCount:
+    """How many rows an export wrote, known once it has finished."""
+
+    rows: int = 0
 
 
-def jsonl_lines(records: Iterable[SendRecord]) -> Iterator[str]:
-    for record in records:
-        yield json.dumps(export_values(record), ensure_ascii=False) + "\n"
+def csv_lines(
+    queryset: QuerySet[SendRecord], count: ExportCount | None = None
+) -> Iterator[str]:
+    """The header line, then one guarded CSV line per row (LF line endings).
+
+    On PostgreSQL the database writes the rows (COPY); elsewhere Python does, with
+    the same columns, values and guard.
+    """
+    count = count if count is not None else ExportCount()
+    yield from csv_stream(EXPORT_HEADER, (), lineterminator="\n")
+    if connection.vendor == "postgresql":
+        yield from _postgres_csv_rows(queryset, count)
+        return
+    rows = export_rows(queryset, json_as_text=True)
+    for line in csv_stream(EXPORT_HEADER, rows, lineterminator="\n", header_line=False):
+        count.rows += 1
+        yield line
+
+
+def jsonl_lines(
+    queryset: QuerySet[SendRecord], count: ExportCount | None = None
+) -> Iterator[str]:
+    """One JSON object per row: every chained value, so the chain can be checked."""
+    count = count if count is not None else ExportCount()
+    for row in export_rows(queryset):
+        count.rows += 1
+        yield json.dumps(export_values(row), ensure_ascii=False) + "\n"
+
+
+# --- CSV written by PostgreSQL ------------------------------------------------------
+
+
+class _IsoUtc(Func):
+    """A timestamptz as Python's ``isoformat()`` in UTC writes it."""
+
+    template = (
+        "to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS') || "
+        "CASE WHEN to_char(%(expressions)s, 'US') = '000000' THEN '' "
+        "ELSE '.' || to_char(%(expressions)s, 'US') END || '+00:00'"
+    )
+    output_field = TextField()
+
+
+class _UnixIsoUtc(Func):
+    """Unix seconds (MsgTime) as an ISO 8601 time in UTC."""
+
+    template = (
+        "to_char(to_timestamp(%(expressions)s) AT TIME ZONE 'UTC', "
+        "'YYYY-MM-DD\"T\"HH24:MI:SS') || '+00:00'"
+    )
+    output_field = TextField()
+
+
+class _TrueFalse(Func):
+    template = "CASE WHEN %(expressions)s THEN 'true' ELSE 'false' END"
+    output_field = TextField()
+
+
+def _text(name: str) -> Func:
+    return SqlGuard(F(name))
+
+
+# EXPORT_HEADER's columns as SQL, with the same values and guard as the Python path.
+_SQL_COLUMNS: dict[str, Any] = {
+    "id": F("id"),
+    "created_at": _IsoUtc(F("created_at")),
+    "user": _text("user__username"),
+    "app": _text("app__name"),
+    "kind": _text("kind"),
+    "room": _text("room_id"),
+    "sender": _text("sender"),
+    "outcome": _text("outcome"),
+    "action_status": _text("action_status"),
+    "error_code": F("error_code"),
+    "error_info": _text("error_info"),
+    "request_id": _text("request_id"),
+    "msg_seq": F("msg_seq"),
+    "msg_time": _UnixIsoUtc(F("msg_time")),
+    "drop_reason": _text("drop_reason"),
+    "http_status": F("http_status"),
+    "latency_ms": F("latency_ms"),
+    "attempts": F("attempts"),
+    "random": F("random"),
+    "request_body": SqlGuard(Cast("request_body", output_field=TextField())),
+    "response_body": SqlGuard(Cast("response_body", output_field=TextField())),
+    "user_id": F("user_id"),
+    "app_id": F("app_id"),
+    "batch_id": F("batch_id"),
+    "retryable": _TrueFalse(F("retryable")),
+    "chain_seq": F("link__seq"),
+    "chain_hash": F("link__digest"),
+}
+
+
+def _postgres_csv_rows(
+    queryset: QuerySet[SendRecord], count: ExportCount
+) -> Iterator[str]:
+    """The rows as CSV text written by PostgreSQL (COPY ... TO STDOUT), newest first.
+
+    The database formats and streams them; Python passes blocks on, so memory
+    stays constant and the export runs at the speed of the index scan.
+    """
+    queryset = queryset.select_related(None).order_by(*NEWEST_FIRST)
+    rows = queryset.values_list(*(_SQL_COLUMNS[name] for name in EXPORT_HEADER))
+    sql, params = rows.query.sql_with_params()
+    decode = codecs.getincrementaldecoder("utf-8")().decode
+    with connection.cursor() as cursor:
+        raw = cursor.cursor
+        with raw.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)", params) as copy:
+            for block in copy:
+                yield decode(bytes(block))
+        count.rows = raw.rowcount
+    yield decode(b"", final=True)

@@ -208,11 +208,7 @@ class _Runner:
         """Reserve n sends, claim up to n rows, send them at their slots. False if no
         row was ready."""
         # With Redis gone this falls back to the process's share of the rate.
-        # Slots count from before the call: a slow answer makes them late, not
-        # later (the bucket scheduled them from its own clock).
-        asked = time.monotonic()
-        wait, interval = ratelimit.reserve(self.app, self.kind, n)
-        start = asked + wait
+        start, interval, n = ratelimit.reserve(self.app, self.kind, n)
         self.sleep_until(start)
         flights = self.claim(n)
         if not flights:

@@ -1,1 +1,1 @@
-"""Views of the messaging app, by area: apps, send, templates, audit (batches: batch_views)."""
+"""Views of the messaging app, by area: apps, send, templates, batches, audit."""

@@ -29,12 +29,12 @@ from messaging.services.audit import (
     explain_drop_reason,
     explain_error,
     filter_send_log,
-    iterate_send_log,
     msg_time_as_datetime,
     page_send_log,
     pretty_json,
     with_names,
 )
+from messaging.services.audit_chain import latest_verification
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +98,7 @@ def audit_list(request: AuthedHtmxRequest) -> HttpResponse:
             "page": page,
             "query": _filter_query(form),
             "is_auditor": is_auditor,
+            "verification": latest_verification() if is_auditor else None,
             "tz_name": str(tz),
         }
         template = "messaging/audit_list.html"
@@ -154,7 +155,7 @@ def audit_export(request: AuthedHtmxRequest) -> HttpResponseBase:
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
     logger.info("user %s exports the send log: %s", request.user.pk, request.GET)
     response = StreamingHttpResponse(
-        csv_lines(iterate_send_log(records)), content_type="text/csv; charset=utf-8"
+        csv_lines(records), content_type="text/csv; charset=utf-8"
     )
     response["Content-Disposition"] = f'attachment; filename="send-log-{stamp}.csv"'
     return response

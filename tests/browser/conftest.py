@@ -54,6 +54,12 @@ def login(page, username: str, password: str) -> None:
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Log in").click()
+    page.wait_for_load_state()
+    if "/accounts/2fa/" in page.url:  # administrators: the authenticator's code
+        from tests.factories import totp_code
+
+        page.get_by_label("Code").fill(totp_code())
+        page.get_by_role("button", name="Verify").click()
     page.wait_for_url("**/")
 
 

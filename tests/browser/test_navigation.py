@@ -13,13 +13,14 @@ ALLOWED_SECTIONS = {
     Role.MANAGER: {"Messages", "Sandbox"},
     Role.MODERATOR: {"Moderation", "Sandbox"},
     Role.AUDITOR: {"Audit"},
-    Role.ADMIN: {"Administration", "Sandbox"},
+    # Administrators see every batch (Messages > Batches), nothing else of Messages.
+    Role.ADMIN: {"Administration", "Messages", "Sandbox"},
 }
 MUST_SEE = {
     Role.MANAGER: [],
     Role.MODERATOR: [],
     Role.AUDITOR: [],
-    Role.ADMIN: ["Provider apps", "Users"],
+    Role.ADMIN: ["Provider apps", "Users", "Batches"],
 }
 
 

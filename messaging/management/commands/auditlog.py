@@ -9,12 +9,13 @@ from django.utils import timezone
 
 from messaging.models import Outcome, ProviderApp, SendRecord
 from messaging.services.audit import (
+    ExportCount,
     LogFilter,
     csv_lines,
     filter_send_log,
-    iterate_send_log,
     jsonl_lines,
 )
+from messaging.services.audit_chain import verify_chain
 
 
 def _parse_time(option: str, raw: str | None) -> datetime | None:
@@ -36,8 +37,11 @@ def _parse_time(option: str, raw: str | None) -> datetime | None:
 
 class Command(BaseCommand):
     help = (
-        "Read the send log. `auditlog export` streams it, newest first, to standard "
-        "output as CSV or JSON lines, with the same columns as the CSV download."
+        "Read and prove the send log. `auditlog export` streams it, newest first, to "
+        "standard output as CSV or JSON lines, with the same columns as the CSV "
+        "download. `auditlog verify` links new final sends, then walks the hash chain "
+        "and exits 1 naming the first send that was changed, removed, reordered or "
+        "inserted out of band."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -53,22 +57,46 @@ class Command(BaseCommand):
             "--outcome", choices=[o.value for o in Outcome], help="only this outcome"
         )
         export.add_argument("--room", metavar="ROOM", help="only sends to this room")
+        actions.add_parser("verify", help="link new final sends and walk the chain")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["action"] == "verify":
+            self._verify()
+            return
         log_filter = self._log_filter(options)
-        records = iterate_send_log(
-            filter_send_log(SendRecord.objects.all(), log_filter)
-        )
+        records = filter_send_log(SendRecord.objects.all(), log_filter)
+        count = ExportCount()
         lines = (
-            csv_lines(records) if options["format"] == "csv" else jsonl_lines(records)
+            csv_lines(records, count)
+            if options["format"] == "csv"
+            else jsonl_lines(records, count)
         )
-        count = -1 if options["format"] == "csv" else 0  # the CSV header is a line
         for line in lines:
             self.stdout.write(line, ending="")
-            count += 1
         self.stdout.flush()
         # The summary goes to stderr, so stdout stays a clean CSV / JSONL stream.
-        self.stderr.write(json.dumps({"exported": count, "format": options["format"]}))
+        self.stderr.write(
+            json.dumps({"exported": count.rows, "format": options["format"]})
+        )
+
+    def _verify(self) -> None:
+        result = verify_chain()
+        line = {
+            "ok": result.ok,
+            "verified_to": result.verified_to,
+            "head": result.head,
+            "rows": result.rows,
+            "seconds": round(result.seconds, 3),
+            "rows_per_second": round(result.rows / result.seconds)
+            if result.seconds
+            else None,
+            "checked_at": result.checked_at.isoformat(),
+        }
+        if not result.ok:
+            line.update(problem=result.problem, send=result.problem_record_id)
+        self.stdout.write(json.dumps(line))
+        if not result.ok:
+            raise CommandError(result.problem, returncode=1)
 
     def _log_filter(self, options: dict[str, Any]) -> LogFilter:
         app = None

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connections, transaction
+
+from liveadmin.db_privileges import grant_app_role, models_without_tables
+
+
+class Command(BaseCommand):
+    help = (
+        "Create or update the least-privilege PostgreSQL role the web and worker "
+        "processes connect as (run as the owner, after migrate). Its password is "
+        "LIVEADMIN_DB_PASSWORD when set. Prints one JSON line per table."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("name", help="the role's name, e.g. liveadmin_app")
+        parser.add_argument("--database", default="default", help="database alias")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        connection = connections[options["database"]]
+        if connection.vendor != "postgresql":
+            raise CommandError(
+                f"dbroles needs PostgreSQL; this database is {connection.vendor}",
+                returncode=2,
+            )
+        if missing := models_without_tables(connection):
+            raise CommandError(
+                f"run migrate first: no table {', '.join(missing)}", returncode=2
+            )
+        password = os.environ.get("LIVEADMIN_DB_PASSWORD") or None
+        with transaction.atomic(using=options["database"]):
+            steps = grant_app_role(connection, options["name"], password)
+        for step in steps:
+            self.stdout.write(json.dumps(step))
