@@ -341,13 +341,19 @@ def main() -> None:
             )
             results["bare"] = run_wrk(bare, body, args.duration, args.connections, tmp)
         if args.store == "both":
-            off = env_all | {"RECENT_MESSAGES_ENABLED": "0"}
-            with serve("liveadmin.wsgi:application", off) as base:
-                webhook = f"{base}/webhooks/tencent?{query}"
-                warm_up(webhook, body)
-                results["webhook-store-off"] = run_wrk(
-                    webhook, body, args.duration, args.connections, tmp
-                )
+            # Store off, then on again, then off again: the machine is shared and its
+            # load moves, so each side keeps its best of two runs.
+            for name, enabled in (("off", "0"), ("on", "1"), ("off", "0")):
+                with serve(
+                    "liveadmin.wsgi:application",
+                    env_all | {"RECENT_MESSAGES_ENABLED": enabled},
+                ) as base:
+                    webhook = f"{base}/webhooks/tencent?{query}"
+                    warm_up(webhook, body)
+                    run = run_wrk(webhook, body, args.duration, args.connections, tmp)
+                key = "webhook" if name == "on" else "webhook-store-off"
+                if key not in results or run["rps"] > results[key]["rps"]:
+                    results[key] = run
         # The same hot path without Django's request cycle (webhooks/wsgi.py).
         with serve("webhooks.wsgi:application", env_all) as base:
             raw = f"{base}/webhooks/tencent?{query}"
