@@ -12,23 +12,23 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
-import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.test_webhook_processes import env_for, free_port, manage, shared_database
+from tests.test_webhook_processes import (
+    env_for,
+    gunicorn_processes,
+    manage,
+    shared_database,
+)
 from tests.webhook_support import text_body
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-ROOT = Path(__file__).resolve().parent.parent
 APP_ID = 1400654321
 REDIS_FOR_TESTS = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/5"
 
@@ -94,51 +94,20 @@ def servers(tmp_path: Path) -> Iterator[tuple[list[int], dict[str, str]]]:
         ],
         env,
     )
-    procs, ports = [], []
-    for _ in range(2):
-        port = free_port()
-        procs.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "gunicorn",
-                    "liveadmin.wsgi:application",
-                    "--bind",
-                    f"127.0.0.1:{port}",
-                    "--workers",
-                    "1",
-                    "--log-level",
-                    "warning",
-                ],
-                cwd=ROOT,
-                env=server_env,
-                stderr=subprocess.PIPE,
-            )
-        )
-        ports.append(port)
-    try:
-        deadline = time.monotonic() + 60
-        for port, proc in zip(ports, procs, strict=True):
-            while True:
-                assert proc.poll() is None, proc.stderr and proc.stderr.read().decode()
-                try:
-                    # A cold worker imports and builds its rules on the first call.
-                    post(port, "warm up", "someone-else", timeout=30)
-                    break
-                except (urllib.error.URLError, OSError):
-                    assert time.monotonic() < deadline, (
-                        f"server on {port} did not start"
-                    )
-                    time.sleep(0.1)  # polling a starting server
+    with gunicorn_processes(
+        server_env, lambda port: post(port, "warm up", "someone-else")
+    ) as ports:
         yield ports, env
-    finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGINT)
-        for proc in procs:
-            proc.wait(timeout=10)
-            if proc.stderr:
-                proc.stderr.close()
+
+
+def until_all(
+    ports: list[int], answers: Callable[[int], bool], within: float
+) -> set[int]:
+    """The ports whose ``answers(port)`` came true within ``within`` seconds."""
+    started, done = time.monotonic(), set()
+    while done != set(ports) and time.monotonic() < started + within:
+        done |= {port for port in ports if port not in done and answers(port)}
+    return done
 
 
 def test_the_hit_after_n_is_muted_whichever_process_answers(servers):
@@ -159,12 +128,7 @@ def test_the_hit_after_n_is_muted_whichever_process_answers(servers):
     assert post(b, "darn", "bystander")["ErrorCode"] == 0
     # A clean message from the muted sender: muted by both once the sanction the
     # first process stored reached the second (rules version; well under 2 s).
-    started = time.monotonic()
-    muted: set[int] = set()
-    while muted != {a, b} and time.monotonic() < started + 3:
-        for port in (a, b):
-            if port not in muted and post(port, "hello", sender)["ErrorCode"] == 1:
-                muted.add(port)
+    muted = until_all([a, b], lambda p: post(p, "hello", sender)["ErrorCode"] == 1, 3)
     assert muted == {a, b}, f"only {muted} muted a clean message within 3 s"
     assert post(a, "hello", "bystander")["ErrorCode"] == 0
     # The stored sanction, lifted from a script: both processes let the sender speak.
@@ -179,10 +143,5 @@ def test_the_hit_after_n_is_muted_whichever_process_answers(servers):
         None,
         "mute",
     )
-    started = time.monotonic()
-    free: set[int] = set()
-    while free != {a, b} and time.monotonic() < started + 3:
-        for port in (a, b):
-            if port not in free and post(port, "hello", sender)["ErrorCode"] == 0:
-                free.add(port)
+    free = until_all([a, b], lambda p: post(p, "hello", sender)["ErrorCode"] == 0, 3)
     assert free == {a, b}
