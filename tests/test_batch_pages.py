@@ -149,3 +149,27 @@ def test_it_refuses_a_bad_test_room_and_keeps_the_preview(manager, server):
     assert response.context["test_room"] == "r" * 60
     assert server.received == []
     assert not SendRecord.objects.exists()
+
+
+def test_it_lets_an_administrator_switch_an_app_to_at_least_once(admin_user):
+    app = make_app(name="Live app")
+    page = client_for(admin_user).get(reverse("messaging:app-edit", args=[app.pk]))
+    assert 'name="at_least_once"' in page.content.decode()
+    data = {
+        "name": "Live app",
+        "provider": "tencent",
+        "app_id": str(app.app_id),
+        "region": "singapore",
+        "identifier": "administrator",
+        "secret_key": "",
+        "webhook_token": "",
+        "base_url": "",
+        "rate_limit": "",
+        "at_least_once": "on",
+    }
+    response = client_for(admin_user).post(
+        reverse("messaging:app-edit", args=[app.pk]), data
+    )
+    assert response.status_code == 302
+    app.refresh_from_db()
+    assert app.at_least_once is True
