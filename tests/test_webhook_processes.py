@@ -16,7 +16,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -46,11 +47,16 @@ def post(port: int, text: str) -> dict:
         return json.loads(response.read())
 
 
-def wait_until_serving(port: int, proc: subprocess.Popen, deadline: float) -> None:
+def wait_until_serving(
+    port: int,
+    proc: subprocess.Popen,
+    deadline: float,
+    warm_up: Callable[[int], object],
+) -> None:
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
         try:
-            post(port, "warm up")
+            warm_up(port)
             return
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             # Still starting (a loaded machine may take its first answer past 5 s).
@@ -78,8 +84,18 @@ def servers(tmp_path: Path, request) -> Iterator[tuple[list[int], dict[str, str]
         ],
         env | {"LIVEADMIN_SECRET": "propagation-secret-0123456789"},
     )
+    with gunicorn_processes(env, lambda port: post(port, "warm up")) as ports:
+        yield ports, env
+
+
+@contextmanager
+def gunicorn_processes(
+    env: dict[str, str], warm_up: Callable[[int], object], count: int = 2
+) -> Iterator[list[int]]:
+    """``count`` gunicorn servers (one worker each: separate processes) on free ports,
+    each answering ``warm_up(port)`` before this yields their ports."""
     procs, ports = [], []
-    for _ in range(2):
+    for _ in range(count):
         port = free_port()
         procs.append(
             subprocess.Popen(
@@ -104,8 +120,8 @@ def servers(tmp_path: Path, request) -> Iterator[tuple[list[int], dict[str, str]
     try:
         deadline = time.monotonic() + 30
         for port, proc in zip(ports, procs, strict=True):
-            wait_until_serving(port, proc, deadline)
-        yield ports, env
+            wait_until_serving(port, proc, deadline, warm_up)
+        yield ports
     finally:
         for proc in procs:
             proc.send_signal(signal.SIGINT)  # gunicorn: quick shutdown

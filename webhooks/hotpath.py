@@ -20,7 +20,9 @@ from typing import Any
 
 from django.conf import settings
 
+from webhooks import enforcement
 from webhooks.matching import DOCUMENTED_STRINGS, iter_texts
+from webhooks.recent import recent
 from webhooks.recorder import recorder
 from webhooks.rules_cache import AppRules, rules
 
@@ -169,6 +171,7 @@ def decide(app: AppRules, fields: dict[str, Any], *, now: float | None = None):
 def answer(query: Mapping[str, str], body: bytes, *, now: float | None = None) -> Reply:
     """Answer one webhook call. Never raises for bad input; an internal failure
     after the app is known answers with the app's fail policy."""
+    started = time.perf_counter()
     now = time.time() if now is None else now
     if len(body) > settings.WEBHOOK_MAX_BODY:
         return error("body over 1 MB", 413, "too_large")
@@ -191,7 +194,7 @@ def answer(query: Mapping[str, str], body: bytes, *, now: float | None = None) -
     if app is None or not app.enabled:
         return error("unknown or disabled SdkAppid", 403, "unknown_app")
     try:
-        return _answer_for_app(app, command, query, body, now)
+        return _answer_for_app(app, command, query, body, now, started)
     except InternalFailure as exc:
         reason: object = exc
     except Exception as exc:  # a bug of ours must not become a 500 either
@@ -208,7 +211,12 @@ def answer(query: Mapping[str, str], body: bytes, *, now: float | None = None) -
 
 
 def _answer_for_app(
-    app: AppRules, command: str, query: Mapping[str, str], body: bytes, now: float
+    app: AppRules,
+    command: str,
+    query: Mapping[str, str],
+    body: bytes,
+    now: float,
+    started: float,
 ) -> Reply:
     if app.token:
         refused = _check_signature(app, query, now)
@@ -232,16 +240,33 @@ def _answer_for_app(
     fields, refused = parse_before_send(payload)
     if refused:
         return refused
-    verdict, response = decide(app, fields)
-    entry_ids = sorted({hit.rule_id for hit in verdict.hits})
-    logged = verdict.action != "allow"
+    sender, room = fields["From_Account"], fields["GroupId"]
+    mod = enforcement.tables.for_app(rules.get(), app.pk)
+    # A muted sender is answered like a blocked user, before any matching.
+    sanction = enforcement.muted(mod, sender, room, now)
+    if sanction is not None:
+        action, response, entry_ids = "forbid", enforcement.MUTED_RESPONSE, []
+        error_code, review = 1, False
+    else:
+        verdict, response = decide(app, fields)
+        action, error_code = verdict.action, verdict.error_code
+        entry_ids = sorted({hit.rule_id for hit in verdict.hits})
+        sanction, review = enforcement.after_verdict(
+            mod, sender, room, action, entry_ids, now
+        )
+        if sanction is not None:  # escalation: more than N hits in the window
+            action, response, error_code = "forbid", enforcement.MUTED_RESPONSE, 1
+        elif review and action == "allow":
+            action = "flag"  # delivered as sent, and queued
+    latency_us = int((time.perf_counter() - started) * 1_000_000)
+    logged = action != "allow"
     recorder.decision(
         app_pk=app.pk,
-        action=verdict.action,
+        action=action,
         entry_ids=entry_ids,
-        room_id=fields["GroupId"],
-        sender=fields["From_Account"],
-        error_code=verdict.error_code,
+        room_id=room,
+        sender=sender,
+        error_code=error_code,
         text=message_text(fields["MsgBody"], fields["CloudCustomData"])
         if logged
         else "",
@@ -252,5 +277,22 @@ def _answer_for_app(
         if logged
         else None,
         response=response,
+        extra={
+            "latency_us": latency_us,
+            "review": "open" if review else "",
+            "sanction_id": sanction.id if sanction is not None else None,
+            "own_send": payload.get("Operator_Account") == mod.identifier,
+        }
+        if logged
+        else None,
+    )
+    recent.note(
+        app.pk,
+        room,
+        sender,
+        fields["MsgBody"],
+        fields["CloudCustomData"],
+        action,
+        latency_us,
     )
     return Reply(200, response)

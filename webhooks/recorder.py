@@ -45,6 +45,8 @@ class PendingDecision:
     text: str
     original: dict[str, Any]
     response: dict[str, Any]
+    # Moderation's fields of the row (latency_us, review, sanction_id, own_send).
+    extra: dict[str, Any] | None = None
 
 
 @dataclass
@@ -85,6 +87,7 @@ class Recorder:
         text: str = "",
         original: dict[str, Any] | None = None,
         response: dict[str, Any] | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         at = time.time()
         with self._lock:
@@ -104,6 +107,7 @@ class Recorder:
                         text,
                         original or {},
                         response or {},
+                        extra,
                     )
                 )
             self.totals[action] += 1
@@ -254,6 +258,7 @@ def write_batch(batch: Batch) -> tuple[int, int]:
             text=storable(d.text),
             original=storable(d.original),
             response=storable(d.response),
+            **(d.extra or {}),
         )
         for d in batch.decisions
         if d.app_pk in live
