@@ -30,7 +30,6 @@ urlpatterns = [
 
 if settings.SANDBOX_ENABLED:
     urlpatterns += [
-        path("sandbox/", views.sandbox_index, name="sandbox-index"),
         path("sandbox/", include("messaging.sandbox.urls")),
     ]
 

@@ -15,7 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from liveadmin import metrics as metrics_exposition
 from liveadmin import overview
-from liveadmin.roles import Role, has_role, user_roles
+from liveadmin.roles import Role, user_roles
 from liveadmin.rollup import rollup
 
 logger = logging.getLogger(__name__)
@@ -102,23 +102,6 @@ def server_error(request: HttpRequest) -> HttpResponse:
 def favicon(request: HttpRequest) -> HttpResponse:
     """Browsers ask for /favicon.ico whatever the page says."""
     return redirect(static("favicon.svg"), permanent=True)
-
-
-@login_required
-def sandbox_index(request: HttpRequest) -> HttpResponse:
-    """What the sandbox provider is and where its pages and endpoints are."""
-    base = request.build_absolute_uri("/sandbox").rstrip("/")
-    return render(
-        request,
-        "sandbox/index.html",
-        {
-            "tencent_base": base,
-            "zego_base": base + "/zego",
-            "may_see_rooms": has_role(
-                request.user, Role.MANAGER, Role.MODERATOR, Role.ADMIN
-            ),
-        },
-    )
 
 
 @require_GET

@@ -14,11 +14,7 @@ from django.db import models
 from django.utils import timezone
 
 from liveadmin.encryption import EncryptedTextField
-
-
-class SandboxProvider(models.TextChoices):
-    TENCENT = "tencent", "Tencent Cloud (TUILiveKit / Chat)"
-    ZEGO = "zego", "ZEGO"
+from messaging.sandbox import registry
 
 
 class FailurePolicy(models.TextChoices):
@@ -32,7 +28,9 @@ def _state_key() -> str:
 
 
 class SandboxApp(models.Model):
-    provider = models.CharField(max_length=16, choices=SandboxProvider.choices)
+    # Choices come from the sandbox registry (a callable: a new provider needs no
+    # migration).
+    provider = models.CharField(max_length=16, choices=registry.provider_choices)
     app_id = models.PositiveBigIntegerField("SDKAppID / AppId")
     secret = EncryptedTextField(help_text="Tencent secret key or ZEGO ServerSecret.")
     # Tencent: the app admin accounts allowed to call the REST API.

@@ -18,12 +18,12 @@ from django.db.models import F
 from django.utils import timezone
 
 from messaging.models import ProviderApp
+from messaging.sandbox import registry
 from messaging.sandbox.models import (
     MessageKind,
     MutedMember,
     SandboxApp,
     SandboxMessage,
-    SandboxProvider,
     SandboxRoom,
 )
 
@@ -74,7 +74,7 @@ def register_app(
 
     An empty ``callback_url`` means this site's own /webhooks/tencent.
     """
-    if provider not in SandboxProvider.values:
+    if provider not in registry.SANDBOX_PROVIDERS:
         raise ValidationError(f"Unknown provider {provider!r}.")
     if not secret_key:
         raise ValidationError("The secret key cannot be empty.")

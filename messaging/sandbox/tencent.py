@@ -22,6 +22,9 @@ from typing import Any, Literal, overload
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.http import HttpRequest, JsonResponse
+from django.urls import path
+from django.views.decorators.csrf import csrf_exempt
 
 from messaging.sandbox import callbacks, limits
 from messaging.sandbox.models import MessageKind, SandboxApp, SandboxRoom
@@ -525,3 +528,66 @@ def send_broadcast(call: Call, body: dict) -> dict[str, Any]:
         raise
     limits.remember(call.app.state_key, key, seq)
     return {"MsgSeq": seq}
+
+
+# --- endpoint (messaging/sandbox/registry.py) ----------------------------------------
+
+LABEL = "Tencent Cloud (TUILiveKit / Chat)"
+BASE_PATH = ""
+ENDPOINTS = (
+    f"POST /v4/{LIVE}/send_text_msg",
+    f"POST /v4/{LIVE}/send_custom_msg",
+    f"POST /v4/{GROUP}/send_broadcast_msg",
+)
+
+
+@csrf_exempt
+def tencent_api(request: HttpRequest, service: str, command: str) -> JsonResponse:
+    """POST /sandbox/v4/<service>/<command>. Always HTTP 200; the result is in the body."""
+    live = service == LIVE
+    request_id = new_request_id()
+    try:
+        if service not in COMMANDS or (live and command not in COMMANDS[service]):
+            raise ApiError(60009, f"unknown API v4/{service}/{command}")
+        if request.method != "POST":
+            raise ApiError(60002, "the REST API accepts POST only")
+        call = authenticate(
+            request.GET,
+            site_url=f"{request.scheme}://{request.get_host()}",
+            client_ip=request.META.get("REMOTE_ADDR", ""),
+            request_id=request_id,
+        )
+        if command not in COMMANDS[service]:
+            raise ApiError(GROUP_BAD_COMMAND, f"invalid command {command}")
+        body = parse_body(request.body)
+        if command == "create_room":
+            result = {"Response": create_live_room(call, body)}
+        elif command == "destroy_room":
+            destroy_live_room(call, body)
+            result = {}
+        elif live:
+            result = {"Response": send_room_message(call, command, body)}
+        else:
+            result = send_broadcast(call, body)
+        code, info = 0, ""
+    except ApiError as exc:
+        code, info, result = exc.code, exc.info, {}
+    except Exception:
+        logger.exception("sandbox: v4/%s/%s failed", service, command)
+        code = LIVE_INTERNAL if live else GROUP_INTERNAL
+        info, result = "server internal error, please try again", {}
+    answer: dict[str, Any] = {
+        "ActionStatus": "OK" if code == 0 else "FAIL",
+        "ErrorCode": code,
+        "ErrorInfo": info,
+    }
+    if live:
+        # TUILiveKit answers carry a RequestId on every request, results under Response.
+        answer["RequestId"] = request_id
+    answer.update(result)
+    return JsonResponse(answer)
+
+
+urlpatterns = [
+    path("v4/<str:service>/<str:command>", tencent_api, name="tencent-api"),
+]

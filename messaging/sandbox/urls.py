@@ -1,15 +1,13 @@
 from django.urls import path
 
-from messaging.sandbox import views
+from messaging.sandbox import registry, views
 
 app_name = "sandbox"
 
 urlpatterns = [
-    path("v4/<str:service>/<str:command>", views.tencent_api, name="tencent-api"),
-    path("zego/", views.zego_api, name="zego-api"),
-    # A base URL without the trailing slash must not get a redirect: API clients
-    # do not follow them.
-    path("zego", views.zego_api),
+    path("", views.index, name="index"),
+    # Each sandbox provider module serves its own endpoints (messaging/sandbox/registry.py).
+    *registry.urlpatterns(),
     path("rooms/", views.rooms, name="rooms"),
     path("rooms/new/", views.room_create, name="room-create"),
     path("apps/mirror/", views.app_mirror, name="app-mirror"),

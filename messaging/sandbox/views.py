@@ -1,5 +1,6 @@
-"""The sandbox provider's endpoints (Tencent REST API, ZEGO server API) and the
-rooms page that shows what each sandbox room's audience received."""
+"""The sandbox pages: the index (what the sandbox is, its endpoints) and the rooms
+page that shows what each sandbox room's audience received. The provider endpoints
+are in each sandbox provider's module (messaging/sandbox/registry.py)."""
 
 from __future__ import annotations
 
@@ -9,17 +10,16 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from django.views.decorators.vary import vary_on_headers
 
 from liveadmin.http import HtmxRequest
 from liveadmin.roles import Role, has_role, role_required
 from messaging.models import SendRecord
-from messaging.sandbox import services, tencent, zego
+from messaging.sandbox import registry, services
 from messaging.sandbox.forms import (
     MirrorForm,
     MuteForm,
@@ -45,85 +45,17 @@ MESSAGES_SHOWN = 100
 ROOMS_SHOWN = 200
 
 
-def _site_url(request: HttpRequest) -> str:
-    return f"{request.scheme}://{request.get_host()}"
-
-
-# --- provider endpoints --------------------------------------------------------------
-
-
-@csrf_exempt
-def tencent_api(request: HttpRequest, service: str, command: str) -> JsonResponse:
-    """POST /sandbox/v4/<service>/<command>. Always HTTP 200; the result is in the body."""
-    live = service == tencent.LIVE
-    request_id = tencent.new_request_id()
-    try:
-        if service not in tencent.COMMANDS or (
-            live and command not in tencent.COMMANDS[service]
-        ):
-            raise tencent.ApiError(60009, f"unknown API v4/{service}/{command}")
-        if request.method != "POST":
-            raise tencent.ApiError(60002, "the REST API accepts POST only")
-        call = tencent.authenticate(
-            request.GET,
-            site_url=_site_url(request),
-            client_ip=request.META.get("REMOTE_ADDR", ""),
-            request_id=request_id,
-        )
-        if command not in tencent.COMMANDS[service]:
-            raise tencent.ApiError(
-                tencent.GROUP_BAD_COMMAND, f"invalid command {command}"
-            )
-        body = tencent.parse_body(request.body)
-        if command == "create_room":
-            result = {"Response": tencent.create_live_room(call, body)}
-        elif command == "destroy_room":
-            tencent.destroy_live_room(call, body)
-            result = {}
-        elif live:
-            result = {"Response": tencent.send_room_message(call, command, body)}
-        else:
-            result = tencent.send_broadcast(call, body)
-        code, info = 0, ""
-    except tencent.ApiError as exc:
-        code, info, result = exc.code, exc.info, {}
-    except Exception:
-        logger.exception("sandbox: v4/%s/%s failed", service, command)
-        code = tencent.LIVE_INTERNAL if live else tencent.GROUP_INTERNAL
-        info, result = "server internal error, please try again", {}
-    answer: dict[str, Any] = {
-        "ActionStatus": "OK" if code == 0 else "FAIL",
-        "ErrorCode": code,
-        "ErrorInfo": info,
-    }
-    if live:
-        # TUILiveKit answers carry a RequestId on every request, results under Response.
-        answer["RequestId"] = request_id
-    answer.update(result)
-    return JsonResponse(answer)
-
-
-@csrf_exempt
-def zego_api(request: HttpRequest) -> JsonResponse:
-    """GET /sandbox/zego/?Action=SendCustomCommand&... answered {Code, Message, RequestId, Data}."""
-    request_id = zego.new_request_id()
-    status, data = 200, None
-    try:
-        if request.method != "GET":
-            status = 405
-            raise zego.ZegoError(1, "SendCustomCommand is a GET request")
-        app = zego.authenticate(request.GET)
-        data = zego.send_custom_command(app, request.GET, request_id)
-        code, message = 0, "success"
-    except zego.ZegoError as exc:
-        code, message = exc.code, exc.message
-    except Exception:
-        logger.exception("sandbox: ZEGO %s failed", request.GET.get("Action", ""))
-        code, message = 100000015, "gateway internal error"
-    answer = {"Code": code, "Message": message, "RequestId": request_id}
-    if data is not None:
-        answer["Data"] = data
-    return JsonResponse(answer, status=status)
+@login_required
+def index(request: HttpRequest) -> HttpResponse:
+    """What the sandbox provider is, and each sandbox provider's base URL and endpoints."""
+    return render(
+        request,
+        "sandbox/index.html",
+        {
+            "providers": registry.endpoints(request.build_absolute_uri("/sandbox")),
+            "may_see_rooms": has_role(request.user, *PAGE_ROLES),
+        },
+    )
 
 
 # --- rooms page ----------------------------------------------------------------------

@@ -8,13 +8,20 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 import time
 from typing import Any
 
+from django.http import HttpRequest, JsonResponse
+from django.urls import path
+from django.views.decorators.csrf import csrf_exempt
+
 from messaging.sandbox import limits
 from messaging.sandbox.models import MessageKind, SandboxApp, SandboxRoom
 from messaging.sandbox.services import store_message
+
+logger = logging.getLogger(__name__)
 
 SKEW_SECONDS = 600
 MAX_RECIPIENTS = 10
@@ -144,3 +151,41 @@ def send_custom_command(app: SandboxApp, query: Any, request_id: str) -> dict[st
     )
     # The sandbox has no presence: every recipient counts as online.
     return {"FailUsers": []}
+
+
+# --- endpoint (messaging/sandbox/registry.py) ----------------------------------------
+
+LABEL = "ZEGO"
+BASE_PATH = "zego"
+ENDPOINTS = ("GET /?Action=SendCustomCommand",)
+
+
+@csrf_exempt
+def zego_api(request: HttpRequest) -> JsonResponse:
+    """GET /sandbox/zego/?Action=SendCustomCommand&... answered {Code, Message, RequestId, Data}."""
+    request_id = new_request_id()
+    status, data = 200, None
+    try:
+        if request.method != "GET":
+            status = 405
+            raise ZegoError(1, "SendCustomCommand is a GET request")
+        app = authenticate(request.GET)
+        data = send_custom_command(app, request.GET, request_id)
+        code, message = 0, "success"
+    except ZegoError as exc:
+        code, message = exc.code, exc.message
+    except Exception:
+        logger.exception("sandbox: ZEGO %s failed", request.GET.get("Action", ""))
+        code, message = 100000015, "gateway internal error"
+    answer = {"Code": code, "Message": message, "RequestId": request_id}
+    if data is not None:
+        answer["Data"] = data
+    return JsonResponse(answer, status=status)
+
+
+urlpatterns = [
+    path("zego/", zego_api, name="zego-api"),
+    # A base URL without the trailing slash must not get a redirect: API clients
+    # do not follow them.
+    path("zego", zego_api),
+]
