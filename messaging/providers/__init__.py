@@ -20,8 +20,8 @@ A provider module exposes:
   refused (``CHECK_REFUSED``).
 
 Adding a provider: its module here, its line in ``PROVIDERS``, and its sandbox
-module (messaging/sandbox/); a new message kind also needs its spec in
-messaging/kinds.py.
+module with its line in ``SANDBOX_PROVIDERS`` (messaging/sandbox/registry.py, the
+sandbox's own registry); a new message kind also needs its spec in messaging/kinds.py.
 """
 
 from __future__ import annotations
