@@ -46,13 +46,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(BASE_DIR))
+from bench.support import free_port  # noqa: E402
+
 FREQUENCY_CODES = {60007, 60011, 60018, 60019, 10023, 10006, 100602, 206, 207, 7}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # --provider stub: a bare HTTP server standing in for Tencent (no Django, no

@@ -27,7 +27,8 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.bulk_send import free_port, stand_in  # noqa: E402
+from bench.bulk_send import stand_in  # noqa: E402
+from bench.support import free_port  # noqa: E402
 
 BODY = b'{"RoomId":"bench-room","Sender_Account":"host-1","TextContent":"Bench"}'
 

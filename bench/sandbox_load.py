@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,15 +31,12 @@ from pathlib import Path
 import httpx
 import TLSSigAPIv2
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.support import free_port  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 APP_ID = 1400888888
 SECRET = "bench-secret-key-0123456789abcdef"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Allow(BaseHTTPRequestHandler):

@@ -38,6 +38,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.support import free_port  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 APP_ID = 1400777777
 rng = random.Random(20261122)
@@ -90,12 +93,6 @@ def before_send_body() -> dict:
         "CloudCustomData": '{"level":3}',
         "EventTime": 1670574414123,
     }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def bench_database(tmp: Path) -> str:

@@ -24,6 +24,7 @@ from messaging.sandbox.models import SandboxMessage
 from messaging.services import batches
 from tests.factories import make_app, make_sandbox_app, make_user
 from tests.sandbox_support import WebhookReceiver
+from tests.server_support import free_port
 
 BROKER_URL = os.environ.get("CELERY_BROKER_URL") or "redis://127.0.0.1:6379/9"
 REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/8"
@@ -253,12 +254,6 @@ def test_it_delivers_no_room_twice_when_a_worker_is_killed(live_server, hook, wo
     }
     ok_rooms = set(records.filter(outcome=Outcome.OK).values_list("room_id", flat=True))
     assert all(delivered[room] == 1 for room in ok_rooms)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def port_open(port: int) -> bool:

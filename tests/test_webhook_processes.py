@@ -23,12 +23,11 @@ from pathlib import Path
 import pytest
 
 from tests.server_support import env_for as server_env_for
-from tests.server_support import free_port, manage, shared_database
+from tests.server_support import ROOT, free_port, manage, shared_database
 from tests.webhook_support import text_body
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-ROOT = Path(__file__).resolve().parent.parent
 APP_ID = 1400123456
 
 
