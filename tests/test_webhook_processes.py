@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.server_support import env_for as server_env_for
 from tests.server_support import ROOT, free_port, manage, shared_database
+from tests.server_support import env_for as server_env_for
 from tests.webhook_support import text_body
 
 pytestmark = pytest.mark.django_db(transaction=True)
