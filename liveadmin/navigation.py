@@ -54,7 +54,7 @@ NAV: list[NavItem] = [
     NavItem("Decision log", "webhooks:decision-list", frozenset({AUD}), "Audit"),
     NavItem("Blocklist history", "webhooks:change-list", frozenset({AUD}), "Audit"),
     NavItem("Provider apps", "messaging:app-list", frozenset({ADM}), "Administration"),
-    NavItem("Users", "admin:auth_user_changelist", frozenset({ADM}), "Administration"),
+    NavItem("Users", "user-list", frozenset({ADM}), "Administration"),
     NavItem("Sandbox rooms", "sandbox:rooms", frozenset({M, MOD, ADM}), "Sandbox"),
 ]
 

@@ -267,6 +267,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "messaging.tasks.recover_sends",
         "schedule": float(SEND_TICK_SECONDS),
     },
+    # The overview's per-minute counts (liveadmin/rollup.py).
+    "rollup-counts": {
+        "task": "liveadmin.tasks.rollup_counts",
+        "schedule": float(SEND_TICK_SECONDS),
+    },
     # Recent webhook messages older than RECENT_MESSAGES_SECONDS (dry runs).
     "purge-recent-messages": {
         "task": "webhooks.tasks.purge_recent_messages",
@@ -442,10 +447,16 @@ WEBHOOK_SIGN_MAX_AGE = env_int("WEBHOOK_SIGN_MAX_AGE", 300)
 WEBHOOK_VERSION_CHECK_SECONDS = env_float(
     "WEBHOOK_VERSION_CHECK_SECONDS", 0.5 if REDIS_URL else 1.0
 )
+# A change made by another process is compiled in a background thread while calls are
+# answered from the current rules (tests/settings.py: built in the calling thread, inside
+# the test's transaction).
+WEBHOOK_REBUILD_IN_BACKGROUND = env_bool("WEBHOOK_REBUILD_IN_BACKGROUND", True)
 # Decision log written by a background thread in batches; tests flush by hand.
 WEBHOOK_RECORD_IN_BACKGROUND = env_bool("WEBHOOK_RECORD_IN_BACKGROUND", True)
 WEBHOOK_RECORD_BATCH = env_int("WEBHOOK_RECORD_BATCH", 200)
 WEBHOOK_RECORD_SECONDS = env_float("WEBHOOK_RECORD_SECONDS", 1.0)
+# Decision rows kept in memory while the database refuses writes (the oldest go first).
+WEBHOOK_RECORD_MAX_PENDING = env_int("WEBHOOK_RECORD_MAX_PENDING", 100_000)
 
 # Moderation (webhooks/recent.py, webhooks/moderation.py).
 # Keep the apps' recent messages (allowed ones included) for dry runs of draft
@@ -453,3 +464,15 @@ WEBHOOK_RECORD_SECONDS = env_float("WEBHOOK_RECORD_SECONDS", 1.0)
 RECENT_MESSAGES_ENABLED = env_bool("RECENT_MESSAGES_ENABLED", True)
 RECENT_MESSAGES_SECONDS = env_int("RECENT_MESSAGES_SECONDS", 24 * 3600)
 RECENT_MESSAGES_MAX = env_int("RECENT_MESSAGES_MAX", 100_000)
+
+# Overview pages and /metrics (liveadmin.rollup): log rows read per rollup run, and
+# how old a row must be before it is counted (ids are handed out before commit).
+OVERVIEW_ROLLUP_LIMIT = env_int("OVERVIEW_ROLLUP_LIMIT", 50_000)
+OVERVIEW_ROLLUP_GRACE_SECONDS = env_int("OVERVIEW_ROLLUP_GRACE_SECONDS", 5)
+# Count what is new when the overview or /metrics is opened. Needed when no Celery
+# beat runs the rollup (the embedded default); with a broker, beat keeps them current.
+OVERVIEW_ROLLUP_ON_VIEW = env_bool("OVERVIEW_ROLLUP_ON_VIEW", not CELERY_BROKER_URL)
+# /metrics is off unless one of these is set: a bearer token, or client addresses
+# (comma-separated IPs or networks such as 10.0.0.0/8).
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS", [])

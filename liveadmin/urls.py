@@ -3,10 +3,16 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from liveadmin import second_factor_views, views
+from liveadmin import second_factor_views, user_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("metrics", views.metrics, name="metrics"),
+    path("favicon.ico", views.favicon),
+    path("users/", user_views.user_list, name="user-list"),
+    path("users/new/", user_views.user_create, name="user-create"),
+    path("users/<int:pk>/", user_views.user_edit, name="user-edit"),
+    path("users/<int:pk>/password/", user_views.user_password, name="user-password"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/2fa/", second_factor_views.otp_verify, name="otp-verify"),
@@ -23,4 +29,12 @@ urlpatterns = [
 ]
 
 if settings.SANDBOX_ENABLED:
-    urlpatterns.append(path("sandbox/", include("messaging.sandbox.urls")))
+    urlpatterns += [
+        path("sandbox/", views.sandbox_index, name="sandbox-index"),
+        path("sandbox/", include("messaging.sandbox.urls")),
+    ]
+
+handler400 = "liveadmin.views.bad_request"
+handler403 = "liveadmin.views.permission_denied"
+handler404 = "liveadmin.views.page_not_found"
+handler500 = "liveadmin.views.server_error"

@@ -21,6 +21,9 @@ class SendKind(models.TextChoices):
     CUSTOM = "custom", "Room custom message"
     BROADCAST = "broadcast", "Broadcast to all live rooms"
     COMMAND = "command", "Custom command (ZEGO)"
+    # Not a message a person sends: "Check credentials" (messaging/services/
+    # credentials.py) logs its one call under this kind. It has no KindSpec.
+    CHECK = "check", "Credential check"
 
 
 # Limits (docs/providers.md, "Limits"). Tencent: one message is at most 12 KB, counted

@@ -31,6 +31,7 @@ from django.conf import settings
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from liveadmin import limiter_wait
 from messaging.kinds import KINDS, documented_rate
 
 if TYPE_CHECKING:
@@ -222,7 +223,17 @@ def reserve(app: ProviderApp, kind: str, n: int = 1) -> tuple[float, float, int]
     """Reserve up to ``n`` sends of ``kind`` for ``app`` within its rate.
 
     Returns (the time.monotonic() at which the first may go, seconds between the
-    next ones, how many were reserved). With Redis unreachable, this process falls
+    next ones, how many were reserved); the time they wait is counted for /metrics
+    (liveadmin/limiter_wait.py).
+    """
+    start, interval, count = _reserve(app, kind, n)
+    limiter_wait.waited_for_slots(max(0.0, start - time.monotonic()), interval, count)
+    return start, interval, count
+
+
+def _reserve(app: ProviderApp, kind: str, n: int) -> tuple[float, float, int]:
+    """(the time.monotonic() at which the first may go, seconds between the next
+    ones, how many were reserved). With Redis unreachable, this process falls
     back to its share of the rate in an in-process bucket (see PEER_SECONDS), so
     processes that share a budget never take the whole budget each.
     """

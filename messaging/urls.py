@@ -9,6 +9,7 @@ urlpatterns = [
     path("apps/new/", apps.app_create, name="app-create"),
     path("apps/<int:pk>/edit/", apps.app_edit, name="app-edit"),
     path("apps/<int:pk>/toggle/", apps.app_toggle, name="app-toggle"),
+    path("apps/<int:pk>/check/", apps.app_check, name="app-check"),
     path("send/", send.send, name="send"),
     path("templates/", templates.template_list, name="template-list"),
     path("templates/new/", templates.template_create, name="template-create"),

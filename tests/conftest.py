@@ -21,13 +21,16 @@ collect_ignore = (
 def fresh_webhook_state():
     """Each test starts with no compiled rules or buffered decisions from an earlier one: the
     webhook keeps both in process memory, and a rolled-back test can reuse a rules version."""
-    from webhooks import hotpath
+    from webhooks.enforcement import escalator, tables
     from webhooks.recent import recent
     from webhooks.recorder import recorder
+    from webhooks.rules_cache import rules
 
-    hotpath.rules.reset()
+    rules.reset()
     recorder.discard()
     recent.discard()
+    escalator.reset()
+    tables.reset()
     yield
     recorder.discard()
     recent.discard()

@@ -1,14 +1,9 @@
-"""The production web server, started the way the Procfile's `web` line says.
-
-The command lives here once: the Procfile's `web:` line when the repository has a
-Procfile, else FALLBACK_WEB (the same server the Procfile names today), with
-$PORT and $WEB_CONCURRENCY filled in.
-"""
+"""The production web server, started the way the Procfile's `web` line says, with
+$PORT and $WEB_CONCURRENCY filled in and everything it prints kept in a log file."""
 
 from __future__ import annotations
 
 import os
-import shlex
 import signal
 import socket
 import subprocess
@@ -18,22 +13,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-FALLBACK_WEB = "gunicorn liveadmin.wsgi --bind 127.0.0.1:$PORT --workers $WEB_CONCURRENCY --access-logfile -"
-
-
-def web_line() -> str:
-    procfile = Path(settings.BASE_DIR) / "Procfile"
-    if procfile.exists():
-        for line in procfile.read_text().splitlines():
-            if line.startswith("web:"):
-                return line.removeprefix("web:").strip()
-    return FALLBACK_WEB
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.server_support import free_port, procfile_command
 
 
 class WebServer:
@@ -44,17 +24,13 @@ class WebServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
         env = {**env, "PORT": str(self.port), "WEB_CONCURRENCY": str(concurrency)}
-        command = web_line()
-        for name in ("PORT", "WEB_CONCURRENCY"):
-            command = command.replace(f"${{{name}}}", env[name]).replace(
-                f"${name}", env[name]
-            )
+        command = procfile_command("web").replace("0.0.0.0", "127.0.0.1")
         self.output = log.open("w")
         # The server's executable from this virtualenv, as `make` puts it on PATH.
         bin_dir = str(Path(sys.executable).parent)
         env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
         self.process = subprocess.Popen(
-            shlex.split(command),
+            ["bash", "-c", "exec " + command],  # as a Procfile runner does
             cwd=settings.BASE_DIR,
             env=env,
             stdout=self.output,

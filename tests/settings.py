@@ -31,6 +31,8 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # No scheduler thread and no background decision writer: tests run and flush them.
 EMBEDDED_SCHEDULER = False
 WEBHOOK_RECORD_IN_BACKGROUND = False
+# Rules read inside the test's transaction, in the calling thread.
+WEBHOOK_REBUILD_IN_BACKGROUND = False
 SANDBOX_ENABLED = True
 
 # Static files straight from the source folders (no collectstatic); plain HTTP.

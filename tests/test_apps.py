@@ -164,3 +164,40 @@ def test_it_decrypts_with_a_rotated_key_list(settings):
     old = settings.LIVEADMIN_ENCRYPTION_KEY
     settings.LIVEADMIN_ENCRYPTION_KEY = f"{Fernet.generate_key().decode()},{old}"
     assert ProviderApp.objects.get(pk=app.pk).secret_key == "rotate-me"
+
+
+def test_it_offers_the_regions_of_the_chosen_provider_only(admin_user):
+    client = client_for(admin_user)
+    zego = make_app(provider="zego", name="z")
+    body = client.get(reverse("messaging:app-edit", args=[zego.pk])).content.decode()
+    region_select = body[
+        body.index('name="region"') : body.index(
+            "</select>", body.index('name="region"')
+        )
+    ]
+    assert 'value="sgp"' in region_select and 'value="singapore"' not in region_select
+    posted = client.post(
+        reverse("messaging:app-create"), {**VALID, "app_id": "x"}
+    ).content.decode()
+    region_select = posted[
+        posted.index('name="region"') : posted.index(
+            "</select>", posted.index('name="region"')
+        )
+    ]
+    assert 'value="singapore"' in region_select and 'value="sgp"' not in region_select
+
+
+def test_it_says_when_typed_secrets_had_to_be_emptied(admin_user):
+    response = client_for(admin_user).post(
+        reverse("messaging:app-create"),
+        {**VALID, "app_id": "not-a-number", "webhook_token": "typed-token"},
+    )
+    body = response.content.decode()
+    assert "secret key and webhook token you typed are not sent back" in body.lower()
+    assert "typed-token" not in body and VALID["secret_key"] not in body
+
+
+def test_it_gives_a_new_app_the_right_token_help(admin_user):
+    body = client_for(admin_user).get(reverse("messaging:app-create")).content.decode()
+    assert "Leave empty to keep the current token" not in body
+    assert "verify the provider&#x27;s Sign on webhook calls." in body

@@ -313,7 +313,8 @@ def test_it_wires_the_filter_form_for_htmx_with_a_plain_fallback(auditor, log):
     form = re.search(r"<form [^>]*audit-filters[^>]*>", body, re.S).group(0)
     assert 'method="get"' in form and f'action="{AUDIT}"' in form
     assert f'hx-get="{AUDIT}"' in form
-    assert 'hx-target="#audit-main"' in form
+    # Only the table is replaced, never the field being typed in (issue 13, point 5).
+    assert 'hx-target="#audit-table"' in form
     assert 'hx-push-url="true"' in form
 
 

@@ -39,6 +39,8 @@ def test_it_adds_an_entry_to_the_apps_list(app):
         "info": "",
         "expires_at": None,
         "note": "",
+        "exact": 0,
+        "leet": 0,
     }
     assert entry.blocklist.app == app
     assert (

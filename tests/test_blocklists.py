@@ -371,7 +371,7 @@ def test_it_exports_a_csv_download(moderator, blocklist):
     )
     assert response["Content-Disposition"] == 'attachment; filename="main.csv"'
     assert response.content.decode() == (
-        "term,kind,action,code,info,expires_at,note\nspam,word,forbid,,,,\n"
+        "term,kind,action,code,info,expires_at,note,exact,leet\nspam,word,forbid,,,,,0,0\n"
     )
 
 

@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from dataclasses import dataclass, field
 
 import pytest
 
 from tests.factories import make_app
 from webhooks import enforcement, moderation
-from webhooks.enforcement import Escalation, escalator
+from webhooks.enforcement import escalator
 from webhooks.models import BlocklistChange, Sanction
 
 pytestmark = pytest.mark.django_db
-
-
-@dataclass
-class App:
-    pk: int
-    sanctions: enforcement.Sanctions = field(default_factory=dict)
-    escalations: tuple[Escalation, ...] = ()
-    review_ids: frozenset[int] = frozenset()
 
 
 @pytest.fixture(autouse=True)
@@ -30,9 +22,8 @@ def fresh_counts():
     escalator.reset()
 
 
-def loaded(app) -> App:
-    sanctions, rules = enforcement.load()
-    return App(app.pk, sanctions.get(app.pk, {}), rules.get(app.pk, ()))
+def loaded(app) -> enforcement.AppModeration:
+    return enforcement.load()[app.pk]
 
 
 def test_a_mute_answers_in_its_room_or_app_until_it_ends(db):
@@ -106,8 +97,7 @@ def test_flag_escalation_and_flag_entries_queue_for_review(db):
     moderation.set_escalation(
         app, hits=1, within_seconds=60, minutes=10, sanction="flag"
     )
-    state = loaded(app)
-    state.review_ids = frozenset({7})
+    state = dataclasses.replace(loaded(app), review_ids=frozenset({7}))
     now = time.time()
     assert enforcement.after_verdict(state, "cat", "r", "flag", [3], now) == (
         None,

@@ -298,11 +298,17 @@ def test_it_normalises_listed_terms_the_same_way():
     assert check([word(1, "STRASSE")], "straße").action == "forbid"
 
 
-def test_it_keeps_composed_accents_distinct():
+def test_it_keeps_composed_accents_distinct_for_an_exact_entry():
+    exact = Rule(1, "word", "bad", "forbid", exact=True)
     assert (
-        check([word(1, "café")], "cafe\u0301 au lait").action == "forbid"
+        check(
+            [Rule(1, "word", "café", "forbid", exact=True)], "cafe\u0301 au lait"
+        ).action
+        == "forbid"
     )  # e + combining acute = é
-    assert check([word(1, "bad")], "bád").action == "allow"
+    assert check([exact], "bád").action == "allow"
+    # Folding (the default) reads both as the same word.
+    assert check([word(1, "bad")], "bád").action == "forbid"
 
 
 def test_it_does_not_glue_unrelated_words_together():
@@ -590,9 +596,13 @@ def test_it_inspects_custom_element_strings(key):
         {"MsgType": "TIMCustomElem", "MsgContent": {key: "a scam", "Sound": "scam.mp3"}}
     ]
     verdict = run(body)
-    assert [h.field for h in verdict.hits] == [f"MsgBody[0].{key}"]
+    # Every string value of MsgContent is read (issue 9): Sound too.
+    assert [h.field for h in verdict.hits] == [
+        f"MsgBody[0].{key}",
+        "MsgBody[0].Sound",
+    ]
     assert verdict.msg_body[0]["MsgContent"][key] == "a ****"
-    assert verdict.msg_body[0]["MsgContent"]["Sound"] == "scam.mp3"  # not a text field
+    assert verdict.msg_body[0]["MsgContent"]["Sound"] == "****.mp3"
 
 
 def test_it_looks_inside_the_json_send_custom_msg_wraps():
@@ -692,7 +702,17 @@ def test_it_masks_only_what_matched_and_leaves_other_elements_untouched():
         "MsgType": "TIMTextElem",
         "MsgContent": {"Text": "a **** here"},
     }
-    assert verdict.msg_body[1:] == original[1:]
+    # Every string value of every element is read, whatever its MsgType (issue 9);
+    # numbers and the JSON that holds no hit are left as they are.
+    assert verdict.msg_body[1]["MsgContent"] == {
+        "UUID": "****",
+        "ImageFormat": 1,
+        "ImageInfoArray": [{"URL": "x"}],
+    }
+    assert verdict.msg_body[3]["MsgContent"] == {
+        "Url": "https://e.x/****.mp3",
+        "Second": 2,
+    }
     assert (
         verdict.msg_body[2]["MsgContent"]["Data"] == '{"BusinessId":"lv","Data":"LV1"}'
     )  # unchanged text kept as is
@@ -813,7 +833,7 @@ def test_it_shares_one_automaton_between_rules_with_the_same_normalised_term():
             Rule(3, "allow", "BADWORD", "forbid"),
         ]
     )
-    assert len(ruleset._terms) == 1
+    assert len(ruleset._groups) == 1 and len(ruleset._groups[0].terms) == 1
     verdict = ruleset.check(
         from_account="u",
         msg_body=text_body("bad word"),

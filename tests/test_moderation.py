@@ -519,7 +519,7 @@ def test_the_change_history_shows_each_changed_field(moderator, auditor, blockli
 # --- LiveAdmin's own sends ---------------------------------------------------------------------
 
 
-def test_an_own_send_and_its_decision_link_both_ways(app, manager, moderator):
+def test_an_own_send_and_its_decision_link_both_ways(app, manager, moderator, auditor):
     record = make_send_record(
         app=app,
         user=manager,
@@ -557,7 +557,16 @@ def test_an_own_send_and_its_decision_link_both_ways(app, manager, moderator):
         .get(reverse("webhooks:decision-detail", args=[ours.pk]))
         .content.decode()
     )
+    # Moderators do not read the send log: the send is named, not linked.
+    assert f"send #{record.pk} by" in html
+    assert reverse("messaging:audit-detail", args=[record.pk]) not in html
+    html = (
+        client_for(auditor)
+        .get(reverse("webhooks:decision-detail", args=[ours.pk]))
+        .content.decode()
+    )
     assert reverse("messaging:audit-detail", args=[record.pk]) in html
+    assert "Mute the sender" not in html
     fragment = (
         client_for(manager)
         .get(reverse("webhooks:send-decision", args=[record.pk]))
@@ -684,3 +693,30 @@ def test_an_entry_can_also_queue_for_review(moderator, blocklist):
         "blocklist", "add", "--all-apps", "--term", "fraud", "--review", stdout=out
     )
     assert BlocklistEntry.objects.get(term="fraud").review is True
+
+
+def test_the_decision_export_takes_the_time_range_and_entry_filters(app, auditor):
+    now = timezone.now()
+    old = flagged(
+        app,
+        text="old one",
+        review="",
+        entry_ids=[12],
+        created_at=now - timedelta(days=2),
+    )
+    new = flagged(app, text="new one", review="", entry_ids=[3])
+    url = reverse("webhooks:decision-export")
+    since = (now - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
+    client = client_for(auditor)
+    response = client.get(url, {"format": "jsonl", "since": since})
+    lines = [
+        json.loads(x)
+        for x in b"".join(response.streaming_content).decode().splitlines()
+    ]
+    assert [x["id"] for x in lines] == [new.pk]
+    response = client.get(url, {"format": "jsonl", "entry": "12"})
+    lines = [
+        json.loads(x)
+        for x in b"".join(response.streaming_content).decode().splitlines()
+    ]
+    assert [x["id"] for x in lines] == [old.pk]

@@ -301,6 +301,26 @@ def test_it_refuses_a_file_that_is_not_text(manager):
     ]
 
 
+def test_it_shows_upload_errors_under_the_upload_and_keeps_the_file(manager):
+    app = make_app()
+    data = text_data(app, rooms="")
+    rooms = "\n".join(f"room-{i}" for i in range(10_001))
+    data["rooms_file"] = SimpleUploadedFile("big.txt", rooms.encode(), "text/plain")
+    response = post(manager, data)
+    form = response.context["form"]
+    assert "rooms" not in form.errors
+    assert form.errors["rooms_file"] == [
+        "At most 10,000 rooms per send; this list has 10,001. Split it."
+    ]
+    body = response.content.decode()
+    assert "Kept: <strong>big.txt</strong>" in body
+    # Submitting again without choosing the file uses the kept one.
+    again = text_data(app, rooms="")
+    again.update(rooms_kept="room-1\nroom-2", rooms_kept_name="big.txt")
+    response = post(manager, again)
+    assert response.context["plan"].rooms == ["room-1", "room-2"]
+
+
 def test_it_shows_the_scheduled_time_in_the_users_time_zone(manager):
     app = make_app()
     tokyo = ZoneInfo("Asia/Tokyo")

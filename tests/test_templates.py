@@ -299,3 +299,27 @@ def test_it_shows_a_missing_variable_next_to_its_input(manager):
         "{&quot;gift&quot;: &quot;{gift}&quot;, &quot;to&quot;: &quot;{viewer}&quot;}</textarea>"
         in body
     )
+
+
+def test_it_refuses_a_text_template_without_text_and_keeps_the_typed_values(manager):
+    response = client_for(manager).post(
+        reverse("messaging:template-create"),
+        {
+            "name": "No text",
+            "app": "",
+            "kind": "text",
+            "sender": "host-1",
+            "text": "  ",
+        },
+    )
+    assert response.status_code == 200
+    assert response.context["form"].errors["text"] == ["A template needs the text."]
+    assert 'value="host-1"' in response.content.decode()
+    assert not MessageTemplate.objects.filter(name="No text").exists()
+
+
+def test_it_never_offers_the_credential_check_as_a_template_kind(manager):
+    body = (
+        client_for(manager).get(reverse("messaging:template-create")).content.decode()
+    )
+    assert 'value="check"' not in body

@@ -7,6 +7,7 @@ import logging
 import time
 
 import pytest
+from django.db.models import F
 from django.test import Client
 
 from tests.factories import make_app
@@ -18,7 +19,7 @@ from tests.webhook_support import (
     text_body,
     webhook_url,
 )
-from webhooks import hotpath, services, version
+from webhooks import hotpath, rules_cache, services, version
 from webhooks.models import (
     BlocklistEntry,
     Decision,
@@ -586,7 +587,7 @@ def test_an_entry_stops_matching_when_it_expires(app, shared):
     assert call(app, text_body("soon")).json()["ErrorCode"] == 1
     # The compiled rules carry the expiry: no rebuild is needed for it to lapse.
     fields, _ = hotpath.parse_before_send(text_body("soon"))
-    snapshot = hotpath.rules.get()
+    snapshot = rules_cache.rules.get()
     verdict, _ = hotpath.decide(snapshot.by_pk[app.pk], fields, now=time.time() + 31)
     assert verdict.action == "allow"
 
@@ -672,9 +673,39 @@ def test_a_version_check_without_a_change_rebuilds_nothing(
     settings.WEBHOOK_VERSION_CHECK_SECONDS = 0  # check on every call
     add(shared, "spam")
     call(app, text_body("warm up"))
-    built = hotpath.rules.get().built_at
+    built = rules_cache.rules.get().built_at
     # One cheap version read per call (a Redis GET, or one small SELECT), no rebuild.
     with django_assert_num_queries(0 if settings.REDIS_URL else 3):
         for text in ("hello", "spam", "more"):
             call(app, text_body(text))
-    assert hotpath.rules.get().built_at == built
+    assert rules_cache.rules.get().built_at == built
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_change_from_another_process_is_built_aside_while_calls_are_answered(
+    settings,
+):
+    """The version moved (as another process's change moves it): the next calls are
+    answered from the rules in memory at once, and the new rules replace them when the
+    build in the background thread is done."""
+    settings.WEBHOOK_REBUILD_IN_BACKGROUND = True
+    settings.WEBHOOK_VERSION_CHECK_SECONDS = 0
+    app = make_app(name="aside")
+    shared = services.create_list("Shared", app=None)
+    add(shared, "spam")
+    assert call(app, text_body("spam and eggs")).json()["ErrorCode"] == 1
+    before = rules_cache.rules.get()
+    # Another process adds an entry: only the database and the version move here.
+    from webhooks.models import RulesVersion
+
+    BlocklistEntry.objects.create(
+        blocklist=shared, kind="word", term="eggs", term_key="eggs", action="discard"
+    )
+    RulesVersion.objects.filter(pk=1).update(version=F("version") + 1)
+    version.publish()
+    # The call that notices the change is answered from the current rules...
+    assert call(app, text_body("eggs")).json()["ErrorCode"] == 0
+    # ... and once the build aside is done, the new entry applies.
+    rules_cache.rules.wait_for_build()
+    assert rules_cache.rules.get() is not before
+    assert call(app, text_body("eggs")).json()["ErrorCode"] == 2

@@ -11,18 +11,19 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from django.db import connection
 
+from tests.server_support import env_for as server_env_for
+from tests.server_support import free_port, manage, shared_database
 from tests.webhook_support import text_body
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -31,48 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 APP_ID = 1400123456
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def shared_database(tmp_path: Path) -> str:
-    """A DATABASE_URL other processes can open: the test database itself on
-    PostgreSQL (this test commits), a fresh migrated file on SQLite."""
-    if connection.vendor == "postgresql":
-        s = connection.settings_dict
-        password = f":{s['PASSWORD']}" if s.get("PASSWORD") else ""
-        return f"postgres://{s['USER']}{password}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
-    url = f"sqlite:///{tmp_path / 'shared.sqlite3'}"
-    manage(["migrate", "--no-input"], env_for(url, redis=""))
-    return url
-
-
 def env_for(database_url: str, *, redis: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        DATABASE_URL=database_url,
-        DJANGO_SETTINGS_MODULE="tests.settings",
-        ALLOWED_HOSTS="127.0.0.1",
-    )
-    env.pop("REDIS_URL", None)
-    if redis:
-        env["REDIS_URL"] = redis
-    return env
-
-
-def manage(args: list[str], env: dict[str, str]) -> str:
-    done = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
+    return server_env_for(database_url, redis=redis, settings_module="tests.settings")
 
 
 def post(port: int, text: str) -> dict:
@@ -86,11 +47,16 @@ def post(port: int, text: str) -> dict:
         return json.loads(response.read())
 
 
-def wait_until_serving(port: int, proc: subprocess.Popen, deadline: float) -> None:
+def wait_until_serving(
+    port: int,
+    proc: subprocess.Popen,
+    deadline: float,
+    warm_up: Callable[[int], object],
+) -> None:
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
         try:
-            post(port, "warm up")
+            warm_up(port)
             return
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             # Still starting (a loaded machine may take its first answer past 5 s).
@@ -118,8 +84,18 @@ def servers(tmp_path: Path, request) -> Iterator[tuple[list[int], dict[str, str]
         ],
         env | {"LIVEADMIN_SECRET": "propagation-secret-0123456789"},
     )
+    with gunicorn_processes(env, lambda port: post(port, "warm up")) as ports:
+        yield ports, env
+
+
+@contextmanager
+def gunicorn_processes(
+    env: dict[str, str], warm_up: Callable[[int], object], count: int = 2
+) -> Iterator[list[int]]:
+    """``count`` gunicorn servers (one worker each: separate processes) on free ports,
+    each answering ``warm_up(port)`` before this yields their ports."""
     procs, ports = [], []
-    for _ in range(2):
+    for _ in range(count):
         port = free_port()
         procs.append(
             subprocess.Popen(
@@ -144,8 +120,8 @@ def servers(tmp_path: Path, request) -> Iterator[tuple[list[int], dict[str, str]
     try:
         deadline = time.monotonic() + 30
         for port, proc in zip(ports, procs, strict=True):
-            wait_until_serving(port, proc, deadline)
-        yield ports, env
+            wait_until_serving(port, proc, deadline, warm_up)
+        yield ports
     finally:
         for proc in procs:
             proc.send_signal(signal.SIGINT)  # gunicorn: quick shutdown

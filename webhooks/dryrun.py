@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from messaging.models import ProviderApp
-from webhooks import hotpath
+from webhooks import rules_cache
 from webhooks.matching import NormText, Rule, RuleSet, fold_pattern, required_literal
 from webhooks.recent import RecentMessage, recent
 
@@ -120,7 +120,7 @@ def dry_run(
     prefilter = _prefilter(blocking)
     full_set = None
     if allows:
-        snapshot = hotpath.rules.get(force_check=True)
+        snapshot = rules_cache.rules.get(force_check=True)
         current = snapshot.by_pk.get(app.pk)
         base = list(current.ruleset.rules) if current and current.ruleset else []
         full_set = RuleSet.compile(base + rules)

@@ -21,8 +21,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
 
 logger = logging.getLogger(__name__)
 
@@ -58,10 +57,22 @@ class Escalation:
 Sanctions = dict[str, tuple[Active, ...]]  # sender -> sanctions
 
 
-def load() -> tuple[dict[int, Sanctions], dict[int, tuple[Escalation, ...]]]:
-    """(active sanctions by app and sender, escalation rules by app), for a rebuild.
-    The sanctions this process imposed and has stored are in what it loads now."""
-    from webhooks.models import EscalationRule, Sanction
+@dataclass(frozen=True)
+class AppModeration:
+    """One app's moderation state in a web process's memory."""
+
+    pk: int
+    identifier: str = ""  # the admin account: Operator_Account of LiveAdmin's own sends
+    sanctions: Sanctions = field(default_factory=dict)
+    escalations: tuple[Escalation, ...] = ()
+    review_ids: frozenset[int] = frozenset()  # entries that also queue for review
+
+
+def load() -> dict[int, AppModeration]:
+    """Every app's moderation state, read when the rules were rebuilt. The sanctions
+    this process imposed and has stored are in what it loads now."""
+    from messaging.models import ProviderApp
+    from webhooks.models import BlocklistEntry, EscalationRule, Sanction
 
     escalator.forget_stored()
     sanctions: dict[int, dict[str, list[Active]]] = {}
@@ -88,10 +99,43 @@ def load() -> tuple[dict[int, Sanctions], dict[int, tuple[Escalation, ...]]]:
                 rule.room_only,
             )
         )
-    return (
-        {app: {s: tuple(v) for s, v in by.items()} for app, by in sanctions.items()},
-        {app: tuple(v) for app, v in rules.items()},
+    review_ids = frozenset(
+        BlocklistEntry.objects.filter(review=True, enabled=True).values_list(
+            "id", flat=True
+        )
     )
+    return {
+        pk: AppModeration(
+            pk,
+            identifier,
+            {s: tuple(v) for s, v in sanctions.get(pk, {}).items()},
+            tuple(rules.get(pk, ())),
+            review_ids,
+        )
+        for pk, identifier in ProviderApp.objects.values_list("pk", "identifier")
+    }
+
+
+class Tables:
+    """The apps' moderation state, reloaded whenever the hot path's rules snapshot is
+    rebuilt (every change bumps the rules version), so it needs no signal of its own."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._key: object = None
+        self._by_app: dict[int, AppModeration] = {}
+
+    def for_app(self, snapshot: object, app_pk: int) -> AppModeration:
+        if snapshot is not self._key:
+            with self._lock:
+                if snapshot is not self._key:  # another thread just loaded it
+                    self._by_app = load()
+                    self._key = snapshot
+        return self._by_app.get(app_pk) or AppModeration(app_pk)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._key, self._by_app = None, {}
 
 
 def find(
@@ -243,18 +287,10 @@ class Escalator:
 
 
 escalator = Escalator()
+tables = Tables()
 
 
 # --- what the hot path calls ------------------------------------------------------------
-
-
-class AppModeration(Protocol):
-    """The parts of the hot path's in-memory app (rules_cache.AppRules) used here."""
-
-    pk: int
-    sanctions: Sanctions
-    escalations: tuple[Escalation, ...]
-    review_ids: frozenset[int]
 
 
 def muted(app: AppModeration, sender: str, room: str, now: float) -> Active | None:

@@ -10,17 +10,16 @@ from webhooks import services
 from webhooks.models import (
     Blocklist,
     BlocklistChange,
-    DecisionAction,
-    EntryAction,
-    EntryKind,
 )
+from webhooks.vocabulary import ACTION_CHOICES, DECISION_CHOICES, KIND_CHOICES
 
 MAX_IMPORT_BYTES = 5 * 1024 * 1024
 
 
 class BlocklistForm(forms.ModelForm):
+    # Blocklists answer Tencent's before-send webhook; ZEGO has none.
     app = forms.ModelChoiceField(
-        queryset=ProviderApp.objects.all(),
+        queryset=ProviderApp.objects.filter(provider="tencent"),
         required=False,
         empty_label="All apps",
         help_text="Empty: the list applies to every app.",
@@ -44,9 +43,9 @@ class BlocklistForm(forms.ModelForm):
 class EntryForm(forms.Form):
     """One entry; validation is the service's (the import uses the same rules)."""
 
-    kind = forms.ChoiceField(choices=EntryKind.choices, initial=EntryKind.WORD)
+    kind = forms.ChoiceField(choices=KIND_CHOICES, initial="word")
     term = forms.CharField(max_length=services.MAX_TERM, strip=True)
-    action = forms.ChoiceField(choices=EntryAction.choices, initial=EntryAction.FORBID)
+    action = forms.ChoiceField(choices=ACTION_CHOICES, initial="forbid")
     code = forms.IntegerField(
         required=False,
         label="Error code",
@@ -67,6 +66,16 @@ class EntryForm(forms.Form):
         ),
     )
     note = forms.CharField(required=False, max_length=500)
+    exact = forms.BooleanField(
+        required=False,
+        label="Exact spelling",
+        help_text="No accent or look-alike folding: “bád” and “bаd” (Cyrillic а) no longer match “bad”.",
+    )
+    leet = forms.BooleanField(
+        required=False,
+        label="Leet",
+        help_text="Also read digits and symbols as letters: 0 o, 1 i l, 3 e, 4 a, 5 s, 7 t, @ a, $ s.",
+    )
     review = forms.BooleanField(
         required=False,
         label="Also queue for review",
@@ -88,6 +97,8 @@ class EntryForm(forms.Form):
             action=data["action"],
             code=data.get("code"),
             info=data.get("info", ""),
+            exact=data.get("exact", False),
+            leet=data.get("leet", False),
         )
         for name, messages in errors.items():
             for message in messages:
@@ -99,24 +110,35 @@ class EntryForm(forms.Form):
         d = self.cleaned_data
         return {
             k: d.get(k)
-            for k in ("kind", "term", "action", "code", "info", "expires_at")
+            for k in (
+                "kind",
+                "term",
+                "action",
+                "code",
+                "info",
+                "expires_at",
+                "exact",
+                "leet",
+            )
         } | {"note": d.get("note", ""), "review": bool(d.get("review"))}
 
 
 class ImportForm(forms.Form):
     file = forms.FileField(
-        help_text="TXT (one term per line), CSV (term, kind, action, code, info, expires_at, note) or JSONL."
+        help_text="TXT (one term per line), CSV (term, kind, action, code, info, expires_at, note, exact, leet) or JSONL."
     )
     kind = forms.ChoiceField(
-        choices=EntryKind.choices,
-        initial=EntryKind.WORD,
+        choices=KIND_CHOICES,
+        initial="word",
         label="Kind when a line has none",
     )
     action = forms.ChoiceField(
-        choices=EntryAction.choices,
-        initial=EntryAction.FORBID,
+        choices=ACTION_CHOICES,
+        initial="forbid",
         label="Action when a line has none",
     )
+    exact = forms.BooleanField(required=False, label="Exact when a line does not say")
+    leet = forms.BooleanField(required=False, label="Leet when a line does not say")
 
     def clean_file(self) -> tuple[str, str]:
         upload = self.cleaned_data["file"]
@@ -135,7 +157,8 @@ class ImportForm(forms.Form):
 
 class TryForm(forms.Form):
     app = forms.ModelChoiceField(
-        queryset=ProviderApp.objects.filter(provider="tencent"), empty_label=None
+        queryset=ProviderApp.objects.filter(provider="tencent", enabled=True),
+        empty_label=None,
     )
     sender = forms.CharField(
         max_length=128, initial="user-1", label="Sender (From_Account)"
@@ -173,11 +196,14 @@ class TryForm(forms.Form):
 
 
 class DecisionFilterForm(forms.Form):
+    # The before-send webhook is Tencent's: only its enabled apps have decisions to read.
     app = forms.ModelChoiceField(
-        queryset=ProviderApp.objects.all(), required=False, empty_label="All apps"
+        queryset=ProviderApp.objects.filter(provider="tencent", enabled=True),
+        required=False,
+        empty_label="All apps",
     )
     action = forms.ChoiceField(
-        choices=[("", "All actions"), *DecisionAction.choices], required=False
+        choices=[("", "All actions"), *DECISION_CHOICES], required=False
     )
     room = forms.CharField(required=False, max_length=128)
     sender = forms.CharField(required=False, max_length=128)

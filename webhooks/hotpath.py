@@ -1,8 +1,8 @@
 """The before-send webhook's hot path: parse, look up the app, match, answer.
 
 No request object and no per-request database query: provider apps and their
-compiled rule sets live in process memory (``rules``) and are rebuilt when the
-rules version moves (see webhooks/version.py). ``answer(query, body)`` takes the
+compiled rule sets live in process memory (webhooks/rules_cache.py) and are rebuilt
+when the rules version moves (webhooks/version.py). ``answer(query, body)`` takes the
 query parameters and raw body and returns a ``Reply`` (status + JSON payload), so
 the same function can be served by Django (views_webhook.py) or a leaner callable.
 """
@@ -13,24 +13,23 @@ import hashlib
 import hmac
 import json
 import logging
-import threading
 import time
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 
-from webhooks import version
-from webhooks.matching import Rule, RuleSet
+from webhooks import enforcement
+from webhooks.matching import DOCUMENTED_STRINGS, iter_texts
+from webhooks.recent import recent
 from webhooks.recorder import recorder
+from webhooks.rules_cache import AppRules, rules
 
 logger = logging.getLogger(__name__)
 
 BEFORE_SEND = "Group.CallbackBeforeSendMsg"
 OK = {"ActionStatus": "OK", "ErrorInfo": "", "ErrorCode": 0}
-KINDS = frozenset({"word", "wildcard", "regex", "user", "allow"})
-ACTIONS = frozenset({"forbid", "forbid_code", "discard", "mask"})
 
 
 @dataclass(frozen=True)
@@ -40,7 +39,9 @@ class Reply:
     reason: str = ""  # why a call was refused (counted), or "" when answered
 
     def json(self) -> bytes:
-        return json.dumps(self.payload, ensure_ascii=False).encode()
+        # ASCII escapes: a lone surrogate echoed back in a masked text stays valid JSON
+        # (a UTF-8 encode of it would raise).
+        return json.dumps(self.payload).encode()
 
 
 class InternalFailure(Exception):
@@ -53,192 +54,13 @@ def error(msg: str, status: int, reason: str) -> Reply:
     return Reply(status, {"error": msg}, reason)
 
 
-# --- the in-memory rules ------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AppRules:
-    pk: int
-    name: str
-    provider: str
-    app_id: int
-    enabled: bool
-    token: str = field(repr=False)
-    fail_closed: bool
-    ruleset: RuleSet | None  # None: the rules could not be built (see build_error)
-    build_error: str = ""
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    token: str
-    by_sdkappid: dict[int, AppRules]  # Tencent apps, by SdkAppid
-    by_pk: dict[int, AppRules]
-    built_at: float
-
-
-def rule_from_row(row: Mapping[str, Any]) -> Rule:
-    """A stored entry as the matcher's Rule. Raises ValueError on a corrupt row."""
-    if row["kind"] not in KINDS:
-        raise ValueError(f"entry {row['id']}: unknown kind {row['kind']!r}")
-    if row["action"] not in ACTIONS:
-        raise ValueError(f"entry {row['id']}: unknown action {row['action']!r}")
-    expires = row["expires_at"]
-    return Rule(
-        id=row["id"],
-        kind=row["kind"],
-        term=row["term"],
-        action=row["action"],
-        code=row["code"],
-        info=row["info"],
-        expires_at=expires.timestamp() if expires is not None else None,
-    )
-
-
-def load_snapshot(token: str) -> Snapshot:
-    """Read apps and active entries from the database and compile one RuleSet per
-    distinct set of lists (apps without lists of their own share the global one)."""
-    from django.db.models import Q
-    from django.utils import timezone
-
-    from messaging.models import ProviderApp
-    from webhooks.models import BlocklistEntry
-
-    rows = list(
-        BlocklistEntry.objects.filter(enabled=True, blocklist__enabled=True)
-        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()))
-        .values(
-            "id",
-            "kind",
-            "term",
-            "action",
-            "code",
-            "info",
-            "expires_at",
-            "blocklist__app_id",
-        )
-    )
-    shared: list[Mapping[str, Any]] = []
-    per_app: dict[int, list[Mapping[str, Any]]] = {}
-    for row in rows:
-        app_pk = row["blocklist__app_id"]
-        if app_pk is None:
-            shared.append(row)
-        else:
-            per_app.setdefault(app_pk, []).append(row)
-
-    compiled: dict[int | None, tuple[RuleSet | None, str]] = {}
-
-    def compile_rows(key: int | None, items: Iterable[Mapping[str, Any]]) -> tuple:
-        if key not in compiled:
-            try:
-                compiled[key] = (RuleSet.compile(rule_from_row(r) for r in items), "")
-            except Exception as exc:
-                # A stored row the services would never have written (the database
-                # was edited by hand, or a bug): rather than silently run a partial
-                # rule set, this app's calls get the fail policy the operator chose,
-                # and the log says why.
-                logger.exception("could not build the rules (app %s)", key)
-                compiled[key] = (None, f"{type(exc).__name__}: {exc}")
-        return compiled[key]
-
-    by_pk: dict[int, AppRules] = {}
-    by_sdkappid: dict[int, AppRules] = {}
-    for app in ProviderApp.objects.all().only(
-        "pk",
-        "name",
-        "provider",
-        "app_id",
-        "enabled",
-        "webhook_token",
-        "webhook_fail_closed",
-    ):
-        if app.pk in per_app:
-            ruleset, err = compile_rows(app.pk, shared + per_app[app.pk])
-        else:
-            ruleset, err = compile_rows(None, shared)
-        info = AppRules(
-            pk=app.pk,
-            name=app.name,
-            provider=app.provider,
-            app_id=app.app_id,
-            enabled=app.enabled,
-            token=app.webhook_token,
-            fail_closed=app.webhook_fail_closed,
-            ruleset=ruleset,
-            build_error=err,
-        )
-        by_pk[app.pk] = info
-        if app.provider == "tencent":
-            by_sdkappid[app.app_id] = info
-    return Snapshot(token, by_sdkappid, by_pk, time.time())
-
-
-class RulesCache:
-    """The process's snapshot, checked against the version at most every
-    WEBHOOK_VERSION_CHECK_SECONDS (so at most one cheap read per interval)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._snapshot: Snapshot | None = None
-        self._next_check = 0.0
-        self._dirty = True
-
-    def mark_dirty(self) -> None:
-        self._dirty = True
-
-    def reset(self) -> None:
-        with self._lock:
-            self._snapshot = None
-            self._dirty = True
-            self._next_check = 0.0
-
-    def get(self, *, force_check: bool = False) -> Snapshot:
-        snapshot = self._snapshot
-        now = time.monotonic()
-        if (
-            snapshot is not None
-            and not self._dirty
-            and not force_check
-            and now < self._next_check
-        ):
-            return snapshot
-        with self._lock:
-            snapshot = self._snapshot
-            if (
-                snapshot is not None
-                and not self._dirty
-                and not force_check
-                and time.monotonic() < self._next_check
-            ):
-                return snapshot  # another thread just checked
-            try:
-                # Read the version before the data: a change committed meanwhile
-                # moves the version again and is picked up at the next check.
-                token = version.current_token()
-                if snapshot is None or self._dirty or token != snapshot.token:
-                    self._dirty = False
-                    started = time.monotonic()
-                    snapshot = load_snapshot(token)
-                    self._snapshot = snapshot
-                    logger.info(
-                        "webhook rules rebuilt (%s) in %.0f ms",
-                        token,
-                        (time.monotonic() - started) * 1000,
-                    )
-            except Exception:
-                if snapshot is None:
-                    raise
-                # Keep answering from the rules we have; retry at the next interval.
-                logger.exception("could not refresh the webhook rules")
-            self._next_check = time.monotonic() + settings.WEBHOOK_VERSION_CHECK_SECONDS
-            return snapshot
-
-
-rules = RulesCache()
-
-
 # --- request checks -------------------------------------------------------------
+
+
+def _is_number(value: str) -> bool:
+    """ASCII digits only, at most 20 of them: str.isdigit() alone accepts "²" and other
+    digits int() refuses, and int() refuses more than 4,300 digits."""
+    return 0 < len(value) <= 20 and value.isascii() and value.isdigit()
 
 
 def valid_sign(token: str, request_time: str, sign: str) -> bool:
@@ -254,7 +76,7 @@ def _check_signature(
     sign, request_time = query.get("Sign", ""), query.get("RequestTime", "")
     if not sign or not request_time:
         return error("Sign and RequestTime are required for this app", 401, "no_sign")
-    if not request_time.isdigit():
+    if not _is_number(request_time):
         return error("RequestTime must be Unix seconds", 400, "bad_request_time")
     if not valid_sign(app.token, request_time, sign):
         return error("wrong Sign", 401, "bad_sign")
@@ -301,6 +123,12 @@ def parse_before_send(body: dict) -> tuple[dict[str, Any], Reply | None]:
                 400,
                 "bad_field",
             )
+        content = element["MsgContent"]
+        for key in DOCUMENTED_STRINGS.get(element["MsgType"].lower(), ()):
+            if key in content and not isinstance(content[key], str):
+                return out, error(
+                    f"MsgBody[{i}].MsgContent.{key} must be a string", 400, "bad_field"
+                )
     random = body.get("Random")
     if random is not None and (type(random) is not int or not 0 <= random < 2**32):
         return out, error("Random must be a 32-bit unsigned integer", 400, "bad_field")
@@ -320,17 +148,8 @@ def fail_policy(app: AppRules) -> dict[str, Any]:
 
 
 def message_text(msg_body: list, cloud_custom_data: str | None) -> str:
-    """The text a moderator reads in the decision log."""
-    parts: list[str] = []
-    for element in msg_body:
-        content = element.get("MsgContent") or {}
-        for key in ("Text", "Data", "Desc", "Ext"):
-            value = content.get(key)
-            if isinstance(value, str) and value:
-                parts.append(value)
-    if cloud_custom_data:
-        parts.append(cloud_custom_data)
-    return " | ".join(parts)
+    """The text a moderator reads in the decision log: every text the matcher read."""
+    return " | ".join(text for _, text in iter_texts(msg_body, cloud_custom_data))
 
 
 def decide(app: AppRules, fields: dict[str, Any], *, now: float | None = None):
@@ -352,11 +171,12 @@ def decide(app: AppRules, fields: dict[str, Any], *, now: float | None = None):
 def answer(query: Mapping[str, str], body: bytes, *, now: float | None = None) -> Reply:
     """Answer one webhook call. Never raises for bad input; an internal failure
     after the app is known answers with the app's fail policy."""
+    started = time.perf_counter()
     now = time.time() if now is None else now
     if len(body) > settings.WEBHOOK_MAX_BODY:
         return error("body over 1 MB", 413, "too_large")
     raw_appid = query.get("SdkAppid", "")
-    if not raw_appid.isdigit():
+    if not _is_number(raw_appid):
         what = "is missing" if not raw_appid else "must be a number"
         return error(f"SdkAppid {what}", 400, "bad_sdkappid")
     command = query.get("CallbackCommand", "")
@@ -374,7 +194,7 @@ def answer(query: Mapping[str, str], body: bytes, *, now: float | None = None) -
     if app is None or not app.enabled:
         return error("unknown or disabled SdkAppid", 403, "unknown_app")
     try:
-        return _answer_for_app(app, command, query, body, now)
+        return _answer_for_app(app, command, query, body, now, started)
     except InternalFailure as exc:
         reason: object = exc
     except Exception as exc:  # a bug of ours must not become a 500 either
@@ -391,7 +211,12 @@ def answer(query: Mapping[str, str], body: bytes, *, now: float | None = None) -
 
 
 def _answer_for_app(
-    app: AppRules, command: str, query: Mapping[str, str], body: bytes, now: float
+    app: AppRules,
+    command: str,
+    query: Mapping[str, str],
+    body: bytes,
+    now: float,
+    started: float,
 ) -> Reply:
     if app.token:
         refused = _check_signature(app, query, now)
@@ -415,16 +240,33 @@ def _answer_for_app(
     fields, refused = parse_before_send(payload)
     if refused:
         return refused
-    verdict, response = decide(app, fields)
-    entry_ids = sorted({hit.rule_id for hit in verdict.hits})
-    logged = verdict.action != "allow"
+    sender, room = fields["From_Account"], fields["GroupId"]
+    mod = enforcement.tables.for_app(rules.get(), app.pk)
+    # A muted sender is answered like a blocked user, before any matching.
+    sanction = enforcement.muted(mod, sender, room, now)
+    if sanction is not None:
+        action, response, entry_ids = "forbid", enforcement.MUTED_RESPONSE, []
+        error_code, review = 1, False
+    else:
+        verdict, response = decide(app, fields)
+        action, error_code = verdict.action, verdict.error_code
+        entry_ids = sorted({hit.rule_id for hit in verdict.hits})
+        sanction, review = enforcement.after_verdict(
+            mod, sender, room, action, entry_ids, now
+        )
+        if sanction is not None:  # escalation: more than N hits in the window
+            action, response, error_code = "forbid", enforcement.MUTED_RESPONSE, 1
+        elif review and action == "allow":
+            action = "flag"  # delivered as sent, and queued
+    latency_us = int((time.perf_counter() - started) * 1_000_000)
+    logged = action != "allow"
     recorder.decision(
         app_pk=app.pk,
-        action=verdict.action,
+        action=action,
         entry_ids=entry_ids,
-        room_id=fields["GroupId"],
-        sender=fields["From_Account"],
-        error_code=verdict.error_code,
+        room_id=room,
+        sender=sender,
+        error_code=error_code,
         text=message_text(fields["MsgBody"], fields["CloudCustomData"])
         if logged
         else "",
@@ -435,5 +277,22 @@ def _answer_for_app(
         if logged
         else None,
         response=response,
+        extra={
+            "latency_us": latency_us,
+            "review": "open" if review else "",
+            "sanction_id": sanction.id if sanction is not None else None,
+            "own_send": payload.get("Operator_Account") == mod.identifier,
+        }
+        if logged
+        else None,
+    )
+    recent.note(
+        app.pk,
+        room,
+        sender,
+        fields["MsgBody"],
+        fields["CloudCustomData"],
+        action,
+        latency_us,
     )
     return Reply(200, response)

@@ -14,24 +14,14 @@ from django.utils import timezone
 
 from messaging.models import ProviderApp
 
-# The documented range for "forbid and pass my own code and text to the sender".
-FORBID_CODE_MIN, FORBID_CODE_MAX = 10100, 10200
-
-
-class EntryKind(models.TextChoices):
-    WORD = "word", "Word or phrase"
-    WILDCARD = "wildcard", "Wildcard pattern (*)"
-    REGEX = "regex", "Regular expression"
-    USER = "user", "Blocked user ID"
-    ALLOW = "allow", "Allow-list phrase"
-
-
-class EntryAction(models.TextChoices):
-    FORBID = "forbid", "Forbid (sender gets 10016)"
-    FORBID_CODE = "forbid_code", "Forbid with my code and text"
-    DISCARD = "discard", "Discard silently"
-    MASK = "mask", "Mask with asterisks"
-    FLAG = "flag", "Deliver and queue for review"
+# Kinds, actions and the own-code range have one home: webhooks/vocabulary.py.
+from webhooks.vocabulary import (
+    ACTION_CHOICES,
+    DECISION_CHOICES,
+    FORBID_CODE_MAX,
+    FORBID_CODE_MIN,
+    KIND_CHOICES,
+)
 
 
 class Blocklist(models.Model):
@@ -91,16 +81,12 @@ class BlocklistEntry(models.Model):
     blocklist = models.ForeignKey(
         Blocklist, on_delete=models.CASCADE, related_name="entries"
     )
-    kind = models.CharField(
-        max_length=16, choices=EntryKind.choices, default=EntryKind.WORD
-    )
+    kind = models.CharField(max_length=16, choices=KIND_CHOICES, default="word")
     term = models.CharField(max_length=500)
     # What duplicates are judged on: words and wildcards differing only in case or
     # width (NFKC) match the same messages, so they are the same entry.
     term_key = models.CharField(max_length=500, editable=False, default="")
-    action = models.CharField(
-        max_length=16, choices=EntryAction.choices, default=EntryAction.FORBID
-    )
+    action = models.CharField(max_length=16, choices=ACTION_CHOICES, default="forbid")
     code = models.PositiveIntegerField(
         null=True,
         blank=True,
@@ -119,6 +105,14 @@ class BlocklistEntry(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True)
     note = models.CharField(max_length=500, blank=True, default="")
     enabled = models.BooleanField(default=True)
+    exact = models.BooleanField(
+        default=False,
+        help_text="Match only this spelling: no accent or look-alike folding.",
+    )
+    leet = models.BooleanField(
+        default=False,
+        help_text="Also read digits and symbols as letters (0 o, 1 i l, 3 e, 4 a, 5 s, 7 t, @ a, $ s).",
+    )
     # A forbid (or discard, mask) entry can also put what it caught in the review queue.
     review = models.BooleanField(
         default=False,
@@ -178,6 +172,8 @@ class BlocklistEntry(models.Model):
             "expires_at": self.expires_at.isoformat() if self.expires_at else None,
             "note": self.note,
             "enabled": self.enabled,
+            "exact": self.exact,
+            "leet": self.leet,
             "review": self.review,
         }
 
@@ -264,14 +260,6 @@ class BlocklistChange(models.Model):
         raise PermissionError("the blocklist change history is append-only")
 
 
-class DecisionAction(models.TextChoices):
-    FORBID = "forbid", "Forbidden"
-    FORBID_CODE = "forbid_code", "Forbidden with code"
-    DISCARD = "discard", "Discarded"
-    MASK = "mask", "Masked"
-    FLAG = "flag", "Flagged for review"
-
-
 class ReviewState(models.TextChoices):
     OPEN = "open", "Waiting for review"
     DISMISSED = "dismissed", "Dismissed"
@@ -325,7 +313,7 @@ class Decision(models.Model):
     )
     room_id = models.CharField(max_length=128, blank=True, default="")
     sender = models.CharField(max_length=128, blank=True, default="")
-    action = models.CharField(max_length=16, choices=DecisionAction.choices)
+    action = models.CharField(max_length=16, choices=DECISION_CHOICES)
     error_code = models.IntegerField(default=0)
     entry_ids = models.JSONField(default=list)
     # The flattened text that was checked, for reading and searching.

@@ -8,7 +8,8 @@ from django import forms
 
 from messaging.models import ProviderApp
 from webhooks import moderation, services
-from webhooks.models import Blocklist, EntryAction, EntryKind, SanctionKind
+from webhooks.models import Blocklist, SanctionKind
+from webhooks.vocabulary import ACTION_CHOICES, KIND_CHOICES
 
 
 class MuteForm(forms.Form):
@@ -82,5 +83,5 @@ class AddTermForm(forms.Form):
         queryset=Blocklist.objects.all(), empty_label=None, label="List"
     )
     term = forms.CharField(max_length=services.MAX_TERM)
-    kind = forms.ChoiceField(choices=EntryKind.choices, initial=EntryKind.WORD)
-    action = forms.ChoiceField(choices=EntryAction.choices, initial=EntryAction.FORBID)
+    kind = forms.ChoiceField(choices=KIND_CHOICES, initial="word")
+    action = forms.ChoiceField(choices=ACTION_CHOICES, initial="forbid")

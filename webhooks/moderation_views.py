@@ -181,7 +181,7 @@ def _until(sanction: Sanction) -> str:
 
 
 @login_required
-@role_required(Role.MODERATOR)
+@role_required(Role.MODERATOR, Role.AUDITOR)
 def decision_detail(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
     decision = _get_decision(pk)
     moderation.send_for_decision(decision)

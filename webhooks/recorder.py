@@ -4,13 +4,15 @@ The webhook only appends to memory (a lock and a list append); a background thre
 writes the batch when it reaches ``WEBHOOK_RECORD_BATCH`` items or every
 ``WEBHOOK_RECORD_SECONDS``. Tests turn the thread off (WEBHOOK_RECORD_IN_BACKGROUND)
 and call ``flush()`` themselves, so what they assert on is deterministic.
-A crash loses at most one unflushed batch of log rows; answers are never delayed.
+A crash of the process loses at most one unflushed batch of log rows; a database
+that refuses a write gets the batch again at the next flush; answers are never delayed.
 """
 
 from __future__ import annotations
 
 import atexit
 import logging
+import re
 import threading
 import time
 from collections import Counter
@@ -19,7 +21,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, close_old_connections, connections, transaction
+from django.db import (
+    DatabaseError,
+    IntegrityError,
+    close_old_connections,
+    connections,
+    transaction,
+)
 from django.db.models import F
 
 logger = logging.getLogger(__name__)
@@ -37,6 +45,8 @@ class PendingDecision:
     text: str
     original: dict[str, Any]
     response: dict[str, Any]
+    # Moderation's fields of the row (latency_us, review, sanction_id, own_send).
+    extra: dict[str, Any] | None = None
 
 
 @dataclass
@@ -77,6 +87,7 @@ class Recorder:
         text: str = "",
         original: dict[str, Any] | None = None,
         response: dict[str, Any] | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         at = time.time()
         with self._lock:
@@ -96,6 +107,7 @@ class Recorder:
                         text,
                         original or {},
                         response or {},
+                        extra,
                     )
                 )
             self.totals[action] += 1
@@ -160,52 +172,135 @@ class Recorder:
         self.totals.clear()
 
     def flush(self) -> int:
-        """Write everything pending; returns the number of decision rows written."""
+        """Write everything pending; returns the number of decision rows written.
+
+        When the database refuses the whole write (down, restarting), the batch goes
+        back into the pending one and the next flush tries again: nothing is dropped
+        because the database was away for a moment."""
         batch = self.take()
         if not (batch.decisions or batch.counts or batch.hits or batch.rejections):
             return 0
-        from messaging.models import ProviderApp
-        from webhooks.models import (
-            BlocklistEntry,
-            Decision,
-            DecisionCount,
-            RejectionCount,
-        )
+        try:
+            written, dropped = write_batch(batch)
+        except Exception:
+            self._requeue(batch)
+            raise
+        if dropped:
+            with self._lock:
+                self.totals["dropped"] += dropped
+        return written
 
-        app_pks = {d.app_pk for d in batch.decisions} | {k[0] for k in batch.counts}
-        # An app deleted since the answer: its rows have nowhere to go.
-        live = set(
-            ProviderApp.objects.filter(pk__in=app_pks).values_list("pk", flat=True)
-        )
-        rows = [
-            Decision(
-                created_at=datetime.fromtimestamp(d.at, tz=UTC),
-                app_id=d.app_pk,
-                room_id=d.room_id,
-                sender=d.sender,
-                action=d.action,
-                error_code=d.error_code,
-                entry_ids=d.entry_ids,
-                text=d.text,
-                original=d.original,
-                response=d.response,
-            )
-            for d in batch.decisions
-            if d.app_pk in live
-        ]
-        now = datetime.now(tz=UTC)
-        with transaction.atomic():
-            Decision.objects.bulk_create(rows)
-            for (app_pk, minute, action), n in batch.counts.items():
-                if app_pk in live:
-                    _add(DecisionCount, n, app_id=app_pk, minute=minute, action=action)
-            for (minute, reason), n in batch.rejections.items():
-                _add(RejectionCount, n, minute=minute, reason=reason)
-            for entry_id, n in sorted(batch.hits.items()):
-                BlocklistEntry.objects.filter(pk=entry_id).update(
-                    hit_count=F("hit_count") + n, last_hit_at=now
+    def _requeue(self, batch: Batch) -> None:
+        with self._lock:
+            pending = self._batch
+            pending.decisions[:0] = batch.decisions
+            pending.counts.update(batch.counts)
+            pending.hits.update(batch.hits)
+            pending.rejections.update(batch.rejections)
+            overflow = len(pending.decisions) - settings.WEBHOOK_RECORD_MAX_PENDING
+            if overflow > 0:
+                # Memory is finite: past the cap the oldest rows go, and are counted.
+                del pending.decisions[:overflow]
+                pending.rejections[(_minute(time.time()), UNRECORDED)] += overflow
+                logger.error(
+                    "webhook decision log: %s rows dropped (database away)", overflow
                 )
-        return len(rows)
+
+
+# The rejection-count reason under which a decision row that could not be stored is counted.
+UNRECORDED = "unrecorded_decision"
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def storable(value: Any) -> Any:
+    """value with every string made storable in PostgreSQL text and jsonb: NUL and lone
+    surrogates become U+FFFD (dict keys too). Other values are returned as they are."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            value = value.replace("\x00", "\ufffd")
+        if not value.isascii() and _SURROGATES.search(value):
+            value = _SURROGATES.sub("\ufffd", value)
+        return value
+    if isinstance(value, dict):
+        return {storable(k): storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [storable(v) for v in value]
+    return value
+
+
+def write_batch(batch: Batch) -> tuple[int, int]:
+    """The recorder's one write path: decision rows, counts, rejection counts and hit
+    counts of one batch, in one transaction. Returns (rows written, rows dropped).
+
+    The decision rows go in one bulk insert; if the database refuses it, each row is
+    inserted on its own (in a savepoint), so one broken row costs only itself: it is
+    logged and counted under the ``unrecorded_decision`` reason, never silently."""
+    from messaging.models import ProviderApp
+    from webhooks.models import (
+        BlocklistEntry,
+        Decision,
+        DecisionCount,
+        RejectionCount,
+    )
+
+    app_pks = {d.app_pk for d in batch.decisions} | {k[0] for k in batch.counts}
+    # An app deleted since the answer: its rows have nowhere to go.
+    live = set(ProviderApp.objects.filter(pk__in=app_pks).values_list("pk", flat=True))
+    rows = [
+        Decision(
+            created_at=datetime.fromtimestamp(d.at, tz=UTC),
+            app_id=d.app_pk,
+            room_id=storable(d.room_id),
+            sender=storable(d.sender),
+            action=d.action,
+            error_code=d.error_code,
+            entry_ids=d.entry_ids,
+            text=storable(d.text),
+            original=storable(d.original),
+            response=storable(d.response),
+            **(d.extra or {}),
+        )
+        for d in batch.decisions
+        if d.app_pk in live
+    ]
+    now = datetime.now(tz=UTC)
+    dropped = 0
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                Decision.objects.bulk_create(rows)
+            written = len(rows)
+        except DatabaseError:
+            logger.warning(
+                "decision batch refused; writing %s rows one by one", len(rows)
+            )
+            written = 0
+            for row in rows:
+                try:
+                    with transaction.atomic():
+                        row.save(force_insert=True)
+                    written += 1
+                except DatabaseError:
+                    dropped += 1
+                    logger.exception(
+                        "decision row dropped (app %s, room %r, sender %r)",
+                        row.app_id,
+                        row.room_id[:64],
+                        row.sender[:64],
+                    )
+        rejections = Counter(batch.rejections)
+        if dropped:
+            rejections[(_minute(time.time()), UNRECORDED)] += dropped
+        for (app_pk, minute, action), n in batch.counts.items():
+            if app_pk in live:
+                _add(DecisionCount, n, app_id=app_pk, minute=minute, action=action)
+        for (minute, reason), n in rejections.items():
+            _add(RejectionCount, n, minute=minute, reason=reason)
+        for entry_id, n in sorted(batch.hits.items()):
+            BlocklistEntry.objects.filter(pk=entry_id).update(
+                hit_count=F("hit_count") + n, last_hit_at=now
+            )
+    return written, dropped
 
 
 def _add(model: Any, n: int, **key: Any) -> None:

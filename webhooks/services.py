@@ -19,19 +19,14 @@ from django.utils.dateparse import parse_datetime
 
 from liveadmin.csv_export import csv_stream, csv_uncell
 from messaging.models import ProviderApp
-from webhooks import hotpath, matching, version
+from webhooks import hotpath, matching, rules_cache, version
 from webhooks.models import (
-    FORBID_CODE_MAX,
-    FORBID_CODE_MIN,
     Blocklist,
     BlocklistChange,
     BlocklistEntry,
-    EntryAction,
-    EntryKind,
 )
+from webhooks.vocabulary import ACTIONS, FORBID_CODE_MAX, FORBID_CODE_MIN, KINDS
 
-KINDS = [k.value for k in EntryKind]
-ACTIONS = [a.value for a in EntryAction]
 SHARED_LIST_NAME = "Shared blocklist"
 MAX_TERM = 500
 
@@ -69,6 +64,8 @@ def clean_entry(
     action: str,
     code: int | None = None,
     info: str = "",
+    exact: bool = False,
+    leet: bool = False,
 ) -> tuple[dict[str, Any], dict[str, list[str]]]:
     """Normalise an entry's fields; returns (clean values, errors by field)."""
     errors: dict[str, list[str]] = {}
@@ -113,12 +110,21 @@ def clean_entry(
         code, info = None, ""
     if len(info) > 200:
         errors["info"] = ["At most 200 characters."]
+    if kind in ("regex", "user"):
+        # Regexes see the case-folded text and user IDs compare exactly: no folding applies.
+        exact = leet = False
+    elif exact and leet:
+        errors["leet"] = [
+            "An entry is either exact (no folding) or leet (more folding), not both."
+        ]
     return {
         "kind": kind,
         "term": term,
         "action": action,
         "code": code,
         "info": info,
+        "exact": bool(exact),
+        "leet": bool(leet),
     }, errors
 
 
@@ -185,13 +191,22 @@ def add_entry(
     info: str = "",
     expires_at: datetime | None = None,
     note: str = "",
+    exact: bool = False,
+    leet: bool = False,
     review: bool = False,
     actor: Any = None,
 ) -> BlocklistEntry:
     """Add one entry (``review``: also queue what it catches for review). Raises
-    ValidationError (by field) on bad input or a duplicate."""
+    ValidationError (by field) on bad input or a duplicate. ``exact`` opts out of accent
+    and look-alike folding; ``leet`` adds digits and symbols."""
     values, errors = clean_entry(
-        kind=kind, term=term, action=action, code=code, info=info
+        kind=kind,
+        term=term,
+        action=action,
+        code=code,
+        info=info,
+        exact=exact,
+        leet=leet,
     )
     if not errors and _find_duplicate(blocklist, values["kind"], values["term"]):
         errors["term"] = ["This list already has that entry."]
@@ -243,13 +258,13 @@ def _find_duplicate(
 def update_entry(
     entry: BlocklistEntry, *, actor: Any = None, **fields: Any
 ) -> BlocklistEntry:
-    """Change an entry's fields (term, kind, action, code, info, expires_at, note,
-    enabled). Raises ValidationError by field."""
+    """Change an entry's fields (term, kind, action, code, info, exact, leet, expires_at,
+    note, enabled). Raises ValidationError by field."""
     current = BlocklistEntry.objects.select_for_update().get(pk=entry.pk)
     before = current.snapshot()
     merged = {
         k: fields.get(k, getattr(current, k))
-        for k in ("kind", "term", "action", "code", "info")
+        for k in ("kind", "term", "action", "code", "info", "exact", "leet")
     }
     values, errors = clean_entry(**merged)
     if not errors and _find_duplicate(
@@ -292,7 +307,19 @@ def delete_entry(entry: BlocklistEntry, *, actor: Any = None) -> None:
 
 # --- import / export ------------------------------------------------------------------
 
-COLUMNS = ["term", "kind", "action", "code", "info", "expires_at", "note"]
+COLUMNS = [
+    "term",
+    "kind",
+    "action",
+    "code",
+    "info",
+    "expires_at",
+    "note",
+    "exact",
+    "leet",
+]
+_TRUE = {"1", "true", "yes", "y", "x", "on"}
+_FALSE = {"", "0", "false", "no", "n", "off"}
 
 
 @dataclass
@@ -351,7 +378,11 @@ def _rows(content: str, fmt: str) -> Iterable[tuple[int, dict[str, str]]]:
 
 
 def _parse_row(
-    raw: dict[str, str], default_kind: str, default_action: str
+    raw: dict[str, str],
+    default_kind: str,
+    default_action: str,
+    default_exact: bool = False,
+    default_leet: bool = False,
 ) -> tuple[dict[str, Any], datetime | None] | str:
     """(clean entry values, expires_at) for one line of an import, or why it is refused."""
     if "_error" in raw:
@@ -369,12 +400,19 @@ def _parse_row(
             return "expires_at is not an ISO date and time"
         if timezone.is_naive(expires_at):
             expires_at = timezone.make_aware(expires_at)
+    flags: dict[str, bool] = {}
+    for name, default in (("exact", default_exact), ("leet", default_leet)):
+        cell = (raw.get(name) or "").strip().lower()
+        if cell not in _TRUE | _FALSE:
+            return f"{name} must be 1 or 0"
+        flags[name] = cell in _TRUE or (not cell and default)
     values, errors = clean_entry(
         kind=(raw.get("kind") or "").strip() or default_kind,
         term=raw.get("term", ""),
         action=(raw.get("action") or "").strip() or default_action,
         code=code,
         info=raw.get("info", ""),
+        **flags,
     )
     if errors:
         return "; ".join(msg for msgs in errors.values() for msg in msgs)
@@ -406,17 +444,22 @@ def import_entries(
     actor: Any = None,
     default_kind: str = "word",
     default_action: str = "forbid",
+    default_exact: bool = False,
+    default_leet: bool = False,
 ) -> ImportReport:
     """Add one entry per line (TXT: the line is the term; CSV: term, kind, action,
-    code, info, expires_at, note, with an optional header; JSONL: one object per
-    line with those keys). Duplicates are skipped, bad lines refused with a reason."""
+    code, info, expires_at, note, exact, leet, with an optional header; JSONL: one
+    object per line with those keys). A line without exact / leet takes the defaults.
+    Duplicates are skipped, bad lines refused with a reason."""
     report = ImportReport()
     seen = set(blocklist.entries.values_list("kind", "term_key"))
     user = actor if getattr(actor, "pk", None) else None
     lines: list[int] = []
     new_entries: list[BlocklistEntry] = []
     for line, raw in _rows(content, fmt):
-        parsed = _parse_row(raw, default_kind, default_action)
+        parsed = _parse_row(
+            raw, default_kind, default_action, default_exact, default_leet
+        )
         if isinstance(parsed, str):
             term = (raw.get("term") or "").strip()
             report.refused.append({"line": line, "term": term, "reason": parsed})
@@ -484,6 +527,8 @@ def export_row(entry: BlocklistEntry) -> dict[str, Any]:
         "info": entry.info,
         "expires_at": entry.expires_at.isoformat() if entry.expires_at else None,
         "note": entry.note,
+        "exact": int(entry.exact),
+        "leet": int(entry.leet),
     }
 
 
@@ -498,11 +543,26 @@ def export_csv(entries: Iterable[BlocklistEntry]) -> str:
 
 
 @dataclass
+class TryMatch:
+    """One entry matching one place of the message."""
+
+    entry: BlocklistEntry | None  # None: deleted since the rules were built
+    action: str  # the entry's action, or "allow" when it exempted a hit
+    field: str
+    start: int
+    end: int
+    text: str  # the characters matched, as sent
+
+
+@dataclass
 class TryResult:
     verdict: matching.Verdict | None
     response: dict[str, Any]
     entries: list[BlocklistEntry]
     failure: str = ""
+    # What the matcher read in each text (field, as sent, readings) and where entries matched.
+    readings: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
+    matches: list[TryMatch] = field(default_factory=list)
 
 
 def try_message(
@@ -514,7 +574,8 @@ def try_message(
     room_id: str = "room-1",
 ) -> TryResult:
     """What the webhook would answer for this app to a message (text, or a whole
-    before-send body), with the entries that matched. Nothing is recorded."""
+    before-send body), with what the matcher read (the folded text) and which entry
+    matched where. Nothing is recorded."""
     if body is None:
         body = {
             "CallbackCommand": hotpath.BEFORE_SEND,
@@ -526,17 +587,36 @@ def try_message(
     fields, refused = hotpath.parse_before_send(body)
     if refused:
         raise ValidationError({"body": [refused.payload["error"]]})
-    snapshot = hotpath.rules.get(force_check=True)
+    snapshot = rules_cache.rules.get(force_check=True)
     app_rules = snapshot.by_pk.get(app.pk)
     if app_rules is None:  # created this instant; next check sees it
-        hotpath.rules.mark_dirty()
-        app_rules = hotpath.rules.get().by_pk[app.pk]
+        rules_cache.rules.mark_dirty()
+        app_rules = rules_cache.rules.get().by_pk[app.pk]
+    texts = dict(matching.iter_texts(fields["MsgBody"], fields["CloudCustomData"]))
+    readings = [
+        (path, value, matching.readings(value)) for path, value in texts.items()
+    ]
     try:
         verdict, response = hotpath.decide(app_rules, fields)
     except hotpath.InternalFailure as exc:
-        return TryResult(None, hotpath.fail_policy(app_rules), [], str(exc))
+        return TryResult(None, hotpath.fail_policy(app_rules), [], str(exc), readings)
     ids = {hit.rule_id for hit in verdict.hits}
-    entries = list(
-        BlocklistEntry.objects.filter(pk__in=ids).select_related("blocklist")
+    by_id = (
+        BlocklistEntry.objects.filter(pk__in=ids).select_related("blocklist").in_bulk()
     )
-    return TryResult(verdict, response, entries)
+    matches = [
+        TryMatch(
+            by_id.get(hit.rule_id),
+            hit.action,
+            hit.field,
+            hit.start,
+            hit.end,
+            (
+                fields["From_Account"]
+                if hit.field == "From_Account"
+                else texts.get(hit.field, "")
+            )[hit.start : hit.end],
+        )
+        for hit in verdict.hits
+    ]
+    return TryResult(verdict, response, list(by_id.values()), "", readings, matches)

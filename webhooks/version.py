@@ -24,6 +24,13 @@ logger = logging.getLogger(__name__)
 
 REDIS_KEY = "liveadmin:webhooks:rules-version"
 _redis: Any = None
+# Changes made by this process: its own rules cache rebuilds at once when this moves
+# (webhooks/rules_cache.py reads it; this module imports nothing of the hot path).
+_local_changes = 0
+
+
+def local_changes() -> int:
+    return _local_changes
 
 
 def redis_client() -> Any:
@@ -77,7 +84,7 @@ def publish() -> None:
 
 def bump() -> None:
     """Record that the rules changed: DB row now, Redis signal on commit."""
-    from webhooks import hotpath
+    global _local_changes
     from webhooks.models import RulesVersion
 
     if not RulesVersion.objects.filter(pk=1).update(version=F("version") + 1):
@@ -85,4 +92,4 @@ def bump() -> None:
     transaction.on_commit(publish)
     # This process sees its own change at once (its connection reads it even inside
     # the transaction); if the transaction rolls back, the next version check fixes it.
-    hotpath.rules.mark_dirty()
+    _local_changes += 1

@@ -47,10 +47,9 @@ from webhooks.models import (
     RejectionCount,
 )
 from webhooks.recent import latency_summary
+from webhooks.vocabulary import KINDS, VERDICTS
 
 logger = logging.getLogger(__name__)
-
-TOTAL_ACTIONS = ["allow", "flag", "forbid", "forbid_code", "discard", "mask"]
 ENTRY_SORTS = {
     "hits": ("-hit_count", "term"),
     "term": ("term",),
@@ -164,7 +163,7 @@ def _detail_context(
         "q": q,
         "kind": kind,
         "query": urlencode({"sort": sort, "q": q, "kind": kind}),
-        "kinds": services.KINDS,
+        "kinds": KINDS,
         "form": form or EntryForm(),
         "import_form": ImportForm(),
     }
@@ -243,6 +242,8 @@ def entry_edit(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
                 "info": entry.info,
                 "expires_at": entry.expires_at,
                 "note": entry.note,
+                "exact": entry.exact,
+                "leet": entry.leet,
                 "review": entry.review,
             },
         )
@@ -306,6 +307,8 @@ def blocklist_import(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
             actor=request.user,
             default_kind=form.cleaned_data["kind"],
             default_action=form.cleaned_data["action"],
+            default_exact=form.cleaned_data["exact"],
+            default_leet=form.cleaned_data["leet"],
         )
     return render(
         request,
@@ -402,7 +405,7 @@ def decision_list(request: AuthedHtmxRequest) -> HttpResponse:
             "form": form,
             "page": page,
             "query": _query_without_page(request),
-            "totals": [(action, totals.get(action, 0)) for action in TOTAL_ACTIONS],
+            "totals": [(action, totals.get(action, 0)) for action in VERDICTS],
             "refusals": refusals,
             "latency": [
                 ("Last hour", latency_summary(None, 3600)),

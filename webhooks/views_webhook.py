@@ -1,13 +1,14 @@
-"""The provider-facing webhook. Thin: everything is in webhooks/hotpath.py."""
+"""The provider-facing webhook through Django (tests, `runserver`). Thin: the answer is
+webhooks/hotpath.py's; production serves the same path from webhooks/wsgi.py."""
 
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from webhooks import hotpath
+from webhooks.request_body import BadLength, TooLarge, read_body
 
 
 def _respond(reply: hotpath.Reply) -> HttpResponse:
@@ -23,15 +24,12 @@ def tencent(request: HttpRequest) -> HttpResponse:
         response = _respond(hotpath.error("use POST", 405, "bad_method"))
         response["Allow"] = "POST"
         return response
+    # Read the raw stream (Django's own stream would see an empty chunked body), and
+    # refuse past the cap without buffering the rest.
     try:
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        length = 0
-    # Refuse before reading: Django would otherwise buffer it (and raise over its own cap).
-    if length > settings.WEBHOOK_MAX_BODY:
+        body = read_body(request.META, settings.WEBHOOK_MAX_BODY)
+    except TooLarge:
         return _respond(hotpath.error("body over 1 MB", 413, "too_large"))
-    try:
-        body = request.body
-    except RequestDataTooBig:  # chunked upload without Content-Length
-        return _respond(hotpath.error("body over 1 MB", 413, "too_large"))
+    except BadLength:
+        return _respond(hotpath.error("bad Content-Length", 400, "bad_length"))
     return _respond(hotpath.answer(request.GET, body))

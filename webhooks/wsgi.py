@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import parse_qsl
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "liveadmin.settings")
 
@@ -21,6 +20,12 @@ from django.conf import settings  # noqa: E402
 from django.core.wsgi import get_wsgi_application  # noqa: E402
 
 from webhooks import hotpath  # noqa: E402
+from webhooks.request_body import (  # noqa: E402
+    BadLength,
+    TooLarge,
+    parse_query,
+    read_body,
+)
 
 django_application = get_wsgi_application()
 WEBHOOK_PATH = "/webhooks/tencent"
@@ -52,12 +57,12 @@ def application(environ: dict, start_response: Any) -> Any:
             [("Allow", "POST")],
         )
     try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        length = 0
-    if length > settings.WEBHOOK_MAX_BODY:
+        body = read_body(environ, settings.WEBHOOK_MAX_BODY)
+    except TooLarge:
         return _reply(start_response, hotpath.error("body over 1 MB", 413, "too_large"))
-    body = environ["wsgi.input"].read(length) if length else b""
-    # Like Django's QueryDict.get: the last value of a repeated parameter.
-    query = dict(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True))
+    except BadLength:
+        return _reply(
+            start_response, hotpath.error("bad Content-Length", 400, "bad_length")
+        )
+    query = parse_query(environ.get("QUERY_STRING", ""))
     return _reply(start_response, hotpath.answer(query, body))

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 from django import forms
 
+from messaging import providers
 from messaging.models import ProviderApp
 from messaging.services import apps
+
+NEW_TOKEN_HELP = "Optional. Set it to verify the provider's Sign on webhook calls."
 
 
 class ProviderAppForm(forms.ModelForm):
@@ -75,6 +80,7 @@ class ProviderAppForm(forms.ModelForm):
                 "secret_key"
             ].help_text = "Stored encrypted; it is never shown again."
             del self.fields["clear_webhook_token"]
+            self.fields["webhook_token"].help_text = NEW_TOKEN_HELP
         else:
             self.initial["app_id"] = str(self.instance.app_id)
             if not self.instance.webhook_token:
@@ -82,6 +88,40 @@ class ProviderAppForm(forms.ModelForm):
         # Never pre-fill secrets, whatever the instance holds.
         self.initial.pop("secret_key", None)
         self.initial.pop("webhook_token", None)
+        self._offer_regions_of_the_provider()
+
+    def _offer_regions_of_the_provider(self) -> None:
+        """The region menu lists the chosen provider's regions only; the page's script
+        (static/js/app_form.js) swaps them when the provider changes."""
+        by_provider = {
+            name: [[key, label] for key, (label, _) in providers.regions(name).items()]
+            for name in providers.PROVIDERS
+        }
+        self.fields["provider"].widget.attrs["data-regions"] = json.dumps(by_provider)
+        provider = (
+            self.data.get(self.add_prefix("provider"))
+            if self.is_bound
+            else self.initial.get("provider") or self.instance.provider
+        )
+        if provider in by_provider:
+            # Rendering only: validation keeps every region, so a region of the other
+            # provider gets the service's explanation rather than "not a valid choice".
+            self.fields["region"].widget.choices = [
+                ("", "---------"),
+                *[(key, label) for key, label in by_provider[provider]],
+            ]
+
+    @property
+    def secrets_not_kept(self) -> list[str]:
+        """Secret fields typed into a form that came back with errors: they are never
+        sent back to the browser, so the page says they must be typed again."""
+        if not self.is_bound or not self.errors:
+            return []
+        return [
+            str(self[name].label)
+            for name in ("secret_key", "webhook_token")
+            if name in self.fields and self.data.get(self.add_prefix(name))
+        ]
 
     # Validation is the service's, shared with the addapp command.
     def clean_app_id(self) -> int:

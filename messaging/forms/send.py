@@ -169,6 +169,9 @@ class SendForm(forms.Form):
             forms.ModelChoiceField, self.fields["template"]
         ).queryset = MessageTemplate.objects.usable_for(app, kind)
         self.room_list: RoomList | None = None
+        # An uploaded file's name and room IDs, sent back with the page when the form
+        # has errors (a browser cannot refill a file input), so it need not be chosen again.
+        self.kept_upload: tuple[str, str] | None = None
         self.plan: SendPlan | None = None
         room_fields: dict[str, forms.Field] = {}
         if self.spec.target == "rooms":
@@ -343,12 +346,22 @@ class SendForm(forms.Form):
     def _clean_rooms(self, data: dict[str, Any]) -> None:
         texts = [data.get("rooms", "")]
         upload = data.get("rooms_file")
+        uploaded = ""
         if upload:
             try:
-                texts.append(_decode_upload(upload))
+                uploaded = _decode_upload(upload)
             except forms.ValidationError as exc:
                 self.add_error("rooms_file", exc)
                 return
+            self.kept_upload = (upload.name or "uploaded file", uploaded)
+        elif self.data.get(self.add_prefix("rooms_kept")):
+            uploaded = str(self.data[self.add_prefix("rooms_kept")])
+            name = str(self.data.get(self.add_prefix("rooms_kept_name")) or "")
+            self.kept_upload = (name[:200] or "uploaded file", uploaded)
+        if uploaded:
+            texts.append(uploaded)
+        # Problems of a list that came (partly) from the file are shown under it.
+        field = "rooms_file" if uploaded else "rooms"
         room_list = parse_room_ids(*texts, provider=self.app.provider)
         self.room_list = room_list
         if room_list.invalid:
@@ -357,17 +370,17 @@ class SendForm(forms.Form):
             )
             more = len(room_list.invalid) - 3
             self.add_error(
-                "rooms",
+                field,
                 f"{len(room_list.invalid):,} room IDs are not valid ({shown}"
                 f"{f'; and {more:,} more' if more > 0 else ''}).",
             )
         elif not room_list.rooms:
             self.add_error(
-                "rooms", "Enter at least one room ID, or upload a file of room IDs."
+                field, "Enter at least one room ID, or upload a file of room IDs."
             )
         elif room_list.too_many:
             self.add_error(
-                "rooms",
+                field,
                 f"At most {MAX_ROOMS:,} rooms per send; this list has {len(room_list.rooms):,}. Split it.",
             )
 

@@ -15,6 +15,15 @@ from messaging.models import (
     SendKind,
 )
 
+# The fields that carry a kind's message: a template must fill one of them (a text
+# template without text would send nothing).
+CONTENT_FIELDS: dict[str, tuple[str, ...]] = {
+    SendKind.TEXT: ("text",),
+    SendKind.CUSTOM: ("data",),
+    SendKind.BROADCAST: ("text", "custom_data"),
+    SendKind.COMMAND: ("content",),
+}
+
 
 class MessageTemplateForm(forms.ModelForm):
     """Name, app (or all apps), kind, and the kind's message fields with {variables}."""
@@ -39,7 +48,11 @@ class MessageTemplateForm(forms.ModelForm):
         ].help_text = (
             "Text, custom and broadcast are Tencent kinds; custom command is ZEGO."
         )
-        cast(forms.ChoiceField, self.fields["kind"]).choices = SendKind.choices
+        cast(forms.ChoiceField, self.fields["kind"]).choices = [
+            (value, label)
+            for value, label in SendKind.choices
+            if value in TEMPLATE_FIELDS
+        ]
         kind = self._kind()
         self.message_field_names: list[str] = []
         if kind:
@@ -76,6 +89,11 @@ class MessageTemplateForm(forms.ModelForm):
                 None,
                 "Fill in at least one message field; otherwise there is nothing to reuse.",
             )
+        elif kind in CONTENT_FIELDS:
+            content = [n for n in CONTENT_FIELDS[kind] if n in self.fields]
+            if content and not any(str(data.get(n) or "").strip() for n in content):
+                labels = " or ".join(str(self[n].label).lower() for n in content)
+                self.add_error(content[0], f"A template needs the {labels}.")
         return data
 
     def save(self, commit: bool = True) -> MessageTemplate:

@@ -13,7 +13,11 @@ A provider module exposes:
 - ``KINDS``: the kinds it sends (``messaging.kinds.kinds_of(name)``);
 - ``build_body(kind, fields, *, default_sender) -> (body, errors by field)``;
 - ``send(credentials, kind, body) -> SendResult`` (through ``base.call``);
-- ``explain(code) -> str`` and ``drop_explanation(reason) -> str``.
+- ``explain(code) -> str`` and ``drop_explanation(reason) -> str``;
+- for "Check credentials" (messaging/services/credentials.py): ``CHECK_KIND``,
+  ``check_fields(room_id, identifier)`` (a message to a room that cannot exist), and
+  the answer codes that mean the credentials were accepted (``CHECK_ACCEPTED``) or
+  refused (``CHECK_REFUSED``).
 
 Adding a provider: its module here, its line in ``PROVIDERS``, and its sandbox
 module (messaging/sandbox/); a new message kind also needs its spec in

@@ -42,6 +42,7 @@ from messaging.providers.base import (
     utf8_len,
 )
 from messaging.rooms import room_id_error
+from webhooks.vocabulary import FORBID_CODES
 
 logger = logging.getLogger(__name__)
 
@@ -205,8 +206,9 @@ CODES: dict[int, CodeInfo] = {
 }
 
 # Codes 10100..10200 are chosen by the app's own before-send webhook to refuse a
-# message with a reason of its own (docs/providers.md, "Before-send webhook").
-WEBHOOK_CODES = range(10100, 10201)
+# message with a reason of its own (docs/providers.md, "Before-send webhook"); the
+# range has one home.
+WEBHOOK_CODES = FORBID_CODES
 
 
 def classify(code: int) -> CodeInfo:
@@ -559,3 +561,24 @@ def drop_explanation(reason: str) -> str:
             "per second (MsgFreqCtrl). Send it again in a moment."
         )
     return f"Accepted but not delivered by the provider ({reason})."
+
+
+# --- credential check (a harmless call that proves the secret and identifier) -------
+# A room text message to a room ID that cannot exist: the provider checks the UserSig
+# before it looks the room up, so "no such room" means the credentials were accepted.
+CHECK_KIND = "text"
+CHECK_ACCEPTED = frozenset({10010, 10015, 100004})
+# Account, signature and app errors (PROVIDERS.md 1.3): the credentials were refused.
+CHECK_REFUSED = frozenset(
+    {60004, 60005, 60006, 60010, 60012, 60016, 60020, 60021}
+    | {70001, 70002, 70003, 70005, 70009, 70013, 70014, 70016, 70020}
+    | {70050, 70051, 70403}
+)
+
+
+def check_fields(room_id: str, identifier: str) -> dict[str, str]:
+    return {
+        "room_id": room_id,
+        "sender": identifier,
+        "text": "LiveAdmin credential check",
+    }

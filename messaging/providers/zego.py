@@ -334,3 +334,22 @@ def parse_response(
         retry_after=retry_after,
         **common,
     )
+
+
+# --- credential check (a harmless call that proves the secret and identifier) -------
+# A custom command to a room that cannot exist: the gateway checks the signature
+# first, so "the room does not exist" means the AppId and ServerSecret were accepted.
+CHECK_KIND = "command"
+CHECK_ACCEPTED = frozenset({104, 5024, 50001})
+# Gateway codes about the AppId, the signature and the environment (PROVIDERS.md 6).
+CHECK_REFUSED = frozenset(
+    {100000001, 100000004, 100000005, 100000010, 100000016, 100000017}
+)
+
+
+def check_fields(room_id: str, identifier: str) -> dict[str, str]:
+    return {
+        "room_id": room_id,
+        "from_user": identifier,
+        "content": "LiveAdmin credential check",
+    }

@@ -20,6 +20,7 @@ import httpx
 from django.conf import settings
 
 from messaging.sandbox.models import SandboxApp
+from webhooks.vocabulary import FORBID_CODES
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ AFTER_SEND = "Group.CallbackAfterSendMsg"
 # The provider's fixed callback timeout (not adjustable per 269/1522).
 DEFAULT_TIMEOUT = 2.0
 # Answer codes with which the app forbids a message and names the code itself.
-OWN_CODES = range(10100, 10201)
+OWN_CODES = FORBID_CODES
 
 _client = httpx.Client(
     timeout=httpx.Timeout(DEFAULT_TIMEOUT),

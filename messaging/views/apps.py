@@ -1,4 +1,4 @@
-"""Provider apps: list, create, edit, enable/disable (administrators)."""
+"""Provider apps: list, create, edit, enable/disable, check credentials (administrators)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from django.views.decorators.http import require_POST
 from liveadmin.roles import Role, role_required
 from messaging.forms.apps import ProviderAppForm
 from messaging.models import ProviderApp
+from messaging.services.credentials import check_credentials
 
 logger = logging.getLogger(__name__)
 
@@ -63,4 +64,19 @@ def app_toggle(request: HttpRequest, pk: int) -> HttpResponse:
     app.save(update_fields=["enabled", "updated_at"])
     state = "enabled" if app.enabled else "disabled"
     messages.success(request, f"App “{app.name}” {state}.")
+    return redirect("messaging:app-list")
+
+
+@login_required
+@require_POST
+@role_required(Role.ADMIN)
+def app_check(request: HttpRequest, pk: int) -> HttpResponse:
+    """Check credentials: one harmless call, its answer shown with the code and a hint."""
+    app = _get_app_for_admin(pk)
+    result = check_credentials(app, actor=request.user)
+    code = "" if result.error_code is None else f" (code {result.error_code})"
+    said = f"{result.explanation or result.error_info or 'no answer'}{code}"
+    text = f"Credentials of “{app.name}” {result.verdict}: the provider said {said}. {result.hint}"
+    level = messages.SUCCESS if result.ok else messages.ERROR
+    messages.add_message(request, level, text)
     return redirect("messaging:app-list")

@@ -1,15 +1,50 @@
-// Times are stored and rendered in UTC; show them in the browser's time zone.
+// Times are rendered in UTC by the server (<time data-local datetime="...">, see
+// liveadmin/templatetags/when.py); show them in the viewer's time zone, name the
+// zone (chart axes, marked data-short, rely on the page naming it once), and keep
+// UTC on hover.
 (function () {
+  // dateStyle/timeStyle cannot be combined with timeZoneName (Chromium throws
+  // "TypeError: Invalid option"), so the parts are spelled out.
+  var base = { year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" };
+  var zoneFormat = new Intl.DateTimeFormat(undefined, { timeZoneName: "short" });
+  var formats = {
+    minute: new Intl.DateTimeFormat(undefined, base),
+    second: new Intl.DateTimeFormat(undefined, Object.assign({ second: "2-digit" }, base)),
+    short: new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" }),
+  };
+
+  function zoneName(when) {
+    var part = zoneFormat.formatToParts(when).find(function (p) { return p.type === "timeZoneName"; });
+    return part ? part.value : "";
+  }
+
+  function utcText(when) {
+    return when.toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
+  }
+
   function localise(root) {
+    if (!root || !root.querySelectorAll) return;
     root.querySelectorAll("time[data-local]").forEach(function (el) {
       var when = new Date(el.getAttribute("datetime"));
       if (isNaN(when)) return;
-      el.textContent = when.toLocaleString(undefined, {
-        dateStyle: "medium", timeStyle: "short", timeZoneName: "short",
-      });
-      el.title = el.getAttribute("datetime");
+      if (el.hasAttribute("data-short")) {
+        el.textContent = formats.short.format(when);
+      } else {
+        var format = el.hasAttribute("data-seconds") ? formats.second : formats.minute;
+        el.textContent = format.format(when) + " " + zoneName(when);
+      }
+      el.title = utcText(when);
+      el.setAttribute("data-localised", "");
+    });
+    root.querySelectorAll("[data-timezone-name]").forEach(function (el) {
+      el.textContent = Intl.DateTimeFormat().resolvedOptions().timeZone + " (" + zoneName(new Date()) + ")";
     });
   }
-  document.addEventListener("DOMContentLoaded", function () { localise(document); });
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", function () { localise(document); });
+  } else {
+    localise(document);
+  }
   document.addEventListener("htmx:afterSwap", function (e) { localise(e.target); });
+  document.addEventListener("htmx:oobAfterSwap", function (e) { localise(e.target); });
 })();

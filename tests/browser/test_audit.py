@@ -67,3 +67,44 @@ def test_it_lets_an_auditor_filter_the_log_and_download_the_csv(page):
     page.locator(f"#send-{failed[0].pk} a").click()
     assert page.get_by_role("heading", name=f"Send #{failed[0].pk}").is_visible()
     assert page.locator("#request-body").inner_text().startswith("{")
+
+
+def test_it_never_loses_what_is_typed_in_the_filters(page):
+    auditor = make_user("filter-auditor", role=Role.AUDITOR)
+    manager = make_user("administrator", role=Role.MANAGER)
+    app = make_app(name="filter-app")
+    other = make_app(name="other-app")
+    wanted = make_send_record(
+        app=app, user=manager, room_id="room-x", outcome="failed", created_at=T0
+    )
+    make_send_record(app=other, user=manager, room_id="room-x", created_at=T0)
+    make_send_record(app=app, user=manager, room_id="room-y", created_at=T0)
+
+    login(page, auditor.username, PASSWORD)
+    follow_nav(page, "Send log")
+    rows = page.locator("#audit-table tbody tr")
+    # Typing in Room then User, at a person's pace: nothing typed is lost while the
+    # table refreshes between the two.
+    page.get_by_label("Room").press_sequentially("room-x", delay=40)
+    page.wait_for_url(re.compile(r"room=room-x"))
+    page.get_by_label("User").press_sequentially("administrator", delay=40)
+    assert page.get_by_label("User").input_value() == "administrator"
+    page.wait_for_url(re.compile(r"user=administrator"))
+    assert page.get_by_label("Room").input_value() == "room-x"
+    # App then Outcome chosen quickly: both stay, both apply.
+    page.get_by_label("App").select_option(label="filter-app")
+    page.get_by_label("Outcome").select_option("failed")
+    page.wait_for_url(re.compile(r"app=\d+.*outcome=failed|outcome=failed.*app=\d+"))
+    assert page.get_by_label("App").input_value() == str(app.pk)
+    assert page.get_by_label("Outcome").input_value() == "failed"
+    page.wait_for_function(
+        "document.querySelectorAll('#audit-table tbody tr').length == 1"
+    )
+    assert page.locator(f"#send-{wanted.pk}").count() == 1
+    # Until survives the other filters, and the whole filter is in the URL.
+    page.get_by_label("Until").fill("2026-03-02T00:00")
+    page.wait_for_url(re.compile(r"until=2026-03-02T00%3A00|until=2026-03-02T00:00"))
+    page.reload()
+    assert page.get_by_label("Until").input_value() == "2026-03-02T00:00"
+    assert page.get_by_label("User").input_value() == "administrator"
+    assert rows.count() == 1

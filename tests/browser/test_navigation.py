@@ -60,3 +60,16 @@ def test_it_lets_an_administrator_add_an_app(page):
     page.get_by_role("button", name="Save app").click()
     assert page.get_by_role("cell", name="Browser app").is_visible()
     assert "typed-secret" not in page.content()
+
+
+def test_it_offers_the_regions_of_the_chosen_provider(page):
+    admin = make_user("region-admin", role=Role.ADMIN)
+    login(page, admin.username, PASSWORD)
+    page.goto("/apps/new/")
+    region = page.get_by_label("Region")
+    page.get_by_label("Provider").select_option("tencent")
+    tencent = region.locator("option").evaluate_all("o => o.map(x => x.value)")
+    assert "singapore" in tencent and "sgp" not in tencent
+    page.get_by_label("Provider").select_option("zego")
+    zego = region.locator("option").evaluate_all("o => o.map(x => x.value)")
+    assert "sgp" in zego and "singapore" not in zego

@@ -4,11 +4,15 @@ import argparse
 import json
 import os
 import sys
+from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from liveadmin.roles import Role, has_role
 from messaging.services.apps import save_app
+from messaging.services.credentials import check_credentials
 
 
 class Command(BaseCommand):
@@ -52,8 +56,21 @@ class Command(BaseCommand):
             default="",
             help="name of an environment variable holding the webhook token",
         )
+        parser.add_argument(
+            "--check",
+            action="store_true",
+            help="then check the credentials with one harmless call (exit 1 if refused)",
+        )
+        parser.add_argument(
+            "--as",
+            dest="actor",
+            metavar="USERNAME",
+            default="",
+            help="with --check: the administrator the check is logged as",
+        )
 
     def handle(self, *args, **options) -> None:
+        actor = _administrator(options["actor"]) if options["check"] else None
         secret = os.environ.get("LIVEADMIN_SECRET", "")
         if not secret and not sys.stdin.isatty():
             secret = sys.stdin.read().strip()
@@ -104,3 +121,31 @@ class Command(BaseCommand):
                 }
             )
         )
+        if actor is not None:
+            result = check_credentials(app, actor=actor)
+            self.stdout.write(
+                json.dumps(
+                    {
+                        "ok": result.ok,
+                        "check": result.verdict,
+                        "error_code": result.error_code,
+                        "error_info": result.error_info,
+                        "explanation": result.explanation,
+                        "hint": result.hint,
+                        "record": result.record.pk,
+                    }
+                )
+            )
+            if not result.ok:
+                raise CommandError(f"credentials {result.verdict}", returncode=1)
+
+
+def _administrator(username: str) -> Any:
+    if not username:
+        raise CommandError(
+            "--check needs --as USERNAME (an administrator)", returncode=2
+        )
+    user = get_user_model().objects.filter(username=username, is_active=True).first()
+    if user is None or not has_role(user, Role.ADMIN):
+        raise CommandError(f"{username!r} is not an active administrator", returncode=2)
+    return user

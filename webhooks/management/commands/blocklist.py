@@ -17,6 +17,7 @@ from django.utils.dateparse import parse_datetime
 from messaging.models import ProviderApp
 from webhooks import services
 from webhooks.models import Blocklist
+from webhooks.vocabulary import ACTIONS, KINDS
 
 
 def _bad(message: str) -> CommandError:
@@ -42,15 +43,31 @@ class Command(BaseCommand):
             )
             p.add_argument("--as", dest="username", help="user recorded in the history")
 
+        def flags(p: Any, when: str = "") -> None:
+            suffix = f" ({when})" if when else ""
+            p.add_argument(
+                "--exact",
+                action="store_true",
+                help="match this spelling only: no accent or look-alike folding"
+                + suffix,
+            )
+            p.add_argument(
+                "--leet",
+                action="store_true",
+                help="also read digits and symbols as letters (0 o, 1 i l, 3 e, 4 a, 5 s, 7 t, @ a, $ s)"
+                + suffix,
+            )
+
         add = sub.add_parser("add", help="add one entry")
         scope(add)
         add.add_argument("--term", required=True)
-        add.add_argument("--kind", default="word", choices=services.KINDS)
-        add.add_argument("--action", default="forbid", choices=services.ACTIONS)
+        add.add_argument("--kind", default="word", choices=KINDS)
+        add.add_argument("--action", default="forbid", choices=ACTIONS)
         add.add_argument("--code", type=int, help="10100-10200: forbid with this code")
         add.add_argument("--info", default="", help="ErrorInfo shown with --code")
         add.add_argument("--expires", help="ISO date and time")
         add.add_argument("--note", default="")
+        flags(add)
         add.add_argument(
             "--review",
             action="store_true",
@@ -60,8 +77,9 @@ class Command(BaseCommand):
         imp = sub.add_parser("import", help="import a TXT, CSV or JSONL file")
         scope(imp)
         imp.add_argument("--file", required=True)
-        imp.add_argument("--kind", default="word", choices=services.KINDS)
-        imp.add_argument("--action", default="forbid", choices=services.ACTIONS)
+        imp.add_argument("--kind", default="word", choices=KINDS)
+        imp.add_argument("--action", default="forbid", choices=ACTIONS)
+        flags(imp, "for lines without an exact / leet column")
 
         exp = sub.add_parser(
             "export", help="print every entry, one JSON object per line"
@@ -135,6 +153,8 @@ class Command(BaseCommand):
                 info=opts["info"],
                 expires_at=expires_at,
                 note=opts["note"],
+                exact=opts["exact"],
+                leet=opts["leet"],
                 review=opts["review"],
                 actor=actor,
             )
@@ -167,6 +187,8 @@ class Command(BaseCommand):
             actor=actor,
             default_kind=opts["kind"],
             default_action=opts["action"],
+            default_exact=opts["exact"],
+            default_leet=opts["leet"],
         )
         for row in report.skipped:
             self._emit({"skipped": row})

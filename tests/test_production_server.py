@@ -1,0 +1,135 @@
+"""The Procfile's web server, as production runs it: slow clients cannot hold its workers,
+chunked bodies are read up to the cap, and the same server serves the dashboard."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.server_support import (
+    env_for,
+    manage,
+    post_json,
+    procfile_command,
+    procfile_web,
+    shared_database,
+    webhook_url,
+)
+from tests.webhook_support import text_body
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+APP_ID = 1400555001
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[int]:
+    env = env_for(shared_database(tmp_path), redis="")
+    manage(
+        [
+            "addapp",
+            "prod",
+            "--provider",
+            "tencent",
+            "--app-id",
+            str(APP_ID),
+            "--region",
+            "singapore",
+            "--identifier",
+            "administrator",
+        ],
+        env | {"LIVEADMIN_SECRET": "production-secret-0123456789"},
+    )
+    manage(["blocklist", "add", "--all-apps", "--term", "casino"], env)
+    with procfile_web(env, workers=2) as port:
+        yield port
+
+
+def body(text: str) -> bytes:
+    return json.dumps(text_body(text)).encode()
+
+
+def test_the_procfile_names_web_worker_and_beat():
+    assert "$PORT" in procfile_command("web")
+    assert "WEB_CONCURRENCY" in procfile_command("web")
+    assert procfile_command("worker").startswith("celery -A liveadmin worker ")
+    assert procfile_command("beat") == "celery -A liveadmin beat -l info"
+
+
+def test_the_procfile_web_server(server):
+    """One server start (a few seconds on a busy machine) for the three behaviours."""
+    _two_stalled_uploads_do_not_hold_the_workers(server)
+    _a_chunked_body_is_read_up_to_the_cap(server)
+    _the_same_server_serves_the_dashboard(server)
+
+
+def _two_stalled_uploads_do_not_hold_the_workers(server: int) -> None:
+    url = webhook_url(server, APP_ID)
+    assert post_json(url, body("warm up"))[1]["ErrorCode"] == 0
+    stalled = []
+    for _ in range(2):
+        s = socket.create_connection(("127.0.0.1", server))
+        s.sendall(
+            b"POST /webhooks/tencent?SdkAppid=1400555001&CallbackCommand="
+            b"Group.CallbackBeforeSendMsg HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
+        )
+        stalled.append(s)
+    try:
+        timings = []
+        for text in ("casino night", "hello", "CASINO", "again"):
+            started = time.perf_counter()
+            status, answer = post_json(url, body(text))
+            timings.append(time.perf_counter() - started)
+            assert status == 200
+            assert answer["ErrorCode"] == (1 if "casino" in text.lower() else 0)
+        assert max(timings) < 0.2, timings
+    finally:
+        for s in stalled:
+            s.close()
+
+
+def _chunked(port: int, payload: bytes) -> tuple[int, dict]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    pieces = [payload[i : i + 4096] for i in range(0, len(payload), 4096)]
+    conn.request(
+        "POST",
+        webhook_url(port, APP_ID).split(str(port), 1)[1],
+        body=iter(pieces),
+        headers={"Content-Type": "application/json"},
+        encode_chunked=True,
+    )
+    response = conn.getresponse()
+    result = response.status, json.loads(response.read())
+    conn.close()
+    return result
+
+
+def _a_chunked_body_is_read_up_to_the_cap(server: int) -> None:
+    assert _chunked(server, body("casino tonight")) == (
+        200,
+        {"ActionStatus": "OK", "ErrorInfo": "", "ErrorCode": 1},
+    )
+    near_cap = body("casino " + "x" * (1024 * 1024 - 400))
+    assert len(near_cap) <= 1024 * 1024
+    assert _chunked(server, near_cap)[1]["ErrorCode"] == 1
+    over = body("x" * (1024 * 1024 + 10))
+    assert _chunked(server, over) == (413, {"error": "body over 1 MB"})
+
+
+def _the_same_server_serves_the_dashboard(server: int) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", server, timeout=10)
+    # As behind the TLS-terminating proxy production runs behind (no HTTPS redirect).
+    conn.request("GET", "/accounts/login/", headers={"X-Forwarded-Proto": "https"})
+    response = conn.getresponse()
+    page = response.read().decode()
+    conn.close()
+    assert response.status == 200
+    assert response.getheader("Content-Type").startswith("text/html")
+    assert 'name="password"' in page

@@ -1,0 +1,335 @@
+"""Normalisation: the text as a reader reads it, with maps back to the original characters."""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import re
+import unicodedata
+
+import regex
+
+from webhooks.matching.charclass import CharClass, has_astral, ranges_class
+from webhooks.matching.fold import FOLD
+
+
+def _class_body(predicate) -> str:
+    """A stdlib ``re`` character-class body for the code points (BMP, SMP and the tag/variation-selector
+    plane) whose category satisfies predicate. The stdlib engine tests a short class a few times faster
+    than the ``regex`` package's property lookup, and this runs on every string (built once, ~30 ms)."""
+    return ranges_class(
+        [
+            cp
+            for cp in itertools.chain(range(0x20000), range(0xE0000, 0xE1000))
+            if predicate(unicodedata.category(chr(cp)))
+        ]
+    )
+
+
+# Removed before matching: format characters (ZWSP/ZWNJ/ZWJ, word joiner, BOM, soft hyphen, bidi
+# controls, tag characters), the combining grapheme joiner, Hangul fillers (letters that render as
+# nothing), variation selectors and the combining-diacritic blocks used for "zalgo" text. Script-essential
+# marks (Thai, Devanagari, Arabic harakat, ...) are kept.
+_INVISIBLE = re.compile(
+    "["
+    + _class_body(lambda cat: cat == "Cf")
+    + "\u034f\u115f\u1160\u3164\uffa0\u17b4\u17b5\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff"
+    "\u20d0-\u20ff\ufe20-\ufe2f\ufe00-\ufe0f\U000e0100-\U000e01ef]"
+)
+# Separators: anything but letters, digits and marks.
+_NON_WORD = regex.compile(r"[^\p{L}\p{N}\p{M}]+")
+_NON_WORD_SPLIT = regex.compile(r"([^\p{L}\p{N}\p{M}]+)")
+_ASCII_NON_WORD = {c: None for c in range(128) if not chr(c).isalnum()}
+# What the slow path folds piece by piece: (1) a run of combining marks or composing characters
+# (NFKC_QC=Maybe: U+0301, U+3099, Hangul vowel jamo, ...; half-width sound marks U+FF9E/U+FF9F, which
+# NFKC turns into U+3099/U+309A), folded together with the character before it; or a single character
+# that NFKC changes, or an invisible one. Everything else is only case-folded. (A leading ".?" in the
+# first branch would say the same but makes the scan ten times slower.)
+_UNSAFE = regex.compile(
+    "([\\p{NFKC_QC=M}\\p{M}\uff9e\uff9f]+)"
+    "|[\\p{NFKC_QC=N}\\p{Cf}\u115f\u1160\u3164\uffa0\u17b4\u17b5]"
+)
+# Scripts written without spaces between words: each of their characters is a word boundary.
+_NO_SPACE_SCRIPT = regex.compile(
+    r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}\u30fc]"
+)
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _is_jamo(ch: str) -> bool:
+    cp = ord(ch)
+    return 0x1100 <= cp < 0x1200 or 0x3130 <= cp < 0x3190 or 0xFFA0 <= cp < 0xFFE0
+
+
+def _build_one_to_one() -> tuple[dict[int, str], CharClass, CharClass]:
+    """(table, complex): the light form of a text without a character of ``complex`` is
+    ``text.translate(table)``, one character for one (NFKC then case folding, character by
+    character). A character is complex when it folds to none or several characters, is a
+    mark or a Hangul jamo (they compose with their neighbours), or is removed as invisible.
+    One C-level pass replaces the piecewise fold for most non-ASCII text (full-width
+    punctuation in Chinese chat, accented letters)."""
+    table: dict[int, str] = {}
+    complex_cps: list[int] = []
+    foldable_cps: list[int] = [
+        cp for cp in range(0x41, 0x5B) if chr(cp).lower() in FOLD
+    ]
+    table.update({cp: chr(cp).lower() for cp in range(0x41, 0x5B)})
+    for cp in itertools.chain(
+        range(0x80, 0xD800), range(0xE000, 0x20000), range(0xE0000, 0xE1000)
+    ):
+        ch = chr(cp)
+        out = unicodedata.normalize("NFKC", ch).casefold()
+        if (
+            len(out) != 1
+            or unicodedata.category(ch).startswith("M")
+            or unicodedata.combining(ch)
+            or _is_jamo(ch)
+            or _is_jamo(out)
+            or unicodedata.category(out).startswith("M")
+            or unicodedata.combining(out)
+            or _INVISIBLE.match(ch)
+            or _INVISIBLE.match(out)
+            or ch in "\uff9e\uff9f"
+        ):
+            complex_cps.append(cp)
+        else:
+            if out != ch:
+                table[cp] = out
+            if ord(out) in FOLD:
+                foldable_cps.append(cp)
+    return table, CharClass(complex_cps), CharClass(sorted(complex_cps + foldable_cps))
+
+
+# _SPECIAL: complex characters, and those whose light form the look-alike table folds. Text
+# with none of them (most chat, CJK or not) takes the fast path and has nothing to fold.
+_ONE_TO_ONE, _COMPLEX, _SPECIAL = _build_one_to_one()
+# Separators in BMP-only text: the stdlib tests a BMP class with one bitmap lookup per
+# character, faster than the regex package's property classes (used for astral text).
+_NON_WORD_BMP = re.compile(
+    "[^"
+    + ranges_class(
+        [cp for cp in range(0x10000) if unicodedata.category(chr(cp))[0] in "LNM"]
+    )
+    + "]+"
+)
+_cluster_cache: dict[str, str] = {}
+_CLUSTER_CACHE_MAX = 50_000
+
+
+def _fold_cluster(cluster: str) -> str:
+    out = _cluster_cache.get(cluster)
+    if out is None:
+        out = _INVISIBLE.sub("", unicodedata.normalize("NFKC", cluster).casefold())
+        if len(cluster) > 8:  # zalgo runs and the like: not worth keeping in memory
+            return out
+        if len(_cluster_cache) >= _CLUSTER_CACHE_MAX:
+            _cluster_cache.clear()
+        _cluster_cache[cluster] = out
+    return out
+
+
+def _strict(light: str) -> str:
+    """The letters, digits and marks of a non-ASCII light text."""
+    if has_astral(light):
+        return _NON_WORD.sub("", light)
+    return _NON_WORD_BMP.sub("", light)
+
+
+class NormText:
+    """A string in two normalised forms, with maps back to the original characters.
+
+    ``light``: NFKC, case-folded, invisible characters removed (what regexes see).
+    ``strict``: only the letters, digits and marks of ``light`` (what words and wildcards see).
+    """
+
+    __slots__ = (
+        "original",
+        "light",
+        "strict",
+        "_lstart",
+        "_lend",
+        "_runs",
+        "_fold_free",
+    )
+
+    def __init__(self, text: str) -> None:
+        self.original = text
+        self._lstart: list[int] | None = None
+        self._lend: list[int] | None = None
+        # True when the look-alike table would change nothing (known without translating).
+        self._fold_free = False
+        if text.isascii():
+            self.light = light = text.lower()
+            self.strict = light.translate(_ASCII_NON_WORD)
+        else:
+            if _SURROGATE.search(text):
+                # A lone surrogate (legal in JSON escapes) cannot reach the automaton, which
+                # takes UTF-8; U+FFFD keeps every offset where it was.
+                text = _SURROGATE.sub("\ufffd", text)
+            if not _SPECIAL.search(text):
+                # Fast path (most text): one light character per original character, nothing
+                # the look-alike table folds. NFKC and case folding in C are then exact.
+                self.light = unicodedata.normalize("NFKC", text).casefold()
+                self._fold_free = True
+            elif not _COMPLEX.search(text):
+                self.light = text.translate(_ONE_TO_ONE)
+            else:
+                self._fold_slowly(text)
+            light = self.light
+            self.strict = _strict(light)
+        # Run tables (where separators split the strict text) are built on first use: most strings
+        # have no hit and never need them.
+        self._runs: tuple[list[int], list[int]] | None = (
+            ([0], [0]) if len(self.strict) == len(light) else None
+        )
+
+    def _fold_slowly(self, text: str) -> None:
+        """Fold only the pieces that need it (a character that NFKC changes, a base with its combining
+        marks, invisible characters); everything between is copied in bulk. Keeps a map from each light
+        character to the original characters it came from."""
+        pieces: list[str] = []
+        lstart: list[int] = []
+        lend: list[int] = []
+        pos = 0
+
+        def copy_plain(segment: str, offset: int) -> None:
+            folded = segment.casefold()
+            if len(folded) == len(segment):
+                pieces.append(folded)
+                lstart.extend(range(offset, offset + len(segment)))
+                lend.extend(range(offset + 1, offset + len(segment) + 1))
+                return
+            # "ß" -> "ss": both light characters map to the one original character.
+            for k, ch in enumerate(segment):
+                for out in ch.casefold():
+                    pieces.append(out)
+                    lstart.append(offset + k)
+                    lend.append(offset + k + 1)
+
+        # The last folded unit, which a following run of combining marks may extend.
+        unit_start = unit_end = -1
+        for m in _UNSAFE.finditer(text):
+            a, b = m.span()
+            if m.lastindex == 1 and a > 0:
+                # A run of combining marks is folded with the character before it.
+                if a > pos:
+                    if a - 1 > pos:
+                        copy_plain(text[pos : a - 1], pos)
+                    a -= 1
+                elif unit_end == a:
+                    # Right after a folded unit ("Ａ" + U+0301): fold the two together again.
+                    produced = len(pieces.pop())
+                    if produced:
+                        del lstart[-produced:]
+                        del lend[-produced:]
+                    a = unit_start
+            elif a > pos:
+                copy_plain(text[pos:a], pos)
+            out = _fold_cluster(text[a:b])
+            pieces.append(out)
+            lstart.extend([a] * len(out))
+            lend.extend([b] * len(out))
+            unit_start, unit_end = a, b
+            pos = b
+        if pos < len(text):
+            copy_plain(text[pos:], pos)
+        self.light = "".join(pieces)
+        self._lstart = lstart
+        self._lend = lend
+
+    def derive(
+        self,
+        table: dict[int, str],
+        *,
+        ascii_too: bool = False,
+        trigger: CharClass | None = None,
+    ) -> NormText:
+        """This text with ``table`` (one character to one character) applied to the light form:
+        same original, same light offsets, its own letters-only form. Itself when nothing
+        changes (ASCII text under a table that maps only non-ASCII letters)."""
+        if not ascii_too and self.light.isascii():
+            return self
+        if self._fold_free and not ascii_too:
+            return self
+        if trigger is not None and not trigger.search(self.light):
+            return (
+                self  # no character the table changes (a cheaper test than translating)
+            )
+        light = self.light.translate(table)
+        if light == self.light:
+            return self
+        view = NormText.__new__(NormText)
+        view.original = self.original
+        view._lstart = self._lstart
+        view._lend = self._lend
+        view.light = light
+        view._fold_free = False
+        view.strict = (
+            light.translate(_ASCII_NON_WORD) if light.isascii() else _strict(light)
+        )
+        view._runs = ([0], [0]) if len(view.strict) == len(light) else None
+        return view
+
+    def _run_tables(self) -> tuple[list[int], list[int]]:
+        """(strict offset, light offset) of each run of letters between separators."""
+        if self._runs is None:
+            parts = _NON_WORD_SPLIT.split(self.light)
+            words = parts[0::2]
+            run_strict = [0, *itertools.accumulate(map(len, words[:-1]))]
+            run_light = [0, *itertools.accumulate(map(len, parts[:-1]))][0::2]
+            self._runs = (run_strict, run_light)
+        return self._runs
+
+    # -- coordinates ------------------------------------------------------------------------------
+    def strict_to_light(self, k: int) -> int:
+        run_strict, run_light = self._runs or self._run_tables()
+        i = bisect.bisect_right(run_strict, k) - 1
+        return run_light[i] + (k - run_strict[i])
+
+    def light_span_to_original(self, ls: int, le: int) -> tuple[int, int]:
+        if self._lstart is None or self._lend is None:
+            return ls, le
+        if le <= ls:
+            return self._lstart[ls], self._lstart[ls]
+        return self._lstart[ls], self._lend[le - 1]
+
+    def strict_span_to_light(self, s: int, e: int) -> tuple[int, int]:
+        return self.strict_to_light(s), self.strict_to_light(e - 1) + 1
+
+    def strict_span_to_original(self, s: int, e: int) -> tuple[int, int]:
+        return self.light_span_to_original(
+            self.strict_to_light(s), self.strict_to_light(e - 1) + 1
+        )
+
+    # -- word structure (strict coordinates) -------------------------------------------------------
+    def separated_before(self, k: int) -> bool:
+        """True when a space, punctuation or symbol stands between strict characters k-1 and k."""
+        if k <= 0 or k >= len(self.strict):
+            return True
+        run_strict = (self._runs or self._run_tables())[0]
+        i = bisect.bisect_left(run_strict, k)
+        return i < len(run_strict) and run_strict[i] == k
+
+    def boundary_before(self, k: int) -> bool:
+        """Word boundary: a separator, either end, or a character of a script without spaces."""
+        if self.separated_before(k):
+            return True
+        return _NO_SPACE_SCRIPT.search(self.strict, k - 1, k + 1) is not None
+
+    def gaps(self, s: int, e: int) -> set[int]:
+        """Offsets (relative to s) inside (s, e) where separators split the strict text."""
+        run_strict = (self._runs or self._run_tables())[0]
+        i = bisect.bisect_right(run_strict, s)
+        j = bisect.bisect_left(run_strict, e, i)
+        return {k - s for k in run_strict[i:j]}
+
+    def has_gap_inside(self, s: int, e: int) -> bool:
+        """True when a separator stands strictly inside (s, e), i.e. before one of s+1 .. e-1."""
+        run_strict = (self._runs or self._run_tables())[0]
+        i = bisect.bisect_right(run_strict, s)
+        return i < len(run_strict) and run_strict[i] < e
+
+
+def normalise(text: str) -> str:
+    """The letters-and-digits form words are compared on (useful to detect duplicate entries)."""
+    return NormText(text).strict

@@ -1,0 +1,57 @@
+"""Reading a webhook call's query and body from a WSGI environ, within the size cap.
+
+Shared by the production entry point (webhooks/wsgi.py) and the Django view, so both
+read chunked bodies (no Content-Length) the same way, up to the cap and no further.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qsl
+
+_READ_SIZE = 64 * 1024
+
+
+class TooLarge(Exception):
+    """The body is over the cap (refused without reading the rest)."""
+
+
+class BadLength(Exception):
+    """Content-Length is not a plain number."""
+
+
+def read_body(environ: dict[str, Any], limit: int) -> bytes:
+    """The whole request body. Raises TooLarge past ``limit`` bytes, BadLength when
+    Content-Length is not ASCII digits.
+
+    With a Content-Length, exactly that many bytes are read. Without one, a chunked
+    body is read to its end (the server decodes the chunks), at most limit + 1 bytes,
+    so a client cannot make us buffer more than the cap."""
+    stream = environ["wsgi.input"]
+    raw_length = str(environ.get("CONTENT_LENGTH") or "").strip()
+    if raw_length:
+        if not (raw_length.isascii() and raw_length.isdigit()) or len(raw_length) > 18:
+            raise BadLength(raw_length)
+        length = int(raw_length)
+        if length > limit:
+            raise TooLarge
+        return stream.read(length) if length else b""
+    if "chunked" not in str(environ.get("HTTP_TRANSFER_ENCODING", "")).lower():
+        return b""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = stream.read(min(_READ_SIZE, limit + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge
+    return b"".join(chunks)
+
+
+def parse_query(query_string: str) -> dict[str, str]:
+    """The query parameters; like Django's QueryDict.get, the last value of a repeated one.
+    Undecodable percent-escapes become U+FFFD rather than an error."""
+    return dict(parse_qsl(query_string, keep_blank_values=True, errors="replace"))
