@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import queue
 import random
@@ -148,6 +149,8 @@ class _Runner:
         self.failures_noted = batch.consecutive_failures > 0
         self.statement = _AnswerStatement()
         self.stopped = False  # this runner paused the batch
+        self.rate = ratelimit.pace_for(ratelimit.rate_per_second(self.app, self.kind))
+        self.latency = 0.05  # seconds, until answers say otherwise
         self.flushed_at = time.monotonic()
 
     # -- the loop ------------------------------------------------------------------------
@@ -334,7 +337,7 @@ class _Runner:
         if not pending:
             return
         waited = time.monotonic() - self.flushed_at
-        steady = self.window >= self.max_window
+        steady = self.window >= self.window_cap()
         if not force and steady and pending < FLUSH_ROWS and waited < FLUSH_SECONDS:
             return
         self.flushed_at = time.monotonic()
@@ -353,6 +356,9 @@ class _Runner:
         transient: SendResult | None = None
         last_permanent: SendResult | None = None
         for flight, result in answered:
+            if result.latency_ms:
+                # Moving average of the provider's latency, in seconds.
+                self.latency += (result.latency_ms / 1000 - self.latency) * 0.2
             outcome, retry = self.decide(flight, result)
             if retry:
                 wait = max(delay, result.retry_after or 0.0)
@@ -403,8 +409,15 @@ class _Runner:
         lasted = (timezone.now() - self.failing_since).total_seconds()
         return min(MAX_BACKOFF_SECONDS, max(MIN_BACKOFF_SECONDS, lasted / 4))
 
+    def window_cap(self) -> int:
+        """Requests worth keeping in flight: twice what the rate needs at the
+        latency seen, so a provider that stops answering holds few requests
+        (each of which could only end ``unknown``)."""
+        needed = self.rate * self.latency * 2
+        return max(2, min(self.max_window, math.ceil(needed) + 1))
+
     def on_success(self) -> None:
-        self.window = min(self.max_window, self.window * 2)
+        self.window = min(self.window_cap(), self.window * 2)
         if self.failing_since is not None:
             Batch.objects.filter(pk=self.batch.pk).update(
                 failing_since=None, failing_reason=""
