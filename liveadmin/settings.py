@@ -221,6 +221,9 @@ else:
         }
     }
 DATABASES["default"]["CONN_MAX_AGE"] = env_int("CONN_MAX_AGE", 0)
+# Password `manage.py dbroles` gives the application's least-privilege role (empty:
+# the role keeps its password, or has none).
+LIVEADMIN_DB_PASSWORD = env_str("LIVEADMIN_DB_PASSWORD")
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault(
         "OPTIONS", {"timeout": 20, "transaction_mode": "IMMEDIATE"}

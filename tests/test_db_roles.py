@@ -46,9 +46,9 @@ def role_name() -> str:
 
 
 @pytest.fixture
-def app_role(monkeypatch) -> str:
+def app_role(settings) -> str:
     """The role, with the privileges dbroles grants on the test database."""
-    monkeypatch.setenv("LIVEADMIN_DB_PASSWORD", PASSWORD)
+    settings.LIVEADMIN_DB_PASSWORD = PASSWORD
     out = io.StringIO()
     call_command("dbroles", role_name(), stdout=out)
     lines = [json.loads(line) for line in out.getvalue().splitlines()]

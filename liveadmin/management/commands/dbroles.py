@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections, transaction
 
@@ -32,7 +32,7 @@ class Command(BaseCommand):
             raise CommandError(
                 f"run migrate first: no table {', '.join(missing)}", returncode=2
             )
-        password = os.environ.get("LIVEADMIN_DB_PASSWORD") or None
+        password = settings.LIVEADMIN_DB_PASSWORD or None
         with transaction.atomic(using=options["database"]):
             steps = grant_app_role(connection, options["name"], password)
         for step in steps:
