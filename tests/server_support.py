@@ -43,6 +43,8 @@ def env_for(
         # the background writer.
         WEBHOOK_REBUILD_IN_BACKGROUND="1",
         WEBHOOK_RECORD_IN_BACKGROUND="1",
+        # Plain HTTP on the loopback (production redirects to HTTPS behind its proxy).
+        SECURE_SSL_REDIRECT="0",
         # The Procfile names commands, found on the PATH of the virtualenv.
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     )

@@ -30,7 +30,7 @@ APP_ID = 1400555001
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[int]:
-    env = env_for(shared_database(tmp_path), redis="")
+    env = env_for(shared_database(tmp_path), redis="", settings_module="tests.settings")
     manage(
         [
             "addapp",
