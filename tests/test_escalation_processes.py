@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.test_webhook_processes import (
+    add_app,
     env_for,
     gunicorn_processes,
     manage,
@@ -51,21 +52,7 @@ def servers(tmp_path: Path) -> Iterator[tuple[list[int], dict[str, str]]]:
     # Production settings for the servers: their background writers store what
     # escalation imposes (the test settings turn the writers off).
     server_env = env | {"DJANGO_SETTINGS_MODULE": "liveadmin.settings"}
-    manage(
-        [
-            "addapp",
-            "escalation",
-            "--provider",
-            "tencent",
-            "--app-id",
-            str(APP_ID),
-            "--region",
-            "singapore",
-            "--identifier",
-            "administrator",
-        ],
-        env | {"LIVEADMIN_SECRET": "escalation-secret-0123456789"},
-    )
+    add_app(env, "escalation", APP_ID)
     manage(
         [
             "blocklist",

@@ -46,6 +46,25 @@ def post(port: int, text: str) -> dict:
         return json.loads(response.read())
 
 
+def add_app(env: dict[str, str], name: str, app_id: int) -> None:
+    """A Tencent app, added the way an operator does (manage.py addapp)."""
+    manage(
+        [
+            "addapp",
+            name,
+            "--provider",
+            "tencent",
+            "--app-id",
+            str(app_id),
+            "--region",
+            "singapore",
+            "--identifier",
+            "administrator",
+        ],
+        env | {"LIVEADMIN_SECRET": f"{name}-secret-0123456789"},
+    )
+
+
 def wait_until_serving(
     port: int,
     proc: subprocess.Popen,
@@ -68,21 +87,7 @@ def servers(tmp_path: Path, request) -> Iterator[tuple[list[int], dict[str, str]
     redis_url = request.param
     database_url = shared_database(tmp_path)
     env = env_for(database_url, redis=redis_url)
-    manage(
-        [
-            "addapp",
-            "propagation",
-            "--provider",
-            "tencent",
-            "--app-id",
-            str(APP_ID),
-            "--region",
-            "singapore",
-            "--identifier",
-            "administrator",
-        ],
-        env | {"LIVEADMIN_SECRET": "propagation-secret-0123456789"},
-    )
+    add_app(env, "propagation", APP_ID)
     with gunicorn_processes(env, lambda port: post(port, "warm up")) as ports:
         yield ports, env
 
