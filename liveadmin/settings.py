@@ -319,7 +319,8 @@ RATE_LIMIT_HEADROOM = env_float("RATE_LIMIT_HEADROOM", 0.05)
 # Seconds of the rate a bucket may hold ahead (a burst); 0: one token, no burst.
 RATE_LIMIT_BURST_SECONDS = env_float("RATE_LIMIT_BURST_SECONDS", 0.0)
 # With Redis unreachable each process keeps to 1/N of a shared rate, N being the
-# processes last seen drawing from it, or this many if it has seen none.
+# processes last seen drawing from it and at least this many (a peer that has not
+# drawn lately is not seen).
 RATE_LIMIT_FALLBACK_PEERS = env_int("RATE_LIMIT_FALLBACK_PEERS", 4)
 # Embedded default (no broker): threads sending in the web process.
 EMBEDDED_WORKERS = env_int("EMBEDDED_WORKERS", 4)

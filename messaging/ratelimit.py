@@ -86,8 +86,8 @@ def bucket_key(app: ProviderApp, kind: str) -> str:
 
 # Redis unreachable: each process falls back to its share of the budget, the rate
 # divided by the number of processes seen drawing from the bucket in the last
-# PEER_SECONDS (remembered from the last answer). A process that never reached
-# Redis assumes settings.RATE_LIMIT_FALLBACK_PEERS processes.
+# PEER_SECONDS (remembered from the last answer), and never fewer than
+# settings.RATE_LIMIT_FALLBACK_PEERS: a peer that had not drawn lately is not seen.
 PEER_SECONDS = 10.0
 
 
@@ -247,7 +247,9 @@ def _reserve(app: ProviderApp, kind: str, n: int) -> tuple[float, float, int]:
         wait = bucket.reserve(key, rate, capacity, n)
     except redis.RedisError as exc:
         assert isinstance(bucket, RedisTokenBucket)
-        peers = bucket.peers.get(key) or settings.RATE_LIMIT_FALLBACK_PEERS
+        # Never fewer than the configured floor: a process that drew from the bucket
+        # less than PEER_SECONDS ago, or one starting now, may not have been counted.
+        peers = max(bucket.peers.get(key, 0), settings.RATE_LIMIT_FALLBACK_PEERS)
         share = rate / max(1, peers)
         now = time.monotonic()
         if key not in _degraded:
