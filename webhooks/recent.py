@@ -21,7 +21,6 @@ from __future__ import annotations
 import atexit
 import logging
 import math
-import threading
 import time
 from collections import Counter, deque
 from collections.abc import Iterator
@@ -30,8 +29,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, close_old_connections, connections, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
+
+from webhooks.background import BackgroundWriter
 
 logger = logging.getLogger(__name__)
 
@@ -83,15 +84,15 @@ def _text(msg_body: list, cloud_custom_data: str | None) -> str:
     return message_text(msg_body, cloud_custom_data)
 
 
-class RecentStore:
+class RecentStore(BackgroundWriter):
+    thread_name = "webhook-recent"
+    failure = "could not write recent messages / decision times"
+
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        super().__init__()
         # (at, app_pk, room, sender, msg_body, cloud_custom_data, action, latency_us)
         self._pending: list[tuple] = []
         self._memory: dict[int, deque[RecentMessage]] = {}
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     # --- hot path: memory only ----------------------------------------------------
     def wake(self) -> None:
@@ -124,41 +125,7 @@ class RecentStore:
         with self._lock:
             self._pending.append(item)
             size = len(self._pending)
-        if settings.WEBHOOK_RECORD_IN_BACKGROUND:
-            if self._thread is None or not self._thread.is_alive():
-                self._start()
-            if size >= settings.WEBHOOK_RECORD_BATCH:
-                self._wake.set()
-
-    def _start(self) -> None:
-        with self._lock:
-            if self._thread is not None and self._thread.is_alive():
-                return
-            self._thread = threading.Thread(
-                target=self._run, name="webhook-recent", daemon=True
-            )
-            self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._wake.wait(settings.WEBHOOK_RECORD_SECONDS)
-            self._wake.clear()
-            try:
-                close_old_connections()
-                self.flush()
-            except Exception:
-                logger.exception("could not write recent messages / decision times")
-        connections.close_all()
-
-    def stop(self) -> None:
-        thread = self._thread
-        if thread is None:
-            return
-        self._stop.set()
-        self._wake.set()
-        thread.join(timeout=10)
-        self._thread = None
-        self._stop.clear()
+        self._maybe_wake(size)
 
     def discard(self) -> None:
         """Forget what is pending and what this process keeps (tests)."""

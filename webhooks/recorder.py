@@ -13,7 +13,6 @@ from __future__ import annotations
 import atexit
 import logging
 import re
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -24,11 +23,11 @@ from django.conf import settings
 from django.db import (
     DatabaseError,
     IntegrityError,
-    close_old_connections,
-    connections,
     transaction,
 )
 from django.db.models import F
+
+from webhooks.background import BackgroundWriter
 
 logger = logging.getLogger(__name__)
 
@@ -64,13 +63,13 @@ def _minute(at: float) -> datetime:
     return datetime.fromtimestamp(at - at % 60, tz=UTC)
 
 
-class Recorder:
+class Recorder(BackgroundWriter):
+    thread_name = "webhook-recorder"
+    failure = "could not write the webhook decision log"
+
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        super().__init__()
         self._batch = Batch()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         # What this process has answered since it started (shown nowhere, handy in a shell).
         self.totals: Counter = Counter()
 
@@ -120,45 +119,6 @@ class Recorder:
             self._batch.rejections[(_minute(at), reason)] += 1
             self.totals["rejected:" + reason] += 1
         self._maybe_wake(0)
-
-    def _maybe_wake(self, size: int) -> None:
-        if not settings.WEBHOOK_RECORD_IN_BACKGROUND:
-            return
-        if self._thread is None or not self._thread.is_alive():
-            self._start()
-        if size >= settings.WEBHOOK_RECORD_BATCH:
-            self._wake.set()
-
-    def _start(self) -> None:
-        with self._lock:
-            if self._thread is not None and self._thread.is_alive():
-                return
-            self._thread = threading.Thread(
-                target=self._run, name="webhook-recorder", daemon=True
-            )
-            self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._wake.wait(settings.WEBHOOK_RECORD_SECONDS)
-            self._wake.clear()
-            try:
-                close_old_connections()
-                self.flush()
-            except Exception:
-                logger.exception("could not write the webhook decision log")
-        connections.close_all()
-
-    def stop(self) -> None:
-        """Stop the background writer after a last flush (tests; a clean exit)."""
-        thread = self._thread
-        if thread is None:
-            return
-        self._stop.set()
-        self._wake.set()
-        thread.join(timeout=10)
-        self._thread = None
-        self._stop.clear()
 
     # --- the write --------------------------------------------------------------
     def take(self) -> Batch:
