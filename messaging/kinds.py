@@ -101,8 +101,6 @@ class KindSpec:
         raise KeyError(name)
 
 
-_SENDER_HELP = "Sender_Account: the user the message comes from."
-
 KINDS: dict[str, KindSpec] = {
     SendKind.TEXT: KindSpec(
         kind=SendKind.TEXT,
