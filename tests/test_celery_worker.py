@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
+from django.db import connection
 
 from liveadmin.celery import app as celery_app
 from liveadmin.roles import Role
@@ -68,9 +69,16 @@ class Worker:
             "DATABASE_URL": database_url(),
             "CELERY_BROKER_URL": BROKER_URL,
             "REDIS_URL": REDIS_URL,
-            "SEND_CLAIM_TIMEOUT": "2",
+            # Longer than a live runner holds a claimed row here (the sandbox's
+            # before-send callback alone may take its 2 s timeout), so recovery only
+            # closes rows of a worker that died; 2 s marked a live worker's slow row
+            # unknown once in CI.
+            "SEND_CLAIM_TIMEOUT": "5",
+            # Names this worker's database sessions, so kill() can wait for them.
+            "PGAPPNAME": f"liveadmin-test-worker-{uuid.uuid4().hex[:8]}",
             **(env or {}),
         }
+        self.app_name = env["PGAPPNAME"]
         self.log = log
         self.output = log.open("w")
         self.process = subprocess.Popen(
@@ -108,6 +116,20 @@ class Worker:
         os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=10)
         self.output.close()
+        # A COMMIT the worker sent just before it died may still be applied by its
+        # database session: wait for those sessions to end before reading the rows.
+        if connection.vendor == "postgresql":
+            await_state(
+                lambda: not self._sessions(), what="the dead worker's sessions to end"
+            )
+
+    def _sessions(self) -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+                [self.app_name],
+            )
+            return cursor.fetchone()[0]
 
     def stop(self) -> None:
         if self.process.poll() is None:
