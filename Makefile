@@ -11,7 +11,7 @@ UV := $(VENV)/bin/uv
 # dev extra); it never downloads a Python of its own.
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run test lint format setup lock typecheck
+.PHONY: run test lint format setup lock typecheck messages
 
 $(VENV)/.installed: pyproject.toml uv.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -55,3 +55,12 @@ lint: $(VENV)/.installed
 format: $(VENV)/.installed
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+# After changing translatable text: update locale/*/django.po from the sources, then
+# translate the new entries and run it again to compile them (both are committed;
+# tests/test_translations.py fails when they fall behind the sources).
+MESSAGES_IGNORE := -i ".venv/*" -i "bench/*" -i "tests/*" -i "var/*" -i "staticfiles/*" -i "docs/*"
+messages: $(VENV)/.installed
+	$(CHECK_ENV) $(PY) manage.py makemessages --no-obsolete --add-location file \
+		-l zh_Hans -l ko $(MESSAGES_IGNORE)
+	$(CHECK_ENV) $(PY) manage.py compilemessages --ignore ".venv/*"

@@ -17,3 +17,11 @@ class LiveAdminConfig(AppConfig):
         from liveadmin.signin import log_lock
 
         user_locked_out.connect(log_lock, dispatch_uid="liveadmin-log-signin-lock")
+
+        from django.contrib.auth.signals import user_logged_in
+
+        from liveadmin.language import restore_language
+
+        user_logged_in.connect(
+            restore_language, dispatch_uid="liveadmin-restore-language"
+        )

@@ -1,12 +1,13 @@
-"""Counts behind the overview pages and /metrics, kept up to date by liveadmin.rollup.
+"""The counts behind the overview pages and /metrics, and each person's language.
 
-The pages never count the send log or the decision log: they read these small
-tables, which the rollup fills incrementally from the logs (and the webhook's own
-per-minute counts).
+The pages never count the send log or the decision log: they read the small count
+tables, which liveadmin.rollup fills incrementally from the logs (and the webhook's
+own per-minute counts).
 """
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
 
@@ -120,3 +121,15 @@ class LastSend(models.Model):
 
     def __str__(self) -> str:
         return f"app {self.app_id} last {self.outcome}: {self.record_id}"
+
+
+class LanguagePreference(models.Model):
+    """The language a person picked in the navigation (liveadmin.language)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    language = models.CharField(max_length=16)
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.language}"

@@ -3,12 +3,13 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from liveadmin import second_factor_views, user_views, views
+from liveadmin import language, second_factor_views, user_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("metrics", views.metrics, name="metrics"),
     path("favicon.ico", views.favicon),
+    path("language/", language.choose_language, name="language"),
     path("users/", user_views.user_list, name="user-list"),
     path("users/new/", user_views.user_create, name="user-create"),
     path("users/<int:pk>/", user_views.user_edit, name="user-edit"),
