@@ -14,16 +14,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.db import models
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
+from django_stubs_ext import StrOrPromise
 
 
 class SendKind(models.TextChoices):
-    TEXT = "text", "Room text message"
-    CUSTOM = "custom", "Room custom message"
-    BROADCAST = "broadcast", "Broadcast to all live rooms"
-    COMMAND = "command", "Custom command (ZEGO)"
+    TEXT = "text", _("Room text message")
+    CUSTOM = "custom", _("Room custom message")
+    BROADCAST = "broadcast", _("Broadcast to all live rooms")
+    COMMAND = "command", _("Custom command (ZEGO)")
     # Not a message a person sends: "Check credentials" (messaging/services/
     # credentials.py) logs its one call under this kind. It has no KindSpec.
-    CHECK = "check", "Credential check"
+    CHECK = "check", _("Credential check")
 
 
 # Limits (docs/providers.md, "Limits"). Tencent: one message is at most 12 KB, counted
@@ -45,15 +48,15 @@ class FieldSpec:
     """One field of a kind: the key ``build_request`` takes, and how to ask for it."""
 
     name: str
-    label: str
-    help: str
+    label: StrOrPromise
+    help: StrOrPromise
     # "line" (one line), "text" (a text area), "account" (a user ID), "users" (a
     # list of user IDs: one per line or comma-separated)
     type: str = "text"
     max_bytes: int | None = None  # UTF-8 bytes; the page counts them as you type
     max_length: int | None = None  # characters, for one-line fields
     required: bool = False
-    required_message: str = ""
+    required_message: StrOrPromise = ""
     json: bool = False  # must be a JSON string
     rows: int = 3
     template: bool = True  # a template saves this field
@@ -71,7 +74,7 @@ class KindSpec:
     kind: SendKind
     provider: str
     api: str  # the provider API it calls
-    intro: str  # one sentence for the send page
+    intro: StrOrPromise  # one sentence for the send page
     # "rooms": one or many room IDs (a batch past one); "room": exactly one room;
     # "app": every room of the app (no room ID).
     target: str
@@ -106,7 +109,9 @@ KINDS: dict[str, KindSpec] = {
         kind=SendKind.TEXT,
         provider="tencent",
         api="send_text_msg",
-        intro="A text message in one or many live rooms (send_text_msg, at most 200 requests/s).",
+        intro=_(
+            "A text message in one or many live rooms (send_text_msg, at most 200 requests/s)."
+        ),
         target="rooms",
         documented_rate=200.0,
         rate_bucket="live_engine",
@@ -115,27 +120,33 @@ KINDS: dict[str, KindSpec] = {
         fields=(
             FieldSpec(
                 "sender",
-                "Sender account",
-                "Sender_Account: the user the message comes from. Required; the account must exist in the app.",
+                _("Sender account"),
+                _(
+                    "Sender_Account: the user the message comes from. Required; the account must exist in the app."
+                ),
                 type="account",
                 required=True,
-                required_message="Enter the sender's user ID.",
+                required_message=_("Enter the sender's user ID."),
             ),
             FieldSpec(
                 "text",
-                "Text",
-                "TextContent: what the room sees. At most 12 KB (UTF-8 bytes) per message, "
-                "extension info included.",
+                _("Text"),
+                _(
+                    "TextContent: what the room sees. At most 12 KB (UTF-8 bytes) per message, "
+                    "extension info included."
+                ),
                 max_bytes=TENCENT_MESSAGE_BYTES,
                 required=True,
-                required_message="Enter the message text.",
+                required_message=_("Enter the message text."),
                 rows=4,
             ),
             FieldSpec(
                 "extension_info",
-                "Extension info",
-                "ExtensionInfo (optional): custom data saved in the cloud and delivered with the message "
-                '(CloudCustomData). Must be JSON, e.g. {"data": 1, "value": 2}. Counts toward the 12 KB.',
+                _("Extension info"),
+                _(
+                    "ExtensionInfo (optional): custom data saved in the cloud and delivered with the message "
+                    '(CloudCustomData). Must be JSON, e.g. {"data": 1, "value": 2}. Counts toward the 12 KB.'
+                ),
                 max_bytes=TENCENT_MESSAGE_BYTES,
                 json=True,
                 rows=2,
@@ -146,7 +157,9 @@ KINDS: dict[str, KindSpec] = {
         kind=SendKind.CUSTOM,
         provider="tencent",
         api="send_custom_msg",
-        intro="A custom message your app interprets, in one or many live rooms (send_custom_msg, at most 200/s).",
+        intro=_(
+            "A custom message your app interprets, in one or many live rooms (send_custom_msg, at most 200/s)."
+        ),
         target="rooms",
         documented_rate=200.0,
         rate_bucket="live_engine",
@@ -155,28 +168,32 @@ KINDS: dict[str, KindSpec] = {
         fields=(
             FieldSpec(
                 "sender",
-                "Sender account",
-                "Sender_Account (optional): the user the message comes from.",
+                _("Sender account"),
+                _("Sender_Account (optional): the user the message comes from."),
                 type="account",
-                required_message="Enter the sender's user ID.",
+                required_message=_("Enter the sender's user ID."),
             ),
             FieldSpec(
                 "business_id",
-                "Business ID",
-                "BusinessId: the mark your app uses to tell custom messages apart, e.g. gift or like.",
+                _("Business ID"),
+                _(
+                    "BusinessId: the mark your app uses to tell custom messages apart, e.g. gift or like."
+                ),
                 type="line",
                 max_length=128,
                 required=True,
-                required_message="Enter the business ID (the message's mark).",
+                required_message=_("Enter the business ID (the message's mark)."),
             ),
             FieldSpec(
                 "data",
-                "Data",
-                "Data: the message content your app reads, delivered as {BusinessId, Data}. "
-                "At most 12 KB, business ID included.",
+                _("Data"),
+                _(
+                    "Data: the message content your app reads, delivered as {BusinessId, Data}. "
+                    "At most 12 KB, business ID included."
+                ),
                 max_bytes=TENCENT_MESSAGE_BYTES,
                 required=True,
-                required_message="Enter the data.",
+                required_message=_("Enter the data."),
                 rows=4,
             ),
         ),
@@ -185,40 +202,50 @@ KINDS: dict[str, KindSpec] = {
         kind=SendKind.BROADCAST,
         provider="tencent",
         api="send_broadcast_msg",
-        intro="One message to every live (AVChatRoom) group of the app (send_broadcast_msg, at most 1/s). "
-        "The app needs broadcast messaging enabled in the Chat console.",
+        intro=_(
+            "One message to every live (AVChatRoom) group of the app (send_broadcast_msg, at most 1/s). "
+            "The app needs broadcast messaging enabled in the Chat console."
+        ),
         target="app",
         documented_rate=1.0,
         rate_bucket="broadcast",
         fields=(
             FieldSpec(
                 "from_account",
-                "From account",
-                "From_Account (optional): the sender. Empty: the app admin account. If set, the account must exist.",
+                _("From account"),
+                _(
+                    "From_Account (optional): the sender. Empty: the app admin account. If set, the account must exist."
+                ),
                 type="account",
-                required_message="Enter the sender's user ID.",
+                required_message=_("Enter the sender's user ID."),
                 option="from",
             ),
             FieldSpec(
                 "text",
-                "Text",
-                "A text message (TIMTextElem). Fill in the text or the custom data, not both.",
+                _("Text"),
+                _(
+                    "A text message (TIMTextElem). Fill in the text or the custom data, not both."
+                ),
                 max_bytes=TENCENT_BROADCAST_BODY_BYTES,
                 rows=4,
                 one_of="body",
             ),
             FieldSpec(
                 "custom_data",
-                "Custom data",
-                "A custom message (TIMCustomElem Data) your app reads, e.g. JSON. Instead of the text.",
+                _("Custom data"),
+                _(
+                    "A custom message (TIMCustomElem Data) your app reads, e.g. JSON. Instead of the text."
+                ),
                 max_bytes=TENCENT_BROADCAST_BODY_BYTES,
                 one_of="body",
             ),
             FieldSpec(
                 "cloud_custom_data",
-                "Cloud custom data",
-                "CloudCustomData (optional): extra data saved with the message. "
-                "The whole broadcast is at most 12,000 bytes.",
+                _("Cloud custom data"),
+                _(
+                    "CloudCustomData (optional): extra data saved with the message. "
+                    "The whole broadcast is at most 12,000 bytes."
+                ),
                 max_bytes=TENCENT_BROADCAST_BODY_BYTES,
                 rows=2,
             ),
@@ -228,8 +255,10 @@ KINDS: dict[str, KindSpec] = {
         kind=SendKind.COMMAND,
         provider="zego",
         api="SendCustomCommand",
-        intro="A custom signalling message to users in one ZEGO room (SendCustomCommand, at most 100/s; "
-        "10/s for a project in ZEGO's test environment).",
+        intro=_(
+            "A custom signalling message to users in one ZEGO room (SendCustomCommand, at most 100/s; "
+            "10/s for a project in ZEGO's test environment)."
+        ),
         target="room",
         documented_rate=100.0,
         rate_bucket="command",
@@ -237,30 +266,39 @@ KINDS: dict[str, KindSpec] = {
         fields=(
             FieldSpec(
                 "to_users",
-                "To user IDs",
-                f"ToUserId[] (optional): at most {ZEGO_MAX_RECIPIENTS} user IDs, one per line or "
-                "comma-separated. Empty: everyone in the room.",
+                _("To user IDs"),
+                format_lazy(
+                    _(
+                        "ToUserId[] (optional): at most {max} user IDs, one per line or "
+                        "comma-separated. Empty: everyone in the room."
+                    ),
+                    max=ZEGO_MAX_RECIPIENTS,
+                ),
                 type="users",
                 template=False,
                 option="to",
             ),
             FieldSpec(
                 "from_user",
-                "From user ID",
-                "FromUserId: the sender. Its own clients do not receive the command, so use an ID that is not "
-                "in the room to reach everyone. Empty: the app's admin identifier.",
+                _("From user ID"),
+                _(
+                    "FromUserId: the sender. Its own clients do not receive the command, so use an ID that is not "
+                    "in the room to reach everyone. Empty: the app's admin identifier."
+                ),
                 type="account",
-                required_message="Enter the sender's user ID.",
+                required_message=_("Enter the sender's user ID."),
                 option="from",
                 cli_required=True,
             ),
             FieldSpec(
                 "content",
-                "Message content",
-                "MessageContent: what the clients receive in onIMRecvCustomCommand. At most 1024 bytes.",
+                _("Message content"),
+                _(
+                    "MessageContent: what the clients receive in onIMRecvCustomCommand. At most 1024 bytes."
+                ),
                 max_bytes=ZEGO_CONTENT_BYTES,
                 required=True,
-                required_message="Enter the message content.",
+                required_message=_("Enter the message content."),
                 rows=4,
             ),
         ),

@@ -7,6 +7,7 @@ from django.conf import settings
 from django.db import IntegrityError, models
 from django.db.models.functions import Cast
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from liveadmin.encryption import EncryptedTextField
 from liveadmin.roles import Role, has_role
@@ -21,55 +22,77 @@ class ProviderApp(models.Model):
     ``secret_key`` and ``webhook_token`` are encrypted at rest and never rendered.
     """
 
-    name = models.CharField(max_length=100, unique=True)
+    name = models.CharField(_("name"), max_length=100, unique=True)
     # Choices come from the provider registry (callables: a new provider or region
     # needs no migration).
-    provider = models.CharField(max_length=16, choices=providers.provider_choices)
-    app_id = models.PositiveBigIntegerField("SDKAppID / AppId")
-    region = models.CharField(max_length=32, choices=providers.region_choices)
+    provider = models.CharField(
+        _("provider"), max_length=16, choices=providers.provider_choices
+    )
+    app_id = models.PositiveBigIntegerField(_("SDKAppID / AppId"))
+    region = models.CharField(
+        _("region"), max_length=32, choices=providers.region_choices
+    )
     identifier = models.CharField(
-        "admin identifier",
+        _("admin identifier"),
         max_length=32,
-        help_text="Tencent: the app admin account the REST API is called as. ZEGO: default sender user ID.",
+        help_text=_(
+            "Tencent: the app admin account the REST API is called as. ZEGO: default sender user ID."
+        ),
     )
     secret_key = EncryptedTextField(
-        help_text="Tencent secret key or ZEGO ServerSecret."
+        _("secret key"), help_text=_("Tencent secret key or ZEGO ServerSecret.")
     )
-    webhook_token = EncryptedTextField(blank=True, default="")
+    webhook_token = EncryptedTextField(_("webhook token"), blank=True, default="")
     base_url = models.URLField(
-        "base URL override",
+        _("base URL override"),
         blank=True,
         default="",
-        help_text="For private deployments and the sandbox; empty means the region's API domain.",
+        help_text=_(
+            "For private deployments and the sandbox; empty means the region's API domain."
+        ),
     )
-    enabled = models.BooleanField(default=True)
+    enabled = models.BooleanField(_("enabled"), default=True)
     webhook_fail_closed = models.BooleanField(
+        _("webhook fail closed"),
         default=False,
-        help_text="If the webhook fails internally, forbid the message instead of letting it through.",
+        help_text=_(
+            "If the webhook fails internally, forbid the message instead of letting it through."
+        ),
     )
     rate_limit = models.PositiveIntegerField(
+        _("rate limit"),
         null=True,
         blank=True,
-        help_text="Sends per second for this app, below the provider's documented limit. Empty: the documented limit.",
+        help_text=_(
+            "Sends per second for this app, below the provider's documented limit. Empty: the documented limit."
+        ),
     )
-    broadcast_requires_approval = models.BooleanField(default=False)
+    broadcast_requires_approval = models.BooleanField(
+        _("broadcast requires approval"), default=False
+    )
     at_least_once = models.BooleanField(
-        "at-least-once delivery",
+        _("at-least-once delivery"),
         default=False,
-        help_text="Text and custom messages whose delivery is unknown (a timeout, a lost "
-        "connection, a worker that died) are sent again: a room may get a duplicate "
-        "instead of a gap. Off: such rooms are marked unknown and offered for a re-send.",
+        help_text=_(
+            "Text and custom messages whose delivery is unknown (a timeout, a lost "
+            "connection, a worker that died) are sent again: a room may get a duplicate "
+            "instead of a gap. Off: such rooms are marked unknown and offered for a re-send."
+        ),
     )
     test_environment = models.BooleanField(
-        "ZEGO test environment",
+        _("ZEGO test environment"),
         default=False,
-        help_text="ZEGO only: the project's test environment (sent as IsTest=true; 10 requests/s "
-        "instead of 100).",
+        help_text=_(
+            "ZEGO only: the project's test environment (sent as IsTest=true; 10 requests/s "
+            "instead of 100)."
+        ),
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = _("provider app")
+        verbose_name_plural = _("provider apps")
         ordering = ["name"]
         constraints = [
             models.UniqueConstraint(
@@ -89,7 +112,7 @@ class ProviderApp(models.Model):
 
     @property
     def region_label(self) -> str:
-        return providers.regions(self.provider)[self.region][0]
+        return str(providers.regions(self.provider)[self.region][0])
 
     @property
     def has_webhook_token(self) -> bool:
@@ -100,16 +123,16 @@ class Outcome(models.TextChoices):
     """A send's outcome. Every one but ``waiting`` is final: the row never changes
     again (DESIGN.md "Delivery semantics"); sending again makes a new row."""
 
-    WAITING = "waiting", "Waiting"
-    OK = "ok", "OK"
-    DROPPED = "dropped", "Dropped"
-    FAILED = "failed", "Failed"
+    WAITING = "waiting", _("Waiting")
+    OK = "ok", _("OK")
+    DROPPED = "dropped", _("Dropped")
+    FAILED = "failed", _("Failed")
     # The request may have reached the provider but no answer was recorded (read
     # timeout, connection lost, a worker that died holding the row): not sent again
     # by itself, offered for an explicit re-send.
-    UNKNOWN = "unknown", "Unknown"
+    UNKNOWN = "unknown", _("Unknown")
     # A batch was cancelled before this room was sent.
-    CANCELLED = "cancelled", "Cancelled"
+    CANCELLED = "cancelled", _("Cancelled")
 
 
 # What identifies a send: set when the row is written, never changed.
@@ -176,13 +199,13 @@ class SendRecord(models.Model):
     app = models.ForeignKey(
         ProviderApp, on_delete=models.PROTECT, related_name="sends", db_index=False
     )
-    kind = models.CharField(max_length=16, choices=SendKind.choices)
-    room_id = models.CharField(max_length=128, blank=True, default="")
-    sender = models.CharField(max_length=64, blank=True, default="")
+    kind = models.CharField(_("kind"), max_length=16, choices=SendKind.choices)
+    room_id = models.CharField(_("room ID"), max_length=128, blank=True, default="")
+    sender = models.CharField(_("sender"), max_length=64, blank=True, default="")
     # The de-duplication Random of the message, kept across retries.
     random = models.PositiveBigIntegerField()
     outcome = models.CharField(
-        max_length=16, choices=Outcome.choices, default=Outcome.WAITING
+        _("outcome"), max_length=16, choices=Outcome.choices, default=Outcome.WAITING
     )
     action_status = models.CharField(max_length=16, blank=True, default="")
     error_code = models.BigIntegerField(null=True, blank=True)
@@ -214,6 +237,8 @@ class SendRecord(models.Model):
     objects = SendRecordQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("send record")
+        verbose_name_plural = _("send records")
         ordering = ["-created_at", "-id"]
         # The log is read newest first in keyset pages on (created_at, id), so each
         # filter of the audit page has an index ending in (created_at, id): the
@@ -388,7 +413,7 @@ class MessageTemplate(models.Model):
         blank=True,
         on_delete=models.CASCADE,
         related_name="templates",
-        help_text="Empty: usable with every app that has this kind.",
+        help_text=_("Empty: usable with every app that has this kind."),
     )
     kind = models.CharField(max_length=16, choices=SendKind.choices)
     fields = models.JSONField(default=dict)
@@ -405,6 +430,8 @@ class MessageTemplate(models.Model):
     objects = MessageTemplateQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("message template")
+        verbose_name_plural = _("message templates")
         ordering = ["name"]
         indexes = [models.Index(fields=["kind", "app"], name="template_kind_app")]
 
@@ -426,12 +453,12 @@ class MessageTemplate(models.Model):
 
 
 class BatchStatus(models.TextChoices):
-    AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
-    SCHEDULED = "scheduled", "Scheduled"
-    RUNNING = "running", "Running"
-    PAUSED = "paused", "Paused"
-    CANCELLED = "cancelled", "Cancelled"
-    DONE = "done", "Done"
+    AWAITING_APPROVAL = "awaiting_approval", _("Awaiting approval")
+    SCHEDULED = "scheduled", _("Scheduled")
+    RUNNING = "running", _("Running")
+    PAUSED = "paused", _("Paused")
+    CANCELLED = "cancelled", _("Cancelled")
+    DONE = "done", _("Done")
 
 
 def default_pause_after_failures() -> int:
@@ -506,7 +533,7 @@ class Batch(models.Model):
     room_count = models.PositiveIntegerField(default=0)
     pause_after_failures = models.PositiveIntegerField(
         default=default_pause_after_failures,
-        help_text="Pause after this many provider failures in a row.",
+        help_text=_("Pause after this many provider failures in a row."),
     )
     consecutive_failures = models.PositiveIntegerField(default=0)
     # Start of the current run of transient failures (network, 5xx, provider busy);
@@ -521,6 +548,8 @@ class Batch(models.Model):
     objects = BatchQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("batch")
+        verbose_name_plural = _("batches")
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(

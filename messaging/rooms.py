@@ -4,13 +4,17 @@ room-ID limits.
 The send form (pasted text and uploaded TXT/CSV files), the ``sendmsg
 --rooms-file`` command and the provider clients' request checks all use this
 module, so a room list means the same thing wherever it comes from. It imports
-nothing of Django or the rest of messaging.
+nothing of Django but its translation functions (its messages are read by people),
+and nothing of the rest of messaging.
 """
 
 from __future__ import annotations
 
 import csv
 from dataclasses import dataclass, field
+
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 # At most this many rooms in one batch.
 MAX_ROOMS = 10_000
@@ -27,8 +31,10 @@ LONGEST_ROOM_ID_BYTES = max(MAX_ROOM_ID_BYTES.values())
 # A first line that names the column instead of being a room.
 HEADER_NAMES = frozenset({"room", "rooms", "roomid", "groupid"})
 
-NOT_PRINTABLE = "A room ID uses printable ASCII characters only."
-HAS_SPACE = "room IDs are printable ASCII without spaces (one room per line)"
+NOT_PRINTABLE = gettext_lazy("A room ID uses printable ASCII characters only.")
+HAS_SPACE = gettext_lazy(
+    "room IDs are printable ASCII without spaces (one room per line)"
+)
 
 
 def room_id_error(room_id: str, provider: str | None = None) -> str | None:
@@ -39,9 +45,9 @@ def room_id_error(room_id: str, provider: str | None = None) -> str | None:
     """
     limit = MAX_ROOM_ID_BYTES.get(provider or "", LONGEST_ROOM_ID_BYTES)
     if len(room_id.encode()) > limit:
-        return f"A room ID is at most {limit} bytes."
+        return _("A room ID is at most %(limit)s bytes.") % {"limit": limit}
     if not all(32 <= ord(ch) < 127 for ch in room_id):
-        return NOT_PRINTABLE
+        return str(NOT_PRINTABLE)
     return None
 
 
@@ -49,7 +55,7 @@ def _list_entry_error(room: str, provider: str | None) -> str | None:
     # A space inside one line of a list is far more often two IDs pasted on one
     # line than a real room ID, so lists refuse it (a single room field does not).
     if not all(33 <= ord(ch) <= 126 for ch in room):
-        return HAS_SPACE
+        return str(HAS_SPACE)
     return room_id_error(room, provider)
 
 
@@ -111,9 +117,9 @@ def decode_room_file(raw: bytes) -> str:
     with a message for the user."""
     if len(raw) > MAX_ROOMS_FILE_BYTES:
         raise ValueError(
-            "The file is larger than 2 MB; 10,000 room IDs fit in far less."
+            _("The file is larger than 2 MB; 10,000 room IDs fit in far less.")
         )
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise ValueError("The file must be UTF-8 text (TXT or CSV).") from None
+        raise ValueError(_("The file must be UTF-8 text (TXT or CSV).")) from None

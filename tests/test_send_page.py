@@ -216,7 +216,7 @@ def test_it_checks_every_room_id_against_the_provider_rules(manager):
     # The list is parsed with the app's provider limit (messaging.rooms), so the
     # room list itself names the problem.
     assert errors == [
-        f"1 room IDs are not valid ({long_room[:40]}: A room ID is at most 48 bytes.)."
+        f"1 room ID is not valid ({long_room[:40]}: A room ID is at most 48 bytes.)."
     ]
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
 from messaging import providers
 from messaging.models import ProviderApp
 from messaging.services import apps
 
-NEW_TOKEN_HELP = "Optional. Set it to verify the provider's Sign on webhook calls."
+NEW_TOKEN_HELP = _("Optional. Set it to verify the provider's Sign on webhook calls.")
 
 
 class ProviderAppForm(forms.ModelForm):
@@ -21,30 +22,38 @@ class ProviderAppForm(forms.ModelForm):
     """
 
     secret_key = forms.CharField(
+        label=_("Secret key"),
         widget=forms.PasswordInput(
             render_value=False, attrs={"autocomplete": "new-password"}
         ),
         required=False,
         strip=True,
-        help_text="Stored encrypted; it is never shown again. Leave empty to keep the current key.",
+        help_text=_(
+            "Stored encrypted; it is never shown again. Leave empty to keep the current key."
+        ),
     )
     webhook_token = forms.CharField(
+        label=_("Webhook token"),
         widget=forms.PasswordInput(
             render_value=False, attrs={"autocomplete": "new-password"}
         ),
         required=False,
         strip=True,
-        help_text="Optional. Set it to verify the provider's Sign on webhook calls. Leave empty to keep the current token.",
+        help_text=_(
+            "Optional. Set it to verify the provider's Sign on webhook calls. Leave empty to keep the current token."
+        ),
     )
     clear_webhook_token = forms.BooleanField(
-        required=False, label="Remove the webhook token"
+        required=False, label=_("Remove the webhook token")
     )
     base_url = forms.CharField(
-        label="Base URL override",
+        label=_("Base URL override"),
         required=False,
         max_length=200,
-        help_text="For private deployments and the sandbox, e.g. http://127.0.0.1:8000/sandbox. "
-        "Empty: the region's API domain.",
+        help_text=_(
+            "For private deployments and the sandbox, e.g. http://127.0.0.1:8000/sandbox. "
+            "Empty: the region's API domain."
+        ),
     )
 
     class Meta:
@@ -69,16 +78,16 @@ class ProviderAppForm(forms.ModelForm):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["app_id"] = forms.CharField(
-            label="SDKAppID / AppId",
+            label=_("SDKAppID / AppId"),
             max_length=20,
             widget=forms.TextInput(attrs={"inputmode": "numeric"}),
-            help_text="The numeric app ID from the provider's console.",
+            help_text=_("The numeric app ID from the provider's console."),
         )
         if self.instance.pk is None:
             self.fields["secret_key"].required = True
-            self.fields[
-                "secret_key"
-            ].help_text = "Stored encrypted; it is never shown again."
+            self.fields["secret_key"].help_text = _(
+                "Stored encrypted; it is never shown again."
+            )
             del self.fields["clear_webhook_token"]
             self.fields["webhook_token"].help_text = NEW_TOKEN_HELP
         else:
@@ -94,7 +103,10 @@ class ProviderAppForm(forms.ModelForm):
         """The region menu lists the chosen provider's regions only; the page's script
         (static/js/app_form.js) swaps them when the provider changes."""
         by_provider = {
-            name: [[key, label] for key, (label, _) in providers.regions(name).items()]
+            name: [
+                [key, str(label)]
+                for key, (label, _domain) in providers.regions(name).items()
+            ]
             for name in providers.PROVIDERS
         }
         self.fields["provider"].widget.attrs["data-regions"] = json.dumps(by_provider)

@@ -6,6 +6,8 @@ from typing import Any
 
 from django import forms
 from django.contrib.auth import get_user_model
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from messaging.models import Outcome, ProviderApp, SendKind
 from messaging.services.audit import Cursor, LogFilter
@@ -19,30 +21,37 @@ class AuditFilterForm(forms.Form):
     """
 
     app = forms.ModelChoiceField(
-        queryset=ProviderApp.objects.order_by("name"), required=False, empty_label="Any"
+        queryset=ProviderApp.objects.order_by("name"),
+        required=False,
+        empty_label=_("Any"),
+        label=_("App"),
     )
-    kind = forms.ChoiceField(choices=[("", "Any"), *SendKind.choices], required=False)
-    outcome = forms.ChoiceField(choices=[("", "Any"), *Outcome.choices], required=False)
+    kind = forms.ChoiceField(
+        label=_("Kind"), choices=[("", _("Any")), *SendKind.choices], required=False
+    )
+    outcome = forms.ChoiceField(
+        label=_("Outcome"), choices=[("", _("Any")), *Outcome.choices], required=False
+    )
     error_code = forms.IntegerField(
-        label="Error code", required=False, widget=forms.TextInput()
+        label=_("Error code"), required=False, widget=forms.TextInput()
     )
-    room = forms.CharField(label="Room", required=False, max_length=128)
-    sender = forms.CharField(required=False, max_length=64)
-    user = forms.CharField(label="User", required=False, max_length=150)
+    room = forms.CharField(label=_("Room"), required=False, max_length=128)
+    sender = forms.CharField(label=_("Sender"), required=False, max_length=64)
+    user = forms.CharField(label=_("User"), required=False, max_length=150)
     request_id = forms.CharField(label="RequestId", required=False, max_length=128)
     msg_seq = forms.IntegerField(
         label="MsgSeq", required=False, widget=forms.TextInput()
     )
     since = forms.DateTimeField(
-        label="From",
+        label=_("From"),
         required=False,
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
     )
     until = forms.DateTimeField(
-        label="Until",
+        label=_("Until"),
         required=False,
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
-        help_text="Exclusive.",
+        help_text=_("Exclusive."),
     )
     # The browser's IANA time zone, filled in by the page's script.
     tz = forms.CharField(required=False, widget=forms.HiddenInput())
@@ -63,7 +72,9 @@ class AuditFilterForm(forms.Form):
         try:
             return User.objects.get(**{User.USERNAME_FIELD: username})
         except User.DoesNotExist:
-            raise forms.ValidationError(f"No user is called “{username}”.") from None
+            raise forms.ValidationError(
+                gettext("No user is called “%(name)s”.") % {"name": username}
+            ) from None
 
     def _clean_cursor(self, name: str) -> Cursor | None:
         raw = self.cleaned_data[name].strip()
@@ -73,7 +84,7 @@ class AuditFilterForm(forms.Form):
             return Cursor.decode(raw)
         except ValueError:
             raise forms.ValidationError(
-                "This paging link is broken; start again from the first page."
+                gettext("This paging link is broken; start again from the first page.")
             ) from None
 
     def clean_after(self) -> Cursor | None:
@@ -87,7 +98,7 @@ class AuditFilterForm(forms.Form):
         data = self.cleaned_data
         since, until = data.get("since"), data.get("until")
         if since and until and until <= since:
-            self.add_error("until", "Must be later than “From”.")
+            self.add_error("until", gettext("Must be later than “From”."))
         return data
 
     def log_filter(self) -> LogFilter:

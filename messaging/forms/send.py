@@ -19,6 +19,8 @@ from django import forms
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.utils import timezone
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
 
 from messaging import providers
 from messaging.kinds import (
@@ -145,13 +147,15 @@ class SendForm(forms.Form):
     template = forms.ModelChoiceField(
         queryset=MessageTemplate.objects.none(),
         required=False,
-        label="Start from a template",
-        empty_label="No template",
+        label=_("Start from a template"),
+        empty_label=_("No template"),
     )
     scheduled_at = forms.CharField(
-        label="Send at",
+        label=_("Send at"),
         required=False,
-        help_text="Optional, in your time zone; empty sends now. A scheduled send can be cancelled until it runs.",
+        help_text=_(
+            "Optional, in your time zone; empty sends now. A scheduled send can be cancelled until it runs."
+        ),
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
     )
     tz = forms.CharField(required=False, widget=forms.HiddenInput)
@@ -177,16 +181,20 @@ class SendForm(forms.Form):
         if self.spec.target == "rooms":
             room_fields = {
                 "rooms": forms.CharField(
-                    label="Room IDs",
+                    label=_("Room IDs"),
                     required=False,
-                    help_text="RoomId of each live room, one per line: one room, or up to 10,000. "
-                    "Duplicates and blank lines are removed.",
+                    help_text=_(
+                        "RoomId of each live room, one per line: one room, or up to 10,000. "
+                        "Duplicates and blank lines are removed."
+                    ),
                     widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
                 ),
                 "rooms_file": forms.FileField(
-                    label="Or upload room IDs",
+                    label=_("Or upload room IDs"),
                     required=False,
-                    help_text="A TXT file (one room ID per line) or a CSV file (room IDs in the first column).",
+                    help_text=_(
+                        "A TXT file (one room ID per line) or a CSV file (room IDs in the first column)."
+                    ),
                     widget=forms.FileInput(
                         attrs={"accept": ".txt,.csv,text/plain,text/csv"}
                     ),
@@ -195,10 +203,10 @@ class SendForm(forms.Form):
         elif self.spec.target == "room":
             room_fields = {
                 "room_id": forms.CharField(
-                    label="Room ID",
+                    label=_("Room ID"),
                     max_length=128,
-                    help_text="RoomId: the ZEGO room.",
-                    error_messages={"required": "Enter the room ID."},
+                    help_text=_("RoomId: the ZEGO room."),
+                    error_messages={"required": _("Enter the room ID.")},
                     widget=forms.TextInput(attrs={"spellcheck": "false"}),
                 ),
                 "to_users": _form_field(KINDS[self.kind].field("to_users")),
@@ -220,8 +228,12 @@ class SendForm(forms.Form):
                 label=f"{{{name}}}",
                 max_length=TENCENT_MESSAGE_BYTES,
                 strip=False,
-                help_text=f"Replaces {{{name}}} in the message.",
-                error_messages={"required": f"Enter a value for {{{name}}}."},
+                help_text=gettext("Replaces %(variable)s in the message.")
+                % {"variable": f"{{{name}}}"},
+                error_messages={
+                    "required": gettext("Enter a value for %(variable)s.")
+                    % {"variable": f"{{{name}}}"}
+                },
             )
         self.order_fields(["template", *room_fields, *fields])
 
@@ -230,18 +242,28 @@ class SendForm(forms.Form):
             return self.data.get(self.add_prefix(name), "") or ""
         return self.initial.get(name, self.fields[name].initial) or ""
 
-    def sections(self) -> list[tuple[str, list[forms.BoundField]]]:
-        """(heading, fields) groups in page order."""
+    def sections(self) -> list[tuple[str, str, list[forms.BoundField]]]:
+        """(key, heading, fields) groups in page order; the key names the group for
+        the template, the heading is in the reader's language."""
         groups = [
             (
-                "Room" if self.spec.target == "room" else "Rooms",
+                "rooms",
+                gettext("Room") if self.spec.target == "room" else gettext("Rooms"),
                 self.room_field_names,
             ),
-            ("Message", self.message_field_names),
-            ("Template variables", [VAR_PREFIX + n for n in self.variable_names]),
-            ("When", ["scheduled_at"]),
+            ("message", gettext("Message"), self.message_field_names),
+            (
+                "variables",
+                gettext("Template variables"),
+                [VAR_PREFIX + n for n in self.variable_names],
+            ),
+            ("when", gettext("When"), ["scheduled_at"]),
         ]
-        return [(title, [self[n] for n in names]) for title, names in groups if names]
+        return [
+            (key, title, [self[n] for n in names])
+            for key, title, names in groups
+            if names
+        ]
 
     # -- cleaning -------------------------------------------------------------------
     def clean_tz(self) -> str:
@@ -257,7 +279,10 @@ class SendForm(forms.Form):
         users = list(dict.fromkeys(u for u in _SPLIT_USERS.split(raw) if u))
         if len(users) > ZEGO_MAX_RECIPIENTS:
             raise forms.ValidationError(
-                f"{len(users)} recipients; at most {ZEGO_MAX_RECIPIENTS}. Leave it empty to reach the whole room."
+                gettext(
+                    "%(count)s recipients; at most %(max)s. Leave it empty to reach the whole room."
+                )
+                % {"count": len(users), "max": ZEGO_MAX_RECIPIENTS}
             )
         return users
 
@@ -332,10 +357,25 @@ class SendForm(forms.Form):
             except SendValidationError as exc:
                 bad.append(f"{room[:60]}: {' '.join(exc.errors.get('room_id', []))}")
         if bad:
-            more = f"; and {len(bad) - 3:,} more" if len(bad) > 3 else ""
+            shown = "; ".join(bad[:3])
+            if len(bad) > 3:
+                message = gettext(
+                    "%(count)s room IDs would be rejected (%(shown)s; and %(more)s more)."
+                )
+            else:
+                message = ngettext(
+                    "%(count)s room ID would be rejected (%(shown)s).",
+                    "%(count)s room IDs would be rejected (%(shown)s).",
+                    len(bad),
+                )
             self.add_error(
                 self._room_field(),
-                f"{len(bad):,} room IDs would be rejected ({'; '.join(bad[:3])}{more}).",
+                message
+                % {
+                    "count": f"{len(bad):,}",
+                    "shown": shown,
+                    "more": f"{len(bad) - 3:,}",
+                },
             )
             return None
         return body
@@ -353,11 +393,11 @@ class SendForm(forms.Form):
             except forms.ValidationError as exc:
                 self.add_error("rooms_file", exc)
                 return
-            self.kept_upload = (upload.name or "uploaded file", uploaded)
+            self.kept_upload = (upload.name or gettext("uploaded file"), uploaded)
         elif self.data.get(self.add_prefix("rooms_kept")):
             uploaded = str(self.data[self.add_prefix("rooms_kept")])
             name = str(self.data.get(self.add_prefix("rooms_kept_name")) or "")
-            self.kept_upload = (name[:200] or "uploaded file", uploaded)
+            self.kept_upload = (name[:200] or gettext("uploaded file"), uploaded)
         if uploaded:
             texts.append(uploaded)
         # Problems of a list that came (partly) from the file are shown under it.
@@ -369,19 +409,33 @@ class SendForm(forms.Form):
                 f"{room[:40]}: {why}" for room, why in room_list.invalid[:3]
             )
             more = len(room_list.invalid) - 3
+            count = len(room_list.invalid)
+            if more > 0:
+                message = gettext(
+                    "%(count)s room IDs are not valid (%(shown)s; and %(more)s more)."
+                )
+            else:
+                message = ngettext(
+                    "%(count)s room ID is not valid (%(shown)s).",
+                    "%(count)s room IDs are not valid (%(shown)s).",
+                    count,
+                )
             self.add_error(
                 field,
-                f"{len(room_list.invalid):,} room IDs are not valid ({shown}"
-                f"{f'; and {more:,} more' if more > 0 else ''}).",
+                message % {"count": f"{count:,}", "shown": shown, "more": f"{more:,}"},
             )
         elif not room_list.rooms:
             self.add_error(
-                field, "Enter at least one room ID, or upload a file of room IDs."
+                field,
+                gettext("Enter at least one room ID, or upload a file of room IDs."),
             )
         elif room_list.too_many:
             self.add_error(
                 field,
-                f"At most {MAX_ROOMS:,} rooms per send; this list has {len(room_list.rooms):,}. Split it.",
+                gettext(
+                    "At most %(max)s rooms per send; this list has %(count)s. Split it."
+                )
+                % {"max": f"{MAX_ROOMS:,}", "count": f"{len(room_list.rooms):,}"},
             )
 
     def _clean_schedule(self, data: dict[str, Any]) -> datetime | None:
@@ -392,7 +446,8 @@ class SendForm(forms.Form):
             when = datetime.fromisoformat(raw)
         except ValueError:
             self.add_error(
-                "scheduled_at", "Enter a date and time, like 2026-12-31 18:00."
+                "scheduled_at",
+                gettext("Enter a date and time, like 2026-12-31 18:00."),
             )
             return None
         if when.tzinfo is None:
@@ -401,7 +456,9 @@ class SendForm(forms.Form):
         if when <= timezone.now():
             self.add_error(
                 "scheduled_at",
-                "This time has passed. Pick a later time, or leave it empty to send now.",
+                gettext(
+                    "This time has passed. Pick a later time, or leave it empty to send now."
+                ),
             )
             return None
         return when

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any, cast
 
 from django import forms
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from messaging import providers
 from messaging.forms.send import message_fields
@@ -32,20 +34,18 @@ class MessageTemplateForm(forms.ModelForm):
         model = MessageTemplate
         fields = ["name", "app", "kind"]
         help_texts = {
-            "name": "Shown in the template picker of the send page.",
+            "name": _("Shown in the template picker of the send page."),
         }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         app_field = cast(forms.ModelChoiceField, self.fields["app"])
         app_field.queryset = ProviderApp.objects.filter(enabled=True)
-        app_field.empty_label = "All apps"
-        self.fields[
-            "app"
-        ].help_text = "Empty: offered for every app whose provider has this kind."
-        self.fields[
-            "kind"
-        ].help_text = (
+        app_field.empty_label = gettext("All apps")
+        self.fields["app"].help_text = gettext(
+            "Empty: offered for every app whose provider has this kind."
+        )
+        self.fields["kind"].help_text = gettext(
             "Text, custom and broadcast are Tencent kinds; custom command is ZEGO."
         )
         cast(forms.ChoiceField, self.fields["kind"]).choices = [
@@ -62,7 +62,9 @@ class MessageTemplateForm(forms.ModelForm):
                 # A template may leave any field for the send form; variables make
                 # byte counts and JSON checks meaningful only once filled.
                 f.required = False
-                f.help_text = f"{f.help_text} Use {{name}} for a variable."
+                f.help_text = gettext("%(help)s Use {name} for a variable.") % {
+                    "help": f.help_text
+                }
                 f.widget.attrs.pop("data-json", None)
                 self.fields[name] = f
                 self.message_field_names.append(name)
@@ -80,20 +82,34 @@ class MessageTemplateForm(forms.ModelForm):
         app, kind = data.get("app"), data.get("kind")
         if app and kind and kind not in providers.kinds(app.provider):
             names = ", ".join(
-                SendKind(k).label.lower() for k in providers.kinds(app.provider)
+                str(SendKind(k).label).lower() for k in providers.kinds(app.provider)
             )
             label = providers.provider(app.provider).LABEL
-            self.add_error("kind", f"{app.name} is a {label} app: pick {names}.")
+            self.add_error(
+                "kind",
+                gettext("%(app)s is a %(provider)s app: pick %(kinds)s.")
+                % {"app": app.name, "provider": label, "kinds": names},
+            )
         if kind and not any(data.get(n) for n in self.message_field_names):
             self.add_error(
                 None,
-                "Fill in at least one message field; otherwise there is nothing to reuse.",
+                gettext(
+                    "Fill in at least one message field; otherwise there is nothing to reuse."
+                ),
             )
         elif kind in CONTENT_FIELDS:
             content = [n for n in CONTENT_FIELDS[kind] if n in self.fields]
             if content and not any(str(data.get(n) or "").strip() for n in content):
-                labels = " or ".join(str(self[n].label).lower() for n in content)
-                self.add_error(content[0], f"A template needs the {labels}.")
+                labels = [str(self[n].label).lower() for n in content]
+                if len(labels) == 1:
+                    message = gettext("A template needs the %(field)s.") % {
+                        "field": labels[0]
+                    }
+                else:
+                    message = gettext(
+                        "A template needs the %(first)s or %(second)s."
+                    ) % {"first": labels[0], "second": labels[1]}
+                self.add_error(content[0], message)
         return data
 
     def save(self, commit: bool = True) -> MessageTemplate:

@@ -31,6 +31,8 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
+
     from messaging.providers.base import Credentials, SendResult
 
 PROVIDERS: dict[str, str] = {
@@ -49,14 +51,14 @@ def provider_choices() -> list[tuple[str, str]]:
     return [(name, provider(name).LABEL) for name in PROVIDERS]
 
 
-def regions(name: str) -> dict[str, tuple[str, str]]:
+def regions(name: str) -> dict[str, tuple[StrOrPromise, str]]:
     """Region key -> (label, API domain) of provider ``name``; {} if unknown."""
     if name not in PROVIDERS:
         return {}
     return provider(name).REGIONS
 
 
-def region_choices() -> list[tuple[str, list[tuple[str, str]]]]:
+def region_choices() -> list[tuple[str, list[tuple[str, StrOrPromise]]]]:
     """Regions grouped by provider label, for the app form and the model field."""
     return [
         (

@@ -18,6 +18,8 @@ from enum import StrEnum
 from typing import Any
 
 import httpx
+from django.utils.translation import gettext as _
+from django_stubs_ext import StrOrPromise
 
 from liveadmin.logging import redact
 
@@ -86,35 +88,39 @@ class CodeInfo:
     """How to treat one documented error code."""
 
     retryable: bool
-    explanation: str
+    # Lazy (gettext_lazy) in the providers' tables: read with str() in the language
+    # active where it is shown.
+    explanation: StrOrPromise
     retry_after: float | None = None
 
 
-def retryable(explanation: str, retry_after: float | None = None) -> CodeInfo:
+def retryable(explanation: StrOrPromise, retry_after: float | None = None) -> CodeInfo:
     return CodeInfo(True, explanation, retry_after)
 
 
-def permanent(explanation: str) -> CodeInfo:
+def permanent(explanation: StrOrPromise) -> CodeInfo:
     return CodeInfo(False, explanation)
 
 
 def classify_code(
-    codes: Mapping[int, CodeInfo], code: int, *, unknown: str
+    codes: Mapping[int, CodeInfo], code: int, *, unknown: StrOrPromise
 ) -> CodeInfo:
     """How to treat ``code`` per a provider's table. An undocumented code is not
-    retried: repeating an unknown failure could duplicate a delivered message."""
+    retried: repeating an unknown failure could duplicate a delivered message.
+    ``unknown`` has a ``%(code)s`` placeholder."""
     if code in codes:
         return codes[code]
-    return permanent(unknown.format(code=code))
+    return permanent(str(unknown) % {"code": code})
 
 
 def explain_code(classify: Callable[[int], CodeInfo], code: int | None) -> str:
-    """The explanation of a result code for the UI ("Sent." for 0)."""
+    """The explanation of a result code for the UI ("Sent." for 0), in the active
+    language."""
     if code is None:
         return ""
     if code == 0:
-        return "Sent."
-    return classify(code).explanation
+        return _("Sent.")
+    return str(classify(code).explanation)
 
 
 # --- retry policy ---------------------------------------------------------------------
@@ -143,11 +149,37 @@ NOT_SENT_ERRORS: tuple[type[httpx.HTTPError], ...] = (
 )
 NOT_PROCESSED_STATUSES = frozenset({429, 503})
 
-UNKNOWN_EXPLANATION = (
-    "The request may have reached the provider, but no answer came back ({why}). The "
-    "message may or may not have been delivered, so it is not sent again by itself: "
-    "check the room, then re-send it explicitly if it is missing."
-)
+
+def unknown_explanation(why: str, status: int | None = None) -> str:
+    """Why the outcome is ``unknown``, one whole sentence per cause (``why``:
+    "timeout", "lost", "http_5xx" with ``status``, or "unreadable")."""
+    if why == "timeout":
+        return _(
+            "The request may have reached the provider, but no answer came back (the "
+            "provider did not answer in time). The message may or may not have been "
+            "delivered, so it is not sent again by itself: check the room, then re-send "
+            "it explicitly if it is missing."
+        )
+    if why == "http_5xx":
+        return _(
+            "The request may have reached the provider, but no answer came back (the "
+            "provider answered HTTP %(status)s, a server or gateway error). The message "
+            "may or may not have been delivered, so it is not sent again by itself: check "
+            "the room, then re-send it explicitly if it is missing."
+        ) % {"status": status}
+    if why == "unreadable":
+        return _(
+            "The request may have reached the provider, but no answer came back (its "
+            "answer could not be read). The message may or may not have been delivered, "
+            "so it is not sent again by itself: check the room, then re-send it "
+            "explicitly if it is missing."
+        )
+    return _(
+        "The request may have reached the provider, but no answer came back (the "
+        "connection was lost after the request was sent). The message may or may not "
+        "have been delivered, so it is not sent again by itself: check the room, then "
+        "re-send it explicitly if it is missing."
+    )
 
 
 def retry_policy(
@@ -217,7 +249,7 @@ def transport_failure(exc: httpx.HTTPError, *, started: float, what: str) -> Sen
     if isinstance(exc, NOT_SENT_ERRORS):
         failure = "connect"
         info = f"{type(exc).__name__}: {redact(str(exc))}"
-        explanation = (
+        explanation = _(
             "The provider could not be reached (no connection). Nothing was sent; it "
             "is retried automatically. If it persists, check the base URL or region "
             "and the network."
@@ -226,11 +258,10 @@ def transport_failure(exc: httpx.HTTPError, *, started: float, what: str) -> Sen
         failure = "transport"
         if isinstance(exc, httpx.TimeoutException):
             info = f"{type(exc).__name__}: no answer from the provider in time"
-            why = "the provider did not answer in time"
+            explanation = unknown_explanation("timeout")
         else:
             info = f"{type(exc).__name__}: {redact(str(exc))}"
-            why = "the connection was lost after the request was sent"
-        explanation = UNKNOWN_EXPLANATION.format(why=why)
+            explanation = unknown_explanation("lost")
     logger.warning("%s: transport failure (%s) %s", what, failure, info)
     is_retryable, retry_after = retry_policy(failure)
     return SendResult(
@@ -249,7 +280,9 @@ def invalid_url_failure(exc: Exception, *, what: str) -> SendResult:
     return SendResult(
         outcome=Outcome.FAILED,
         error_info=f"{type(exc).__name__}: the API URL is not valid",
-        explanation="The app's base URL is not a valid http(s) URL. Fix it in the app settings.",
+        explanation=_(
+            "The app's base URL is not a valid http(s) URL. Fix it in the app settings."
+        ),
         retryable=retry_policy("invalid_url")[0],
     )
 
@@ -263,23 +296,21 @@ def http_failure(
         return None
     if status in NOT_PROCESSED_STATUSES:
         failure = "busy"
-        explanation = (
-            f"The provider answered HTTP {status} (busy or unavailable). Nothing was "
+        explanation = _(
+            "The provider answered HTTP %(status)s (busy or unavailable). Nothing was "
             "sent; it is retried automatically."
-        )
+        ) % {"status": status}
     elif status >= 500:
         # A gateway or server error after the request went in: it may have been
         # processed, so it is not repeated blindly.
         failure = "http_5xx"
-        explanation = UNKNOWN_EXPLANATION.format(
-            why=f"the provider answered HTTP {status}, a server or gateway error"
-        )
+        explanation = unknown_explanation("http_5xx", status)
     else:
         failure = "http_4xx"
-        explanation = (
-            f"The provider answered HTTP {status}. The API address is probably wrong: "
+        explanation = _(
+            "The provider answered HTTP %(status)s. The API address is probably wrong: "
             "check the app's region and base URL."
-        )
+        ) % {"status": status}
     is_retryable, retry_after = retry_policy(
         failure, retry_after=_retry_after(response.headers.get("Retry-After"))
     )
@@ -302,7 +333,7 @@ def unreadable_answer(response: httpx.Response, *, started: float) -> SendResult
     return SendResult(
         outcome=failure_outcome("unreadable"),
         error_info="the answer is not a JSON object",
-        explanation=UNKNOWN_EXPLANATION.format(why="its answer could not be read"),
+        explanation=unknown_explanation("unreadable"),
         http_status=response.status_code,
         latency_ms=elapsed_ms(started),
         retryable=retry_policy("unreadable")[0],

@@ -16,6 +16,9 @@ import threading
 import time
 from typing import Any
 
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+from django_stubs_ext import StrOrPromise
 from TLSSigAPIv2 import TLSSigAPIv2
 
 from messaging.kinds import KINDS as KIND_SPECS
@@ -50,15 +53,15 @@ LABEL = "Tencent Cloud (TUILiveKit / Chat)"
 KINDS = kinds_of("tencent")
 
 # API domain per region (docs/providers.md, "Tencent regions").
-REGIONS: dict[str, tuple[str, str]] = {
+REGIONS: dict[str, tuple[StrOrPromise, str]] = {
     # key: (label, primary domain)
-    "china": ("China", "console.tim.qq.com"),
-    "singapore": ("Singapore", "adminapisgp.im.qcloud.com"),
-    "seoul": ("Seoul", "adminapikr.im.qcloud.com"),
-    "frankfurt": ("Frankfurt", "adminapiger.im.qcloud.com"),
-    "india": ("India (Mumbai)", "adminapiind.im.qcloud.com"),
-    "silicon-valley": ("Silicon Valley", "adminapiusa.im.qcloud.com"),
-    "jakarta": ("Jakarta", "adminapiidn.im.qcloud.com"),
+    "china": (_("China"), "console.tim.qq.com"),
+    "singapore": (_("Singapore"), "adminapisgp.im.qcloud.com"),
+    "seoul": (_("Seoul"), "adminapikr.im.qcloud.com"),
+    "frankfurt": (_("Frankfurt"), "adminapiger.im.qcloud.com"),
+    "india": (_("India (Mumbai)"), "adminapiind.im.qcloud.com"),
+    "silicon-valley": (_("Silicon Valley"), "adminapiusa.im.qcloud.com"),
+    "jakarta": (_("Jakarta"), "adminapiidn.im.qcloud.com"),
 }
 
 PATHS: dict[str, str] = {
@@ -84,125 +87,150 @@ USERSIG_EXPIRED = 70001
 # group of codes; the guesses are in its UNCONFIRMED table.
 CODES: dict[int, CodeInfo] = {
     # REST API common codes
-    60002: permanent("The request URL could not be parsed. Check the app's base URL."),
-    60003: permanent("The request body is not valid JSON."),
+    60002: permanent(
+        _("The request URL could not be parsed. Check the app's base URL.")
+    ),
+    60003: permanent(_("The request body is not valid JSON.")),
     60004: permanent(
-        "Account or signature error in the request. Check the admin identifier and secret key."
+        _(
+            "Account or signature error in the request. Check the admin identifier and secret key."
+        )
     ),
     60005: permanent(
-        "Account or signature error in the request. Check the admin identifier and secret key."
+        _(
+            "Account or signature error in the request. Check the admin identifier and secret key."
+        )
     ),
-    60006: permanent("The SDKAppID is not valid. Check the app ID and its region."),
+    60006: permanent(_("The SDKAppID is not valid. Check the app ID and its region.")),
     60007: retryable(
-        "Too many REST API calls for this app right now. Sending again shortly will work.",
+        _(
+            "Too many REST API calls for this app right now. Sending again shortly will work."
+        ),
         1.0,
     ),
-    60008: retryable("The provider timed out handling the request. Retry.", 1.0),
-    60009: permanent("The provider does not know this API. Check the base URL."),
+    60008: retryable(_("The provider timed out handling the request. Retry."), 1.0),
+    60009: permanent(_("The provider does not know this API. Check the base URL.")),
     60010: permanent(
-        "The admin identifier is not an app administrator. Use an admin account from the Chat console."
+        _(
+            "The admin identifier is not an app administrator. Use an admin account from the Chat console."
+        )
     ),
     60011: retryable(
-        "The app's overall request rate limit was hit. Sending again shortly will work.",
+        _(
+            "The app's overall request rate limit was hit. Sending again shortly will work."
+        ),
         1.0,
     ),
-    60012: permanent("The request has no SDKAppID."),
-    60013: retryable("The provider could not encode its answer. Retry.", 1.0),
-    60014: retryable("The provider timed out switching accounts. Retry.", 1.0),
+    60012: permanent(_("The request has no SDKAppID.")),
+    60013: retryable(_("The provider could not encode its answer. Retry."), 1.0),
+    60014: retryable(_("The provider timed out switching accounts. Retry."), 1.0),
     60015: permanent(
-        "An account in the request has the wrong type (accounts must be strings)."
+        _("An account in the request has the wrong type (accounts must be strings).")
     ),
-    60016: permanent("This SDKAppID is disabled at the provider."),
-    60017: permanent("This request is disabled for the app at the provider."),
-    60018: retryable("Too many requests. Retry later.", 2.0),
-    60019: retryable("Too many requests. Retry later.", 2.0),
+    60016: permanent(_("This SDKAppID is disabled at the provider.")),
+    60017: permanent(_("This request is disabled for the app at the provider.")),
+    60018: retryable(_("Too many requests. Retry later."), 2.0),
+    60019: retryable(_("Too many requests. Retry later."), 2.0),
     60020: permanent(
-        "The app's paid edition has expired or is disabled. Renew it in the console."
+        _("The app's paid edition has expired or is disabled. Renew it in the console.")
     ),
     60021: permanent(
-        "This server's IP address is not allowed to call the REST API. Check the console's IP allowlist."
+        _(
+            "This server's IP address is not allowed to call the REST API. Check the console's IP allowlist."
+        )
     ),
     # Account / UserSig codes
     70001: retryable(
-        "The admin UserSig had expired. A fresh one was generated; retry if it still failed.",
+        _(
+            "The admin UserSig had expired. A fresh one was generated; retry if it still failed."
+        ),
         1.0,
     ),
-    70002: permanent("The UserSig is empty."),
-    70003: permanent("The UserSig could not be parsed (often a truncated UserSig)."),
-    70005: permanent("The UserSig is not valid."),
+    70002: permanent(_("The UserSig is empty.")),
+    70003: permanent(_("The UserSig could not be parsed (often a truncated UserSig).")),
+    70005: permanent(_("The UserSig is not valid.")),
     70009: permanent(
-        "The UserSig does not verify: the secret key probably belongs to another SDKAppID or region."
+        _(
+            "The UserSig does not verify: the secret key probably belongs to another SDKAppID or region."
+        )
     ),
-    70013: permanent("The admin identifier does not match the UserSig."),
-    70014: permanent("The SDKAppID does not match the UserSig."),
+    70013: permanent(_("The admin identifier does not match the UserSig.")),
+    70014: permanent(_("The SDKAppID does not match the UserSig.")),
     70016: permanent(
-        "The provider has no key for this SDKAppID. Check the app ID and its data center (region)."
+        _(
+            "The provider has no key for this SDKAppID. Check the app ID and its data center (region)."
+        )
     ),
-    70020: permanent("The SDKAppID was not found. Check the app ID and its region."),
+    70020: permanent(_("The SDKAppID was not found. Check the app ID and its region.")),
     70050: retryable(
-        "Too many failed UserSig checks; the provider blocks calls for a minute.", 60.0
+        _("Too many failed UserSig checks; the provider blocks calls for a minute."),
+        60.0,
     ),
-    70051: permanent("The admin account is blocklisted at the provider."),
-    70107: permanent("The account was never imported at the provider."),
-    70114: retryable("Logins are being throttled. Retry later.", 10.0),
-    70169: retryable("The provider timed out. Retry.", 1.0),
-    70202: retryable("The provider timed out. Retry.", 1.0),
-    70206: permanent("Invalid batch size in the request."),
+    70051: permanent(_("The admin account is blocklisted at the provider.")),
+    70107: permanent(_("The account was never imported at the provider.")),
+    70114: retryable(_("Logins are being throttled. Retry later."), 10.0),
+    70169: retryable(_("The provider timed out. Retry."), 1.0),
+    70202: retryable(_("The provider timed out. Retry."), 1.0),
+    70206: permanent(_("Invalid batch size in the request.")),
     70398: permanent(
-        "The app has reached its account limit (free edition: 100 accounts)."
+        _("The app has reached its account limit (free edition: 100 accounts).")
     ),
-    70402: permanent("A parameter of the request is not valid."),
-    70403: permanent("The request needs app administrator permission."),
-    70500: retryable("Internal error at the provider. Retry.", 1.0),
+    70402: permanent(_("A parameter of the request is not valid.")),
+    70403: permanent(_("The request needs app administrator permission.")),
+    70500: retryable(_("Internal error at the provider. Retry."), 1.0),
     # Message codes shared by the message APIs
-    80001: permanent("The text hit the provider's sensitive-word filter."),
+    80001: permanent(_("The text hit the provider's sensitive-word filter.")),
     # UNCONFIRMED which code an oversized broadcast gets (docs/providers.md).
-    80002: permanent("The message is too long (the limit is 12 KB)."),
+    80002: permanent(_("The message is too long (the limit is 12 KB).")),
     80003: retryable(
-        "The before-send webhook failed or timed out and the app is set to not deliver then. Check the webhook, then retry.",
+        _(
+            "The before-send webhook failed or timed out and the app is set to not deliver then. Check the webhook, then retry."
+        ),
         5.0,
     ),
-    80004: permanent("An image in the message hit the provider's content filter."),
-    90002: permanent("MsgBody is not a valid array of message elements."),
-    90007: permanent("MsgBody contains an invalid message element."),
-    90010: permanent("MsgBody contains an invalid message element."),
-    90055: permanent("The batch request is larger than 8 KB."),
-    93000: permanent("The JSON request is larger than the provider accepts."),
-    10018: permanent("The answer would exceed 1 MB: the request asks for too much."),
+    80004: permanent(_("An image in the message hit the provider's content filter.")),
+    90002: permanent(_("MsgBody is not a valid array of message elements.")),
+    90007: permanent(_("MsgBody contains an invalid message element.")),
+    90010: permanent(_("MsgBody contains an invalid message element.")),
+    90055: permanent(_("The batch request is larger than 8 KB.")),
+    93000: permanent(_("The JSON request is larger than the provider accepts.")),
+    10018: permanent(_("The answer would exceed 1 MB: the request asks for too much.")),
     # Group codes (send_broadcast_msg page and the error code page)
-    10002: retryable("Internal error at the provider. Retry.", 1.0),
-    10003: permanent("The provider does not know this command."),
-    10004: permanent("A parameter of the request is not valid."),
-    10005: permanent("Too many accounts in the request."),
-    10006: retryable("Operations are being rate limited. Retry shortly.", 1.0),
+    10002: retryable(_("Internal error at the provider. Retry."), 1.0),
+    10003: permanent(_("The provider does not know this command.")),
+    10004: permanent(_("A parameter of the request is not valid.")),
+    10005: permanent(_("Too many accounts in the request.")),
+    10006: retryable(_("Operations are being rate limited. Retry shortly."), 1.0),
     10007: permanent(
-        "No permission: e.g. live-group broadcasts are not enabled in the console, or the account may not do this."
+        _(
+            "No permission: e.g. live-group broadcasts are not enabled in the console, or the account may not do this."
+        )
     ),
-    10010: permanent("The group (room) no longer exists."),
-    10015: permanent("The group (room) ID is not valid."),
-    10016: permanent("The app's before-send webhook refused the message."),
-    10017: permanent("The sender is muted and cannot send messages."),
-    10023: retryable("Message frequency limit reached. Retry shortly.", 1.0),
-    10030: permanent("The message cannot be recalled."),
-    10031: permanent("The message cannot be recalled."),
-    10032: permanent("The message cannot be recalled."),
-    10033: permanent("The message cannot be recalled."),
-    10035: permanent("Live (audio-video) groups keep no messages to delete."),
-    10041: permanent("The message cannot be recalled."),
+    10010: permanent(_("The group (room) no longer exists.")),
+    10015: permanent(_("The group (room) ID is not valid.")),
+    10016: permanent(_("The app's before-send webhook refused the message.")),
+    10017: permanent(_("The sender is muted and cannot send messages.")),
+    10023: retryable(_("Message frequency limit reached. Retry shortly."), 1.0),
+    10030: permanent(_("The message cannot be recalled.")),
+    10031: permanent(_("The message cannot be recalled.")),
+    10032: permanent(_("The message cannot be recalled.")),
+    10033: permanent(_("The message cannot be recalled.")),
+    10035: permanent(_("Live (audio-video) groups keep no messages to delete.")),
+    10041: permanent(_("The message cannot be recalled.")),
     # TUILiveKit live_engine_http_srv codes (send_text_msg and send_custom_msg pages)
-    100001: retryable("Internal error at the provider. Retry.", 1.0),
-    100002: permanent("A parameter of the request is not valid."),
+    100001: retryable(_("Internal error at the provider. Retry."), 1.0),
+    100002: permanent(_("A parameter of the request is not valid.")),
     100004: permanent(
-        "The room does not exist: it was never created or has been dissolved."
+        _("The room does not exist: it was never created or has been dissolved.")
     ),
-    100006: permanent("This room is not a live room."),
-    100601: permanent("The sender is muted in this room."),
+    100006: permanent(_("This room is not a live room.")),
+    100601: permanent(_("The sender is muted in this room.")),
     # UNCONFIRMED (docs/providers.md): 100602 for a live_engine overrun; the
     # common table has 60007. Both are retried.
     100602: retryable(
-        "The room's message frequency limit was reached. Retry shortly.", 1.0
+        _("The room's message frequency limit was reached. Retry shortly."), 1.0
     ),
-    100603: permanent("The message is too long (the limit is 12 KB)."),
+    100603: permanent(_("The message is too long (the limit is 12 KB).")),
 }
 
 # Codes 10100..10200 are chosen by the app's own before-send webhook to refuse a
@@ -214,10 +242,13 @@ WEBHOOK_CODES = FORBID_CODES
 def classify(code: int) -> CodeInfo:
     if code in WEBHOOK_CODES and code not in CODES:
         return permanent(
-            f"The app's before-send webhook refused the message (code {code})."
+            gettext(
+                "The app's before-send webhook refused the message (code %(code)s)."
+            )
+            % {"code": code}
         )
     return classify_code(
-        CODES, code, unknown="The provider refused the request with code {code}."
+        CODES, code, unknown=_("The provider refused the request with code %(code)s.")
     )
 
 
@@ -241,7 +272,7 @@ def _add(errors: dict[str, list[str]], name: str, message: str) -> None:
 
 def _check_room(errors: dict[str, list[str]], room_id: str) -> None:
     if not room_id:
-        _add(errors, "room_id", "Enter the room ID.")
+        _add(errors, "room_id", gettext("Enter the room ID."))
     elif problem := room_id_error(room_id, "tencent"):
         _add(errors, "room_id", problem)
 
@@ -251,20 +282,44 @@ def _check_account(
 ) -> None:
     if not value:
         if required:
-            _add(errors, name, "Enter the sender's user ID.")
+            _add(errors, name, gettext("Enter the sender's user ID."))
     elif utf8_len(value) > MAX_USER_ID_BYTES:
-        _add(errors, name, f"A user ID is at most {MAX_USER_ID_BYTES} bytes.")
+        _add(
+            errors,
+            name,
+            gettext("A user ID is at most %(limit)s bytes.")
+            % {"limit": MAX_USER_ID_BYTES},
+        )
+
+
+def _size_message(name: str) -> str:
+    """The over-the-limit message of field ``name`` (one whole sentence each)."""
+    if name == "text":
+        return gettext(
+            "The text is %(size)s bytes; the limit is %(limit)s bytes (12 KB)."
+        )
+    if name == "extension_info":
+        return gettext(
+            "Extension info is %(size)s bytes; the limit is %(limit)s bytes (12 KB)."
+        )
+    if name == "data":
+        return gettext(
+            "The data is %(size)s bytes; the limit is %(limit)s bytes (12 KB)."
+        )
+    return gettext(
+        "Cloud custom data is %(size)s bytes; the limit is %(limit)s bytes (12 KB)."
+    )
 
 
 def _check_size(
-    errors: dict[str, list[str]], name: str, value: str, limit: int, what: str
+    errors: dict[str, list[str]], name: str, value: str, limit: int
 ) -> None:
     size = utf8_len(value)
     if size > limit:
         _add(
             errors,
             name,
-            f"{what} is {size:,} bytes; the limit is {limit:,} bytes (12 KB).",
+            _size_message(name) % {"size": f"{size:,}", "limit": f"{limit:,}"},
         )
 
 
@@ -277,12 +332,20 @@ def _check_message_size(
         return
     size = sum(utf8_len(fields[name]) for name in spec.counted_fields)
     if size > spec.message_bytes:
-        labels = " and ".join(spec.field(n).label.lower() for n in spec.counted_fields)
+        first, second = (str(spec.field(n).label) for n in spec.counted_fields)
         _add(
             errors,
             spec.counted_fields[-1],
-            f"The message is {size:,} bytes ({labels} together); the limit is "
-            f"{spec.message_bytes:,} bytes (12 KB).",
+            gettext(
+                "The message is %(size)s bytes (%(first)s and %(second)s together); "
+                "the limit is %(limit)s bytes (12 KB)."
+            )
+            % {
+                "size": f"{size:,}",
+                "first": first.lower(),
+                "second": second.lower(),
+                "limit": f"{spec.message_bytes:,}",
+            },
         )
 
 
@@ -296,17 +359,19 @@ def build_text_body(fields: dict[str, Any]) -> tuple[dict, dict[str, list[str]]]
     _check_room(errors, room_id)
     _check_account(errors, "sender", sender, required=True)
     if not text.strip():
-        _add(errors, "text", "Enter the message text.")
+        _add(errors, "text", gettext("Enter the message text."))
     else:
-        _check_size(errors, "text", text, MAX_MESSAGE_BYTES, "The text")
+        _check_size(errors, "text", text, MAX_MESSAGE_BYTES)
     if extension:
         try:
             json.loads(extension)
         except ValueError as exc:
-            _add(errors, "extension_info", f"Extension info must be JSON ({exc}).")
-        _check_size(
-            errors, "extension_info", extension, MAX_MESSAGE_BYTES, "Extension info"
-        )
+            _add(
+                errors,
+                "extension_info",
+                gettext("Extension info must be JSON (%(error)s).") % {"error": exc},
+            )
+        _check_size(errors, "extension_info", extension, MAX_MESSAGE_BYTES)
     body: dict[str, Any] = {
         "RoomId": room_id,
         "Sender_Account": sender,
@@ -332,11 +397,15 @@ def build_custom_body(fields: dict[str, Any]) -> tuple[dict, dict[str, list[str]
     _check_room(errors, room_id)
     _check_account(errors, "sender", sender, required=False)
     if not business_id:
-        _add(errors, "business_id", "Enter the business ID (the message's mark).")
+        _add(
+            errors,
+            "business_id",
+            gettext("Enter the business ID (the message's mark)."),
+        )
     if not data:
-        _add(errors, "data", "Enter the data.")
+        _add(errors, "data", gettext("Enter the data."))
     else:
-        _check_size(errors, "data", data, MAX_MESSAGE_BYTES, "The data")
+        _check_size(errors, "data", data, MAX_MESSAGE_BYTES)
     body: dict[str, Any] = {"RoomId": room_id}
     if sender:
         body["Sender_Account"] = sender
@@ -362,9 +431,13 @@ def build_broadcast_body(fields: dict[str, Any]) -> tuple[dict, dict[str, list[s
     _check_account(errors, "from_account", from_account, required=False)
     has_text, has_custom = bool(text.strip()), bool(custom_data)
     if has_text and has_custom:
-        _add(errors, "custom_data", "Give either a text or custom data, not both.")
+        _add(
+            errors,
+            "custom_data",
+            gettext("Give either a text or custom data, not both."),
+        )
     elif not has_text and not has_custom:
-        _add(errors, "text", "Enter a text, or custom data instead.")
+        _add(errors, "text", gettext("Enter a text, or custom data instead."))
     if has_text:
         element = {"MsgType": "TIMTextElem", "MsgContent": {"Text": text}}
     else:
@@ -375,19 +448,24 @@ def build_broadcast_body(fields: dict[str, Any]) -> tuple[dict, dict[str, list[s
         _add(
             errors,
             "text" if has_text else "custom_data",
-            f"The message body is {size:,} bytes; a broadcast is at most {MAX_BROADCAST_BODY_BYTES:,} bytes.",
+            gettext(
+                "The message body is %(size)s bytes; a broadcast is at most %(limit)s bytes."
+            )
+            % {"size": f"{size:,}", "limit": f"{MAX_BROADCAST_BODY_BYTES:,}"},
         )
     if cloud:
-        _check_size(
-            errors, "cloud_custom_data", cloud, MAX_MESSAGE_BYTES, "Cloud custom data"
-        )
+        _check_size(errors, "cloud_custom_data", cloud, MAX_MESSAGE_BYTES)
     random_value = fields.get("random")
     if random_value in (None, ""):
         random_value = secrets.randbelow(MAX_RANDOM + 1)
     else:
         random_value = as_int(random_value)
         if random_value is None or not 0 <= random_value <= MAX_RANDOM:
-            _add(errors, "random", f"Random must be an integer 0..{MAX_RANDOM}.")
+            _add(
+                errors,
+                "random",
+                gettext("Random must be an integer 0..%(max)s.") % {"max": MAX_RANDOM},
+            )
             random_value = 0
     body: dict[str, Any] = {}
     if from_account:
@@ -527,7 +605,10 @@ def parse_response(
     if code is None:
         return SendResult(
             outcome=failure_outcome("no_code"),
-            explanation="The provider's answer has no ErrorCode; whether the message was delivered is unknown.",
+            explanation=gettext(
+                "The provider's answer has no ErrorCode; whether the message was "
+                "delivered is unknown."
+            ),
             retryable=retry_policy("no_code")[0],
             **common,
         )
@@ -542,12 +623,12 @@ def parse_response(
                 retry_after=retry_after,
                 **common,
             )
-        return SendResult(outcome=Outcome.OK, explanation="Sent.", **common)
+        return SendResult(outcome=Outcome.OK, explanation=gettext("Sent."), **common)
     info = classify(code)
     is_retryable, retry_after = retry_policy("code", info)
     return SendResult(
         outcome=Outcome.FAILED,
-        explanation=info.explanation,
+        explanation=str(info.explanation),
         retryable=is_retryable,
         retry_after=retry_after,
         **common,
@@ -556,11 +637,13 @@ def parse_response(
 
 def drop_explanation(reason: str) -> str:
     if reason == "MsgFreqCtrl":
-        return (
+        return gettext(
             "Accepted but not delivered: the room is over its limit of 40 messages "
             "per second (MsgFreqCtrl). Send it again in a moment."
         )
-    return f"Accepted but not delivered by the provider ({reason})."
+    return gettext("Accepted but not delivered by the provider (%(reason)s).") % {
+        "reason": reason
+    }
 
 
 # --- credential check (a harmless call that proves the secret and identifier) -------

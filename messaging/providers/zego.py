@@ -15,6 +15,10 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+from django_stubs_ext import StrOrPromise
+
 from messaging.kinds import ZEGO_CONTENT_BYTES, ZEGO_MAX_RECIPIENTS, kinds_of
 from messaging.providers.base import (
     CodeInfo,
@@ -39,14 +43,14 @@ LABEL = "ZEGO"
 KINDS = kinds_of("zego")
 
 # Server API hosts (docs/providers.md, "ZEGO regions").
-REGIONS: dict[str, tuple[str, str]] = {
-    "global": ("Global (nearest)", "rtc-api.zego.im"),
-    "sha": ("Shanghai", "rtc-api-sha.zego.im"),
-    "hkg": ("Hong Kong", "rtc-api-hkg.zego.im"),
-    "fra": ("Frankfurt", "rtc-api-fra.zego.im"),
-    "lax": ("Los Angeles", "rtc-api-lax.zego.im"),
-    "bom": ("Mumbai", "rtc-api-bom.zego.im"),
-    "sgp": ("Singapore", "rtc-api-sgp.zego.im"),
+REGIONS: dict[str, tuple[StrOrPromise, str]] = {
+    "global": (_("Global (nearest)"), "rtc-api.zego.im"),
+    "sha": (_("Shanghai"), "rtc-api-sha.zego.im"),
+    "hkg": (_("Hong Kong"), "rtc-api-hkg.zego.im"),
+    "fra": (_("Frankfurt"), "rtc-api-fra.zego.im"),
+    "lax": (_("Los Angeles"), "rtc-api-lax.zego.im"),
+    "bom": (_("Mumbai"), "rtc-api-bom.zego.im"),
+    "sgp": (_("Singapore"), "rtc-api-sgp.zego.im"),
 }
 
 ACTION = "SendCustomCommand"
@@ -60,61 +64,63 @@ MAX_USER_ID_BYTES = 64
 CODES: dict[int, CodeInfo] = {
     # Gateway / public-parameter codes
     100000000: permanent(
-        "The request's Host header is wrong. Check the app's base URL."
+        _("The request's Host header is wrong. Check the app's base URL.")
     ),
-    100000001: permanent("The AppId is not valid."),
-    100000002: permanent("The request has no Timestamp."),
-    100000003: permanent("The Timestamp is not valid."),
+    100000001: permanent(_("The AppId is not valid.")),
+    100000002: permanent(_("The request has no Timestamp.")),
+    100000003: permanent(_("The Timestamp is not valid.")),
     100000004: permanent(
-        "The signature has expired: this server's clock is more than 10 minutes off."
+        _("The signature has expired: this server's clock is more than 10 minutes off.")
     ),
-    100000005: permanent("The signature is wrong: check the ServerSecret."),
-    100000006: permanent("The request has no Action."),
-    100000007: permanent("ZEGO does not support this Action."),
-    100000008: permanent("The request has no SignatureNonce."),
-    100000009: permanent("The request has no Signature."),
-    100000010: permanent("ZEGO has no ServerSecret for this AppId. Check the AppId."),
-    100000011: retryable("ZEGO could not load the app's configuration. Retry.", 1.0),
-    100000012: permanent("ZEGO could not read the request body."),
-    100000013: permanent("The request has no SignatureVersion."),
-    100000014: permanent("Unsupported SignatureVersion (only 2.0 is)."),
-    100000015: retryable("Internal error at ZEGO's gateway. Retry.", 1.0),
-    100000016: permanent("The app has no production environment (check IsTest)."),
-    100000017: permanent("This service is not enabled for the app."),
+    100000005: permanent(_("The signature is wrong: check the ServerSecret.")),
+    100000006: permanent(_("The request has no Action.")),
+    100000007: permanent(_("ZEGO does not support this Action.")),
+    100000008: permanent(_("The request has no SignatureNonce.")),
+    100000009: permanent(_("The request has no Signature.")),
+    100000010: permanent(
+        _("ZEGO has no ServerSecret for this AppId. Check the AppId.")
+    ),
+    100000011: retryable(_("ZEGO could not load the app's configuration. Retry."), 1.0),
+    100000012: permanent(_("ZEGO could not read the request body.")),
+    100000013: permanent(_("The request has no SignatureVersion.")),
+    100000014: permanent(_("Unsupported SignatureVersion (only 2.0 is).")),
+    100000015: retryable(_("Internal error at ZEGO's gateway. Retry."), 1.0),
+    100000016: permanent(_("The app has no production environment (check IsTest).")),
+    100000017: permanent(_("This service is not enabled for the app.")),
     # Room signalling codes
-    1: retryable("ZEGO could not carry out the request. Retry.", 1.0),
-    2: permanent("A parameter of the request is not valid."),
-    3: permanent("A parameter of the request is too long."),
-    7: retryable("Too many requests for this app right now. Retry shortly.", 1.0),
-    8: permanent("ZEGO could not decode the request."),
-    9: permanent("The app has no permission for this API."),
-    104: permanent("The room does not exist."),
-    105: permanent("The user does not exist."),
-    121: retryable("ZEGO could not send the room message. Retry.", 1.0),
-    122: retryable("ZEGO could not send the room message. Retry.", 1.0),
-    151: retryable("ZEGO could not send the room message. Retry.", 1.0),
-    206: retryable("The app's request rate limit was hit. Retry shortly.", 1.0),
-    207: retryable("The room's request rate limit was hit. Retry shortly.", 1.0),
-    1008: permanent("The message content is empty."),
-    5018: permanent("The room has been destroyed."),
-    5024: permanent("The room does not exist."),
-    5201: retryable("ZEGO could not send the room message. Retry.", 1.0),
-    5202: retryable("ZEGO could not send the room message. Retry.", 1.0),
+    1: retryable(_("ZEGO could not carry out the request. Retry."), 1.0),
+    2: permanent(_("A parameter of the request is not valid.")),
+    3: permanent(_("A parameter of the request is too long.")),
+    7: retryable(_("Too many requests for this app right now. Retry shortly."), 1.0),
+    8: permanent(_("ZEGO could not decode the request.")),
+    9: permanent(_("The app has no permission for this API.")),
+    104: permanent(_("The room does not exist.")),
+    105: permanent(_("The user does not exist.")),
+    121: retryable(_("ZEGO could not send the room message. Retry."), 1.0),
+    122: retryable(_("ZEGO could not send the room message. Retry."), 1.0),
+    151: retryable(_("ZEGO could not send the room message. Retry."), 1.0),
+    206: retryable(_("The app's request rate limit was hit. Retry shortly."), 1.0),
+    207: retryable(_("The room's request rate limit was hit. Retry shortly."), 1.0),
+    1008: permanent(_("The message content is empty.")),
+    5018: permanent(_("The room has been destroyed.")),
+    5024: permanent(_("The room does not exist.")),
+    5201: retryable(_("ZEGO could not send the room message. Retry."), 1.0),
+    5202: retryable(_("ZEGO could not send the room message. Retry."), 1.0),
     50001: permanent(
-        "The room does not exist (rooms close when their last user leaves)."
+        _("The room does not exist (rooms close when their last user leaves).")
     ),
     # UNCONFIRMED: 50002 and 50004 are on the SendCustomCommand page but not in the
     # 2025 global list (docs/providers.md).
-    50002: permanent("The user ID does not exist."),
+    50002: permanent(_("The user ID does not exist.")),
     # Top-level 50003 is "failed to get online user count" (the SendCustomCommand
     # page); only in Data.FailUsers does 50003 mean "this recipient is offline".
-    50003: retryable("ZEGO could not get the room's online user count. Retry.", 1.0),
-    50004: retryable("ZEGO could not get the user information. Retry.", 1.0),
-    50011: permanent("Too many recipients: at most 10."),
-    50012: permanent("The message content is too long: at most 1024 bytes."),
-    50013: retryable("ZEGO failed to send the custom message. Retry.", 1.0),
-    50123: permanent("Too many forbid rules."),
-    50124: permanent("The forbid rule was not found."),
+    50003: retryable(_("ZEGO could not get the room's online user count. Retry."), 1.0),
+    50004: retryable(_("ZEGO could not get the user information. Retry."), 1.0),
+    50011: permanent(_("Too many recipients: at most 10.")),
+    50012: permanent(_("The message content is too long: at most 1024 bytes.")),
+    50013: retryable(_("ZEGO failed to send the custom message. Retry."), 1.0),
+    50123: permanent(_("Too many forbid rules.")),
+    50124: permanent(_("The forbid rule was not found.")),
 }
 
 
@@ -124,7 +130,7 @@ RECIPIENT_CODES: dict[int, str] = {50003: "not online"}
 
 def classify(code: int) -> CodeInfo:
     return classify_code(
-        CODES, code, unknown="ZEGO refused the request with code {code}."
+        CODES, code, unknown=_("ZEGO refused the request with code %(code)s.")
     )
 
 
@@ -139,8 +145,12 @@ def drop_explanation(reason: str) -> str:
         RECIPIENT_CODES.get(as_int(code) or 0, f"code {code}") for code in codes
     }
     if not reason or meanings <= {"not online"}:
-        return "Accepted, but none of the recipients got it (they are offline)."
-    return f"Accepted, but none of the recipients got it ({reason})."
+        return gettext(
+            "Accepted, but none of the recipients got it (they are offline)."
+        )
+    return gettext("Accepted, but none of the recipients got it (%(reason)s).") % {
+        "reason": reason
+    }
 
 
 # --- validation and request parameters ----------------------------------------------------
@@ -176,37 +186,48 @@ def build_command_params(
     content = str(fields.get("content") or "")
 
     if not room_id:
-        _add(errors, "room_id", "Enter the room ID.")
+        _add(errors, "room_id", gettext("Enter the room ID."))
     elif utf8_len(room_id) > MAX_ROOM_ID_BYTES["zego"]:
         _add(
             errors,
             "room_id",
-            f"A room ID is at most {MAX_ROOM_ID_BYTES['zego']} bytes.",
+            gettext("A room ID is at most %(limit)s bytes.")
+            % {"limit": MAX_ROOM_ID_BYTES["zego"]},
         )
     if not from_user:
-        _add(errors, "from_user", "Enter the sender's user ID.")
+        _add(errors, "from_user", gettext("Enter the sender's user ID."))
     elif utf8_len(from_user) > MAX_USER_ID_BYTES:
-        _add(errors, "from_user", f"A user ID is at most {MAX_USER_ID_BYTES} bytes.")
+        _add(
+            errors,
+            "from_user",
+            gettext("A user ID is at most %(limit)s bytes.")
+            % {"limit": MAX_USER_ID_BYTES},
+        )
     if len(to_users) > MAX_RECIPIENTS:
         _add(
             errors,
             "to_users",
-            f"{len(to_users)} recipients; at most {MAX_RECIPIENTS} (leave empty for the whole room).",
+            gettext(
+                "%(count)s recipients; at most %(max)s (leave empty for the whole room)."
+            )
+            % {"count": len(to_users), "max": MAX_RECIPIENTS},
         )
     too_long = [u for u in to_users if utf8_len(u) > MAX_USER_ID_BYTES]
     if too_long:
         _add(
             errors,
             "to_users",
-            f"A user ID is at most {MAX_USER_ID_BYTES} bytes: {', '.join(too_long[:3])}",
+            gettext("A user ID is at most %(limit)s bytes: %(ids)s")
+            % {"limit": MAX_USER_ID_BYTES, "ids": ", ".join(too_long[:3])},
         )
     if not content:
-        _add(errors, "content", "Enter the message content.")
+        _add(errors, "content", gettext("Enter the message content."))
     elif utf8_len(content) > MAX_CONTENT_BYTES:
         _add(
             errors,
             "content",
-            f"The content is {utf8_len(content):,} bytes; the limit is {MAX_CONTENT_BYTES} bytes.",
+            gettext("The content is %(size)s bytes; the limit is %(limit)s bytes.")
+            % {"size": f"{utf8_len(content):,}", "limit": MAX_CONTENT_BYTES},
         )
     params: dict[str, Any] = {"RoomId": room_id, "FromUserId": from_user}
     if to_users:
@@ -304,7 +325,9 @@ def parse_response(
         return SendResult(
             outcome=failure_outcome("no_code"),
             error_info=message,
-            explanation="ZEGO's answer has no Code; whether the command was delivered is unknown.",
+            explanation=gettext(
+                "ZEGO's answer has no Code; whether the command was delivered is unknown."
+            ),
             retryable=retry_policy("no_code")[0],
             **common,
         )
@@ -322,14 +345,14 @@ def parse_response(
         if failed:
             info = f"{message}; not delivered to {', '.join(failed)}"
         return SendResult(
-            outcome=Outcome.OK, error_info=info, explanation="Sent.", **common
+            outcome=Outcome.OK, error_info=info, explanation=gettext("Sent."), **common
         )
     classified = classify(code)
     is_retryable, retry_after = retry_policy("code", classified)
     return SendResult(
         outcome=Outcome.FAILED,
         error_info=message,
-        explanation=classified.explanation,
+        explanation=str(classified.explanation),
         retryable=is_retryable,
         retry_after=retry_after,
         **common,

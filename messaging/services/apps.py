@@ -12,6 +12,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from messaging import providers
 from messaging.models import ProviderApp
@@ -22,7 +23,7 @@ MAX_APP_ID = 2**32 - 1
 def resolve_region(provider: str, region: str) -> str:
     """Accept a region key ("silicon-valley") or its label ("Silicon Valley")."""
     wanted = region.strip().lower()
-    for key, (label, _) in providers.regions(provider).items():
+    for key, (label, _domain) in providers.regions(provider).items():
         if wanted in (key, label.lower(), label.lower().replace(" ", "-")):
             return key
     return region
@@ -32,17 +33,17 @@ def clean_app_id(raw: str) -> int:
     """The numeric SDKAppID / AppId, 1..4294967295. Raises ValidationError."""
     raw = raw.strip()
     if not raw.isdigit():
-        raise ValidationError("The SDKAppID must be a number, digits only.")
+        raise ValidationError(_("The SDKAppID must be a number, digits only."))
     value = int(raw)
     if value <= 0 or value > MAX_APP_ID:
-        raise ValidationError("The SDKAppID must be between 1 and 4294967295.")
+        raise ValidationError(_("The SDKAppID must be between 1 and 4294967295."))
     return value
 
 
 def clean_identifier(raw: str) -> str:
     value = raw.strip()
     if not value:
-        raise ValidationError("The admin identifier cannot be empty.")
+        raise ValidationError(_("The admin identifier cannot be empty."))
     return value
 
 
@@ -52,12 +53,12 @@ def clean_base_url(raw: str) -> str:
     if not value:
         return ""
     if not value.lower().startswith(("http://", "https://")):
-        raise ValidationError("The base URL must start with http:// or https://.")
+        raise ValidationError(_("The base URL must start with http:// or https://."))
     try:
         URLValidator(schemes=["http", "https"])(value)
     except ValidationError:
         raise ValidationError(
-            "Enter a full URL, like https://api.example.com/im."
+            _("Enter a full URL, like https://api.example.com/im.")
         ) from None
     return value.rstrip("/")
 
@@ -67,8 +68,11 @@ def region_error(provider: str, region: str) -> str | None:
     known = providers.regions(provider)
     if region in known or provider not in providers.PROVIDERS:
         return None  # an unknown provider: the provider field reports it
-    labels = ", ".join(label for label, _ in known.values())
-    return f"Pick a {providers.provider(provider).LABEL} region: {labels}."
+    labels = ", ".join(str(label) for label, _domain in known.values())
+    return _("Pick a %(provider)s region: %(regions)s.") % {
+        "provider": providers.provider(provider).LABEL,
+        "regions": labels,
+    }
 
 
 @transaction.atomic
@@ -115,7 +119,7 @@ def save_app(
     if secret_key:
         app.secret_key = secret_key
     elif existing is None:
-        errors["secret_key"] = ["This field is required."]
+        errors["secret_key"] = [_("This field is required.")]
     if test_environment is not None:
         app.test_environment = test_environment
     if webhook_token.strip():

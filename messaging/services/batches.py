@@ -25,6 +25,7 @@ from django.db import transaction
 from django.db.models import F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from liveadmin.roles import Role, has_role
 from messaging import dispatch
@@ -72,13 +73,17 @@ def start_batch(
     """
     if kind == SendKind.BROADCAST:
         if rooms:
-            raise BatchError("A broadcast reaches every room; it takes no room list.")
+            raise BatchError(
+                _("A broadcast reaches every room; it takes no room list.")
+            )
         targets: list[str | None] = [None]
     else:
         if not rooms:
-            raise BatchError("Give at least one room.")
+            raise BatchError(_("Give at least one room."))
         if len(rooms) > MAX_ROOMS:
-            raise BatchError(f"At most {MAX_ROOMS:,} rooms per batch.")
+            raise BatchError(
+                _("At most %(max)s rooms per batch.") % {"max": f"{MAX_ROOMS:,}"}
+            )
         targets = list(dict.fromkeys(rooms))
     now = timezone.now()
     if kind == SendKind.BROADCAST and app.broadcast_requires_approval:
@@ -137,7 +142,7 @@ def dispatch_batch(batch: Batch) -> int:
     its rows and its rate budget. Each row is claimed before it is sent, so an
     extra runner (recovery, a resume racing a worker) never sends a room twice."""
     runners = max(1, settings.BATCH_RUNNERS)
-    for _ in range(runners):
+    for _runner in range(runners):
         dispatch.enqueue(RUN_BATCH_TASK, batch.pk)
     return runners
 
@@ -145,9 +150,9 @@ def dispatch_batch(batch: Batch) -> int:
 def approve(batch: Batch, *, actor: Any) -> Batch:
     """A second community manager (never the author) lets a broadcast go out."""
     if actor.pk == batch.created_by_id:
-        raise BatchError("Another community manager must approve this broadcast.")
+        raise BatchError(_("Another community manager must approve this broadcast."))
     if not has_role(actor, Role.MANAGER):
-        raise BatchError("Only a community manager can approve a broadcast.")
+        raise BatchError(_("Only a community manager can approve a broadcast."))
     now = timezone.now()
     due = batch.scheduled_at is None or batch.scheduled_at <= now
     status = BatchStatus.RUNNING if due else BatchStatus.SCHEDULED
@@ -161,7 +166,7 @@ def approve(batch: Batch, *, actor: Any) -> Batch:
             started_at=now if due else None,
         )
         if claimed != 1:
-            raise BatchError("This batch is not awaiting approval.")
+            raise BatchError(_("This batch is not awaiting approval."))
         batch.refresh_from_db()
         if due:
             dispatch_batch(batch)
@@ -176,7 +181,7 @@ def pause(batch: Batch, *, actor: Any, reason: str = "") -> Batch:
         pk=batch.pk, status__in=[BatchStatus.RUNNING, BatchStatus.SCHEDULED]
     ).update(status=BatchStatus.PAUSED, pause_reason=reason)
     if changed != 1:
-        raise BatchError("Only a running or scheduled batch can be paused.")
+        raise BatchError(_("Only a running or scheduled batch can be paused."))
     batch.refresh_from_db()
     return batch
 
@@ -204,7 +209,7 @@ def resume(batch: Batch, *, actor: Any) -> Batch:
             started_at=Coalesce(F("started_at"), Value(now)),
         )
         if changed != 1:
-            raise BatchError("Only a paused batch can be resumed.")
+            raise BatchError(_("Only a paused batch can be resumed."))
         batch.refresh_from_db()
         if batch.scheduled_at and batch.scheduled_at > now:
             Batch.objects.filter(pk=batch.pk).update(
@@ -245,7 +250,7 @@ def cancel(batch: Batch, *, actor: Any) -> Batch:
             ],
         ).update(status=BatchStatus.CANCELLED, cancelled_by=actor, finished_at=now)
         if changed != 1:
-            raise BatchError("This batch has already finished.")
+            raise BatchError(_("This batch has already finished."))
         SendRecord.objects.filter(
             batch=batch, outcome=Outcome.WAITING, claimed_at__isnull=True
         ).update(
@@ -263,11 +268,15 @@ def cancel(batch: Batch, *, actor: Any) -> Batch:
 def _resend(batch: Batch, outcome: str, *, actor: Any, what: str) -> Batch:
     batch.refresh_from_db()
     if not batch.is_finished and batch.status != BatchStatus.PAUSED:
-        raise BatchError("Wait until the batch has finished (or pause it) first.")
+        raise BatchError(_("Wait until the batch has finished (or pause it) first."))
     rows = SendRecord.objects.filter(batch=batch, outcome=outcome)
     rooms = list(dict.fromkeys(rows.order_by("id").values_list("room_id", flat=True)))
     if not rooms:
-        raise BatchError(f"No {what} rooms to re-send.")
+        raise BatchError(
+            _("No failed rooms to re-send.")
+            if outcome == Outcome.FAILED
+            else _("No unknown rooms to re-send.")
+        )
     if batch.kind == SendKind.BROADCAST:
         rooms = []
     return start_batch(

@@ -7,6 +7,8 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from django.utils.translation import gettext_lazy as _
+
 from messaging import ratelimit
 from messaging.models import ProviderApp, SendKind, SendRecord
 from messaging.providers import explain, provider
@@ -18,12 +20,18 @@ logger = logging.getLogger(__name__)
 ACCEPTED, REFUSED, INCONCLUSIVE = "accepted", "refused", "inconclusive"
 
 HINTS = {
-    ACCEPTED: "The provider accepted the signature: the SDKAppID / AppId, secret and "
-    "admin identifier work. (The check sends to a room that cannot exist.)",
-    REFUSED: "The provider refused the signature or the app. Check the SDKAppID / AppId, "
-    "the secret key, the admin identifier and the region.",
-    INCONCLUSIVE: "The answer does not say whether the credentials work (the provider "
-    "could not be reached, or answered something else). Try again later.",
+    ACCEPTED: _(
+        "The provider accepted the signature: the SDKAppID / AppId, secret and "
+        "admin identifier work. (The check sends to a room that cannot exist.)"
+    ),
+    REFUSED: _(
+        "The provider refused the signature or the app. Check the SDKAppID / AppId, "
+        "the secret key, the admin identifier and the region."
+    ),
+    INCONCLUSIVE: _(
+        "The answer does not say whether the credentials work (the provider "
+        "could not be reached, or answered something else). Try again later."
+    ),
 }
 
 
@@ -41,7 +49,7 @@ class CheckResult:
 
     @property
     def hint(self) -> str:
-        return HINTS[self.verdict]
+        return str(HINTS[self.verdict])
 
 
 def check_credentials(app: ProviderApp, *, actor: Any) -> CheckResult:

@@ -12,6 +12,7 @@ import secrets
 from typing import Any
 
 from django.db.models import F
+from django.utils.translation import gettext as _
 
 from messaging import providers, ratelimit
 from messaging.kinds import MAX_RANDOM
@@ -61,14 +62,22 @@ def build_request(app: ProviderApp, kind: str, fields: dict[str, Any]) -> dict:
     """
     if not app.enabled:
         raise SendValidationError(
-            {"__all__": [f"The app {app.name} is disabled; it cannot send."]}
+            {
+                "__all__": [
+                    _("The app %(name)s is disabled; it cannot send.")
+                    % {"name": app.name}
+                ]
+            }
         )
     if kind not in providers.kinds(app.provider):
-        allowed = ", ".join(providers.kinds(app.provider)) or "nothing"
+        allowed = ", ".join(providers.kinds(app.provider)) or _("nothing")
         raise SendValidationError(
             {
                 "__all__": [
-                    f"A {app.provider} app cannot send {kind!r} (it sends: {allowed})."
+                    _(
+                        "A %(provider)s app cannot send %(kind)s (it sends: %(allowed)s)."
+                    )
+                    % {"provider": app.provider, "kind": repr(kind), "allowed": allowed}
                 ]
             }
         )
@@ -131,7 +140,7 @@ def result_from_record(record: SendRecord) -> SendResult:
             outcome=Outcome.FAILED,
             error_code=record.error_code,
             error_info=record.error_info,
-            explanation="This message is being sent by another worker right now.",
+            explanation=_("This message is being sent by another worker right now."),
             retryable=True,
             retry_after=1.0,
         )
@@ -184,7 +193,8 @@ def deliver(record: SendRecord, *, final_attempt: bool = True) -> SendResult:
         result = SendResult(
             outcome=Outcome.FAILED,
             error_info="app disabled",
-            explanation=f"The app {app.name} is disabled; the message was not sent.",
+            explanation=_("The app %(name)s is disabled; the message was not sent.")
+            % {"name": app.name},
         )
     else:
         # Shared per-app budget (Redis across workers): blocks until a token.

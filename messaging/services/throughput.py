@@ -11,6 +11,8 @@ import math
 from datetime import timedelta
 
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from messaging import ratelimit
 from messaging.models import Batch, BatchStatus, ProviderApp
@@ -61,10 +63,25 @@ def describe_estimate(app: ProviderApp, kind: str, count: int) -> str:
     measured = measured_rate(app, kind)
     rate = min(limit, measured) if measured else limit
     seconds = math.ceil(count / rate)
-    duration = f"{seconds} s" if seconds < 120 else f"{math.ceil(seconds / 60)} min"
+    if seconds < 120:
+        duration = _("%(n)s s") % {"n": seconds}
+    else:
+        duration = _("%(n)s min") % {"n": math.ceil(seconds / 60)}
     if measured:
-        return (
-            f"{count:,} rooms at about {rate:.0f}/s (measured on this app's recent "
-            f"batches; the limit is {limit:g}/s): about {duration}"
-        )
-    return f"{count:,} rooms at {rate:g}/s: about {duration}"
+        return ngettext(
+            "%(count)s room at about %(rate)s/s (measured on this app's recent "
+            "batches; the limit is %(limit)s/s): about %(duration)s",
+            "%(count)s rooms at about %(rate)s/s (measured on this app's recent "
+            "batches; the limit is %(limit)s/s): about %(duration)s",
+            count,
+        ) % {
+            "count": f"{count:,}",
+            "rate": f"{rate:.0f}",
+            "limit": f"{limit:g}",
+            "duration": duration,
+        }
+    return ngettext(
+        "%(count)s room at %(rate)s/s: about %(duration)s",
+        "%(count)s rooms at %(rate)s/s: about %(duration)s",
+        count,
+    ) % {"count": f"{count:,}", "rate": f"{rate:g}", "duration": duration}

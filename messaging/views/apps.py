@@ -11,12 +11,13 @@ from django.http import (
     HttpResponse,
 )
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from liveadmin.roles import Role, role_required
 from messaging.forms.apps import ProviderAppForm
 from messaging.models import ProviderApp
-from messaging.services.credentials import check_credentials
+from messaging.services.credentials import ACCEPTED, REFUSED, check_credentials
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ def app_create(request: HttpRequest) -> HttpResponse:
     form = ProviderAppForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         app = form.save()
-        messages.success(request, f"App “{app.name}” created.")
+        messages.success(request, _("App “%(name)s” created.") % {"name": app.name})
         return redirect("messaging:app-list")
     return render(request, "messaging/app_form.html", {"form": form, "app": None})
 
@@ -50,7 +51,7 @@ def app_edit(request: HttpRequest, pk: int) -> HttpResponse:
     form = ProviderAppForm(request.POST or None, instance=app)
     if request.method == "POST" and form.is_valid():
         form.save()
-        messages.success(request, f"App “{app.name}” saved.")
+        messages.success(request, _("App “%(name)s” saved.") % {"name": app.name})
         return redirect("messaging:app-list")
     return render(request, "messaging/app_form.html", {"form": form, "app": app})
 
@@ -62,8 +63,11 @@ def app_toggle(request: HttpRequest, pk: int) -> HttpResponse:
     app = _get_app_for_admin(pk)
     app.enabled = not app.enabled
     app.save(update_fields=["enabled", "updated_at"])
-    state = "enabled" if app.enabled else "disabled"
-    messages.success(request, f"App “{app.name}” {state}.")
+    if app.enabled:
+        text = _("App “%(name)s” enabled.") % {"name": app.name}
+    else:
+        text = _("App “%(name)s” disabled.") % {"name": app.name}
+    messages.success(request, text)
     return redirect("messaging:app-list")
 
 
@@ -74,9 +78,23 @@ def app_check(request: HttpRequest, pk: int) -> HttpResponse:
     """Check credentials: one harmless call, its answer shown with the code and a hint."""
     app = _get_app_for_admin(pk)
     result = check_credentials(app, actor=request.user)
-    code = "" if result.error_code is None else f" (code {result.error_code})"
-    said = f"{result.explanation or result.error_info or 'no answer'}{code}"
-    text = f"Credentials of “{app.name}” {result.verdict}: the provider said {said}. {result.hint}"
+    said = result.explanation or result.error_info or _("no answer")
+    if result.error_code is not None:
+        said = _("%(said)s (code %(code)s)") % {"said": said, "code": result.error_code}
+    values = {"name": app.name, "said": said, "hint": result.hint}
+    if result.verdict == ACCEPTED:
+        text = _(
+            "Credentials of “%(name)s” accepted: the provider said %(said)s. %(hint)s"
+        )
+    elif result.verdict == REFUSED:
+        text = _(
+            "Credentials of “%(name)s” refused: the provider said %(said)s. %(hint)s"
+        )
+    else:
+        text = _(
+            "Credentials of “%(name)s” inconclusive: the provider said %(said)s. %(hint)s"
+        )
+    text %= values
     level = messages.SUCCESS if result.ok else messages.ERROR
     messages.add_message(request, level, text)
     return redirect("messaging:app-list")

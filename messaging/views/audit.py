@@ -17,6 +17,7 @@ from django.http import (
 )
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 
@@ -141,12 +142,11 @@ def audit_export(request: AuthedHtmxRequest) -> HttpResponseBase:
             request.GET, show_user=has_role(request.user, Role.AUDITOR)
         )
         if not form.is_valid():
+            problems = "; ".join(
+                f"{k}: {' '.join(str(m) for m in v)}" for k, v in form.errors.items()
+            )
             return HttpResponseBadRequest(
-                "Bad filter: "
-                + "; ".join(
-                    f"{k}: {' '.join(str(m) for m in v)}"
-                    for k, v in form.errors.items()
-                ),
+                _("Bad filter: %(problems)s") % {"problems": problems},
                 content_type="text/plain; charset=utf-8",
             )
         records = filter_send_log(

@@ -18,6 +18,8 @@ from django.core.paginator import Paginator
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import (
     require_GET,
     require_http_methods,
@@ -50,7 +52,7 @@ def _get_own_batch(request: HttpRequest, pk: int) -> Batch:
     if batch.created_by_id != request.user.pk or not has_role(
         request.user, Role.MANAGER
     ):
-        raise PermissionDenied("Only the manager who made this batch can change it.")
+        raise PermissionDenied(_("Only the manager who made this batch can change it."))
     return batch
 
 
@@ -114,7 +116,7 @@ def _message_fields(batch: Batch) -> list[tuple[str, str]]:
     """The batch's message as (label, value) pairs, in the send form's order."""
     labels = {f.name: f.label for f in KINDS[batch.kind].fields}
     return [
-        (labels.get(name, name.replace("_", " ").capitalize()), str(value))
+        (str(labels.get(name, name.replace("_", " ").capitalize())), str(value))
         for name, value in batch.fields.items()
         if value not in ("", None, []) and name != "random"
     ]
@@ -172,15 +174,20 @@ def _act(
         messages.error(request, str(exc))
         return redirect("messaging:batch-detail", pk=batch.pk)
     except SendValidationError as exc:
-        messages.error(request, f"Could not re-send: {exc}")
+        messages.error(request, _("Could not re-send: %(error)s") % {"error": exc})
         return redirect("messaging:batch-detail", pk=batch.pk)
     target = result if isinstance(result, Batch) else batch
     messages.success(request, done(target))
     return redirect("messaging:batch-detail", pk=target.pk)
 
 
-def _rooms(n: int) -> str:
-    return f"{n:,} room{'s' if n != 1 else ''}"
+def _cancelled_message(batch: Batch) -> str:
+    count = batch.records.filter(outcome=Outcome.CANCELLED).count()
+    return ngettext(
+        "Batch cancelled: %(count)s room will not be sent.",
+        "Batch cancelled: %(count)s rooms will not be sent.",
+        count,
+    ) % {"count": f"{count:,}"}
 
 
 @login_required
@@ -200,11 +207,7 @@ def batch_cancel(request: HttpRequest, pk: int) -> HttpResponse:
         request,
         batch,
         batches.cancel,
-        lambda b: (
-            "Batch cancelled: "
-            f"{_rooms(b.records.filter(outcome=Outcome.CANCELLED).count())} "
-            "will not be sent."
-        ),
+        _cancelled_message,
     )
 
 
@@ -216,7 +219,7 @@ def batch_pause(request: HttpRequest, pk: int) -> HttpResponse:
         request,
         _get_own_batch(request, pk),
         batches.pause,
-        lambda b: (
+        lambda b: _(
             "Batch paused. Rooms already on their way finish; the others wait "
             "until you resume."
         ),
@@ -232,9 +235,9 @@ def batch_resume(request: HttpRequest, pk: int) -> HttpResponse:
         _get_own_batch(request, pk),
         batches.resume,
         lambda b: (
-            "Batch resumed."
+            _("Batch resumed.")
             if b.status == BatchStatus.RUNNING
-            else "Batch resumed; it starts at its scheduled time."
+            else _("Batch resumed; it starts at its scheduled time.")
         ),
     )
 
@@ -248,7 +251,12 @@ def batch_resend(request: HttpRequest, pk: int) -> HttpResponse:
         _get_own_batch(request, pk),
         batches.resend_failed,
         lambda b: (
-            f"Re-sending the {_rooms(b.room_count)} that failed, in this new batch."
+            ngettext(
+                "Re-sending the %(count)s room that failed, in this new batch.",
+                "Re-sending the %(count)s rooms that failed, in this new batch.",
+                b.room_count,
+            )
+            % {"count": f"{b.room_count:,}"}
         ),
     )
 
@@ -262,8 +270,14 @@ def batch_resend_unknown(request: HttpRequest, pk: int) -> HttpResponse:
         _get_own_batch(request, pk),
         batches.resend_unknown,
         lambda b: (
-            f"Re-sending the {_rooms(b.room_count)} whose delivery was unknown, "
-            "in this new batch. Rooms that already had the message get it again."
+            ngettext(
+                "Re-sending the %(count)s room whose delivery was unknown, in this new "
+                "batch. Rooms that already had the message get it again.",
+                "Re-sending the %(count)s rooms whose delivery was unknown, in this new "
+                "batch. Rooms that already had the message get it again.",
+                b.room_count,
+            )
+            % {"count": f"{b.room_count:,}"}
         ),
     )
 
@@ -279,8 +293,8 @@ def batch_approve(request: HttpRequest, pk: int) -> HttpResponse:
         _get_batch_for_user(request, pk),
         batches.approve,
         lambda b: (
-            "Broadcast approved: sending now."
+            _("Broadcast approved: sending now.")
             if b.status == BatchStatus.RUNNING
-            else "Broadcast approved: it goes out at its scheduled time."
+            else _("Broadcast approved: it goes out at its scheduled time.")
         ),
     )

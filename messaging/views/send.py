@@ -18,6 +18,9 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, reverse
+from django.utils import formats
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
@@ -86,7 +89,8 @@ def _preview_context(form: SendForm) -> dict[str, Any]:
     if plan.scheduled_at:
         # Formatted here: the |date filter would convert back to the server's zone.
         local = plan.scheduled_at.astimezone(ZoneInfo(plan.tz_name))
-        context["scheduled_local"] = f"{local:%a} {local.day} {local:%b %Y, %H:%M}"
+        # Day and month names in the reader's language ("Thu 31 Dec 2026, 18:00").
+        context["scheduled_local"] = formats.date_format(local, "D j M Y, H:i")
         context["scheduled_utc"] = f"{plan.scheduled_at:%H:%M}"
     return context
 
@@ -158,7 +162,7 @@ def _send_test(request: AuthedHtmxRequest, form: SendForm) -> dict[str, Any]:
     batch starts (it is a real send, recorded in the send log)."""
     plan: SendPlan = form.plan  # type: ignore[assignment]
     room = request.POST.get("test_room", "").strip()
-    error = "Enter the room to send the test to." if not room else None
+    error = _("Enter the room to send the test to.") if not room else None
     error = error or room_id_error(room, form.app.provider)
     if error:
         return {"test_room": room, "test_error": error}
@@ -245,14 +249,40 @@ def _confirm(
 def _batch_message(batch: Batch, rooms: int) -> str:
     """Say what happened: started, scheduled, or submitted for approval."""
     if batch.kind == SendKind.BROADCAST and not rooms:
-        what = "Broadcast"
-    else:
-        what = f"Batch of {rooms:,} room{'s' if rooms != 1 else ''}"
+        if batch.status == BatchStatus.AWAITING_APPROVAL:
+            return _(
+                "Broadcast submitted for approval: another community manager must "
+                "approve it before it goes out."
+            )
+        if batch.status == BatchStatus.SCHEDULED:
+            return _("Broadcast scheduled.")
+        return _("Broadcast started.")
+    values = {"count": f"{rooms:,}"}
     if batch.status == BatchStatus.AWAITING_APPROVAL:
         return (
-            f"{what} submitted for approval: another community manager must approve "
-            "it before it goes out."
+            ngettext(
+                "Batch of %(count)s room submitted for approval: another community "
+                "manager must approve it before it goes out.",
+                "Batch of %(count)s rooms submitted for approval: another community "
+                "manager must approve it before it goes out.",
+                rooms,
+            )
+            % values
         )
     if batch.status == BatchStatus.SCHEDULED:
-        return f"{what} scheduled."
-    return f"{what} started."
+        return (
+            ngettext(
+                "Batch of %(count)s room scheduled.",
+                "Batch of %(count)s rooms scheduled.",
+                rooms,
+            )
+            % values
+        )
+    return (
+        ngettext(
+            "Batch of %(count)s room started.",
+            "Batch of %(count)s rooms started.",
+            rooms,
+        )
+        % values
+    )

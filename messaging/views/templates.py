@@ -8,6 +8,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 from django.views.decorators.vary import vary_on_headers
 
@@ -57,7 +58,9 @@ def template_create(request: AuthedHtmxRequest) -> HttpResponse:
             obj = form.save(commit=False)
             obj.created_by = request.user
             obj.save()
-            messages.success(request, f"Template “{obj.name}” saved.")
+            messages.success(
+                request, _("Template “%(name)s” saved.") % {"name": obj.name}
+            )
             return redirect("messaging:template-list")
     else:
         # The kind select swaps in its fields with a GET carrying what was typed.
@@ -76,7 +79,9 @@ def template_edit(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
         form = MessageTemplateForm(request.POST, instance=obj)
         if form.is_valid():
             form.save()
-            messages.success(request, f"Template “{obj.name}” saved.")
+            messages.success(
+                request, _("Template “%(name)s” saved.") % {"name": obj.name}
+            )
             return redirect("messaging:template-list")
     else:
         form = MessageTemplateForm(instance=obj, initial=request.GET.dict())
@@ -90,6 +95,8 @@ def template_delete(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
     obj = _get_template(pk)
     if request.method == "POST":
         obj.delete()
-        messages.success(request, f"Template “{obj.name}” deleted.")
+        messages.success(
+            request, _("Template “%(name)s” deleted.") % {"name": obj.name}
+        )
         return redirect("messaging:template-list")
     return render(request, "messaging/template_delete.html", {"object": obj})

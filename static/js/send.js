@@ -3,7 +3,23 @@
 (function () {
   "use strict";
   var encoder = new TextEncoder();
-  var number = new Intl.NumberFormat("en-US");
+  // Numbers in the page's language; texts from the template (data-* attributes of
+  // #send-texts, translated there), with English as the fallback.
+  var number = new Intl.NumberFormat(document.documentElement.lang || undefined);
+  var DEFAULTS = {
+    bytes: "{used} / {max} bytes",
+    jsonLater: "Checked as JSON once the variables are filled in.",
+    jsonValid: "Valid JSON",
+    jsonInvalid: "Not valid JSON yet: {error}",
+  };
+
+  function text(name, values) {
+    var holder = document.getElementById("send-texts");
+    var template = (holder && holder.dataset[name]) || DEFAULTS[name];
+    return template.replace(/\{(\w+)\}/g, function (whole, key) {
+      return values && key in values ? values[key] : whole;
+    });
+  }
 
   function counterFor(field) {
     var id = field.id + "-counter";
@@ -27,7 +43,7 @@
     var max = parseInt(field.dataset.maxBytes, 10);
     var bytes = encoder.encode(field.value).length;
     var counter = counterFor(field);
-    counter.textContent = number.format(bytes) + " / " + number.format(max) + " bytes";
+    counter.textContent = text("bytes", { used: number.format(bytes), max: number.format(max) });
     counter.classList.toggle("over", bytes > max);
     field.setAttribute("aria-invalid", bytes > max ? "true" : "false");
   }
@@ -45,16 +61,16 @@
     if (!value) { hint.textContent = ""; hint.className = "json-hint small"; return; }
     // A {variable} is filled in before the check that counts, on the server.
     if (/\{[A-Za-z_][A-Za-z0-9_]*\}/.test(value)) {
-      hint.textContent = "Checked as JSON once the variables are filled in.";
+      hint.textContent = text("jsonLater");
       hint.className = "json-hint small muted";
       return;
     }
     try {
       JSON.parse(value);
-      hint.textContent = "Valid JSON";
+      hint.textContent = text("jsonValid");
       hint.className = "json-hint small ok";
     } catch (err) {
-      hint.textContent = "Not valid JSON yet: " + err.message;
+      hint.textContent = text("jsonInvalid", { error: err.message });
       hint.className = "json-hint small bad";
     }
   }

@@ -9,6 +9,8 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import translation
+from django.utils.translation import gettext as _
 
 from liveadmin.roles import Role, has_role
 from messaging.services.apps import save_app
@@ -79,7 +81,8 @@ class Command(BaseCommand):
             token = os.environ.get(options["webhook_token_env"], "")
             if not token:
                 raise CommandError(
-                    f"environment variable {options['webhook_token_env']} is empty or unset",
+                    _("environment variable %(name)s is empty or unset")
+                    % {"name": options["webhook_token_env"]},
                     returncode=2,
                 )
         try:
@@ -99,9 +102,9 @@ class Command(BaseCommand):
                 f"{field}: {' '.join(msgs)}" for field, msgs in exc.message_dict.items()
             )
             if "secret_key" in exc.message_dict:
-                problems += (
-                    " (pass the secret in LIVEADMIN_SECRET or on standard input)"
-                )
+                problems = _(
+                    "%(problems)s (pass the secret in LIVEADMIN_SECRET or on standard input)"
+                ) % {"problems": problems}
             raise CommandError(problems, returncode=2) from None
         self.stdout.write(
             json.dumps(
@@ -122,7 +125,10 @@ class Command(BaseCommand):
             )
         )
         if actor is not None:
-            result = check_credentials(app, actor=actor)
+            # The JSON line is machine-readable: its explanation and hint stay English.
+            with translation.override("en"):
+                result = check_credentials(app, actor=actor)
+                hint = result.hint
             self.stdout.write(
                 json.dumps(
                     {
@@ -131,21 +137,27 @@ class Command(BaseCommand):
                         "error_code": result.error_code,
                         "error_info": result.error_info,
                         "explanation": result.explanation,
-                        "hint": result.hint,
+                        "hint": hint,
                         "record": result.record.pk,
                     }
                 )
             )
             if not result.ok:
-                raise CommandError(f"credentials {result.verdict}", returncode=1)
+                raise CommandError(
+                    _("credentials %(verdict)s") % {"verdict": result.verdict},
+                    returncode=1,
+                )
 
 
 def _administrator(username: str) -> Any:
     if not username:
         raise CommandError(
-            "--check needs --as USERNAME (an administrator)", returncode=2
+            _("--check needs --as USERNAME (an administrator)"), returncode=2
         )
     user = get_user_model().objects.filter(username=username, is_active=True).first()
     if user is None or not has_role(user, Role.ADMIN):
-        raise CommandError(f"{username!r} is not an active administrator", returncode=2)
+        raise CommandError(
+            _("%(name)s is not an active administrator") % {"name": repr(username)},
+            returncode=2,
+        )
     return user

@@ -7,6 +7,9 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import translation
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from liveadmin.roles import Role, has_role
 from messaging.kinds import KINDS, FieldSpec
@@ -43,7 +46,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         kinds = parser.add_subparsers(dest="kind", required=True, metavar="KIND")
         for kind, spec in KINDS.items():
-            sub = kinds.add_parser(kind, help=f"{spec.label.lower()} ({spec.api})")
+            sub = kinds.add_parser(kind, help=f"{str(spec.label).lower()} ({spec.api})")
             self._common(sub)
             if spec.target != "app":
                 self._room(sub, many=spec.target == "rooms")
@@ -56,7 +59,7 @@ class Command(BaseCommand):
         """One option of a kind's field: its help is the spec's first sentence."""
         options: dict[str, Any] = {
             "dest": field.name,
-            "help": field.help.split(". ")[0],
+            "help": str(field.help).split(". ")[0],
         }
         if field.type == "users":
             options.update(nargs="+", action="extend", default=[], metavar="USER")
@@ -125,12 +128,20 @@ class Command(BaseCommand):
         failures = 0
         for body in bodies:
             record = record_send(app, kind, body, actor=actor)
-            result = deliver(record)
+            # The JSON lines are machine-readable: their explanations stay English.
+            with translation.override("en"):
+                result = deliver(record)
             failures += not result.ok
             self.stdout.write(json.dumps(self._line(record, result)))
         if failures:
             raise CommandError(
-                f"{failures} of {len(bodies)} sends did not succeed", returncode=1
+                ngettext(
+                    "%(failures)s of %(total)s send did not succeed",
+                    "%(failures)s of %(total)s sends did not succeed",
+                    len(bodies),
+                )
+                % {"failures": failures, "total": len(bodies)},
+                returncode=1,
             )
 
     def _send_batch(
@@ -143,22 +154,30 @@ class Command(BaseCommand):
             text = path.read_text(encoding="utf-8-sig")
         except (OSError, UnicodeDecodeError) as exc:
             raise CommandError(
-                f"--rooms-file: cannot read {path}: {exc}", returncode=2
+                _("--rooms-file: cannot read %(path)s: %(error)s")
+                % {"path": path, "error": exc},
+                returncode=2,
             ) from None
         parsed = parse_room_ids(text, provider=app.provider)
         if parsed.invalid:
             room, reason = parsed.invalid[0]
             raise CommandError(
-                f"--rooms-file: {len(parsed.invalid)} invalid room ID(s), e.g. "
-                f"{room!r}: {reason} (nothing was sent)",
+                _(
+                    "--rooms-file: %(count)s invalid room ID(s), e.g. %(room)s: "
+                    "%(reason)s (nothing was sent)"
+                )
+                % {"count": len(parsed.invalid), "room": repr(room), "reason": reason},
                 returncode=2,
             )
         if not parsed.rooms:
-            raise CommandError("--rooms-file: no room IDs in the file", returncode=2)
+            raise CommandError(_("--rooms-file: no room IDs in the file"), returncode=2)
         if parsed.too_many:
             raise CommandError(
-                f"--rooms-file: {len(parsed.rooms):,} rooms; at most "
-                f"{MAX_ROOMS:,} per batch (nothing was sent)",
+                _(
+                    "--rooms-file: %(count)s rooms; at most %(max)s per batch "
+                    "(nothing was sent)"
+                )
+                % {"count": f"{len(parsed.rooms):,}", "max": f"{MAX_ROOMS:,}"},
                 returncode=2,
             )
         try:
@@ -167,9 +186,9 @@ class Command(BaseCommand):
             raise CommandError(self._describe(exc), returncode=2) from None
         batch = self._wait(batch)
         for record in batch.records.select_related("app").order_by("id").iterator():
-            self.stdout.write(
-                json.dumps(self._line(record, result_from_record(record)))
-            )
+            with translation.override("en"):
+                result = result_from_record(record)
+            self.stdout.write(json.dumps(self._line(record, result)))
         progress = batch.progress()
         summary = {
             "summary": True,
@@ -190,15 +209,15 @@ class Command(BaseCommand):
         self.stdout.write(json.dumps(summary))
         not_ok = progress["total"] - progress["ok"]
         if not_ok:
-            raise CommandError(
-                f"{not_ok} of {progress['total']} rooms did not succeed"
-                + (
-                    " (batch paused; resume it on its page)"
-                    if batch.status == BatchStatus.PAUSED
-                    else ""
-                ),
-                returncode=1,
-            )
+            values = {"failures": not_ok, "total": progress["total"]}
+            if batch.status == BatchStatus.PAUSED:
+                message = _(
+                    "%(failures)s of %(total)s rooms did not succeed (batch paused; "
+                    "resume it on its page)"
+                )
+            else:
+                message = _("%(failures)s of %(total)s rooms did not succeed")
+            raise CommandError(message % values, returncode=1)
 
     @staticmethod
     def _wait(batch: Batch, *, poll: float = 0.2) -> Batch:
@@ -226,12 +245,19 @@ class Command(BaseCommand):
     def _actor(self, username: str) -> Any:
         user = get_user_model().objects.filter(username=username).first()
         if user is None:
-            raise CommandError(f"--as: no user named {username!r}", returncode=2)
+            raise CommandError(
+                _("--as: no user named %(name)s") % {"name": repr(username)},
+                returncode=2,
+            )
         if not user.is_active:
-            raise CommandError(f"--as: the user {username!r} is inactive", returncode=2)
+            raise CommandError(
+                _("--as: the user %(name)s is inactive") % {"name": repr(username)},
+                returncode=2,
+            )
         if not has_role(user, Role.MANAGER):
             raise CommandError(
-                f"--as: the user {username!r} is not a {Role.MANAGER.value}",
+                _("--as: the user %(name)s is not a %(role)s")
+                % {"name": repr(username), "role": Role.MANAGER.value},
                 returncode=2,
             )
         return user
@@ -239,11 +265,13 @@ class Command(BaseCommand):
     def _app(self, name: str) -> ProviderApp:
         app = ProviderApp.objects.filter(name=name).first()
         if app is None:
-            known = (
-                ", ".join(ProviderApp.objects.values_list("name", flat=True)) or "none"
+            known = ", ".join(ProviderApp.objects.values_list("name", flat=True)) or _(
+                "none"
             )
             raise CommandError(
-                f"--app: no app named {name!r} (apps: {known})", returncode=2
+                _("--app: no app named %(name)s (apps: %(known)s)")
+                % {"name": repr(name), "known": known},
+                returncode=2,
             )
         return app
 
@@ -262,7 +290,7 @@ class Command(BaseCommand):
             parts.append(
                 f"{name}: {' '.join(messages)}" if name else " ".join(messages)
             )
-        return "; ".join(parts) + " (nothing was sent)"
+        return _("%(problems)s (nothing was sent)") % {"problems": "; ".join(parts)}
 
     @staticmethod
     def _line(record: SendRecord, result: SendResult) -> dict[str, Any]:
