@@ -173,3 +173,13 @@ def test_sendmsg_json_lines_stay_english_in_another_language(server):
     (line,) = [json.loads(x) for x in out.getvalue().splitlines()]
     assert line["explanation"] == "The sender is muted and cannot send messages."
     assert str(exc.value) == "발송 1건 중 1건이 성공하지 못했습니다"
+
+
+def test_command_help_is_in_the_readers_language():
+    from messaging.management.commands.auditlog import Command
+
+    with translation.override("zh-hans"):
+        text = Command().create_parser("manage.py", "auditlog").format_help()
+    assert "读取并证明发送记录。" in text
+    text = Command().create_parser("manage.py", "auditlog").format_help()
+    assert "Read and prove the send log." in text

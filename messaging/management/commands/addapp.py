@@ -8,67 +8,71 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.utils import translation
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from liveadmin.roles import Role, has_role
+from messaging.management.base import TranslatedCommand
 from messaging.services.apps import save_app
 from messaging.services.credentials import check_credentials
 
 
-class Command(BaseCommand):
-    help = (
+class Command(TranslatedCommand):
+    help = gettext_noop(
         "Create or update a provider app. The secret key is read from the LIVEADMIN_SECRET "
         "environment variable or from standard input, never from an argument."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
-            "name", help="display name of the app (the key for updates)"
+            "name", help=_("display name of the app (the key for updates)")
         )
         parser.add_argument("--provider", required=True, choices=["tencent", "zego"])
         parser.add_argument(
-            "--app-id", required=True, help="SDKAppID (Tencent) or AppId (ZEGO)"
+            "--app-id", required=True, help=_("SDKAppID (Tencent) or AppId (ZEGO)")
         )
         parser.add_argument(
             "--region",
             required=True,
-            help="e.g. singapore, china, silicon-valley; ZEGO: global, sgp...",
+            help=_("e.g. singapore, china, silicon-valley; ZEGO: global, sgp..."),
         )
         parser.add_argument(
             "--identifier",
             required=True,
-            help="admin account (Tencent) / default sender (ZEGO)",
+            help=_("admin account (Tencent) / default sender (ZEGO)"),
         )
         parser.add_argument(
             "--base-url",
             default="",
-            help="API base URL override (private deployment, sandbox)",
+            help=_("API base URL override (private deployment, sandbox)"),
         )
         parser.add_argument(
             "--test-environment",
             action=argparse.BooleanOptionalAction,
             default=None,
-            help="ZEGO: the project's test environment (IsTest=true, 10 requests/s)",
+            help=_("ZEGO: the project's test environment (IsTest=true, 10 requests/s)"),
         )
         parser.add_argument(
             "--webhook-token-env",
             metavar="VAR",
             default="",
-            help="name of an environment variable holding the webhook token",
+            help=_("name of an environment variable holding the webhook token"),
         )
         parser.add_argument(
             "--check",
             action="store_true",
-            help="then check the credentials with one harmless call (exit 1 if refused)",
+            help=_(
+                "then check the credentials with one harmless call (exit 1 if refused)"
+            ),
         )
         parser.add_argument(
             "--as",
             dest="actor",
             metavar="USERNAME",
             default="",
-            help="with --check: the administrator the check is logged as",
+            help=_("with --check: the administrator the check is logged as"),
         )
 
     def handle(self, *args, **options) -> None:

@@ -4,9 +4,12 @@ import json
 from datetime import datetime
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
+from messaging.management.base import TranslatedCommand
 from messaging.models import Outcome, ProviderApp, SendRecord
 from messaging.services.audit import (
     ExportCount,
@@ -26,8 +29,11 @@ def _parse_time(option: str, raw: str | None) -> datetime | None:
         value = datetime.fromisoformat(raw.strip())
     except ValueError:
         raise CommandError(
-            f"--{option}: {raw!r} is not an ISO 8601 date or date-time "
-            "(e.g. 2026-11-01 or 2026-11-01T08:00:00+00:00)",
+            _(
+                "--%(option)s: %(value)s is not an ISO 8601 date or date-time "
+                "(e.g. 2026-11-01 or 2026-11-01T08:00:00+00:00)"
+            )
+            % {"option": option, "value": repr(raw)},
             returncode=2,
         ) from None
     if timezone.is_naive(value):
@@ -35,8 +41,8 @@ def _parse_time(option: str, raw: str | None) -> datetime | None:
     return value
 
 
-class Command(BaseCommand):
-    help = (
+class Command(TranslatedCommand):
+    help = gettext_noop(
         "Read and prove the send log. `auditlog export` streams it, newest first, to "
         "standard output as CSV or JSON lines, with the same columns as the CSV "
         "download. `auditlog verify` links new final sends, then walks the hash chain "
@@ -46,18 +52,18 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         actions = parser.add_subparsers(dest="action", required=True)
-        export = actions.add_parser("export", help="stream the (filtered) log")
+        export = actions.add_parser("export", help=_("stream the (filtered) log"))
         export.add_argument("--format", choices=["csv", "jsonl"], default="csv")
-        export.add_argument("--app", metavar="NAME", help="only this app's sends")
+        export.add_argument("--app", metavar="NAME", help=_("only this app's sends"))
         export.add_argument(
-            "--since", metavar="ISO", help="sent at or after (ISO 8601)"
+            "--since", metavar="ISO", help=_("sent at or after (ISO 8601)")
         )
-        export.add_argument("--until", metavar="ISO", help="sent before (ISO 8601)")
+        export.add_argument("--until", metavar="ISO", help=_("sent before (ISO 8601)"))
         export.add_argument(
-            "--outcome", choices=[o.value for o in Outcome], help="only this outcome"
+            "--outcome", choices=[o.value for o in Outcome], help=_("only this outcome")
         )
-        export.add_argument("--room", metavar="ROOM", help="only sends to this room")
-        actions.add_parser("verify", help="link new final sends and walk the chain")
+        export.add_argument("--room", metavar="ROOM", help=_("only sends to this room"))
+        actions.add_parser("verify", help=_("link new final sends and walk the chain"))
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["action"] == "verify":
@@ -105,13 +111,14 @@ class Command(BaseCommand):
             if app is None:
                 known = ", ".join(ProviderApp.objects.values_list("name", flat=True))
                 raise CommandError(
-                    f"--app: no app is called {options['app']!r} (apps: {known or 'none'})",
+                    _("--app: no app is called %(name)s (apps: %(known)s)")
+                    % {"name": repr(options["app"]), "known": known or _("none")},
                     returncode=2,
                 )
         since = _parse_time("since", options["since"])
         until = _parse_time("until", options["until"])
         if since and until and until <= since:
-            raise CommandError("--until must be later than --since", returncode=2)
+            raise CommandError(_("--until must be later than --since"), returncode=2)
         return LogFilter(
             app=app,
             outcome=options["outcome"] or "",

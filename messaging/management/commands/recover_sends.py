@@ -3,13 +3,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.utils.translation import gettext_noop
 
+from messaging.management.base import TranslatedCommand
 from messaging.services import batches, recovery
 
 
-class Command(BaseCommand):
-    help = (
+class Command(TranslatedCommand):
+    help = gettext_noop(
         "Close bulk sends a dead worker left unanswered (claimed longer than "
         "SEND_CLAIM_TIMEOUT ago: outcome unknown, or sent again for a broadcast), "
         "re-queue batches whose runners were lost, and start scheduled batches that "

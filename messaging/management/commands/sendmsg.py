@@ -1,18 +1,20 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.utils import translation
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
+from django.utils.translation import gettext_noop, ngettext
 
 from liveadmin.roles import Role, has_role
 from messaging.kinds import KINDS, FieldSpec
+from messaging.management.base import TranslatedCommand
 from messaging.models import Batch, BatchStatus, ProviderApp, SendRecord
 from messaging.providers.base import SendResult
 from messaging.rooms import MAX_ROOMS, parse_room_ids
@@ -36,8 +38,8 @@ FIELD_OPTIONS: dict[str, dict[str, str]] = {
 }
 
 
-class Command(BaseCommand):
-    help = (
+class Command(TranslatedCommand):
+    help = gettext_noop(
         "Send a room text or custom message or a broadcast (Tencent apps), or a custom "
         "command (ZEGO apps), on behalf of a community manager. Prints one JSON object "
         "per send; exits 0 only if every send succeeded, 2 on bad input (nothing sent)."
@@ -59,7 +61,8 @@ class Command(BaseCommand):
         """One option of a kind's field: its help is the spec's first sentence."""
         options: dict[str, Any] = {
             "dest": field.name,
-            "help": str(field.help).split(". ")[0],
+            # The first sentence, whatever the language's full stop.
+            "help": re.split(r"\. |。", str(field.help))[0],
         }
         if field.type == "users":
             options.update(nargs="+", action="extend", default=[], metavar="USER")
@@ -76,27 +79,27 @@ class Command(BaseCommand):
 
     @staticmethod
     def _common(parser: CommandParser) -> None:
-        parser.add_argument("--app", required=True, help="provider app name")
+        parser.add_argument("--app", required=True, help=_("provider app name"))
         parser.add_argument(
             "--as",
             dest="actor",
             required=True,
             metavar="USERNAME",
-            help="the LiveAdmin user sending (must be a community manager)",
+            help=_("the LiveAdmin user sending (must be a community manager)"),
         )
 
     @staticmethod
     def _room(parser: CommandParser, *, many: bool = False) -> None:
         if not many:
-            parser.add_argument("--room", required=True, help="room ID")
+            parser.add_argument("--room", required=True, help=_("room ID"))
             return
         target = parser.add_mutually_exclusive_group(required=True)
-        target.add_argument("--room", help="room ID")
+        target.add_argument("--room", help=_("room ID"))
         target.add_argument(
             "--rooms-file",
             type=Path,
             metavar="FILE",
-            help=(
+            help=_(
                 "one room ID per line (up to 10,000; blank lines and duplicates are "
                 "skipped): sent as a batch through the workers and the rate limiter"
             ),
