@@ -33,6 +33,7 @@ class MessageTemplateForm(forms.ModelForm):
     class Meta:
         model = MessageTemplate
         fields = ["name", "app", "kind"]
+        labels = {"name": _("Name"), "app": _("App"), "kind": _("Kind")}
         help_texts = {
             "name": _("Shown in the template picker of the send page."),
         }

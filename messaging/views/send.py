@@ -20,7 +20,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils import formats
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
+from django.utils.translation import ngettext, pgettext
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
@@ -89,8 +89,11 @@ def _preview_context(form: SendForm) -> dict[str, Any]:
     if plan.scheduled_at:
         # Formatted here: the |date filter would convert back to the server's zone.
         local = plan.scheduled_at.astimezone(ZoneInfo(plan.tz_name))
-        # Day and month names in the reader's language ("Thu 31 Dec 2026, 18:00").
-        context["scheduled_local"] = formats.date_format(local, "D j M Y, H:i")
+        # A date format (Django's letters) each language orders its own way:
+        # "Thu 31 Dec 2026, 18:00" in English.
+        context["scheduled_local"] = formats.date_format(
+            local, pgettext("scheduled send time format", "D j M Y, H:i")
+        )
         context["scheduled_utc"] = f"{plan.scheduled_at:%H:%M}"
     return context
 
