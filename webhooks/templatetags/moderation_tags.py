@@ -1,12 +1,15 @@
-"""{% webhook_verdict record %}: what the webhook did to a message LiveAdmin sent."""
+"""{% webhook_verdict record %}: what the webhook did to a message LiveAdmin sent;
+and filters that show the webhook's codes (verdicts, readings, changed objects) in
+the page's language."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django import template
+from django.utils.translation import gettext_lazy, pgettext_lazy
 
-from webhooks import moderation
+from webhooks import labels, moderation
 
 register = template.Library()
 
@@ -19,3 +22,62 @@ def webhook_verdict(record: Any) -> dict[str, Any]:
         "verb": moderation.WEBHOOK_VERB.get(decision.action, "") if decision else "",
         "record": record,
     }
+
+
+@register.filter
+def verdict_word(action: str) -> str:
+    """allow, forbid, ... in the page's language."""
+    return labels.verdict_word(action)
+
+
+# What each answer does to the message ("Try a message").
+VERDICT_EXPLAINED = {
+    "allow": gettext_lazy("Delivered as sent."),
+    "forbid": gettext_lazy(
+        "Not delivered: the sender gets error 10016 (ErrorCode 1 in the answer)."
+    ),
+    "forbid_code": gettext_lazy(
+        "Not delivered: the sender gets the entry's own code and error text."
+    ),
+    "discard": gettext_lazy(
+        "Not delivered, and the sender is not told (ErrorCode 2 in the answer)."
+    ),
+    "mask": gettext_lazy("Delivered with the matched text replaced by asterisks."),
+    "flag": gettext_lazy("Delivered unchanged, and queued for review."),
+}
+
+
+@register.filter
+def verdict_explained(action: str) -> str:
+    return str(VERDICT_EXPLAINED.get(action, ""))
+
+
+# The matcher's readings of a text (webhooks.matching.readings).
+READING_LABELS = {
+    "folded": pgettext_lazy("reading", "folded"),
+    "exact": pgettext_lazy("reading", "exact"),
+    "leet": pgettext_lazy("reading", "leet"),
+    "decoded": pgettext_lazy("reading", "decoded"),
+    "displayed": pgettext_lazy("reading", "displayed"),
+}
+
+
+@register.filter
+def reading_label(name: str) -> str:
+    label = READING_LABELS.get(name)
+    return str(label) if label is not None else name
+
+
+# BlocklistChange.object_type, as the change history names it.
+OBJECT_TYPE_LABELS = {
+    "blocklist": pgettext_lazy("changed object", "blocklist"),
+    "entry": pgettext_lazy("changed object", "entry"),
+    "sanction": pgettext_lazy("changed object", "sanction"),
+    "escalation": pgettext_lazy("changed object", "escalation"),
+}
+
+
+@register.filter
+def object_type_label(object_type: str) -> str:
+    label = OBJECT_TYPE_LABELS.get(object_type)
+    return str(label) if label is not None else object_type
