@@ -5,6 +5,7 @@ from typing import Any
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from messaging.models import ProviderApp
 from webhooks import services
@@ -266,6 +267,6 @@ class ChangeFilterForm(forms.Form):
     action = forms.ChoiceField(
         choices=[("", _("All changes")), *BlocklistChange.Action.choices],
         required=False,
-        label=_("Action"),
+        label=pgettext_lazy("change history", "Action"),
     )
     actor = forms.CharField(required=False, max_length=150, label=_("Who"))
