@@ -15,7 +15,7 @@ from django.utils import translation
 from tests.conftest import client_for
 from tests.factories import make_app
 from tests.webhook_support import post_webhook, text_body, webhook_url
-from webhooks import services
+from webhooks import moderation, services
 from webhooks.models import Decision
 from webhooks.recorder import recorder
 
@@ -129,3 +129,21 @@ def test_command_prose_is_translated_and_its_json_lines_stay_english(app, tmp_pa
 def test_the_english_pages_are_unchanged(moderator, blocklist):
     html = client_for(moderator).get(reverse("webhooks:blocklist-list")).text
     assert "<h1>Blocklists</h1>" in html and "Create list" in html
+
+
+def test_a_stored_escalation_reason_is_shown_translated_and_kept_in_english(
+    moderator, app
+):
+    sanction = moderation.mute_sender(
+        app,
+        "bob",
+        minutes=10,
+        reason="escalation: 3 hits within 60 s",
+        source="escalation",
+    )
+    html = client_for(moderator).get(reverse("webhooks:sanction-list"), **ZH).text
+    assert "升级：60 秒内命中 3 次" in html and "升级规则" in html
+    html = client_for(moderator).get(reverse("webhooks:sanction-list")).text
+    assert "escalation: 3 hits within 60 s" in html
+    sanction.refresh_from_db()
+    assert sanction.reason == "escalation: 3 hits within 60 s"

@@ -53,6 +53,7 @@ REFUSAL_LABELS: dict[str, Promise] = {
     "bad_request_time": gettext_lazy("RequestTime not Unix seconds"),
     "unavailable": gettext_lazy("rules unavailable"),
     "internal_failure": gettext_lazy("internal failure: the fail policy answered"),
+    "unrecorded_decision": gettext_lazy("decision not stored in the log"),
 }
 
 

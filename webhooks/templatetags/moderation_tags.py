@@ -4,10 +4,11 @@ the page's language."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django import template
-from django.utils.translation import gettext_lazy, pgettext_lazy
+from django.utils.translation import gettext, gettext_lazy, pgettext, pgettext_lazy
 
 from webhooks import labels, moderation
 
@@ -81,3 +82,42 @@ OBJECT_TYPE_LABELS = {
 def object_type_label(object_type: str) -> str:
     label = OBJECT_TYPE_LABELS.get(object_type)
     return str(label) if label is not None else object_type
+
+
+# Explanations LiveAdmin itself stores in English (audit data, kept as stored) and the
+# translated text a page shows for them. A reason a moderator typed is shown as typed.
+_ESCALATION_REASON = re.compile(r"escalation: (\d+) hits within (\d+) s")
+_DECISION_REASON = re.compile(r"decision #(\d+): (.*)", re.DOTALL)
+_REVIEW_NOTE = re.compile(r"from review of decision #(\d+)")
+
+
+@register.filter
+def sanction_reason(sanction: Any) -> str:
+    """Why a sanction was imposed, in the page's language when LiveAdmin wrote it
+    (webhooks.enforcement for escalation, moderation.mute_from_decision)."""
+    reason = sanction.reason or ""
+    if sanction.source == "escalation" and (m := _ESCALATION_REASON.fullmatch(reason)):
+        return gettext("escalation: %(hits)s hits within %(seconds)s s") % {
+            "hits": m[1],
+            "seconds": m[2],
+        }
+    if m := _DECISION_REASON.fullmatch(reason):
+        return gettext("decision #%(id)s: %(text)s") % {"id": m[1], "text": m[2]}
+    return reason
+
+
+@register.filter
+def sanction_by(sanction: Any) -> str:
+    """Who imposed a sanction: a user name, or the escalation rule."""
+    if sanction.source == "escalation" and sanction.created_by == "escalation":
+        return pgettext("imposed by", "escalation")
+    return sanction.created_by
+
+
+@register.filter
+def entry_note(note: str) -> str:
+    """An entry's note; the one LiveAdmin writes (added from the review queue) in the
+    page's language."""
+    if m := _REVIEW_NOTE.fullmatch(note or ""):
+        return gettext("from review of decision #%(id)s") % {"id": m[1]}
+    return note
