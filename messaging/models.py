@@ -11,7 +11,7 @@ from django.utils.translation import gettext_lazy as _
 
 from liveadmin.encryption import EncryptedTextField
 from liveadmin.roles import Role, has_role
-from messaging import providers
+from messaging import providers, stored_text
 from messaging.kinds import KINDS, SendKind
 from messaging.variables import variables_in
 
@@ -280,6 +280,12 @@ class SendRecord(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise PermissionError("the send log is append-only")
+
+    @property
+    def error_info_text(self) -> str:
+        """ErrorInfo for a page: LiveAdmin's own stored sentences in the reader's
+        language, the provider's words as stored."""
+        return stored_text.display(self.error_info)
 
     @classmethod
     def from_db(
@@ -561,6 +567,15 @@ class Batch(models.Model):
         return (
             f"Batch {self.pk}: {self.get_kind_display()} to {self.room_count} room(s)"
         )
+
+    @property
+    def pause_reason_text(self) -> str:
+        """The stored (English) pause reason in the reader's language."""
+        return stored_text.display(self.pause_reason)
+
+    @property
+    def failing_reason_text(self) -> str:
+        return stored_text.display_reason(self.failing_reason)
 
     @property
     def is_finished(self) -> bool:

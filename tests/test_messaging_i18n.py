@@ -183,3 +183,44 @@ def test_command_help_is_in_the_readers_language():
     assert "读取并证明发送记录。" in text
     text = Command().create_parser("manage.py", "auditlog").format_help()
     assert "Read and prove the send log." in text
+
+
+def test_it_shows_stored_pause_reasons_translated_and_keeps_them_english(manager):
+    from messaging import stored_text
+    from messaging.models import Batch, BatchStatus
+
+    batch = make_batch(actor=manager)
+    reason = stored_text.PAUSED_AFTER_FAILURES.format(
+        threshold=5,
+        code=" 10017",
+        last="The sender is muted and cannot send messages.",
+    )
+    Batch.objects.filter(pk=batch.pk).update(
+        status=BatchStatus.PAUSED, pause_reason=reason
+    )
+    page = client_for(manager).get(f"/batches/{batch.pk}/", **ZH)
+    assert (
+        "服务商连续 5 次失败且重试无法解决，已自动暂停。最后一次错误 10017："
+        "发送者已被禁言，无法发送消息。 请排除原因后恢复。"
+    ) in page.text
+    batch.refresh_from_db()
+    assert batch.pause_reason == reason
+    translation.activate("en")
+    assert stored_text.display(reason) == reason
+    assert stored_text.display("Paused by somebody else, for fun") == (
+        "Paused by somebody else, for fun"
+    )
+
+
+def test_a_cancelled_rooms_info_is_explained_in_korean(manager, auditor):
+    from messaging.services import batches
+
+    batch = make_batch(actor=manager, rooms=["room-1"])
+    batches.cancel(batch, actor=manager)
+    record = batch.records.get()
+    assert (
+        record.error_info
+        == f"Cancelled by {manager.get_username()} before it was sent."
+    )
+    page = client_for(auditor).get(f"/audit/{record.pk}/", **KO)
+    assert f"{manager.get_username()}님이 발송 전에 취소했습니다." in page.text

@@ -237,9 +237,11 @@ def iterate_send_log(
 
 
 def explain_error(record: SendRecord) -> str:
-    """The provider's meaning of the record's ErrorCode, for people."""
+    """The provider's meaning of the record's ErrorCode, for people; without a code,
+    LiveAdmin's own stored ErrorInfo in the reader's language (when it differs)."""
     if record.error_code in (None, 0):
-        return ""
+        text = record.error_info_text
+        return text if text != record.error_info else ""
     return explain(record.app.provider, record.error_code)
 
 

@@ -45,7 +45,7 @@ from django.db import connection, transaction
 from django.db.models import F, Min, Q
 from django.utils import timezone
 
-from messaging import ratelimit
+from messaging import ratelimit, stored_text
 from messaging.models import Batch, BatchStatus, Outcome, SendKind, SendRecord
 from messaging.providers import send as provider_send
 from messaging.providers.base import Credentials, SendResult
@@ -215,8 +215,7 @@ class _Runner:
         if not state[1]:
             pause_automatically(
                 self.batch.pk,
-                f"Paused automatically: the app {self.app.name} was disabled. "
-                "An administrator can enable it again; then resume.",
+                stored_text.PAUSED_APP_DISABLED.format(app=self.app.name),
             )
             return False
         return True
@@ -447,10 +446,11 @@ class _Runner:
             self.stopped = True
             pause_automatically(
                 self.batch.pk,
-                f"Paused automatically after {threshold} provider failures in a row, "
-                f"which retrying cannot fix. Last error{code}: "
-                f"{last.explanation or last.error_info or 'no answer'} "
-                "Fix the cause, then resume.",
+                stored_text.PAUSED_AFTER_FAILURES.format(
+                    threshold=threshold,
+                    code=code,
+                    last=last.explanation or last.error_info or "no answer",
+                ),
             )
 
     def on_transient(self, reason: str) -> None:
@@ -475,9 +475,11 @@ class _Runner:
             self.stopped = True
             pause_automatically(
                 self.batch.pk,
-                f"Paused automatically: sends have been failing for {minutes} min "
-                f"(longer than {settings.BATCH_OUTAGE_PAUSE_SECONDS // 60 or 1} min). "
-                f"Last error: {reason} Resume once the provider or network is back.",
+                stored_text.PAUSED_OUTAGE.format(
+                    minutes=minutes,
+                    limit=settings.BATCH_OUTAGE_PAUSE_SECONDS // 60 or 1,
+                    reason=reason,
+                ),
             )
         self.backoff_until = time.monotonic() + self.backoff_seconds() * random.uniform(
             0.8, 1.2

@@ -28,7 +28,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from liveadmin.roles import Role, has_role
-from messaging import dispatch
+from messaging import dispatch, stored_text
 from messaging.models import (
     Batch,
     BatchStatus,
@@ -45,7 +45,8 @@ logger = logging.getLogger(__name__)
 # The Celery task that sends a batch's rooms (messaging.tasks.run_batch).
 RUN_BATCH_TASK = "messaging.tasks.run_batch"
 
-CANCELLED_INFO = "Cancelled by {user} before it was sent."
+# What a cancelled room's ErrorInfo says (stored in English; messaging.stored_text).
+CANCELLED_INFO = stored_text.CANCELLED_INFO
 
 
 class BatchError(Exception):
@@ -176,7 +177,7 @@ def approve(batch: Batch, *, actor: Any) -> Batch:
 
 def pause(batch: Batch, *, actor: Any, reason: str = "") -> Batch:
     """Stop taking new rooms; rooms already being sent finish."""
-    reason = reason or f"Paused by {actor.get_username()}."
+    reason = reason or stored_text.PAUSED_BY.format(user=actor.get_username())
     changed = Batch.objects.filter(
         pk=batch.pk, status__in=[BatchStatus.RUNNING, BatchStatus.SCHEDULED]
     ).update(status=BatchStatus.PAUSED, pause_reason=reason)

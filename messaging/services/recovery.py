@@ -18,21 +18,15 @@ from django.conf import settings
 from django.db.models import Max, Q
 from django.utils import timezone
 
+from messaging import stored_text
 from messaging.models import Batch, BatchStatus, Outcome, SendKind, SendRecord
 from messaging.services.batches import dispatch_batch, finish_if_complete
 
 logger = logging.getLogger(__name__)
 
-DIED_HOLDING_INFO = (
-    "The worker sending this room stopped before the provider's answer was recorded. "
-    "The message may or may not have been delivered, so it was not sent again by "
-    "itself: check the room, then re-send it explicitly if it is missing."
-)
-INTERRUPTED_INFO = (
-    "The send was interrupted before the provider's answer was recorded (the process "
-    "stopped mid-request). It may or may not have been delivered: check the room "
-    "before sending it again."
-)
+# The ErrorInfo of rows closed here (stored in English; messaging.stored_text).
+DIED_HOLDING_INFO = stored_text.DIED_HOLDING_INFO
+INTERRUPTED_INFO = stored_text.INTERRUPTED_INFO
 
 
 def _resendable() -> Q:
