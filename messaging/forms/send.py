@@ -19,7 +19,7 @@ from django import forms
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.utils import timezone
-from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext, ngettext, pgettext
 from django.utils.translation import gettext_lazy as _
 
 from messaging import providers
@@ -257,7 +257,7 @@ class SendForm(forms.Form):
                 gettext("Template variables"),
                 [VAR_PREFIX + n for n in self.variable_names],
             ),
-            ("when", gettext("When"), ["scheduled_at"]),
+            ("when", pgettext("send form section", "When"), ["scheduled_at"]),
         ]
         return [
             (key, title, [self[n] for n in names])
