@@ -377,6 +377,11 @@ class AuditVerification(models.Model):
     class Meta:
         ordering = ["-checked_at", "-id"]
 
+    @property
+    def problem_text(self) -> str:
+        """The stored (English) problem in the reader's language."""
+        return stored_text.display(self.problem)
+
     def __str__(self) -> str:
         return f"{'ok' if self.ok else 'BROKEN'} to #{self.verified_to} at {self.checked_at}"
 

@@ -1,9 +1,10 @@
 """Texts LiveAdmin writes into the database in English, and their translation for
 the page that shows them.
 
-A batch's pause reason and the ErrorInfo LiveAdmin gives a send it closed itself
-(cancelled, or a worker that died holding it) are stored as written here, in
-English, and never change: they are part of the log. A page shows them in the
+A batch's pause reason, the ErrorInfo LiveAdmin gives a send it closed itself
+(cancelled, or a worker that died holding it) and why a walk of the hash chain
+failed are stored as written here, in English, and never change: they are part
+of the log. A page shows them in the
 reader's language by recognising the stored form again (``display``); a text that
 matches no form (written before a form changed) is shown as stored.
 """
@@ -40,6 +41,27 @@ INTERRUPTED_INFO = gettext_noop(
     "The send was interrupted before the provider's answer was recorded (the process "
     "stopped mid-request). It may or may not have been delivered: check the room "
     "before sending it again."
+)
+
+# Why a walk of the hash chain failed (AuditVerification.problem; also printed by
+# ``auditlog verify``, in English).
+CHAIN_LINK_MISSING = (
+    "link #{expected} is missing (the chain jumps to #{found}, send {record}): "
+    "a send or its link was removed"
+)
+CHAIN_SEND_CHANGED = (
+    "send {record} (link #{seq}) does not match its link: it was changed, or a send "
+    "was inserted, removed or reordered at this point"
+)
+CHAIN_REWRITTEN = (
+    "link #{seq} differs from the one verified at {at}: the chain was rewritten"
+)
+CHAIN_SHORTENED = (
+    "the chain ends at #{end} but was verified to #{verified} at {at}: "
+    "links were removed"
+)
+CHAIN_OUT_OF_BAND = (
+    "send {record} is final but not in the chain: it was inserted out of band"
 )
 
 
@@ -100,6 +122,55 @@ _FORMS: list[tuple[re.Pattern[str], Callable[[dict[str, str]], str]]] = [
                 "provider or network is back."
             )
             % {**m, "reason": _embedded(m["reason"])}
+        ),
+    ),
+    (
+        _pattern(CHAIN_LINK_MISSING),
+        lambda m: (
+            gettext(
+                "link #%(expected)s is missing (the chain jumps to #%(found)s, send "
+                "%(record)s): a send or its link was removed"
+            )
+            % m
+        ),
+    ),
+    (
+        _pattern(CHAIN_SEND_CHANGED),
+        lambda m: (
+            gettext(
+                "send %(record)s (link #%(seq)s) does not match its link: it was changed, "
+                "or a send was inserted, removed or reordered at this point"
+            )
+            % m
+        ),
+    ),
+    (
+        _pattern(CHAIN_REWRITTEN),
+        lambda m: (
+            gettext(
+                "link #%(seq)s differs from the one verified at %(at)s: the chain was "
+                "rewritten"
+            )
+            % m
+        ),
+    ),
+    (
+        _pattern(CHAIN_SHORTENED),
+        lambda m: (
+            gettext(
+                "the chain ends at #%(end)s but was verified to #%(verified)s at %(at)s: "
+                "links were removed"
+            )
+            % m
+        ),
+    ),
+    (
+        _pattern(CHAIN_OUT_OF_BAND),
+        lambda m: (
+            gettext(
+                "send %(record)s is final but not in the chain: it was inserted out of band"
+            )
+            % m
         ),
     ),
     (

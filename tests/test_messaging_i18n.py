@@ -224,3 +224,14 @@ def test_a_cancelled_rooms_info_is_explained_in_korean(manager, auditor):
     )
     page = client_for(auditor).get(f"/audit/{record.pk}/", **KO)
     assert f"{manager.get_username()}님이 발송 전에 취소했습니다." in page.text
+
+
+def test_a_broken_chain_is_explained_in_chinese_and_stored_in_english():
+    from messaging import stored_text
+
+    problem = stored_text.CHAIN_SEND_CHANGED.format(record=7, seq=3)
+    assert problem.startswith("send 7 (link #3) does not match its link")
+    with translation.override("zh-hans"):
+        assert stored_text.display(problem) == (
+            "发送 7（链接 #3）与其链接不符：它已被修改，或在此处有发送被插入、删除或重排"
+        )

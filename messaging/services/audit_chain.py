@@ -33,6 +33,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
+from messaging import stored_text
 from messaging.models import (
     AuditPending,
     AuditVerification,
@@ -215,8 +216,9 @@ def _walk(
                 seq,
                 digest,
                 count,
-                f"link #{seq + 1} is missing (the chain jumps to #{link_seq}, "
-                f"send {record_id}): a send or its link was removed",
+                stored_text.CHAIN_LINK_MISSING.format(
+                    expected=seq + 1, found=link_seq, record=record_id
+                ),
                 record_id,
             )
         expected = next_digest(digest, values)
@@ -225,8 +227,7 @@ def _walk(
                 seq,
                 digest,
                 count,
-                f"send {record_id} (link #{link_seq}) does not match its link: it was "
-                "changed, or a send was inserted, removed or reordered at this point",
+                stored_text.CHAIN_SEND_CHANGED.format(record=record_id, seq=link_seq),
                 record_id,
             )
         if (
@@ -238,8 +239,9 @@ def _walk(
                 seq,
                 digest,
                 count,
-                f"link #{link_seq} differs from the one verified at "
-                f"{checkpoint.checked_at.isoformat()}: the chain was rewritten",
+                stored_text.CHAIN_REWRITTEN.format(
+                    seq=link_seq, at=checkpoint.checked_at.isoformat()
+                ),
                 record_id,
             )
         seq, digest, count = link_seq, stored, count + 1
@@ -367,7 +369,7 @@ def _unlinked_final_send() -> tuple[str, int | None]:
         .first()
     )
     return (
-        f"send {first} is final but not in the chain: it was inserted out of band",
+        stored_text.CHAIN_OUT_OF_BAND.format(record=first),
         first,
     )
 
@@ -387,10 +389,10 @@ def verify_chain(
     checkpoint = AuditVerification.objects.filter(ok=True).first()
     verified_to, head, rows, problem, record_id = _walk(_chain_rows(chunk), checkpoint)
     if not problem and checkpoint is not None and verified_to < checkpoint.verified_to:
-        problem = (
-            f"the chain ends at #{verified_to} but was verified to "
-            f"#{checkpoint.verified_to} at {checkpoint.checked_at.isoformat()}: "
-            "links were removed"
+        problem = stored_text.CHAIN_SHORTENED.format(
+            end=verified_to,
+            verified=checkpoint.verified_to,
+            at=checkpoint.checked_at.isoformat(),
         )
     if not problem:
         problem, record_id = _unlinked_final_send()
