@@ -3,6 +3,7 @@ from typing import Any
 from django.apps import AppConfig
 from django.conf import settings
 from django.core.signals import request_started
+from django.utils.translation import gettext_lazy as _
 
 
 def _start_embedded_scheduler(**kwargs: Any) -> None:
@@ -13,7 +14,7 @@ def _start_embedded_scheduler(**kwargs: Any) -> None:
 
 class MessagingConfig(AppConfig):
     name = "messaging"
-    verbose_name = "Messaging"
+    verbose_name = _("Messaging")
 
     def ready(self) -> None:
         # Embedded default (no broker): the web process runs scheduled batches and
