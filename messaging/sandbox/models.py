@@ -12,6 +12,8 @@ import uuid
 
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from liveadmin.encryption import EncryptedTextField
 from messaging.sandbox import registry
@@ -19,8 +21,8 @@ from messaging.sandbox import registry
 
 class FailurePolicy(models.TextChoices):
     # Tencent console setting "handling policy for before-event callback failure".
-    DELIVER = "deliver", "Deliver the message (provider default)"
-    REJECT = "reject", "Do not deliver (sender gets 80003)"
+    DELIVER = "deliver", _("Deliver the message (provider default)")
+    REJECT = "reject", _("Do not deliver (sender gets 80003)")
 
 
 def _state_key() -> str:
@@ -114,10 +116,10 @@ class MutedMember(models.Model):
 
 
 class MessageKind(models.TextChoices):
-    TEXT = "text", "Text"
-    CUSTOM = "custom", "Custom"
-    BROADCAST = "broadcast", "Broadcast"
-    COMMAND = "command", "Custom command (ZEGO)"
+    TEXT = "text", pgettext_lazy("message kind", "Text")
+    CUSTOM = "custom", pgettext_lazy("message kind", "Custom")
+    BROADCAST = "broadcast", pgettext_lazy("message kind", "Broadcast")
+    COMMAND = "command", _("Custom command (ZEGO)")
 
 
 class SandboxMessage(models.Model):
