@@ -7,18 +7,23 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections, transaction
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from liveadmin.db_privileges import grant_app_role, models_without_tables
 
+# English here (`manage.py help` lists it); --help shows it in the active language.
+HELP = gettext_noop(
+    "Create or update the least-privilege PostgreSQL role the web and worker "
+    "processes connect as (run as the owner, after migrate). Its password is "
+    "LIVEADMIN_DB_PASSWORD when set. Prints one JSON line per table."
+)
+
 
 class Command(BaseCommand):
-    help = (
-        "Create or update the least-privilege PostgreSQL role the web and worker "
-        "processes connect as (run as the owner, after migrate). Its password is "
-        "LIVEADMIN_DB_PASSWORD when set. Prints one JSON line per table."
-    )
+    help = HELP
 
     def add_arguments(self, parser: CommandParser) -> None:
+        parser.description = _(HELP)
         parser.add_argument("name", help=_("the role's name, e.g. liveadmin_app"))
         parser.add_argument("--database", default="default", help=_("database alias"))
 

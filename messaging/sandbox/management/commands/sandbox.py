@@ -6,6 +6,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from messaging.models import ProviderApp
 from messaging.sandbox import services
@@ -16,13 +17,18 @@ def _bad(message: str) -> CommandError:
     return CommandError(message, returncode=2)
 
 
+# English here (`manage.py help` lists it); --help shows it in the active language.
+HELP = gettext_noop(
+    "Manage the sandbox provider: mirror a dashboard app into it, create rooms, "
+    "mute members, read what a room received. Prints one JSON object per line."
+)
+
+
 class Command(BaseCommand):
-    help = (
-        "Manage the sandbox provider: mirror a dashboard app into it, create rooms, "
-        "mute members, read what a room received. Prints one JSON object per line."
-    )
+    help = HELP
 
     def add_arguments(self, parser: CommandParser) -> None:
+        parser.description = _(HELP)
         areas = parser.add_subparsers(dest="area", required=True)
 
         app = areas.add_parser("app", help=_("sandbox apps")).add_subparsers(
