@@ -11,6 +11,8 @@ import hashlib
 import io
 import json
 from contextlib import contextmanager
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.conf import settings
@@ -246,6 +248,31 @@ def test_it_verifies_an_intact_chain_and_records_it(auditor):
     assert (latest.ok, latest.verified_to, latest.problem) == (True, 3, "")
     body = client_for(auditor).get(reverse("messaging:audit")).content.decode()
     assert "Hash chain verified to #3 at" in body
+
+
+@pytest.mark.django_db(transaction=True)
+def test_verification_reads_times_as_the_links_were_written():
+    """On PostgreSQL verification has the database write the times in their exported
+    form (and reads ahead on a second connection, which needs committed rows); each
+    form the export writes must come out the same, else it reports a false break."""
+    user, app = make_user(), make_app()
+    for created_at in [
+        datetime(2026, 12, 1, 19, 48, 5, tzinfo=UTC),  # no microseconds
+        datetime(2026, 12, 1, 19, 48, 5, 7, tzinfo=UTC),
+        datetime(2026, 12, 2, 3, 48, 5, 120000, tzinfo=ZoneInfo("Asia/Shanghai")),
+        datetime(999, 1, 2, 3, 4, 5, tzinfo=UTC),
+    ]:
+        for msg_time in [None, 0, 1_764_618_486]:
+            make_send_record(
+                app=app,
+                user=user,
+                created_at=created_at,
+                msg_time=msg_time,
+                response_body={"Info": "日本\n\u0001", "N": {"b": 1.5, "a": [1e16]}},
+            )
+    result = verify_command()
+    assert (result["ok"], result["verified_to"]) == (True, 12)
+    assert offline_verify(export_jsonl()) == (12, result["head"])
 
 
 def test_it_runs_verification_periodically():

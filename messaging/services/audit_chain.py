@@ -21,9 +21,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import json.scanner
 import logging
+import queue
+import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -95,13 +98,29 @@ def chain_values(row: Sequence[Any]) -> list[Any]:
     return values
 
 
-_dumps: Callable[[Any], str] = json.JSONEncoder(
-    ensure_ascii=False, separators=(",", ":"), sort_keys=True
-).encode
+_CANONICAL = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+# The C encoder that JSONEncoder.encode builds on every call, built once (the same
+# output: same options, float repr, string escaping; no circular check, as the
+# values come from the database).
+_encode_chunks: Callable[[Any, int], Sequence[str]] = (
+    json.encoder.c_make_encoder(  # type: ignore[attr-defined]
+        None,
+        _CANONICAL.default,
+        json.encoder.encode_basestring,
+        None,
+        _CANONICAL.key_separator,
+        _CANONICAL.item_separator,
+        True,
+        False,
+        True,
+    )
+    if json.encoder.c_make_encoder is not None  # type: ignore[attr-defined]
+    else None
+) or (lambda values, _level: [_CANONICAL.encode(values)])
 
 
 def canonical(values: list[Any]) -> bytes:
-    return _dumps(values).encode()
+    return "".join(_encode_chunks(values, 0)).encode()
 
 
 def next_digest(previous: str, values: list[Any]) -> str:
@@ -185,9 +204,12 @@ def link_final_sends(*, batch: int = LINK_BATCH) -> int:
 def _walk(
     rows: Iterable[Sequence[Any]], checkpoint: AuditVerification | None
 ) -> tuple[int, str, int, str, int | None]:
-    """Check links in order. Returns (verified_to, head, rows, problem, record_id)."""
+    """Check links in order. Returns (verified_to, head, rows, problem, record_id).
+
+    ``rows``: (seq, digest, record_id, values) with the send's exported values.
+    """
     seq, digest, count = 0, GENESIS, 0
-    for link_seq, stored, record_id, *columns in rows:
+    for link_seq, stored, record_id, values in rows:
         if link_seq != seq + 1:
             return (
                 seq,
@@ -197,7 +219,7 @@ def _walk(
                 f"send {record_id}): a send or its link was removed",
                 record_id,
             )
-        expected = next_digest(digest, chain_values(columns))
+        expected = next_digest(digest, values)
         if expected != stored:
             return (
                 seq,
@@ -224,23 +246,103 @@ def _walk(
     return seq, digest, count, "", None
 
 
-def _chain_rows(chunk: int) -> Iterable[Sequence[Any]]:
-    """(seq, digest, record_id, *CHAIN_COLUMNS) in seq order, in keyset chunks."""
+# On PostgreSQL the database writes the two times in their exported form (what
+# ``iso`` and ``msg_time_iso`` give: UTC, ISO 8601, microseconds only when not zero),
+# sparing Python two conversions a row; tests check both ways agree.
+_ISO = 'YYYY-MM-DD"T"HH24:MI:SS'
+_PG_TIMES = {
+    "created_at": (
+        "to_char(r.created_at AT TIME ZONE 'UTC', CASE WHEN"
+        " extract(microseconds FROM r.created_at)::bigint %% 1000000 = 0"
+        f""" THEN '{_ISO}"+00:00"' ELSE '{_ISO}.US"+00:00"' END)"""
+    ),
+    "msg_time": f"""to_char(to_timestamp(r.msg_time) AT TIME ZONE 'UTC', '{_ISO}"+00:00"')""",
+}
+_PG_COLUMNS_SQL = ", ".join(
+    _PG_TIMES.get(column, f"r.{column}") for column in CHAIN_COLUMNS
+)
+# json.loads without its two Python-level wrappers (the C scanner itself).
+_scan_json = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
+
+
+def _exported_pg(row: Sequence[Any]) -> list[Any]:
+    values = list(row)
+    for i in _JSON:
+        text = values[i]
+        if text is not None:
+            values[i] = _scan_json(text, 0)[0]
+    return values
+
+
+def _chain_rows(chunk: int) -> Iterator[tuple[int, str, int, list[Any]]]:
+    """(seq, digest, record_id, exported values) in seq order, in keyset chunks.
+
+    On PostgreSQL the next chunk is read by a second connection while this one's
+    rows are hashed (the database's time overlaps Python's).
+    """
+    postgres = connection.vendor == "postgresql"
+    # A second connection sees only what is committed: inside a transaction (a
+    # test's), read here.
+    ahead = postgres and not connection.in_atomic_block
     select = (
-        f"SELECT l.seq, l.digest, l.record_id, {_COLUMNS_SQL}"
+        f"SELECT l.seq, l.digest, l.record_id, "
+        f"{_PG_COLUMNS_SQL if postgres else _COLUMNS_SQL}"
         " FROM messaging_auditlink l JOIN messaging_sendrecord r ON r.id = l.record_id"
         " WHERE l.seq > %s ORDER BY l.seq LIMIT %s"
     )
+    chunks = _read_ahead(select, chunk) if ahead else _read_here(select, chunk)
+    for rows in chunks:
+        if postgres:
+            for seq, digest, record_id, *columns in rows:
+                yield seq, digest, record_id, _exported_pg(columns)
+        else:
+            for seq, digest, record_id, *columns in rows:
+                yield seq, digest, record_id, chain_values(_from_cursor(columns))
+
+
+def _read_here(select: str, chunk: int) -> Iterator[list[Sequence[Any]]]:
     after = 0
     while True:
         with connection.cursor() as cursor:
             cursor.execute(select, [after, chunk])
             rows = cursor.fetchall()
-        for seq, digest, record_id, *columns in rows:
-            yield (seq, digest, record_id, *_from_cursor(columns))
+        yield rows
         if len(rows) < chunk:
             return
         after = rows[-1][0]
+
+
+def _read_ahead(select: str, chunk: int) -> Iterator[list[Sequence[Any]]]:
+    """``_read_here`` in a thread of its own (its own connection), one chunk ahead."""
+    chunks: queue.Queue[list[Sequence[Any]] | BaseException | None] = queue.Queue(1)
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            for rows in _read_here(select, chunk):
+                if stop.is_set():
+                    return
+                chunks.put(rows)
+            chunks.put(None)
+        except BaseException as error:  # handed to the reader, raised there
+            chunks.put(error)
+        finally:
+            connection.close()
+
+    reader = threading.Thread(target=read, name="audit-verify-read", daemon=True)
+    reader.start()
+    try:
+        while (rows := chunks.get()) is not None:
+            if isinstance(rows, BaseException):
+                raise rows
+            yield rows
+    finally:
+        stop.set()
+        while reader.is_alive():  # let a blocked put() finish
+            try:
+                chunks.get_nowait()
+            except queue.Empty:
+                reader.join(0.05)
 
 
 def _unlinked_final_send() -> tuple[str, int | None]:
