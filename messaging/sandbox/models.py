@@ -34,7 +34,7 @@ class SandboxApp(models.Model):
     # migration).
     provider = models.CharField(max_length=16, choices=registry.provider_choices)
     app_id = models.PositiveBigIntegerField("SDKAppID / AppId")
-    secret = EncryptedTextField(help_text="Tencent secret key or ZEGO ServerSecret.")
+    secret = EncryptedTextField(help_text=_("Tencent secret key or ZEGO ServerSecret."))
     # Tencent: the app admin accounts allowed to call the REST API.
     admins = models.JSONField(default=list, blank=True)
     # Empty: this site's own /webhooks/tencent, built from the incoming request.
@@ -54,6 +54,8 @@ class SandboxApp(models.Model):
 
     class Meta:
         ordering = ["provider", "app_id"]
+        verbose_name = _("sandbox app")
+        verbose_name_plural = _("sandbox apps")
         constraints = [
             models.UniqueConstraint(
                 fields=["provider", "app_id"], name="unique_sandbox_app"
@@ -77,6 +79,8 @@ class SandboxRoom(models.Model):
 
     class Meta:
         ordering = ["room_id"]
+        verbose_name = _("sandbox room")
+        verbose_name_plural = _("sandbox rooms")
         constraints = [
             models.UniqueConstraint(
                 fields=["app", "room_id"], name="unique_sandbox_room"
@@ -103,6 +107,8 @@ class MutedMember(models.Model):
 
     class Meta:
         ordering = ["account"]
+        verbose_name = _("muted member")
+        verbose_name_plural = _("muted members")
         constraints = [
             models.UniqueConstraint(
                 fields=["room", "account"], name="unique_sandbox_muted_member"
@@ -142,6 +148,8 @@ class SandboxMessage(models.Model):
 
     class Meta:
         ordering = ["-msg_seq"]
+        verbose_name = _("sandbox message")
+        verbose_name_plural = _("sandbox messages")
         constraints = [
             models.UniqueConstraint(
                 fields=["room", "msg_seq"], name="unique_sandbox_message_seq"
