@@ -13,6 +13,7 @@ from django.db.models import F, Q, Sum
 from django.utils import timezone
 from django.utils.formats import number_format
 from django.utils.functional import Promise
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from liveadmin.charts import Chart, Series, stacked_bars
@@ -103,7 +104,10 @@ def action_name(action: str) -> str | Promise:
 
     if action == "allow":
         return _("Allowed")
-    return DECISION_LABELS.get(action, action)
+    if action not in DECISION_LABELS:
+        return action
+    # The vocabulary is Django-free: its labels are msgids, translated here.
+    return gettext(str(DECISION_LABELS[action]))
 
 
 def get_range(key: str | None) -> Range:

@@ -141,3 +141,13 @@ def test_server_rendered_times_follow_the_language():
         assert ">2026년 12월 6일 20:05:07 UTC</time>" in when(at, "seconds")
     with translation.override("zh-hans"):
         assert ">2026年12月6日 20:05 UTC</time>" in when(at)
+
+
+def test_chart_series_keep_english_keys_and_show_translated_names():
+    from liveadmin.overview import action_name
+
+    with translation.override("zh-hans"):
+        assert str(action_name("allow")) == "已放行"
+        assert action_name("no-such-action") == "no-such-action"
+    with translation.override("en"):
+        assert str(action_name("allow")) == "Allowed"
