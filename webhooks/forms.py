@@ -4,14 +4,16 @@ import json
 from typing import Any
 
 from django import forms
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from messaging.models import ProviderApp
 from webhooks import services
+from webhooks.labels import ACTION_CHOICES, DECISION_CHOICES, KIND_CHOICES
 from webhooks.models import (
     Blocklist,
     BlocklistChange,
 )
-from webhooks.vocabulary import ACTION_CHOICES, DECISION_CHOICES, KIND_CHOICES
 
 MAX_IMPORT_BYTES = 5 * 1024 * 1024
 
@@ -21,65 +23,73 @@ class BlocklistForm(forms.ModelForm):
     app = forms.ModelChoiceField(
         queryset=ProviderApp.objects.filter(provider="tencent"),
         required=False,
-        empty_label="All apps",
-        help_text="Empty: the list applies to every app.",
+        empty_label=_("All apps"),
+        label=_("App"),
+        help_text=_("Empty: the list applies to every app."),
     )
 
     class Meta:
         model = Blocklist
         fields = ["name", "app", "note", "enabled"]
+        labels = {"name": _("Name"), "note": _("Note"), "enabled": _("Enabled")}
         widgets = {"note": forms.Textarea(attrs={"rows": 2})}
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].strip()
         if not name:
-            raise forms.ValidationError("Enter a name.")
+            raise forms.ValidationError(_("Enter a name."))
         clash = Blocklist.objects.filter(name__iexact=name).exclude(pk=self.instance.pk)
         if clash.exists():
-            raise forms.ValidationError("Another list has that name.")
+            raise forms.ValidationError(_("Another list has that name."))
         return name
 
 
 class EntryForm(forms.Form):
     """One entry; validation is the service's (the import uses the same rules)."""
 
-    kind = forms.ChoiceField(choices=KIND_CHOICES, initial="word")
-    term = forms.CharField(max_length=services.MAX_TERM, strip=True)
-    action = forms.ChoiceField(choices=ACTION_CHOICES, initial="forbid")
+    kind = forms.ChoiceField(choices=KIND_CHOICES, initial="word", label=_("Kind"))
+    term = forms.CharField(max_length=services.MAX_TERM, strip=True, label=_("Term"))
+    action = forms.ChoiceField(
+        choices=ACTION_CHOICES, initial="forbid", label=_("Action")
+    )
     code = forms.IntegerField(
         required=False,
-        label="Error code",
-        help_text="Only for “forbid with my code”: 10100-10200.",
+        label=_("Error code"),
+        help_text=_("Only for “forbid with my code”: 10100-10200."),
         widget=forms.NumberInput(attrs={"placeholder": "10100"}),
     )
     info = forms.CharField(
         required=False,
         max_length=200,
-        label="Error text",
-        help_text="Shown to the sender with the code.",
+        label=_("Error text"),
+        help_text=_("Shown to the sender with the code."),
     )
     expires_at = forms.DateTimeField(
         required=False,
-        label="Expires",
+        label=_("Expires"),
         widget=forms.DateTimeInput(
             attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"
         ),
     )
-    note = forms.CharField(required=False, max_length=500)
+    note = forms.CharField(required=False, max_length=500, label=_("Note"))
     exact = forms.BooleanField(
         required=False,
-        label="Exact spelling",
-        help_text="No accent or look-alike folding: “bád” and “bаd” (Cyrillic а) no longer match “bad”.",
+        label=_("Exact spelling"),
+        help_text=_(
+            "No accent or look-alike folding: “bád” and “bаd” (Cyrillic а) no longer match “bad”."
+        ),
     )
     leet = forms.BooleanField(
         required=False,
-        label="Leet",
-        help_text="Also read digits and symbols as letters: 0 o, 1 i l, 3 e, 4 a, 5 s, 7 t, @ a, $ s.",
+        label=_("Leet"),
+        help_text=_(
+            "Also read digits and symbols as letters: 0 o, 1 i l, 3 e, 4 a, 5 s, 7 t, @ a, $ s."
+        ),
     )
     review = forms.BooleanField(
         required=False,
-        label="Also queue for review",
-        help_text="Put the messages it catches in the review queue too.",
+        label=_("Also queue for review"),
+        help_text=_("Put the messages it catches in the review queue too."),
     )
 
     def clean(self) -> dict[str, Any]:
@@ -125,33 +135,38 @@ class EntryForm(forms.Form):
 
 class ImportForm(forms.Form):
     file = forms.FileField(
-        help_text="TXT (one term per line), CSV (term, kind, action, code, info, expires_at, note, exact, leet) or JSONL."
+        label=_("File"),
+        help_text=_(
+            "TXT (one term per line), CSV (term, kind, action, code, info, expires_at, note, exact, leet) or JSONL."
+        ),
     )
     kind = forms.ChoiceField(
         choices=KIND_CHOICES,
         initial="word",
-        label="Kind when a line has none",
+        label=_("Kind when a line has none"),
     )
     action = forms.ChoiceField(
         choices=ACTION_CHOICES,
         initial="forbid",
-        label="Action when a line has none",
+        label=_("Action when a line has none"),
     )
-    exact = forms.BooleanField(required=False, label="Exact when a line does not say")
-    leet = forms.BooleanField(required=False, label="Leet when a line does not say")
+    exact = forms.BooleanField(
+        required=False, label=_("Exact when a line does not say")
+    )
+    leet = forms.BooleanField(required=False, label=_("Leet when a line does not say"))
 
     def clean_file(self) -> tuple[str, str]:
         upload = self.cleaned_data["file"]
         name = upload.name.lower()
         fmt = name.rsplit(".", 1)[-1] if "." in name else ""
         if fmt not in ("txt", "csv", "jsonl"):
-            raise forms.ValidationError("Upload a .txt, .csv or .jsonl file.")
+            raise forms.ValidationError(_("Upload a .txt, .csv or .jsonl file."))
         if upload.size > MAX_IMPORT_BYTES:
-            raise forms.ValidationError("The file is over 5 MB.")
+            raise forms.ValidationError(_("The file is over 5 MB."))
         try:
             content = upload.read().decode("utf-8-sig")
         except UnicodeDecodeError:
-            raise forms.ValidationError("The file is not UTF-8 text.") from None
+            raise forms.ValidationError(_("The file is not UTF-8 text.")) from None
         return fmt, content
 
 
@@ -159,20 +174,23 @@ class TryForm(forms.Form):
     app = forms.ModelChoiceField(
         queryset=ProviderApp.objects.filter(provider="tencent", enabled=True),
         empty_label=None,
+        label=_("App"),
     )
     sender = forms.CharField(
-        max_length=128, initial="user-1", label="Sender (From_Account)"
+        max_length=128, initial="user-1", label=_("Sender (From_Account)")
     )
     text = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 3}),
-        label="Message text",
+        label=_("Message text"),
     )
     body = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 6}),
-        label="Or a whole before-send body (JSON)",
-        help_text="Overrides the text and sender: the exact body the provider would post.",
+        label=_("Or a whole before-send body (JSON)"),
+        help_text=_(
+            "Overrides the text and sender: the exact body the provider would post."
+        ),
     )
 
     def clean_body(self) -> dict | None:
@@ -182,16 +200,18 @@ class TryForm(forms.Form):
         try:
             value = json.loads(raw)
         except ValueError as exc:
-            raise forms.ValidationError(f"Not JSON: {exc}") from None
+            raise forms.ValidationError(
+                _("Not JSON: %(error)s"), params={"error": exc}
+            ) from None
         if not isinstance(value, dict):
-            raise forms.ValidationError("The body must be a JSON object.")
+            raise forms.ValidationError(_("The body must be a JSON object."))
         return value
 
     def clean(self) -> dict[str, Any]:
         super().clean()
         data = self.cleaned_data
         if not data.get("text") and not data.get("body") and not self.has_error("body"):
-            self.add_error("text", "Type a message, or paste a body.")
+            self.add_error("text", _("Type a message, or paste a body."))
         return data
 
 
@@ -200,48 +220,53 @@ class DecisionFilterForm(forms.Form):
     app = forms.ModelChoiceField(
         queryset=ProviderApp.objects.filter(provider="tencent", enabled=True),
         required=False,
-        empty_label="All apps",
+        empty_label=_("All apps"),
+        label=_("App"),
     )
     action = forms.ChoiceField(
-        choices=[("", "All actions"), *DECISION_CHOICES], required=False
+        choices=[("", _("All actions")), *DECISION_CHOICES],
+        required=False,
+        label=_("Action"),
     )
-    room = forms.CharField(required=False, max_length=128)
-    sender = forms.CharField(required=False, max_length=128)
-    entry = forms.IntegerField(required=False, min_value=1, label="Entry ID")
+    room = forms.CharField(required=False, max_length=128, label=_("Room"))
+    sender = forms.CharField(required=False, max_length=128, label=_("Sender"))
+    entry = forms.IntegerField(required=False, min_value=1, label=_("Entry ID"))
     since = forms.DateTimeField(
         required=False,
-        label="From",
+        label=_("From"),
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
     )
     until = forms.DateTimeField(
         required=False,
-        label="Until",
+        label=_("Until"),
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
     )
-    q = forms.CharField(required=False, max_length=200, label="Text contains")
+    q = forms.CharField(required=False, max_length=200, label=_("Text contains"))
 
     def clean(self) -> dict[str, Any]:
         super().clean()
         data = self.cleaned_data
         since, until = data.get("since"), data.get("until")
         if since and until and since > until:
-            self.add_error("until", "“Until” is before “From”.")
+            self.add_error("until", _("“Until” is before “From”."))
         return data
 
 
 class ChangeFilterForm(forms.Form):
     object_type = forms.ChoiceField(
         choices=[
-            ("", "Lists and entries"),
-            ("blocklist", "Lists"),
-            ("entry", "Entries"),
-            ("sanction", "Sanctions"),
-            ("escalation", "Escalation rules"),
+            ("", _("Lists and entries")),
+            ("blocklist", _("Lists")),
+            ("entry", _("Entries")),
+            ("sanction", _("Sanctions")),
+            ("escalation", _("Escalation rules")),
         ],
         required=False,
-        label="Object",
+        label=_("Object"),
     )
     action = forms.ChoiceField(
-        choices=[("", "All changes"), *BlocklistChange.Action.choices], required=False
+        choices=[("", _("All changes")), *BlocklistChange.Action.choices],
+        required=False,
+        label=pgettext_lazy("change history", "Action"),
     )
-    actor = forms.CharField(required=False, max_length=150, label="Who")
+    actor = forms.CharField(required=False, max_length=150, label=_("Who"))

@@ -11,17 +11,14 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from messaging.models import ProviderApp
 
-# Kinds, actions and the own-code range have one home: webhooks/vocabulary.py.
-from webhooks.vocabulary import (
-    ACTION_CHOICES,
-    DECISION_CHOICES,
-    FORBID_CODE_MAX,
-    FORBID_CODE_MIN,
-    KIND_CHOICES,
-)
+# Kinds, actions and the own-code range have one home: webhooks/vocabulary.py
+# (webhooks.labels translates its labels).
+from webhooks.labels import ACTION_CHOICES, DECISION_CHOICES, KIND_CHOICES
+from webhooks.vocabulary import FORBID_CODE_MAX, FORBID_CODE_MIN
 
 
 class Blocklist(models.Model):
@@ -34,7 +31,7 @@ class Blocklist(models.Model):
         blank=True,
         on_delete=models.CASCADE,
         related_name="blocklists",
-        help_text="Empty: the list applies to every app.",
+        help_text=_("Empty: the list applies to every app."),
     )
     enabled = models.BooleanField(default=True)
     note = models.TextField(blank=True, default="")
@@ -94,29 +91,31 @@ class BlocklistEntry(models.Model):
             MinValueValidator(FORBID_CODE_MIN),
             MaxValueValidator(FORBID_CODE_MAX),
         ],
-        help_text="For “forbid with my code”: 10100-10200, shown to the sender.",
+        help_text=_("For “forbid with my code”: 10100-10200, shown to the sender."),
     )
     info = models.CharField(
         max_length=200,
         blank=True,
         default="",
-        help_text="For “forbid with my code”: the ErrorInfo text the sender sees.",
+        help_text=_("For “forbid with my code”: the ErrorInfo text the sender sees."),
     )
     expires_at = models.DateTimeField(null=True, blank=True)
     note = models.CharField(max_length=500, blank=True, default="")
     enabled = models.BooleanField(default=True)
     exact = models.BooleanField(
         default=False,
-        help_text="Match only this spelling: no accent or look-alike folding.",
+        help_text=_("Match only this spelling: no accent or look-alike folding."),
     )
     leet = models.BooleanField(
         default=False,
-        help_text="Also read digits and symbols as letters (0 o, 1 i l, 3 e, 4 a, 5 s, 7 t, @ a, $ s).",
+        help_text=_(
+            "Also read digits and symbols as letters (0 o, 1 i l, 3 e, 4 a, 5 s, 7 t, @ a, $ s)."
+        ),
     )
     # A forbid (or discard, mask) entry can also put what it caught in the review queue.
     review = models.BooleanField(
         default=False,
-        help_text="Also queue the messages it catches for review.",
+        help_text=_("Also queue the messages it catches for review."),
     )
     added_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -134,7 +133,7 @@ class BlocklistEntry(models.Model):
 
     class Meta:
         ordering = ["blocklist", "kind", "term"]
-        verbose_name_plural = "blocklist entries"
+        verbose_name_plural = _("blocklist entries")
         constraints = [
             models.UniqueConstraint(
                 fields=["blocklist", "kind", "term_key"], name="unique_entry_per_list"
@@ -190,11 +189,11 @@ class BlocklistChange(models.Model):
     """One change to a list or an entry: who, when, before and after. Append-only."""
 
     class Action(models.TextChoices):
-        CREATE = "create", "created"
-        UPDATE = "update", "updated"
-        DISABLE = "disable", "disabled"
-        ENABLE = "enable", "enabled"
-        DELETE = "delete", "deleted"
+        CREATE = "create", _("created")
+        UPDATE = "update", _("updated")
+        DISABLE = "disable", _("disabled")
+        ENABLE = "enable", _("enabled")
+        DELETE = "delete", _("deleted")
 
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     actor = models.ForeignKey(
@@ -261,10 +260,10 @@ class BlocklistChange(models.Model):
 
 
 class ReviewState(models.TextChoices):
-    OPEN = "open", "Waiting for review"
-    DISMISSED = "dismissed", "Dismissed"
-    MUTED = "muted", "Sender muted"
-    ADDED = "added", "Term added to a list"
+    OPEN = "open", _("Waiting for review")
+    DISMISSED = "dismissed", _("Dismissed")
+    MUTED = "muted", _("Sender muted")
+    ADDED = "added", _("Term added to a list")
 
 
 APPEND_ONLY_DECISIONS = (
@@ -380,7 +379,7 @@ class RetentionPurge(models.Model):
 
     purged_at = models.DateTimeField(default=timezone.now)
     table = models.CharField(max_length=64)
-    cutoff = models.DateTimeField(help_text="Rows created before this were removed.")
+    cutoff = models.DateTimeField(help_text=_("Rows created before this were removed."))
     rows = models.PositiveBigIntegerField()
     first_id = models.BigIntegerField(null=True, blank=True)
     last_id = models.BigIntegerField(null=True, blank=True)
@@ -440,8 +439,8 @@ class RejectionCount(models.Model):
 
 
 class SanctionKind(models.TextChoices):
-    MUTE = "mute", "Muted"
-    FLAG = "flag", "Everything flagged for review"
+    MUTE = "mute", _("Muted")
+    FLAG = "flag", _("Everything flagged for review")
 
 
 class SanctionQuerySet(models.QuerySet):
@@ -460,7 +459,7 @@ class Sanction(models.Model):
     )
     sender = models.CharField(max_length=128)
     room_id = models.CharField(
-        max_length=128, blank=True, default="", help_text="Empty: every room."
+        max_length=128, blank=True, default="", help_text=_("Empty: every room.")
     )
     kind = models.CharField(
         max_length=8, choices=SanctionKind.choices, default=SanctionKind.MUTE
@@ -519,9 +518,9 @@ class EscalationRule(models.Model):
     sanction = models.CharField(
         max_length=8, choices=SanctionKind.choices, default=SanctionKind.MUTE
     )
-    minutes = models.PositiveIntegerField(default=10, help_text="0: permanently.")
+    minutes = models.PositiveIntegerField(default=10, help_text=_("0: permanently."))
     room_only = models.BooleanField(
-        default=False, help_text="Only in the room of the hits, not the whole app."
+        default=False, help_text=_("Only in the room of the hits, not the whole app.")
     )
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy
 
 from messaging.models import ProviderApp
 from webhooks import services, version
@@ -29,11 +30,11 @@ from webhooks.models import (
 logger = logging.getLogger(__name__)
 
 # The durations a moderator picks from (minutes; 0 = permanently).
-MUTE_CHOICES: list[tuple[int, str]] = [
-    (10, "10 minutes"),
-    (60, "1 hour"),
-    (24 * 60, "24 hours"),
-    (0, "Permanently"),
+MUTE_CHOICES: list[tuple[int, Any]] = [
+    (10, gettext_lazy("10 minutes")),
+    (60, gettext_lazy("1 hour")),
+    (24 * 60, gettext_lazy("24 hours")),
+    (0, gettext_lazy("Permanently")),
 ]
 MAX_MINUTES = 365 * 24 * 60
 
@@ -66,15 +67,19 @@ def _record(
 def _clean_sanction(sender: str, room_id: str, minutes: int, reason: str) -> None:
     errors: dict[str, list[str]] = {}
     if not sender.strip() or any(c.isspace() for c in sender.strip()):
-        errors["sender"] = ["Enter the sender's user ID (no spaces)."]
+        errors["sender"] = [gettext("Enter the sender's user ID (no spaces).")]
     elif len(sender) > 128:
-        errors["sender"] = ["A user ID has at most 128 characters."]
+        errors["sender"] = [gettext("A user ID has at most 128 characters.")]
     if len(room_id) > 128 or any(c.isspace() for c in room_id.strip()):
-        errors["room_id"] = ["A room ID has at most 128 characters and no spaces."]
+        errors["room_id"] = [
+            gettext("A room ID has at most 128 characters and no spaces.")
+        ]
     if not 0 <= minutes <= MAX_MINUTES:
-        errors["minutes"] = [f"Minutes go from 0 (permanent) to {MAX_MINUTES}."]
+        errors["minutes"] = [
+            gettext("Minutes go from 0 (permanent) to %(max)s.") % {"max": MAX_MINUTES}
+        ]
     if len(reason) > 500:
-        errors["reason"] = ["At most 500 characters."]
+        errors["reason"] = [gettext("At most 500 characters.")]
     if errors:
         raise ValidationError(errors)
 
@@ -266,13 +271,18 @@ def set_escalation(
     """Create or replace the app's rule for this sanction kind. Raises ValidationError."""
     errors: dict[str, list[str]] = {}
     if not 1 <= hits <= 10_000:
-        errors["hits"] = ["Hits go from 1 to 10,000."]
+        errors["hits"] = [gettext("Hits go from 1 to 10,000.")]
     if not 1 <= within_seconds <= 7 * 24 * 3600:
-        errors["within_seconds"] = ["Seconds go from 1 to 604,800 (a week)."]
+        errors["within_seconds"] = [gettext("Seconds go from 1 to 604,800 (a week).")]
     if not 0 <= minutes <= MAX_MINUTES:
-        errors["minutes"] = [f"Minutes go from 0 (permanent) to {MAX_MINUTES}."]
+        errors["minutes"] = [
+            gettext("Minutes go from 0 (permanent) to %(max)s.") % {"max": MAX_MINUTES}
+        ]
     if sanction not in SanctionKind.values:
-        errors["sanction"] = [f"Use one of {', '.join(SanctionKind.values)}."]
+        errors["sanction"] = [
+            gettext("Use one of %(values)s.")
+            % {"values": ", ".join(SanctionKind.values)}
+        ]
     if errors:
         raise ValidationError(errors)
     rule = EscalationRule.objects.filter(app=app, sanction=sanction).first()
@@ -447,10 +457,10 @@ def send_for_decision(decision: Decision) -> Any:
     return None
 
 
-WEBHOOK_VERB = {
-    "mask": "masked by the webhook",
-    "discard": "discarded by the webhook",
-    "forbid": "forbidden by the webhook",
-    "forbid_code": "forbidden by the webhook",
-    "flag": "flagged for review by the webhook",
+WEBHOOK_VERB: dict[str, Any] = {
+    "mask": gettext_lazy("masked by the webhook"),
+    "discard": gettext_lazy("discarded by the webhook"),
+    "forbid": gettext_lazy("forbidden by the webhook"),
+    "forbid_code": gettext_lazy("forbidden by the webhook"),
+    "flag": gettext_lazy("flagged for review by the webhook"),
 }

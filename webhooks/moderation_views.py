@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 from django.views.decorators.vary import vary_on_headers
 
@@ -51,7 +52,9 @@ def _terms(decisions: list[Decision]) -> None:
     ids = {i for d in decisions for i in d.entry_ids}
     terms = dict(BlocklistEntry.objects.filter(pk__in=ids).values_list("pk", "term"))
     for d in decisions:
-        matched = [terms.get(i, f"#{i} (deleted)") for i in d.entry_ids]
+        matched = [
+            terms.get(i, _("#%(id)s (deleted)") % {"id": i}) for i in d.entry_ids
+        ]
         d.matched_terms = matched  # type: ignore[attr-defined]
 
 
@@ -101,7 +104,7 @@ def _review_done(
 def review_dismiss(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
     decision = _get_decision(pk)
     done = moderation.dismiss(decision, actor=request.user)
-    note = "Dismissed." if done else "Already handled by someone else."
+    note = _("Dismissed.") if done else _("Already handled by someone else.")
     return _review_done(request, decision, note)
 
 
@@ -125,9 +128,11 @@ def review_add_term(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
         except ValidationError as exc:
             _add_errors(form, exc)
         else:
-            return _review_done(
-                request, decision, f"Added “{entry.term}” to {entry.blocklist.name}."
-            )
+            note = _("Added “%(term)s” to %(list)s.") % {
+                "term": entry.term,
+                "list": entry.blocklist.name,
+            }
+            return _review_done(request, decision, note)
     _terms([decision])
     _review_forms(decision, term_form=form)
     return render(request, "webhooks/review_queue.html#review-item", {"d": decision})
@@ -156,7 +161,7 @@ def decision_mute(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
         except ValidationError as exc:
             _add_errors(form, exc)
         else:
-            note = f"Muted {sanction.sender} {_until(sanction)}."
+            note = _muted_note(sanction)
             if request.POST.get("next") == "queue":
                 return _review_done(request, decision, note)
             messages.success(request, note)
@@ -174,10 +179,13 @@ def decision_mute(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
     )
 
 
-def _until(sanction: Sanction) -> str:
+def _muted_note(sanction: Sanction) -> str:
     if sanction.expires_at is None:
-        return "permanently"
-    return f"until {sanction.expires_at:%Y-%m-%d %H:%M} UTC"
+        return _("Muted %(sender)s permanently.") % {"sender": sanction.sender}
+    return _("Muted %(sender)s until %(until)s UTC.") % {
+        "sender": sanction.sender,
+        "until": f"{sanction.expires_at:%Y-%m-%d %H:%M}",
+    }
 
 
 @login_required
@@ -217,7 +225,7 @@ def sender_detail(request: AuthedHtmxRequest, app_pk: int, sender: str) -> HttpR
         except ValidationError as exc:
             _add_errors(form, exc)
         else:
-            messages.success(request, f"Muted {sender} {_until(sanction)}.")
+            messages.success(request, _muted_note(sanction))
             return redirect("webhooks:sender-detail", app.pk, sender)
     decisions = Decision.objects.filter(app=app, sender=sender).select_related("app")
     page = Paginator(decisions, 50).get_page(request.GET.get("page"))
@@ -243,7 +251,11 @@ def sender_detail(request: AuthedHtmxRequest, app_pk: int, sender: str) -> HttpR
 def sanction_lift(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
     sanction = get_object_or_404(Sanction.objects.select_related("app"), pk=pk)
     moderation.lift_sanction(sanction, actor=request.user)
-    messages.success(request, f"Lifted the {sanction.kind} of {sanction.sender}.")
+    if sanction.kind == "flag":
+        note = _("Lifted the flag of %(sender)s.")
+    else:
+        note = _("Lifted the mute of %(sender)s.")
+    messages.success(request, note % {"sender": sanction.sender})
     return redirect("webhooks:sender-detail", sanction.app_id, sanction.sender)
 
 
@@ -277,7 +289,10 @@ def escalation_list(request: AuthedHtmxRequest) -> HttpResponse:
         except ValidationError as exc:
             _add_errors(form, exc)
         else:
-            messages.success(request, f"Escalation rule for {d['app'].name} saved.")
+            messages.success(
+                request,
+                _("Escalation rule for %(app)s saved.") % {"app": d["app"].name},
+            )
             return redirect("webhooks:escalation-list")
     rules = EscalationRule.objects.select_related("app")
     return render(
@@ -291,7 +306,9 @@ def escalation_list(request: AuthedHtmxRequest) -> HttpResponse:
 def escalation_delete(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
     rule = get_object_or_404(EscalationRule.objects.select_related("app"), pk=pk)
     moderation.delete_escalation(rule, actor=request.user)
-    messages.success(request, f"Escalation rule for {rule.app.name} deleted.")
+    messages.success(
+        request, _("Escalation rule for %(app)s deleted.") % {"app": rule.app.name}
+    )
     return redirect("webhooks:escalation-list")
 
 

@@ -16,6 +16,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext
 
 from liveadmin.csv_export import csv_stream, csv_uncell
 from messaging.models import ProviderApp
@@ -74,48 +75,63 @@ def clean_entry(
     action = (action or "forbid").strip().lower()
     info = (info or "").strip()
     if kind not in KINDS:
-        errors["kind"] = [f"Unknown kind {kind!r}: use one of {', '.join(KINDS)}."]
+        errors["kind"] = [
+            gettext("Unknown kind %(kind)s: use one of %(kinds)s.")
+            % {"kind": repr(kind), "kinds": ", ".join(KINDS)}
+        ]
     if action not in ACTIONS:
         errors["action"] = [
-            f"Unknown action {action!r}: use one of {', '.join(ACTIONS)}."
+            gettext("Unknown action %(action)s: use one of %(actions)s.")
+            % {"action": repr(action), "actions": ", ".join(ACTIONS)}
         ]
     if not term:
-        errors["term"] = ["Enter a term."]
+        errors["term"] = [gettext("Enter a term.")]
     elif len(term) > MAX_TERM:
-        errors["term"] = [f"A term has at most {MAX_TERM} characters."]
+        errors["term"] = [
+            gettext("A term has at most %(max)s characters.") % {"max": MAX_TERM}
+        ]
     elif kind == "regex":
         problem = matching.compile_regex_or_error(term)
         if problem:
-            errors["term"] = [f"Refused regular expression: {problem}"]
+            errors["term"] = [
+                gettext("Refused regular expression: %(problem)s")
+                % {"problem": problem}
+            ]
     elif kind == "wildcard" and not term.replace("*", "").strip():
-        errors["term"] = ["A wildcard pattern needs some text besides *."]
+        errors["term"] = [gettext("A wildcard pattern needs some text besides *.")]
     elif kind == "user" and any(c.isspace() for c in term):
-        errors["term"] = ["A user ID has no spaces."]
+        errors["term"] = [gettext("A user ID has no spaces.")]
     if code is not None and action != "forbid_code" and "action" not in errors:
         # A code given with a plain forbid means "forbid with my code".
         if action == "forbid":
             action = "forbid_code"
         else:
-            errors["code"] = ["A code only goes with “forbid”."]
+            errors["code"] = [gettext("A code only goes with “forbid”.")]
     if action == "forbid_code":
         if code is None:
             errors["code"] = [
-                f"Enter a code between {FORBID_CODE_MIN} and {FORBID_CODE_MAX}."
+                gettext("Enter a code between %(min)s and %(max)s.")
+                % {"min": FORBID_CODE_MIN, "max": FORBID_CODE_MAX}
             ]
         elif not FORBID_CODE_MIN <= code <= FORBID_CODE_MAX:
             errors["code"] = [
-                f"The code must be between {FORBID_CODE_MIN} and {FORBID_CODE_MAX} (documented range)."
+                gettext(
+                    "The code must be between %(min)s and %(max)s (documented range)."
+                )
+                % {"min": FORBID_CODE_MIN, "max": FORBID_CODE_MAX}
             ]
     else:
         code, info = None, ""
     if len(info) > 200:
-        errors["info"] = ["At most 200 characters."]
+        errors["info"] = [gettext("At most 200 characters.")]
     if kind in ("regex", "user"):
         # Regexes see the case-folded text and user IDs compare exactly: no folding applies.
         exact = leet = False
     elif exact and leet:
         errors["leet"] = [
-            "An entry is either exact (no folding) or leet (more folding), not both."
+            gettext(
+                "An entry is either exact (no folding) or leet (more folding), not both."
+            )
         ]
     return {
         "kind": kind,
@@ -209,7 +225,7 @@ def add_entry(
         leet=leet,
     )
     if not errors and _find_duplicate(blocklist, values["kind"], values["term"]):
-        errors["term"] = ["This list already has that entry."]
+        errors["term"] = [gettext("This list already has that entry.")]
     if errors:
         raise ValidationError(errors)
     entry = _create_entry(
@@ -270,7 +286,7 @@ def update_entry(
     if not errors and _find_duplicate(
         current.blocklist, values["kind"], values["term"], exclude=current.pk
     ):
-        errors["term"] = ["This list already has that entry."]
+        errors["term"] = [gettext("This list already has that entry.")]
     if errors:
         raise ValidationError(errors)
     for name, value in values.items():
@@ -350,10 +366,10 @@ def _rows(content: str, fmt: str) -> Iterable[tuple[int, dict[str, str]]]:
             try:
                 item = json.loads(line)
             except ValueError:
-                yield n, {"_error": "not a JSON object"}
+                yield n, {"_error": gettext("not a JSON object")}
                 continue
             if not isinstance(item, dict):
-                yield n, {"_error": "not a JSON object"}
+                yield n, {"_error": gettext("not a JSON object")}
                 continue
             yield n, {k: "" if v is None else str(v) for k, v in item.items()}
         return
@@ -391,20 +407,20 @@ def _parse_row(
     code: int | None = None
     if code_raw:
         if not code_raw.isdigit():
-            return "code must be a number"
+            return gettext("code must be a number")
         code = int(code_raw)
     expires_at = None
     if (raw.get("expires_at") or "").strip():
         expires_at = parse_datetime(raw["expires_at"].strip())
         if expires_at is None:
-            return "expires_at is not an ISO date and time"
+            return gettext("expires_at is not an ISO date and time")
         if timezone.is_naive(expires_at):
             expires_at = timezone.make_aware(expires_at)
     flags: dict[str, bool] = {}
     for name, default in (("exact", default_exact), ("leet", default_leet)):
         cell = (raw.get(name) or "").strip().lower()
         if cell not in _TRUE | _FALSE:
-            return f"{name} must be 1 or 0"
+            return gettext("%(name)s must be 1 or 0") % {"name": name}
         flags[name] = cell in _TRUE or (not cell and default)
     values, errors = clean_entry(
         kind=(raw.get("kind") or "").strip() or default_kind,

@@ -23,6 +23,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
@@ -38,6 +39,7 @@ from webhooks.forms import (
     ImportForm,
     TryForm,
 )
+from webhooks.labels import KIND_CHOICES, refusal_label, verdict_word
 from webhooks.models import (
     Blocklist,
     BlocklistChange,
@@ -47,7 +49,7 @@ from webhooks.models import (
     RejectionCount,
 )
 from webhooks.recent import latency_summary
-from webhooks.vocabulary import KINDS, VERDICTS
+from webhooks.vocabulary import VERDICTS
 
 logger = logging.getLogger(__name__)
 ENTRY_SORTS = {
@@ -103,7 +105,9 @@ def blocklist_create(request: AuthedHtmxRequest) -> HttpResponse:
         )
         if not d["enabled"]:
             services.update_list(blocklist, enabled=False, actor=request.user)
-        messages.success(request, f"List “{blocklist.name}” created.")
+        messages.success(
+            request, _("List “%(name)s” created.") % {"name": blocklist.name}
+        )
         return redirect("webhooks:blocklist-detail", blocklist.pk)
     lists = Blocklist.objects.select_related("app").annotate(
         entry_count=Count("entries"),
@@ -121,7 +125,9 @@ def blocklist_edit(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
     form = BlocklistForm(request.POST or None, instance=Blocklist.objects.get(pk=pk))
     if request.method == "POST" and form.is_valid():
         services.update_list(blocklist, actor=request.user, **form.cleaned_data)
-        messages.success(request, f"List “{blocklist.name}” saved.")
+        messages.success(
+            request, _("List “%(name)s” saved.") % {"name": blocklist.name}
+        )
         return redirect("webhooks:blocklist-detail", blocklist.pk)
     return render(
         request, "webhooks/blocklist_form.html", {"form": form, "blocklist": blocklist}
@@ -135,7 +141,7 @@ def blocklist_delete(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
     blocklist = _get_list(pk)
     name = blocklist.name
     services.delete_list(blocklist, actor=request.user)
-    messages.success(request, f"List “{name}” deleted.")
+    messages.success(request, _("List “%(name)s” deleted.") % {"name": name})
     if request.htmx:
         return HttpResponseClientRedirect(reverse("webhooks:blocklist-list"))
     return redirect("webhooks:blocklist-list")
@@ -163,7 +169,7 @@ def _detail_context(
         "q": q,
         "kind": kind,
         "query": urlencode({"sort": sort, "q": q, "kind": kind}),
-        "kinds": KINDS,
+        "kinds": KIND_CHOICES,
         "form": form or EntryForm(),
         "import_form": ImportForm(),
     }
@@ -198,7 +204,7 @@ def entry_create(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
             _form_errors(form, exc)
         else:
             if not request.htmx:
-                messages.success(request, f"Added “{entry.term}”.")
+                messages.success(request, _("Added “%(term)s”.") % {"term": entry.term})
                 return redirect("webhooks:blocklist-detail", blocklist.pk)
             context = _detail_context(request, blocklist)
             context["added"] = entry
@@ -229,7 +235,7 @@ def entry_edit(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
                         "webhooks/blocklist_detail.html#entry-row",
                         {"entry": entry},
                     )
-                messages.success(request, f"Saved “{entry.term}”.")
+                messages.success(request, _("Saved “%(term)s”.") % {"term": entry.term})
                 return redirect("webhooks:blocklist-detail", entry.blocklist_id)
     else:
         form = EntryForm(
@@ -285,7 +291,7 @@ def entry_delete(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
     services.delete_entry(entry, actor=request.user)
     if request.htmx:
         return HttpResponse("")
-    messages.success(request, f"Deleted “{entry.term}”.")
+    messages.success(request, _("Deleted “%(term)s”.") % {"term": entry.term})
     return redirect("webhooks:blocklist-detail", list_pk)
 
 
@@ -344,6 +350,7 @@ def try_message(request: AuthedHtmxRequest) -> HttpResponse:
                 d["app"], text=d["text"], body=d["body"], sender=d["sender"]
             )
         except ValidationError as exc:
+            # The webhook's own refusal (its JSON "error"), shown as it answers it.
             form.add_error("body", exc.message_dict.get("body", exc.messages))
     template = "webhooks/try.html"
     if request.htmx:
@@ -380,7 +387,7 @@ def decision_list(request: AuthedHtmxRequest) -> HttpResponse:
     )
     for decision in page.object_list:
         decision.matched_terms = [  # type: ignore[attr-defined]
-            terms.get(i, f"#{i} (deleted)") for i in decision.entry_ids
+            terms.get(i, _("#%(id)s (deleted)") % {"id": i}) for i in decision.entry_ids
         ]
     template = "webhooks/decision_list.html"
     if request.htmx:
@@ -405,11 +412,14 @@ def decision_list(request: AuthedHtmxRequest) -> HttpResponse:
             "form": form,
             "page": page,
             "query": _query_without_page(request),
-            "totals": [(action, totals.get(action, 0)) for action in VERDICTS],
-            "refusals": refusals,
+            "totals": [
+                (action, verdict_word(action), totals.get(action, 0))
+                for action in VERDICTS
+            ],
+            "refusals": [{**r, "label": refusal_label(r["reason"])} for r in refusals],
             "latency": [
-                ("Last hour", latency_summary(None, 3600)),
-                ("Last 24 hours", latency_summary(None, 24 * 3600)),
+                (_("Last hour"), latency_summary(None, 3600)),
+                (_("Last 24 hours"), latency_summary(None, 24 * 3600)),
             ],
         },
     )
@@ -423,10 +433,12 @@ def decision_export(request: AuthedHtmxRequest) -> HttpResponseBase:
     form = DecisionFilterForm(request.GET or None)
     if request.GET and not form.is_valid():
         return HttpResponseBadRequest(
-            "Bad filter: "
-            + "; ".join(
-                f"{k}: {' '.join(map(str, v))}" for k, v in form.errors.items()
-            ),
+            _("Bad filter: %(errors)s")
+            % {
+                "errors": "; ".join(
+                    f"{k}: {' '.join(map(str, v))}" for k, v in form.errors.items()
+                )
+            },
             content_type="text/plain; charset=utf-8",
         )
     decisions = _filtered_decisions(form)

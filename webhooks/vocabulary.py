@@ -4,38 +4,44 @@ models' choices, the forms, the command and the sandbox all build on this one mo
 
 from __future__ import annotations
 
+
+def gettext_noop(message: str) -> str:
+    """Marks a label for `make messages` (same name as Django's, which makemessages
+    knows) without importing Django; pages translate it when they show it
+    (webhooks.labels)."""
+    return message
+
+
 # Entry kinds, with the labels moderators see.
 KIND_LABELS: dict[str, str] = {
-    "word": "Word or phrase",
-    "wildcard": "Wildcard pattern (*)",
-    "regex": "Regular expression",
-    "user": "Blocked user ID",
-    "allow": "Allow-list phrase",
+    "word": gettext_noop("Word or phrase"),
+    "wildcard": gettext_noop("Wildcard pattern (*)"),
+    "regex": gettext_noop("Regular expression"),
+    "user": gettext_noop("Blocked user ID"),
+    "allow": gettext_noop("Allow-list phrase"),
 }
 KINDS: tuple[str, ...] = tuple(KIND_LABELS)
 
 # What a matching entry does, with the labels moderators see.
 ACTION_LABELS: dict[str, str] = {
-    "forbid": "Forbid (sender gets 10016)",
-    "forbid_code": "Forbid with my code and text",
-    "discard": "Discard silently",
-    "mask": "Mask with asterisks",
-    "flag": "Deliver and queue for review",
+    "forbid": gettext_noop("Forbid (sender gets 10016)"),
+    "forbid_code": gettext_noop("Forbid with my code and text"),
+    "discard": gettext_noop("Discard silently"),
+    "mask": gettext_noop("Mask with asterisks"),
+    "flag": gettext_noop("Deliver and queue for review"),
 }
 ACTIONS: tuple[str, ...] = tuple(ACTION_LABELS)
 
 # What the decision log calls each action.
 DECISION_LABELS: dict[str, str] = {
-    "forbid": "Forbidden",
-    "forbid_code": "Forbidden with code",
-    "discard": "Discarded",
-    "mask": "Masked",
-    "flag": "Flagged for review",
+    "forbid": gettext_noop("Forbidden"),
+    "forbid_code": gettext_noop("Forbidden with code"),
+    "discard": gettext_noop("Discarded"),
+    "mask": gettext_noop("Masked"),
+    "flag": gettext_noop("Flagged for review"),
 }
-# Choices for model fields and forms, built from the labels above.
-KIND_CHOICES: list[tuple[str, str]] = list(KIND_LABELS.items())
-ACTION_CHOICES: list[tuple[str, str]] = list(ACTION_LABELS.items())
-DECISION_CHOICES: list[tuple[str, str]] = list(DECISION_LABELS.items())
+# Choices for model fields and forms are built from the labels above, translated,
+# in webhooks.labels.
 # Every answer the webhook can give (allowed messages are only counted).
 VERDICTS: tuple[str, ...] = ("allow", *ACTIONS)
 

@@ -1,6 +1,7 @@
 """moderation queue|mute|unmute|escalation|dryrun: moderation from scripts.
 
-Prints one JSON object per line; bad input exits with status 2.
+Prints one JSON object per line (always English: scripts read it); bad input exits
+with status 2 and a message in the active language.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from messaging.models import ProviderApp
 from webhooks import dryrun, moderation, services
@@ -29,44 +32,56 @@ def _invalid(exc: ValidationError) -> CommandError:
 
 
 class Command(BaseCommand):
-    help = "Review queue, mutes, escalation rules and dry runs from scripts."
+    # Marked here, translated in add_arguments (argparse needs a str).
+    help = gettext_noop(
+        "Review queue, mutes, escalation rules and dry runs from scripts."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
+        parser.description = _(self.help)
         sub = parser.add_subparsers(dest="subcommand", required=True)
 
-        queue = sub.add_parser("queue", help="print the review queue, newest first")
-        queue.add_argument("--app", help="provider app name (default: every app)")
+        queue = sub.add_parser("queue", help=_("print the review queue, newest first"))
+        queue.add_argument("--app", help=_("provider app name (default: every app)"))
         queue.add_argument("--limit", type=int, default=1000)
 
-        mute = sub.add_parser("mute", help="mute a sender")
+        mute = sub.add_parser("mute", help=_("mute a sender"))
         mute.add_argument("--app", required=True)
-        mute.add_argument("--user", required=True, help="the sender's user ID")
-        mute.add_argument("--room", default="", help="one room (default: every room)")
-        mute.add_argument("--minutes", type=int, required=True, help="0 = permanently")
+        mute.add_argument("--user", required=True, help=_("the sender's user ID"))
+        mute.add_argument(
+            "--room", default="", help=_("one room (default: every room)")
+        )
+        mute.add_argument(
+            "--minutes", type=int, required=True, help=_("0 = permanently")
+        )
         mute.add_argument("--reason", default="")
-        mute.add_argument("--as", dest="username", help="user recorded in the history")
+        mute.add_argument(
+            "--as", dest="username", help=_("user recorded in the history")
+        )
 
-        unmute = sub.add_parser("unmute", help="lift a sender's mutes")
+        unmute = sub.add_parser("unmute", help=_("lift a sender's mutes"))
         unmute.add_argument("--app", required=True)
         unmute.add_argument("--user", required=True)
-        unmute.add_argument("--room", help="one room's mute (default: every mute)")
+        unmute.add_argument("--room", help=_("one room's mute (default: every mute)"))
         unmute.add_argument("--as", dest="username")
 
-        esc = sub.add_parser("escalation", help="set the app's escalation rule")
+        esc = sub.add_parser("escalation", help=_("set the app's escalation rule"))
         esc.add_argument("--app", required=True)
         esc.add_argument("--hits", type=int, required=True)
-        esc.add_argument("--within", type=int, required=True, help="seconds")
+        esc.add_argument("--within", type=int, required=True, help=_("seconds"))
         what = esc.add_mutually_exclusive_group(required=True)
-        what.add_argument("--mute", type=int, help="mute for MINUTES (0 = permanent)")
         what.add_argument(
-            "--flag", type=int, help="flag everything from them for MINUTES"
+            "--mute", type=int, help=_("mute for MINUTES (0 = permanent)")
+        )
+        what.add_argument(
+            "--flag", type=int, help=_("flag everything from them for MINUTES")
         )
         esc.add_argument("--room-only", action="store_true")
         esc.add_argument("--disable", action="store_true")
         esc.add_argument("--as", dest="username")
 
         dry = sub.add_parser(
-            "dryrun", help="what a draft entry would change in recent traffic"
+            "dryrun", help=_("what a draft entry would change in recent traffic")
         )
         dry.add_argument("--app", required=True)
         dry.add_argument("--term", required=True)
@@ -85,7 +100,7 @@ class Command(BaseCommand):
     def _app(self, name: str) -> ProviderApp:
         app = ProviderApp.objects.filter(name=name).first()
         if app is None:
-            raise _bad(f"no app called {name!r}")
+            raise _bad(_("no app called %(name)s") % {"name": repr(name)})
         return app
 
     def _actor(self, opts: dict[str, Any]) -> Any:
@@ -94,7 +109,7 @@ class Command(BaseCommand):
             return None
         user = get_user_model().objects.filter(username=username).first()
         if user is None:
-            raise _bad(f"no user called {username!r}")
+            raise _bad(_("no user called %(name)s") % {"name": repr(username)})
         return user
 
     def do_queue(self, opts: dict[str, Any]) -> None:
@@ -123,11 +138,18 @@ class Command(BaseCommand):
             app, opts["user"], room_id=opts["room"], actor=actor
         )
         if not lifted:
-            raise CommandError(
-                f"{opts['user']!r} has no active mute in {app.name}"
-                + (f" room {opts['room']!r}" if opts["room"] is not None else ""),
-                returncode=1,
-            )
+            if opts["room"] is None:
+                message = _("%(user)s has no active mute in %(app)s") % {
+                    "user": repr(opts["user"]),
+                    "app": app.name,
+                }
+            else:
+                message = _("%(user)s has no active mute in %(app)s room %(room)s") % {
+                    "user": repr(opts["user"]),
+                    "app": app.name,
+                    "room": repr(opts["room"]),
+                }
+            raise CommandError(message, returncode=1)
         for sanction in lifted:
             self._emit({"unmuted": True, **moderation.sanction_row(sanction)})
 
