@@ -40,7 +40,6 @@ class Section:
 
 # The sections' names in the language of the page, by key.
 SECTION_LABELS: dict[str, str | Promise] = {
-    "Overview": _("Overview"),
     "Messages": _("Messages"),
     "Moderation": _("Moderation"),
     "Audit": _("Audit"),

@@ -2,7 +2,9 @@
 
 The server writes the time in the active zone (UTC by default), named, inside
 ``<time data-local>``; static/js/localtime.js rewrites it in the browser's zone with the zone's name, and keeps UTC on hover.
-Accepts a datetime or Unix seconds (a provider's MsgTime).
+Both write it the way the page's language does (Django's locale formats here,
+``<html lang>`` for Intl there). Accepts a datetime or Unix seconds (a provider's
+MsgTime).
 """
 
 from __future__ import annotations
