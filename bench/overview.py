@@ -33,14 +33,14 @@ ENTRIES = 500
 
 DECISION_SQL = """
 INSERT INTO webhooks_decision (created_at, app_id, room_id, sender, action, error_code,
-    entry_ids, text, original, response)
+    entry_ids, text, original, response, review, reviewed_by, own_send)
 SELECT ts, (%(apps)s::bigint[])[1 + floor(power(random(), 2) * %(n_apps)s)::int],
     'room-' || floor(random() * 20000)::int,
     'user_' || floor(power(random(), 3) * %(senders)s)::int,
     (ARRAY['forbid', 'forbid', 'mask', 'discard', 'forbid_code'])[1 + floor(random() * 5)::int],
     0,
     jsonb_build_array((%(entries)s::bigint[])[1 + floor(power(random(), 2) * %(n_entries)s)::int]),
-    'some message text ' || g, '{}'::jsonb, '{}'::jsonb
+    'some message text ' || g, '{}'::jsonb, '{}'::jsonb, '', '', false
 FROM (SELECT g, now() - random() * interval '7 days' AS ts
       FROM generate_series(%(start)s, %(stop)s) AS g) AS s
 """

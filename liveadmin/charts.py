@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.utils.formats import number_format
+from django.utils.functional import Promise
+
 # The SVG holds bars and grid lines only (stretched to the box); labels are HTML,
 # so text stays readable at any width.
 WIDTH, HEIGHT = 600, 200
@@ -17,9 +20,16 @@ LEFT, BOTTOM, TOP = 0, 0, 4
 
 @dataclass
 class Series:
+    # ``label`` is the series' key (an outcome, an action), English; ``name`` is what
+    # people read (the label when not given).
     label: str
     css: str
     values: list[float]
+    name: str | Promise = ""
+
+    @property
+    def display(self) -> str | Promise:
+        return self.name or self.label
 
 
 @dataclass
@@ -34,14 +44,14 @@ class Bar:
 
 @dataclass
 class Chart:
-    title: str
+    title: str | Promise
     buckets: list[datetime]
     series: list[Series]
     unit: str = ""
     bars: list[Bar] = field(default_factory=list)
     ticks: list[tuple[float, str]] = field(default_factory=list)
     labels: list[tuple[float, datetime]] = field(default_factory=list)
-    extra: dict[str, list[str]] = field(default_factory=dict)
+    extra: dict[str | Promise, list[str]] = field(default_factory=dict)
 
     @property
     def width(self) -> int:
@@ -90,7 +100,10 @@ def nice_max(value: float) -> float:
 
 
 def _fmt(value: float) -> str:
-    return f"{value:,.0f}" if value >= 10 or value == int(value) else f"{value:.1f}"
+    """A figure with the active language's separators (Django's locale formats)."""
+    if value >= 10 or value == int(value):
+        return number_format(value, 0, force_grouping=True)
+    return number_format(value, 1)
 
 
 def stacked_bars(chart: Chart) -> Chart:
@@ -120,7 +133,7 @@ def stacked_bars(chart: Chart) -> Chart:
                     width=round(max(slot - gap, 0.5), 2),
                     height=round(h, 2),
                     css=s.css,
-                    title=f"{s.label}: {_fmt(value)}{chart.unit}",
+                    title=f"{s.display}: {_fmt(value)}{chart.unit}",
                 )
             )
             base += value

@@ -5,10 +5,12 @@ from typing import Any
 from django import forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import BaseUserCreationForm
+from django.utils.text import capfirst
+from django.utils.translation import gettext_lazy as _
 
 from liveadmin.roles import Role
 
-ROLE_CHOICES = [(role.name, role.value.capitalize()) for role in Role]
+ROLE_CHOICES = [(role.name, capfirst(role.label)) for role in Role]
 
 
 class RolesField(forms.MultipleChoiceField):
@@ -18,7 +20,7 @@ class RolesField(forms.MultipleChoiceField):
         kwargs.setdefault("choices", ROLE_CHOICES)
         kwargs.setdefault("required", False)
         kwargs.setdefault(
-            "help_text", "Administrators must also set up a second factor."
+            "help_text", _("Administrators must also set up a second factor.")
         )
         super().__init__(**kwargs)
 
@@ -27,7 +29,7 @@ class RolesField(forms.MultipleChoiceField):
 
 
 class UserCreateForm(BaseUserCreationForm):
-    roles = RolesField()
+    roles = RolesField(label=_("Roles"))
 
     class Meta(BaseUserCreationForm.Meta):
         model = get_user_model()
@@ -35,10 +37,10 @@ class UserCreateForm(BaseUserCreationForm):
 
 
 class UserEditForm(forms.Form):
-    email = forms.EmailField(required=False)
-    roles = RolesField()
+    email = forms.EmailField(label=_("Email"), required=False)
+    roles = RolesField(label=_("Roles"))
     active = forms.BooleanField(
         required=False,
-        label="Active (may sign in)",
-        help_text="A deactivated user cannot sign in; their sends stay in the log.",
+        label=_("Active (may sign in)"),
+        help_text=_("A deactivated user cannot sign in; their sends stay in the log."),
     )

@@ -4,12 +4,17 @@ never from the logs themselves (see liveadmin.rollup)."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.db.models import F, Q, Sum
 from django.utils import timezone
+from django.utils.formats import number_format
+from django.utils.functional import Promise
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from liveadmin.charts import Chart, Series, stacked_bars
 from liveadmin.models import LastSend, Metric, Span, Tally
@@ -19,7 +24,7 @@ from liveadmin.rollup import floor_day, floor_hour, floor_minute
 @dataclass(frozen=True)
 class Range:
     key: str
-    label: str
+    label: str | Promise
     length: timedelta
     # The counts a chart reads, and how wide one bar is.
     span: Span
@@ -35,7 +40,7 @@ RANGES: dict[str, Range] = {
     for r in (
         Range(
             "hour",
-            "Last hour",
+            _("Last hour"),
             timedelta(hours=1),
             Span.MINUTE,
             timedelta(minutes=1),
@@ -44,7 +49,7 @@ RANGES: dict[str, Range] = {
         ),
         Range(
             "day",
-            "Last 24 hours",
+            _("Last 24 hours"),
             timedelta(days=1),
             Span.HOUR,
             timedelta(hours=1),
@@ -53,7 +58,7 @@ RANGES: dict[str, Range] = {
         ),
         Range(
             "week",
-            "Last 7 days",
+            _("Last 7 days"),
             timedelta(days=7),
             Span.HOUR,
             timedelta(hours=6),
@@ -83,6 +88,28 @@ ACTION_STYLE = {
 }
 
 
+def outcome_name(outcome: str) -> str | Promise:
+    """A send outcome as people read it (the Outcome choices of messaging)."""
+    from messaging.models import Outcome
+
+    try:
+        return Outcome(outcome).label
+    except ValueError:
+        return outcome
+
+
+def action_name(action: str) -> str | Promise:
+    """A webhook decision's action as the decision log calls it."""
+    from webhooks.vocabulary import DECISION_LABELS
+
+    if action == "allow":
+        return _("Allowed")
+    if action not in DECISION_LABELS:
+        return action
+    # The vocabulary is Django-free: its labels are msgids, translated here.
+    return gettext(str(DECISION_LABELS[action]))
+
+
 def get_range(key: str | None) -> Range:
     return RANGES.get(key or "", RANGES[DEFAULT_RANGE])
 
@@ -108,7 +135,7 @@ def _bucket_index(buckets: list[datetime], at: datetime) -> int | None:
 
 
 def time_chart(
-    title: str,
+    title: str | Promise,
     metric: str,
     rng: Range,
     by: str,
@@ -116,6 +143,7 @@ def time_chart(
     filters: Q | None = None,
     *,
     now: datetime | None = None,
+    names: Callable[[str], str | Promise] = str,
 ) -> Chart:
     """Counts of ``metric`` per bucket of the range, one series per value of ``by``."""
     now = now or timezone.now()
@@ -136,7 +164,8 @@ def time_chart(
         k for k in values if k not in styles
     )
     series = [
-        Series(label, styles.get(label, "s-muted"), values[label]) for label in order
+        Series(label, styles.get(label, "s-muted"), values[label], names(label))
+        for label in order
     ]
     return stacked_bars(Chart(title=title, buckets=buckets, series=series))
 
@@ -181,7 +210,13 @@ def manager_figures(user: Any, rng: Range) -> dict[str, Any]:
 
     mine = Q(user_id=user.pk)
     chart = time_chart(
-        "Your sends by outcome", Metric.SEND, rng, "outcome", OUTCOME_STYLE, mine
+        _("Your sends by outcome"),
+        Metric.SEND,
+        rng,
+        "outcome",
+        OUTCOME_STYLE,
+        mine,
+        names=outcome_name,
     )
     now = timezone.now()
     failures: list[dict[str, Any]] = [
@@ -202,6 +237,7 @@ def manager_figures(user: Any, rng: Range) -> dict[str, Any]:
     for f in failures:
         app = apps.get(f["app_id"])
         f["app"] = app
+        f["outcome_name"] = outcome_name(f["outcome"])
         f["explanation"] = explain(app.provider, f["code"]) if app and f["code"] else ""
     batches = list(
         Batch.objects.filter(
@@ -266,7 +302,12 @@ def moderator_figures(rng: Range) -> dict[str, Any]:
     from webhooks.models import BlocklistEntry
 
     chart = time_chart(
-        "Webhook decisions by action", Metric.DECISION, rng, "outcome", ACTION_STYLE
+        _("Webhook decisions by action"),
+        Metric.DECISION,
+        rng,
+        "outcome",
+        ACTION_STYLE,
+        names=action_name,
     )
     entries = top(Metric.ENTRY, rng, ("code",))
     known = BlocklistEntry.objects.select_related("blocklist").in_bulk(
@@ -291,12 +332,17 @@ def moderator_figures(rng: Range) -> dict[str, Any]:
 
 def auditor_figures(rng: Range) -> dict[str, Any]:
     chart = time_chart(
-        "Send log volume by outcome", Metric.VOLUME, rng, "outcome", OUTCOME_STYLE
+        _("Send log volume by outcome"),
+        Metric.VOLUME,
+        rng,
+        "outcome",
+        OUTCOME_STYLE,
+        names=outcome_name,
     )
     failed = next((s.values for s in chart.series if s.label == "failed"), None)
     totals = [sum(s.values[i] for s in chart.series) for i in range(len(chart.buckets))]
-    chart.extra["Failure rate"] = [
-        f"{100 * failed[i] / t:.1f} %" if failed and t else "–"
+    chart.extra[_("Failure rate")] = [
+        f"{number_format(100 * failed[i] / t, 1)} %" if failed and t else "–"
         for i, t in enumerate(totals)
     ]
     total = sum(totals)
@@ -324,12 +370,16 @@ def admin_figures() -> dict[str, Any]:
     for app in apps:
         seen = last.get(app.pk, {})
         failures = [r for o, r in seen.items() if o not in ("ok", "check")]
+        last_failure = max(failures, key=lambda r: r.record_id, default=None)
         check = seen.get("check")
         rows.append(
             {
                 "app": app,
                 "last_ok": seen.get("ok"),
-                "last_failure": max(failures, key=lambda r: r.record_id, default=None),
+                "last_failure": last_failure,
+                "last_failure_name": outcome_name(last_failure.outcome)
+                if last_failure
+                else "",
                 "check": checks.get(check.record_id) if check else None,
             }
         )

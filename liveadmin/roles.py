@@ -10,11 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from enum import StrEnum
 from functools import wraps
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
+from django.utils.translation import gettext_lazy as _
+
+if TYPE_CHECKING:
+    from django.utils.functional import _StrPromise
 
 
 class Role(StrEnum):
@@ -23,6 +27,19 @@ class Role(StrEnum):
     AUDITOR = "auditor"
     ADMIN = "administrator"
 
+    @property
+    def label(self) -> _StrPromise:
+        """The role's name in the language of the page (the value is the group's
+        name in the database and stays English)."""
+        return ROLE_LABELS[self]
+
+
+ROLE_LABELS: dict[Role, _StrPromise] = {
+    Role.MANAGER: _("community manager"),
+    Role.MODERATOR: _("moderator"),
+    Role.AUDITOR: _("auditor"),
+    Role.ADMIN: _("administrator"),
+}
 
 # Model permissions each role's group holds ("app_label.codename"). Permissions of
 # models that do not exist yet are attached when their app migrates.

@@ -11,6 +11,8 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from liveadmin import second_factor
@@ -21,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 class CodeForm(forms.Form):
     code = forms.CharField(
-        label="Code",
+        label=gettext_lazy("Code"),
         max_length=32,
         widget=forms.TextInput(
             attrs={
@@ -30,7 +32,9 @@ class CodeForm(forms.Form):
                 "autofocus": True,
             }
         ),
-        help_text="The 6-digit code from your authenticator app, or a recovery code.",
+        help_text=gettext_lazy(
+            "The 6-digit code from your authenticator app, or a recovery code."
+        ),
     )
 
 
@@ -56,8 +60,10 @@ def otp_verify(request: HttpRequest) -> HttpResponse:
             return redirect(_next_url(request))
         form.add_error(
             "code",
-            "That code is not right (or was used already). Enter the current code "
-            "from your authenticator app, or one of your recovery codes.",
+            _(
+                "That code is not right (or was used already). Enter the current code "
+                "from your authenticator app, or one of your recovery codes."
+            ),
         )
     return render(
         request,
@@ -94,7 +100,7 @@ def otp_setup(request: HttpRequest) -> HttpResponse:
             )
         form.add_error(
             "code",
-            "That code is not right. Check the time on your phone and try again.",
+            _("That code is not right. Check the time on your phone and try again."),
         )
     return render(
         request,
@@ -129,5 +135,5 @@ def otp_turn_off(request: HttpRequest) -> HttpResponse:
     ):
         raise PermissionDenied
     second_factor.turn_off(request.user)
-    messages.success(request, "Two-factor sign-in is off.")
+    messages.success(request, _("Two-factor sign-in is off."))
     return redirect("otp-setup")

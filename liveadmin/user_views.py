@@ -9,6 +9,7 @@ from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
 
 from liveadmin import users
 from liveadmin.forms import UserCreateForm, UserEditForm
@@ -42,7 +43,9 @@ def user_create(request: AuthedHtmxRequest) -> HttpResponse:
             roles=form.cleaned_data["roles"],
             actor=request.user,
         )
-        messages.success(request, f"User {user.username} created.")
+        messages.success(
+            request, _("User %(username)s created.") % {"username": user.username}
+        )
         return redirect("user-list")
     return render(request, "liveadmin/user_form.html", {"form": form, "creating": True})
 
@@ -68,7 +71,9 @@ def user_edit(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
         except ValidationError as exc:
             form.add_error(None, exc)
         else:
-            messages.success(request, f"User {user.username} saved.")
+            messages.success(
+                request, _("User %(username)s saved.") % {"username": user.username}
+            )
             return redirect("user-list")
     return render(request, "liveadmin/user_form.html", {"form": form, "subject": user})
 
@@ -81,7 +86,10 @@ def user_password(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
         users.reset_password(
             user, form.cleaned_data["new_password1"], actor=request.user
         )
-        messages.success(request, f"Password of {user.username} reset.")
+        messages.success(
+            request,
+            _("Password of %(username)s reset.") % {"username": user.username},
+        )
         return redirect("user-list")
     return render(
         request, "liveadmin/user_password.html", {"form": form, "subject": user}

@@ -10,6 +10,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from liveadmin.roles import Role
 
@@ -47,7 +48,7 @@ def update_user(
     roles = set(roles)
     if user.pk == actor.pk and (Role.ADMIN not in roles or not active):
         raise ValidationError(
-            "You cannot remove your own administrator role or deactivate yourself."
+            _("You cannot remove your own administrator role or deactivate yourself.")
         )
     with transaction.atomic():
         user.email = email

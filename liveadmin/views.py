@@ -10,6 +10,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.templatetags.static import static
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -59,15 +60,21 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 ERRORS = {
-    400: ("Bad request", "The request could not be understood."),
+    400: (_("Bad request"), _("The request could not be understood.")),
     403: (
-        "Not allowed",
-        "Your role does not include this page or action. Ask an administrator if you need it.",
+        _("Not allowed"),
+        _(
+            "Your role does not include this page or action. Ask an administrator if "
+            "you need it."
+        ),
     ),
-    404: ("Page not found", "There is nothing at this address."),
+    404: (_("Page not found"), _("There is nothing at this address.")),
     500: (
-        "Something went wrong",
-        "LiveAdmin could not complete this request. It has been logged; try again in a moment.",
+        _("Something went wrong"),
+        _(
+            "LiveAdmin could not complete this request. It has been logged; try again "
+            "in a moment."
+        ),
     ),
 }
 
@@ -96,7 +103,7 @@ def server_error(request: HttpRequest) -> HttpResponse:
         return _error(request, 500)
     except Exception:
         logger.exception("could not render the error page")
-        return HttpResponse(ERRORS[500][1], status=500, content_type="text/plain")
+        return HttpResponse(str(ERRORS[500][1]), status=500, content_type="text/plain")
 
 
 def favicon(request: HttpRequest) -> HttpResponse:

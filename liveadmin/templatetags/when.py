@@ -2,7 +2,9 @@
 
 The server writes the time in the active zone (UTC by default), named, inside
 ``<time data-local>``; static/js/localtime.js rewrites it in the browser's zone with the zone's name, and keeps UTC on hover.
-Accepts a datetime or Unix seconds (a provider's MsgTime).
+Both write it the way the page's language does (Django's locale formats here,
+``<html lang>`` for Intl there). Accepts a datetime or Unix seconds (a provider's
+MsgTime).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from django import template
-from django.utils import timezone
+from django.utils import formats, timezone, translation
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
@@ -31,8 +33,7 @@ def when(
     # The page's active zone (UTC unless a view activated the viewer's, as the send
     # log does with its tz parameter) until the browser's script takes over.
     local = timezone.localtime(value)
-    seconds = style == "seconds"
-    text = local.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+    text = _local_text(local, seconds=style == "seconds")
     return format_html(
         '<time data-local{} datetime="{}" title="{} UTC">{} {}</time>',
         {"seconds": " data-seconds", "short": " data-short"}.get(style, ""),
@@ -40,4 +41,17 @@ def when(
         utc.strftime("%Y-%m-%d %H:%M:%S"),
         text,
         local.tzname() or "UTC",
+    )
+
+
+def _local_text(local: datetime, *, seconds: bool) -> str:
+    """The time as the page's language writes it: ISO-like digits in English (as
+    before), the language's own DATE_FORMAT (Django's locale formats) and a 24-hour
+    clock in the others."""
+    time_format = "H:i:s" if seconds else "H:i"
+    if (translation.get_language() or "en").startswith("en"):
+        return formats.date_format(local, f"Y-m-d {time_format}")
+    return "{} {}".format(
+        formats.date_format(local, "DATE_FORMAT"),
+        formats.time_format(local, time_format),
     )

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
 
 from messaging.models import ProviderApp
 from messaging.sandbox.models import SandboxApp, SandboxRoom
@@ -36,16 +37,18 @@ class SandboxAppField(forms.ModelChoiceField):
 
 
 class RoomForm(forms.Form):
-    app = SandboxAppField(queryset=SandboxApp.objects.all(), empty_label=None)
+    app = SandboxAppField(
+        queryset=SandboxApp.objects.all(), empty_label=None, label=_("App")
+    )
     room_id = forms.CharField(
-        label="Room ID",
+        label=_("Room ID"),
         max_length=200,
-        help_text="Printable ASCII, at most 48 bytes, e.g. demo-room.",
+        help_text=_("Printable ASCII, at most 48 bytes, e.g. demo-room."),
     )
     live = forms.BooleanField(
         required=False,
         initial=True,
-        label="Live room (a room that is not live answers 100006)",
+        label=_("Live room (a room that is not live answers 100006)"),
     )
 
     def clean_room_id(self) -> str:
@@ -60,18 +63,18 @@ class RoomForm(forms.Form):
             and room_id
             and SandboxRoom.objects.filter(app=app, room_id=room_id).exists()
         ):
-            self.add_error("room_id", "This app already has a room with this ID.")
+            self.add_error("room_id", _("This app already has a room with this ID."))
         return data
 
 
 class MuteForm(forms.Form):
-    account = forms.CharField(label="User ID", max_length=100)
+    account = forms.CharField(label=_("User ID"), max_length=100)
     seconds = forms.IntegerField(
-        label="Mute for (seconds)",
+        label=_("Mute for (seconds)"),
         min_value=0,
         max_value=MUTE_FOREVER,
         initial=600,
-        help_text="0 unmutes; 4294967295 mutes for ever.",
+        help_text=_("0 unmutes; 4294967295 mutes for ever."),
     )
 
     def clean_account(self) -> str:
@@ -86,13 +89,15 @@ class MirrorForm(forms.Form):
 
     app = forms.ModelChoiceField(
         queryset=ProviderApp.objects.all(),
-        label="Dashboard app",
-        help_text="Its base URL must point at this site's /sandbox for sends to land here.",
+        label=_("Dashboard app"),
+        help_text=_(
+            "Its base URL must point at this site's /sandbox for sends to land here."
+        ),
     )
     rooms = forms.CharField(
         required=False,
-        label="Rooms to create",
-        help_text="Room IDs separated by commas, e.g. demo-room, lobby.",
+        label=_("Rooms to create"),
+        help_text=_("Room IDs separated by commas, e.g. demo-room, lobby."),
     )
 
     def clean_rooms(self) -> list[str]:
@@ -103,6 +108,7 @@ class MirrorForm(forms.Form):
                     rooms.append(validate_room_id(raw))
                 except ValidationError as exc:
                     raise forms.ValidationError(
-                        f"{raw.strip()!r}: {exc.messages[0]}"
+                        _("%(room)s: %(problem)s")
+                        % {"room": repr(raw.strip()), "problem": exc.messages[0]}
                     ) from None
         return rooms

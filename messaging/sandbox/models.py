@@ -12,6 +12,8 @@ import uuid
 
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from liveadmin.encryption import EncryptedTextField
 from messaging.sandbox import registry
@@ -19,8 +21,8 @@ from messaging.sandbox import registry
 
 class FailurePolicy(models.TextChoices):
     # Tencent console setting "handling policy for before-event callback failure".
-    DELIVER = "deliver", "Deliver the message (provider default)"
-    REJECT = "reject", "Do not deliver (sender gets 80003)"
+    DELIVER = "deliver", _("Deliver the message (provider default)")
+    REJECT = "reject", _("Do not deliver (sender gets 80003)")
 
 
 def _state_key() -> str:
@@ -32,7 +34,7 @@ class SandboxApp(models.Model):
     # migration).
     provider = models.CharField(max_length=16, choices=registry.provider_choices)
     app_id = models.PositiveBigIntegerField("SDKAppID / AppId")
-    secret = EncryptedTextField(help_text="Tencent secret key or ZEGO ServerSecret.")
+    secret = EncryptedTextField(help_text=_("Tencent secret key or ZEGO ServerSecret."))
     # Tencent: the app admin accounts allowed to call the REST API.
     admins = models.JSONField(default=list, blank=True)
     # Empty: this site's own /webhooks/tencent, built from the incoming request.
@@ -52,6 +54,8 @@ class SandboxApp(models.Model):
 
     class Meta:
         ordering = ["provider", "app_id"]
+        verbose_name = _("sandbox app")
+        verbose_name_plural = _("sandbox apps")
         constraints = [
             models.UniqueConstraint(
                 fields=["provider", "app_id"], name="unique_sandbox_app"
@@ -75,6 +79,8 @@ class SandboxRoom(models.Model):
 
     class Meta:
         ordering = ["room_id"]
+        verbose_name = _("sandbox room")
+        verbose_name_plural = _("sandbox rooms")
         constraints = [
             models.UniqueConstraint(
                 fields=["app", "room_id"], name="unique_sandbox_room"
@@ -101,6 +107,8 @@ class MutedMember(models.Model):
 
     class Meta:
         ordering = ["account"]
+        verbose_name = _("muted member")
+        verbose_name_plural = _("muted members")
         constraints = [
             models.UniqueConstraint(
                 fields=["room", "account"], name="unique_sandbox_muted_member"
@@ -114,10 +122,10 @@ class MutedMember(models.Model):
 
 
 class MessageKind(models.TextChoices):
-    TEXT = "text", "Text"
-    CUSTOM = "custom", "Custom"
-    BROADCAST = "broadcast", "Broadcast"
-    COMMAND = "command", "Custom command (ZEGO)"
+    TEXT = "text", pgettext_lazy("message kind", "Text")
+    CUSTOM = "custom", pgettext_lazy("message kind", "Custom")
+    BROADCAST = "broadcast", pgettext_lazy("message kind", "Broadcast")
+    COMMAND = "command", _("Custom command (ZEGO)")
 
 
 class SandboxMessage(models.Model):
@@ -140,6 +148,8 @@ class SandboxMessage(models.Model):
 
     class Meta:
         ordering = ["-msg_seq"]
+        verbose_name = _("sandbox message")
+        verbose_name_plural = _("sandbox messages")
         constraints = [
             models.UniqueConstraint(
                 fields=["room", "msg_seq"], name="unique_sandbox_message_seq"

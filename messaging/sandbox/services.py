@@ -16,6 +16,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from messaging.models import ProviderApp
 from messaging.sandbox import registry
@@ -40,23 +41,29 @@ MUTE_FOREVER = 4294967295
 def validate_room_id(room_id: str) -> str:
     room_id = room_id.strip()
     if not room_id:
-        raise ValidationError("Enter a room ID.")
+        raise ValidationError(_("Enter a room ID."))
     if len(room_id.encode()) > ROOM_ID_MAX_BYTES:
-        raise ValidationError(f"A room ID is at most {ROOM_ID_MAX_BYTES} bytes.")
+        raise ValidationError(
+            _("A room ID is at most %(max)s bytes.") % {"max": ROOM_ID_MAX_BYTES}
+        )
     # Printable ASCII, 0x20-0x7e (TUILiveKit error -2105's wording).
     if not all(32 <= ord(ch) < 127 for ch in room_id):
-        raise ValidationError("A room ID uses printable ASCII characters only.")
+        raise ValidationError(_("A room ID uses printable ASCII characters only."))
     if room_id.startswith("@TGS#"):
-        raise ValidationError("Room IDs starting with @TGS# are reserved by Tencent.")
+        raise ValidationError(
+            _("Room IDs starting with @TGS# are reserved by Tencent.")
+        )
     return room_id
 
 
 def validate_account(account: str) -> str:
     account = account.strip()
     if not account:
-        raise ValidationError("Enter a user ID.")
+        raise ValidationError(_("Enter a user ID."))
     if len(account.encode()) > ACCOUNT_MAX_BYTES:
-        raise ValidationError(f"A user ID is at most {ACCOUNT_MAX_BYTES} bytes.")
+        raise ValidationError(
+            _("A user ID is at most %(max)s bytes.") % {"max": ACCOUNT_MAX_BYTES}
+        )
     return account
 
 
@@ -75,10 +82,12 @@ def register_app(
     An empty ``callback_url`` means this site's own /webhooks/tencent.
     """
     if provider not in registry.SANDBOX_PROVIDERS:
-        raise ValidationError(f"Unknown provider {provider!r}.")
+        raise ValidationError(
+            _("Unknown provider %(provider)s.") % {"provider": repr(provider)}
+        )
     if not secret_key:
-        raise ValidationError("The secret key cannot be empty.")
-    app, _ = SandboxApp.objects.select_for_update().get_or_create(
+        raise ValidationError(_("The secret key cannot be empty."))
+    app, _created = SandboxApp.objects.select_for_update().get_or_create(
         provider=provider,
         app_id=int(app_id),
         defaults={"secret": secret_key},
@@ -93,14 +102,14 @@ def register_app(
 
 def create_room(app: SandboxApp, room_id: str, *, live: bool = True) -> SandboxRoom:
     """Create a room (idempotent: an existing room is returned unchanged)."""
-    room, _ = SandboxRoom.objects.get_or_create(
+    room, _created = SandboxRoom.objects.get_or_create(
         app=app, room_id=validate_room_id(room_id), defaults={"live": live}
     )
     return room
 
 
 def destroy_room(app: SandboxApp, room_id: str) -> bool:
-    deleted, _ = SandboxRoom.objects.filter(app=app, room_id=room_id).delete()
+    deleted, _rows = SandboxRoom.objects.filter(app=app, room_id=room_id).delete()
     return bool(deleted)
 
 
@@ -118,7 +127,7 @@ def mute_member(
         return None
     # Far enough for "for ever" and still a valid datetime on every database.
     seconds = min(seconds, 100 * 365 * 86400)
-    muted, _ = MutedMember.objects.update_or_create(
+    muted, _created = MutedMember.objects.update_or_create(
         room=room,
         account=account,
         defaults={"until": timezone.now() + timedelta(seconds=seconds)},

@@ -24,6 +24,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, JsonResponse
 from django.urls import path
+from django.utils import translation
 from django.views.decorators.csrf import csrf_exempt
 
 from messaging.sandbox import callbacks, limits
@@ -370,10 +371,12 @@ def create_live_room(call: Call, body: dict) -> dict[str, Any]:
     if info.get("RoomType") != "Live":
         raise ApiError(LIVE_BAD_PARAM, "RoomInfo.RoomType must be Live")
     _account(info, "Owner_Account", LIVE_BAD_PARAM, required=False)
-    try:
-        room_id = validate_room_id(room_id)
-    except ValidationError as exc:
-        raise ApiError(LIVE_BAD_PARAM, " ".join(exc.messages)) from None
+    # The API's ErrorInfo is machine-facing: English whatever the caller's language.
+    with translation.override("en"):
+        try:
+            room_id = validate_room_id(room_id)
+        except ValidationError as exc:
+            raise ApiError(LIVE_BAD_PARAM, " ".join(exc.messages)) from None
     if SandboxRoom.objects.filter(app=call.app, room_id=room_id).exists():
         raise ApiError(LIVE_ROOM_EXISTS, f"room {room_id} already exists")
     create_room(call.app, room_id)

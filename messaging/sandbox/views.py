@@ -13,6 +13,8 @@ from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.html import format_html_join
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 from django.views.decorators.vary import vary_on_headers
 
@@ -48,11 +50,18 @@ ROOMS_SHOWN = 200
 @login_required
 def index(request: HttpRequest) -> HttpResponse:
     """What the sandbox provider is, and each sandbox provider's base URL and endpoints."""
+    providers = registry.endpoints(request.build_absolute_uri("/sandbox"))
     return render(
         request,
         "sandbox/index.html",
         {
-            "providers": registry.endpoints(request.build_absolute_uri("/sandbox")),
+            "providers": providers,
+            # One placeholder of the translated sentence: "<code>URL</code> (label), …"
+            "provider_urls": format_html_join(
+                ", ",
+                '<code class="mono">{}</code> ({})',
+                ((base, label) for label, base, _lines in providers),
+            ),
             "may_see_rooms": has_role(request.user, *PAGE_ROLES),
         },
     )
@@ -172,7 +181,7 @@ def room_create(request: HttpRequest) -> HttpResponse:
         form.cleaned_data["room_id"],
         live=form.cleaned_data["live"],
     )
-    messages.success(request, f"Room “{room.room_id}” created.")
+    messages.success(request, _("Room “%(room)s” created.") % {"room": room.room_id})
     return redirect(f"{reverse('sandbox:rooms')}?room={room.pk}")
 
 
@@ -192,10 +201,16 @@ def room_mute(request: HttpRequest, pk: int) -> HttpResponse:
     services.mute_member(room.app, room.room_id, account, seconds)
     if seconds:
         messages.success(
-            request, f"{account} is muted in “{room.room_id}” for {seconds} s."
+            request,
+            _("%(account)s is muted in “%(room)s” for %(seconds)s s.")
+            % {"account": account, "room": room.room_id, "seconds": seconds},
         )
     else:
-        messages.success(request, f"{account} is no longer muted in “{room.room_id}”.")
+        messages.success(
+            request,
+            _("%(account)s is no longer muted in “%(room)s”.")
+            % {"account": account, "room": room.room_id},
+        )
     return redirect(f"{reverse('sandbox:rooms')}?room={room.pk}")
 
 
@@ -207,7 +222,9 @@ def room_unmute(request: HttpRequest, pk: int, member: int) -> HttpResponse:
     muted = get_object_or_404(MutedMember, pk=member, room=room)
     services.unmute_member(room.app, room.room_id, muted.account)
     messages.success(
-        request, f"{muted.account} is no longer muted in “{room.room_id}”."
+        request,
+        _("%(account)s is no longer muted in “%(room)s”.")
+        % {"account": muted.account, "room": room.room_id},
     )
     return redirect(f"{reverse('sandbox:rooms')}?room={room.pk}")
 
@@ -226,5 +243,5 @@ def app_mirror(request: HttpRequest) -> HttpResponse:
         )
     app = form.cleaned_data["app"]
     services.mirror_provider_app(app, rooms=form.cleaned_data["rooms"])
-    messages.success(request, f"App “{app.name}” is in the sandbox.")
+    messages.success(request, _("App “%(app)s” is in the sandbox.") % {"app": app.name})
     return redirect("sandbox:rooms")

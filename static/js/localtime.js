@@ -5,12 +5,16 @@
 (function () {
   // dateStyle/timeStyle cannot be combined with timeZoneName (Chromium throws
   // "TypeError: Invalid option"), so the parts are spelled out.
+  // The page's language (<html lang>, set by the server) picks the words and the
+  // order of dates and times; the browser's default when the page names none.
+  var locale = document.documentElement.lang || undefined;
+  try { new Intl.DateTimeFormat(locale); } catch (e) { locale = undefined; }
   var base = { year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" };
-  var zoneFormat = new Intl.DateTimeFormat(undefined, { timeZoneName: "short" });
+  var zoneFormat = new Intl.DateTimeFormat(locale, { timeZoneName: "short" });
   var formats = {
-    minute: new Intl.DateTimeFormat(undefined, base),
-    second: new Intl.DateTimeFormat(undefined, Object.assign({ second: "2-digit" }, base)),
-    short: new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" }),
+    minute: new Intl.DateTimeFormat(locale, base),
+    second: new Intl.DateTimeFormat(locale, Object.assign({ second: "2-digit" }, base)),
+    short: new Intl.DateTimeFormat(locale, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" }),
   };
 
   function zoneName(when) {
@@ -37,7 +41,7 @@
       el.setAttribute("data-localised", "");
     });
     root.querySelectorAll("[data-timezone-name]").forEach(function (el) {
-      el.textContent = Intl.DateTimeFormat().resolvedOptions().timeZone + " (" + zoneName(new Date()) + ")";
+      el.textContent = Intl.DateTimeFormat(locale).resolvedOptions().timeZone + " (" + zoneName(new Date()) + ")";
     });
   }
   if (document.readyState === "loading") {

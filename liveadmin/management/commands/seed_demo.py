@@ -8,6 +8,8 @@ from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from liveadmin.roles import Role
 from messaging.models import ProviderApp
@@ -27,14 +29,21 @@ DEMO_ZEGO_APP_ID = 1700000001
 DEMO_ROOMS = ["demo-room", "demo-room-2", "lobby"]
 
 
+# English here (`manage.py help` lists it); --help shows it in the active language.
+HELP = gettext_noop(
+    "Create the demo users and demo sandbox apps (idempotent: existing data is kept)."
+)
+
+
 class Command(BaseCommand):
-    help = "Create the demo users and demo sandbox apps (idempotent: existing data is kept)."
+    help = HELP
 
     def add_arguments(self, parser: CommandParser) -> None:
+        parser.description = _(HELP)
         parser.add_argument(
             "--base-url",
             default="http://127.0.0.1:8000/sandbox",
-            help="where this site's sandbox is served",
+            help=_("where this site's sandbox is served"),
         )
 
     @transaction.atomic

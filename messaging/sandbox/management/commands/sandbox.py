@@ -5,6 +5,8 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from messaging.models import ProviderApp
 from messaging.sandbox import services
@@ -15,66 +17,82 @@ def _bad(message: str) -> CommandError:
     return CommandError(message, returncode=2)
 
 
+# English here (`manage.py help` lists it); --help shows it in the active language.
+HELP = gettext_noop(
+    "Manage the sandbox provider: mirror a dashboard app into it, create rooms, "
+    "mute members, read what a room received. Prints one JSON object per line."
+)
+
+
 class Command(BaseCommand):
-    help = (
-        "Manage the sandbox provider: mirror a dashboard app into it, create rooms, "
-        "mute members, read what a room received. Prints one JSON object per line."
-    )
+    help = HELP
 
     def add_arguments(self, parser: CommandParser) -> None:
+        parser.description = _(HELP)
         areas = parser.add_subparsers(dest="area", required=True)
 
-        app = areas.add_parser("app", help="sandbox apps").add_subparsers(
+        app = areas.add_parser("app", help=_("sandbox apps")).add_subparsers(
             dest="action", required=True
         )
-        sync = app.add_parser("sync", help="mirror a dashboard app into the sandbox")
-        sync.add_argument("--app", required=True, help="dashboard app name")
+        sync = app.add_parser("sync", help=_("mirror a dashboard app into the sandbox"))
+        sync.add_argument("--app", required=True, help=_("dashboard app name"))
         sync.add_argument(
-            "--room", action="append", default=[], help="also create this room"
+            "--room", action="append", default=[], help=_("also create this room")
         )
         sync.add_argument(
             "--callback-url",
             default="",
-            help="before/after-send webhook URL (default: this site's /webhooks/tencent)",
+            help=_(
+                "before/after-send webhook URL (default: this site's /webhooks/tencent)"
+            ),
         )
         sync.add_argument(
             "--failure-policy",
             choices=["deliver", "reject"],
-            help="what to do when the before-send webhook fails (reject answers 80003)",
+            help=_(
+                "what to do when the before-send webhook fails (reject answers 80003)"
+            ),
         )
-        app.add_parser("list", help="list sandbox apps")
+        app.add_parser("list", help=_("list sandbox apps"))
 
-        room = areas.add_parser("room", help="sandbox rooms").add_subparsers(
+        room = areas.add_parser("room", help=_("sandbox rooms")).add_subparsers(
             dest="action", required=True
         )
-        create = room.add_parser("create", help="create a room")
+        create = room.add_parser("create", help=_("create a room"))
         create.add_argument("--app", required=True)
         create.add_argument("room_id", metavar="ROOM")
         create.add_argument(
-            "--not-live", action="store_true", help="a room that is not live (100006)"
+            "--not-live",
+            action="store_true",
+            help=_("a room that is not live (100006)"),
         )
-        destroy = room.add_parser("destroy", help="destroy a room and its messages")
+        destroy = room.add_parser("destroy", help=_("destroy a room and its messages"))
         destroy.add_argument("--app", required=True)
         destroy.add_argument("room_id", metavar="ROOM")
-        listing = room.add_parser("list", help="list the rooms of an app")
+        listing = room.add_parser("list", help=_("list the rooms of an app"))
         listing.add_argument("--app", required=True)
 
-        member = areas.add_parser("member", help="muted members").add_subparsers(
+        member = areas.add_parser("member", help=_("muted members")).add_subparsers(
             dest="action", required=True
         )
-        mute = member.add_parser("mute", help="mute a member in a room")
+        mute = member.add_parser("mute", help=_("mute a member in a room"))
         mute.add_argument("--app", required=True)
         mute.add_argument("--room", required=True)
         mute.add_argument("account", metavar="USER")
         mute.add_argument(
-            "--seconds", type=int, default=600, help="0 unmutes; 4294967295 = for ever"
+            "--seconds",
+            type=int,
+            default=600,
+            help=_("0 unmutes; 4294967295 = for ever"),
         )
-        unmute = member.add_parser("unmute", help="unmute a member")
+        unmute = member.add_parser("unmute", help=_("unmute a member"))
         unmute.add_argument("--app", required=True)
         unmute.add_argument("--room", required=True)
         unmute.add_argument("account", metavar="USER")
 
-        msgs = areas.add_parser("messages", help="what a room received, newest first")
+        msgs = areas.add_parser(
+            "messages", help=_("what a room received, newest first")
+        )
         msgs.add_argument("--app", required=True)
         msgs.add_argument("--room", required=True)
         msgs.add_argument("--limit", type=int, default=20)
@@ -86,7 +104,7 @@ class Command(BaseCommand):
         try:
             return ProviderApp.objects.get(name=name)
         except ProviderApp.DoesNotExist:
-            raise _bad(f"no app named {name!r}") from None
+            raise _bad(_("no app named %(name)s") % {"name": repr(name)}) from None
 
     def _sandbox_app(self, name: str) -> SandboxApp:
         app = self._dashboard_app(name)
@@ -95,7 +113,11 @@ class Command(BaseCommand):
         ).first()
         if sandbox is None:
             raise _bad(
-                f"app {name!r} is not in the sandbox; run: sandbox app sync --app {name}"
+                _(
+                    "app %(name)s is not in the sandbox; run: sandbox app sync "
+                    "--app %(app)s"
+                )
+                % {"name": repr(name), "app": name}
             )
         return sandbox
 
@@ -103,7 +125,10 @@ class Command(BaseCommand):
         try:
             return SandboxRoom.objects.get(app=self._sandbox_app(name), room_id=room_id)
         except SandboxRoom.DoesNotExist:
-            raise _bad(f"app {name!r} has no sandbox room {room_id!r}") from None
+            raise _bad(
+                _("app %(name)s has no sandbox room %(room)s")
+                % {"name": repr(name), "room": repr(room_id)}
+            ) from None
 
     def handle(self, *args: Any, **options: Any) -> None:
         handler = getattr(self, f"_{options['area']}_{options.get('action') or 'show'}")
@@ -169,7 +194,7 @@ class Command(BaseCommand):
     def _member_mute(self, options: dict) -> None:
         room = self._room(options["app"], options["room"])
         if options["seconds"] < 0:
-            raise _bad("--seconds cannot be negative")
+            raise _bad(_("--seconds cannot be negative"))
         muted = services.mute_member(
             room.app, room.room_id, options["account"], options["seconds"]
         )
