@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from django.db import models
 from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 from django_stubs_ext import StrOrPromise
 
 
@@ -27,6 +28,16 @@ class SendKind(models.TextChoices):
     # Not a message a person sends: "Check credentials" (messaging/services/
     # credentials.py) logs its one call under this kind. It has no KindSpec.
     CHECK = "check", _("Credential check")
+
+
+# The one-word names the send log's Kind column shows (English: the stored value).
+SHORT_NAMES: dict[str, StrOrPromise] = {
+    SendKind.TEXT: pgettext_lazy("send kind, one word", "text"),
+    SendKind.CUSTOM: pgettext_lazy("send kind, one word", "custom"),
+    SendKind.BROADCAST: pgettext_lazy("send kind, one word", "broadcast"),
+    SendKind.COMMAND: pgettext_lazy("send kind, one word", "command"),
+    SendKind.CHECK: pgettext_lazy("send kind, one word", "check"),
+}
 
 
 # Limits (docs/providers.md, "Limits"). Tencent: one message is at most 12 KB, counted

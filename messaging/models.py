@@ -12,7 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from liveadmin.encryption import EncryptedTextField
 from liveadmin.roles import Role, has_role
 from messaging import providers, stored_text
-from messaging.kinds import KINDS, SendKind
+from messaging.kinds import KINDS, SHORT_NAMES, SendKind
 from messaging.variables import variables_in
 
 
@@ -280,6 +280,11 @@ class SendRecord(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise PermissionError("the send log is append-only")
+
+    @property
+    def kind_short_name(self) -> str:
+        """The kind in one word, in the reader's language (the log's Kind column)."""
+        return str(SHORT_NAMES.get(self.kind, self.kind))
 
     @property
     def error_info_text(self) -> str:
