@@ -284,6 +284,11 @@ def main() -> None:
     parser.add_argument("--provider", default="stub", choices=["sandbox", "stub"])
     parser.add_argument("--web-workers", type=int, default=8)
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", ""))
+    parser.add_argument(
+        "--profile",
+        default="",
+        help="embedded mode: write the sendmsg process's cProfile (CPU time) here",
+    )
     args = parser.parse_args()
     embedded = args.mode == "embedded"
 
@@ -378,6 +383,7 @@ def main() -> None:
             done = subprocess.run(
                 [
                     sys.executable,
+                    *(["bench/profile_cpu.py", args.profile] if args.profile else []),
                     "manage.py",
                     "sendmsg",
                     "text",
