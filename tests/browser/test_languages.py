@@ -165,27 +165,24 @@ def forms_of(role: Role, users: dict[Role, object]) -> list[str]:
     }[role]
 
 
-def pages_of(page) -> list[str]:
-    """The home page, every navigation link, and the first detail link of each."""
-    hrefs = ["/"] + page.locator("#main-nav a.nav-link").evaluate_all(
+DETAIL = re.compile(r"/(audit|batches|blocklists|moderation/decisions)/\d+/")
+
+
+def navigation_of(page) -> list[str]:
+    """The home page and every navigation link."""
+    return ["/"] + page.locator("#main-nav a.nav-link").evaluate_all(
         "links => links.map(a => a.getAttribute('href'))"
     )
-    details = []
-    for href in hrefs[1:]:
-        page.goto(href)
-        links = page.locator("main a[href]").evaluate_all(
-            "links => links.map(a => a.getAttribute('href'))"
-        )
-        for link in links:
-            if (
-                re.fullmatch(
-                    r"/(audit|batches|blocklists|moderation/decisions)/\d+/", link
-                )
-                and link not in details
-            ):
-                details.append(link)
-                break
-    return list(dict.fromkeys(hrefs + details))
+
+
+def first_detail(page, queued: list[str]) -> str | None:
+    """The first link of this page to a detail page not walked yet."""
+    for link in page.locator("main a[href]").evaluate_all(
+        "links => links.map(a => a.getAttribute('href'))"
+    ):
+        if DETAIL.fullmatch(link) and link not in queued:
+            return link
+    return None
 
 
 @pytest.mark.parametrize("language", list(BROWSERS))
@@ -206,11 +203,15 @@ def test_every_page_of_every_role_is_in_the_browsers_language(
         context.set_default_timeout(10_000)
         page = context.new_page()
         sign_in(page, user)
-        for href in pages_of(page) + forms_of(role, users):
+        # The navigation, the forms, and the first detail page each list leads to.
+        queue = navigation_of(page) + forms_of(role, users)
+        for href in queue:
             visited.add(href)
             response = page.goto(href)
             assert response is not None and response.status == 200, (role, href)
             page.wait_for_load_state("load")
+            if (detail := first_detail(page, queue)) is not None:
+                queue.append(detail)
             assert page.locator("html").get_attribute("lang") == language
             english = set()
             for text in page.evaluate(VISIBLE_TEXT):
