@@ -19,7 +19,9 @@ trip per send and never wakes a caller just to find the bucket still empty.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
 import os
 import socket
 import threading
@@ -271,7 +273,14 @@ def _reserve(app: ProviderApp, kind: str, n: int) -> tuple[float, float, int]:
     start = asked + wait
     if key in _degraded:
         _degraded.discard(key)
-        start = max(start, _last_slot.get(key, start))
+        behind = _last_slot.get(key, start) - start
+        if behind > 0:
+            # This process still has slots of its share ahead: the bucket must count
+            # them too, or the others would be handed the same moments (a burst over
+            # the provider's limit right after Redis returns).
+            with contextlib.suppress(redis.RedisError):
+                bucket.reserve(key, rate, capacity, math.ceil(behind * rate))
+            start += behind
         logger.warning("rate limiter: Redis is back; sharing the bucket again")
     _last_slot[key] = start + n / rate
     return start, 1.0 / rate, n
