@@ -723,6 +723,13 @@ def test_it_runs_batches_in_background_threads_without_a_broker(settings, server
 def test_it_starts_scheduled_batches_from_the_embedded_scheduler(settings, server):
     settings.CELERY_BROKER_URL = ""
     settings.SEND_TICK_SECONDS = 0.05
+    # The schedule was read from SEND_TICK_SECONDS when the settings loaded.
+    settings.CELERY_BEAT_SCHEDULE = {
+        name: entry | {"schedule": 0.05}
+        if entry["task"] == "messaging.tasks.start_due_batches"
+        else entry
+        for name, entry in settings.CELERY_BEAT_SCHEDULE.items()
+    }
     manager = make_user("manager1", role=Role.MANAGER)
     app = make_app(base_url=server.url)
     batch = batches.start_batch(

@@ -15,9 +15,10 @@ import socket
 import time
 import zlib
 
+import httpx
 import pytest
 
-from messaging.providers import tencent, zego
+from messaging.providers import base, tencent, zego
 from messaging.providers.base import Credentials, Outcome, http_client
 from messaging.services.sending import build_request
 from tests.factories import make_app
@@ -512,10 +513,12 @@ def test_it_retries_only_what_surely_did_not_reach_the_provider(server):
     assert refused.error_info.startswith("ConnectError")
 
 
-def test_it_marks_a_read_timeout_unknown():
+def test_it_marks_a_read_timeout_unknown(monkeypatch):
     # A server that accepts the request and never answers (the kernel accepts the
     # connection into the backlog): the message may have been delivered, so it is
-    # not retried (text has no de-duplication key). Waits the real read timeout.
+    # not retried (text has no de-duplication key). A real read timeout, shortened.
+    monkeypatch.setattr(base, "TIMEOUT", httpx.Timeout(3.0, read=0.5))
+    monkeypatch.setattr(base, "_client", None)  # a client built with that timeout
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen()
