@@ -43,10 +43,8 @@ class SessionLanguageMiddleware:
         if picked and picked != request.LANGUAGE_CODE:
             translation.activate(picked)
             request.LANGUAGE_CODE = picked
-        response = self.get_response(request)
-        if picked:
-            response.headers.setdefault("Content-Language", picked)
-        return response
+        # LocaleMiddleware's response half names the active language (this one).
+        return self.get_response(request)
 
 
 @require_POST

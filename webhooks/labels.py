@@ -10,6 +10,12 @@ from django.utils.translation import gettext_lazy, pgettext_lazy
 from webhooks.vocabulary import ACTION_LABELS, DECISION_LABELS, KIND_LABELS
 
 
+def label_of(labels: dict[str, Promise], code: str) -> str:
+    """The translated label of ``code``; a code without one is shown as it is."""
+    label = labels.get(code)
+    return str(label) if label is not None else code
+
+
 def _choices(labels: dict[str, str]) -> list[tuple[str, Promise]]:
     # The labels were marked with gettext_noop in vocabulary.py.
     return [(value, gettext_lazy(label)) for value, label in labels.items()]
@@ -32,9 +38,8 @@ VERDICT_WORDS: dict[str, Promise] = {
 
 
 def verdict_word(action: str) -> str:
-    """The translated word for a verdict; an unknown value is shown as it is."""
-    word = VERDICT_WORDS.get(action)
-    return str(word) if word is not None else action
+    """The translated word for a verdict."""
+    return label_of(VERDICT_WORDS, action)
 
 
 # Why the webhook refused a call (RejectionCount.reason; hotpath.error's reasons).
@@ -58,6 +63,5 @@ REFUSAL_LABELS: dict[str, Promise] = {
 
 
 def refusal_label(reason: str) -> str:
-    """A person's words for a refusal reason (the reason itself when unknown)."""
-    label = REFUSAL_LABELS.get(reason)
-    return str(label) if label is not None else reason
+    """A person's words for a refusal reason."""
+    return label_of(REFUSAL_LABELS, reason)

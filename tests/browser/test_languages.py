@@ -103,22 +103,15 @@ def seed() -> dict[Role, object]:
     app = make_app(
         name="直播应用 라이브", identifier="管理员", base_url="http://127.0.0.1:9"
     )
-    make_send_record(
-        app=app,
-        user=manager,
-        room_id="1001",
-        sender="8001",
-        outcome="ok",
-        request_id="144115-1",
-    )
-    make_send_record(
-        app=app,
-        user=manager,
-        room_id="2002",
-        sender="8002",
-        outcome="failed",
-        request_id="144115-2",
-    )
+    for n, outcome in ((1, "ok"), (2, "failed")):
+        make_send_record(
+            app=app,
+            user=manager,
+            room_id=f"{n}00{n}",
+            sender=f"800{n}",
+            outcome=outcome,
+            request_id=f"144115-{n}",
+        )
     make_batch(
         app,
         rooms=["1001", "2002"],

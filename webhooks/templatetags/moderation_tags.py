@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 from django import template
+from django.utils.functional import Promise
 from django.utils.translation import gettext, gettext_lazy, pgettext, pgettext_lazy
 
 from webhooks import labels, moderation
@@ -54,7 +55,7 @@ def verdict_explained(action: str) -> str:
 
 
 # The matcher's readings of a text (webhooks.matching.readings).
-READING_LABELS = {
+READING_LABELS: dict[str, Promise] = {
     "folded": pgettext_lazy("reading", "folded"),
     "exact": pgettext_lazy("reading", "exact"),
     "leet": pgettext_lazy("reading", "leet"),
@@ -65,12 +66,11 @@ READING_LABELS = {
 
 @register.filter
 def reading_label(name: str) -> str:
-    label = READING_LABELS.get(name)
-    return str(label) if label is not None else name
+    return labels.label_of(READING_LABELS, name)
 
 
 # BlocklistChange.object_type, as the change history names it.
-OBJECT_TYPE_LABELS = {
+OBJECT_TYPE_LABELS: dict[str, Promise] = {
     "blocklist": pgettext_lazy("changed object", "blocklist"),
     "entry": pgettext_lazy("changed object", "entry"),
     "sanction": pgettext_lazy("changed object", "sanction"),
@@ -80,8 +80,7 @@ OBJECT_TYPE_LABELS = {
 
 @register.filter
 def object_type_label(object_type: str) -> str:
-    label = OBJECT_TYPE_LABELS.get(object_type)
-    return str(label) if label is not None else object_type
+    return labels.label_of(OBJECT_TYPE_LABELS, object_type)
 
 
 # Explanations LiveAdmin itself stores in English (audit data, kept as stored) and the
