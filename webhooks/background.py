@@ -8,12 +8,45 @@ WEBHOOK_RECORD_SECONDS, or at once when woken. Without WEBHOOK_RECORD_IN_BACKGRO
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import weakref
 
 from django.conf import settings
+from django.core.signals import setting_changed
 from django.db import close_old_connections, connections
 
 logger = logging.getLogger(__name__)
+
+# (WEBHOOK_RECORD_IN_BACKGROUND, WEBHOOK_RECORD_BATCH), read once: the hot path asks on
+# every call, and a settings lookup costs more than the rest of the check.
+_config: tuple[bool, int] | None = None
+_writers: weakref.WeakSet[BackgroundWriter] = weakref.WeakSet()
+
+
+def _settings() -> tuple[bool, int]:
+    global _config
+    if _config is None:
+        _config = (
+            bool(settings.WEBHOOK_RECORD_IN_BACKGROUND),
+            settings.WEBHOOK_RECORD_BATCH,
+        )
+    return _config
+
+
+def _forget_settings(**kwargs: object) -> None:
+    global _config
+    _config = None
+
+
+def _forget_threads() -> None:
+    """In a forked child the writers' threads do not exist: start them again there."""
+    for writer in list(_writers):
+        writer._thread = None
+
+
+setting_changed.connect(_forget_settings)
+os.register_at_fork(after_in_child=_forget_threads)
 
 
 class BackgroundWriter:
@@ -27,22 +60,24 @@ class BackgroundWriter:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        _writers.add(self)
 
     def flush(self) -> int:
         raise NotImplementedError
 
     def _maybe_wake(self, size: int) -> None:
         """Make sure the writer runs; wake it now once ``size`` reaches a batch."""
-        if not settings.WEBHOOK_RECORD_IN_BACKGROUND:
+        in_background, batch = _settings()
+        if not in_background:
             return
-        if self._thread is None or not self._thread.is_alive():
+        if self._thread is None:
             self._start()
-        if size >= settings.WEBHOOK_RECORD_BATCH:
+        if size >= batch and not self._wake.is_set():
             self._wake.set()
 
     def _start(self) -> None:
         with self._lock:
-            if self._thread is not None and self._thread.is_alive():
+            if self._thread is not None:
                 return
             self._thread = threading.Thread(
                 target=self._run, name=self.thread_name, daemon=True

@@ -102,7 +102,7 @@ class RecentStore(BackgroundWriter):
     def wake(self) -> None:
         """Write soon (escalation imposed a sanction the other processes must learn)."""
         if settings.WEBHOOK_RECORD_IN_BACKGROUND:
-            if self._thread is None or not self._thread.is_alive():
+            if self._thread is None:
                 self._start()
             self._wake.set()
 

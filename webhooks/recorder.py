@@ -59,8 +59,19 @@ class Batch:
         return len(self.decisions) + len(self.hits)
 
 
+# The last minute asked for: every call of a minute shares one datetime.
+_last_minute: tuple[float, datetime] = (-1.0, datetime.min.replace(tzinfo=UTC))
+
+
 def _minute(at: float) -> datetime:
-    return datetime.fromtimestamp(at - at % 60, tz=UTC)
+    global _last_minute
+    start = at - at % 60
+    last = _last_minute
+    if last[0] == start:
+        return last[1]
+    minute = datetime.fromtimestamp(start, tz=UTC)
+    _last_minute = (start, minute)
+    return minute
 
 
 class Recorder(BackgroundWriter):

@@ -7,6 +7,7 @@ import gc
 import logging
 import re
 import time
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -610,10 +611,13 @@ class _View:
     literals: set[int] = field(default_factory=set)
 
 
-# What a pattern of the automaton is: a term of group N (N >= 0), a regex literal or a
-# symbol term; with its number in that list.
+# What a pattern of the automaton is: a term of group N (N >= 0), a regex literal (searched
+# on the letters-only text when it is made of letters and digits only: present in the light
+# text means present there, and the letters-only text is searched anyway), or a symbol term;
+# with its number in that list.
 _LITERAL = -1
 _SYMBOL = -2
+_LETTERS_LITERAL = -3
 # Between the segments of the searched text. No pattern holds it (the letters-only forms
 # cannot, and a match across two segments is dropped anyway).
 _SEGMENT_SEPARATOR = "\x00"
@@ -636,7 +640,10 @@ class _Automaton:
     # Per pattern: ((kind, number in its kind), ...); a string listed in several kinds is
     # one pattern.
     meanings: list[tuple[tuple[int, int], ...]]
-    light_too: bool  # literals or symbol terms: the light texts are searched too
+    light_too: (
+        bool  # symbol terms or literals with separators: light texts are searched
+    )
+    letters_literals: bool  # the unfolded letters-only text is searched for literals
 
     @classmethod
     def build(
@@ -644,33 +651,44 @@ class _Automaton:
     ) -> _Automaton | None:
         index: dict[str, int] = {}
         meanings: list[list[tuple[int, int]]] = []
-        kinds = [(number, strings) for number, strings in enumerate(groups)]
-        kinds += [(_LITERAL, literals), (_SYMBOL, symbols)]
-        for kind, strings in kinds:
-            for number, text in enumerate(strings):
-                at = index.get(text)
-                if at is None:
-                    at = index[text] = len(meanings)
-                    meanings.append([])
-                meanings[at].append((kind, number))
+        listed = [
+            (kind, number, text)
+            for kind, strings in enumerate(groups)
+            for number, text in enumerate(strings)
+        ]
+        listed += [
+            (_LETTERS_LITERAL if _letters_only(text) else _LITERAL, number, text)
+            for number, text in enumerate(literals)
+        ]
+        listed += [(_SYMBOL, number, text) for number, text in enumerate(symbols)]
+        for kind, number, text in listed:
+            at = index.get(text)
+            if at is None:
+                at = index[text] = len(meanings)
+                meanings.append([])
+            meanings[at].append((kind, number))
         if not index:
             return None
+        kinds = {kind for kind, _, _ in listed}
         return cls(
             _build_shards(list(index)),
             [tuple(meaning) for meaning in meanings],
-            bool(literals or symbols),
+            light_too=_LITERAL in kinds or _SYMBOL in kinds,
+            letters_literals=_LETTERS_LITERAL in kinds,
         )
 
     def search(self, views: list[_View], groups: list[_Group]) -> None:
         """Fill each view's terms, symbols and literals."""
         parts: list[str] = []
         starts: list[int] = []
-        # Per segment: (view, the group numbers it is searched for (none: the light text),
-        # the group view)
-        segments: list[tuple[_View, tuple[int, ...], NormText]] = []
+        # Per segment: (view, the group numbers it is searched for, the group view, searched
+        # for letters-only literals (the unfolded letters), the light text)
+        segments: list[tuple[_View, tuple[int, ...], NormText, bool, bool]] = []
         at = 0
 
-        def add(text: str, segment: tuple[_View, tuple[int, ...], NormText]) -> None:
+        def add(
+            text: str, segment: tuple[_View, tuple[int, ...], NormText, bool, bool]
+        ) -> None:
             nonlocal at
             parts.append(text)
             starts.append(at)
@@ -699,10 +717,15 @@ class _Automaton:
                             break
                     else:
                         folded.append((derived, [number]))
+                if self.letters_literals and not any(d is norm for d, _ in folded):
+                    folded.append((norm, []))
                 for derived, numbers in folded:
-                    add(derived.strict, (view, tuple(numbers), derived))
+                    add(
+                        derived.strict,
+                        (view, tuple(numbers), derived, derived is norm, False),
+                    )
             if self.light_too and norm.light:
-                add(norm.light, (view, (), norm))
+                add(norm.light, (view, (), norm, False, True))
         if not parts:
             return
         text = _SEGMENT_SEPARATOR.join(parts)
@@ -723,21 +746,28 @@ class _Automaton:
             start = starts[k]
             if k < last and e >= starts[k + 1]:
                 continue  # across a separator
-            view, numbers, _ = segments[k]
+            view, numbers, _, letters, light = segments[k]
             for kind, number in self.meanings[pat]:
                 if kind >= 0:
                     if kind in numbers:
                         by_segment.setdefault((k, kind), []).append(
                             (number, s - start, e - start)
                         )
-                elif not numbers:
+                elif kind == _LETTERS_LITERAL:
+                    if letters:
+                        view.literals.add(number)
+                elif light:
                     if kind == _LITERAL:
                         view.literals.add(number)
                     else:
                         view.symbols.append((number, s - start, e - start))
         for (k, kind), matches in sorted(by_segment.items()):
-            view, _, derived = segments[k]
+            view, _, derived, _, _ = segments[k]
             view.terms.append((kind, derived, matches))
+
+
+def _letters_only(text: str) -> bool:
+    return all(unicodedata.category(ch)[0] in "LNM" for ch in text)
 
 
 def _split_joined(
