@@ -746,10 +746,10 @@ class _Automaton:
             start = starts[k]
             if k < last and e >= starts[k + 1]:
                 continue  # across a separator
-            view, numbers, _, letters, light = segments[k]
+            view, searched_for, _, letters, light = segments[k]
             for kind, number in self.meanings[pat]:
                 if kind >= 0:
-                    if kind in numbers:
+                    if kind in searched_for:
                         by_segment.setdefault((k, kind), []).append(
                             (number, s - start, e - start)
                         )
