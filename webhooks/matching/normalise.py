@@ -30,12 +30,15 @@ def _class_body(predicate) -> str:
 # controls, tag characters), the combining grapheme joiner, Hangul fillers (letters that render as
 # nothing), variation selectors and the combining-diacritic blocks used for "zalgo" text. Script-essential
 # marks (Thai, Devanagari, Arabic harakat, ...) are kept.
-_INVISIBLE = re.compile(
-    "["
-    + _class_body(lambda cat: cat == "Cf")
-    + "\u034f\u115f\u1160\u3164\uffa0\u17b4\u17b5\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff"
-    "\u20d0-\u20ff\ufe20-\ufe2f\ufe00-\ufe0f\U000e0100-\U000e01ef]"
-)
+def _invisible() -> re.Pattern[str]:
+    return re.compile(
+        "["
+        + _class_body(lambda cat: cat == "Cf")
+        + "\u034f\u115f\u1160\u3164\uffa0\u17b4\u17b5\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff"
+        "\u20d0-\u20ff\ufe20-\ufe2f\ufe00-\ufe0f\U000e0100-\U000e01ef]"
+    )
+
+
 # Separators: anything but letters, digits and marks.
 _NON_WORD = regex.compile(r"[^\p{L}\p{N}\p{M}]+")
 _NON_WORD_SPLIT = regex.compile(r"([^\p{L}\p{N}\p{M}]+)")
@@ -61,7 +64,9 @@ def _is_jamo(ch: str) -> bool:
     return 0x1100 <= cp < 0x1200 or 0x3130 <= cp < 0x3190 or 0xFFA0 <= cp < 0xFFE0
 
 
-def _build_one_to_one() -> tuple[dict[int, str], CharClass, CharClass]:
+def _build_one_to_one(
+    invisible: re.Pattern[str],
+) -> tuple[dict[int, str], CharClass, CharClass]:
     """(table, complex): the light form of a text without a character of ``complex`` is
     ``text.translate(table)``, one character for one (NFKC then case folding, character by
     character). A character is complex when it folds to none or several characters, is a
@@ -87,8 +92,8 @@ def _build_one_to_one() -> tuple[dict[int, str], CharClass, CharClass]:
             or _is_jamo(out)
             or unicodedata.category(out).startswith("M")
             or unicodedata.combining(out)
-            or _INVISIBLE.match(ch)
-            or _INVISIBLE.match(out)
+            or invisible.match(ch)
+            or invisible.match(out)
             or ch in "\uff9e\uff9f"
         ):
             complex_cps.append(cp)
@@ -100,18 +105,42 @@ def _build_one_to_one() -> tuple[dict[int, str], CharClass, CharClass]:
     return table, CharClass(complex_cps), CharClass(sorted(complex_cps + foldable_cps))
 
 
-# _SPECIAL: complex characters, and those whose light form the look-alike table folds. Text
-# with none of them (most chat, CJK or not) takes the fast path and has nothing to fold.
-_ONE_TO_ONE, _COMPLEX, _SPECIAL = _build_one_to_one()
-# Separators in BMP-only text: the stdlib tests a BMP class with one bitmap lookup per
-# character, faster than the regex package's property classes (used for astral text).
-_NON_WORD_BMP = re.compile(
-    "[^"
-    + ranges_class(
-        [cp for cp in range(0x10000) if unicodedata.category(chr(cp))[0] in "LNM"]
-    )
-    + "]+"
-)
+class _Tables:
+    """The character tables, built on first use (about a quarter of a second): a process
+    that never reads a message (a command, migrate, collectstatic) does not build them.
+
+    ``special``: complex characters, and those whose light form the look-alike table
+    folds. Text with none of them (most chat, CJK or not) takes the fast path and has
+    nothing to fold. ``non_word_bmp``: separators in BMP-only text; the stdlib tests a
+    BMP class with one bitmap lookup per character, faster than the regex package's
+    property classes (used for astral text)."""
+
+    def __init__(self) -> None:
+        self.invisible = _invisible()
+        self.one_to_one, self.complex, self.special = _build_one_to_one(self.invisible)
+        self.non_word_bmp = re.compile(
+            "[^"
+            + ranges_class(
+                [
+                    cp
+                    for cp in range(0x10000)
+                    if unicodedata.category(chr(cp))[0] in "LNM"
+                ]
+            )
+            + "]+"
+        )
+
+
+_built: _Tables | None = None
+
+
+def _tables() -> _Tables:
+    global _built
+    if _built is None:
+        _built = _Tables()
+    return _built
+
+
 _cluster_cache: dict[str, str] = {}
 _CLUSTER_CACHE_MAX = 50_000
 
@@ -119,7 +148,9 @@ _CLUSTER_CACHE_MAX = 50_000
 def _fold_cluster(cluster: str) -> str:
     out = _cluster_cache.get(cluster)
     if out is None:
-        out = _INVISIBLE.sub("", unicodedata.normalize("NFKC", cluster).casefold())
+        out = _tables().invisible.sub(
+            "", unicodedata.normalize("NFKC", cluster).casefold()
+        )
         if len(cluster) > 8:  # zalgo runs and the like: not worth keeping in memory
             return out
         if len(_cluster_cache) >= _CLUSTER_CACHE_MAX:
@@ -132,7 +163,7 @@ def _strict(light: str) -> str:
     """The letters, digits and marks of a non-ASCII light text."""
     if has_astral(light):
         return _NON_WORD.sub("", light)
-    return _NON_WORD_BMP.sub("", light)
+    return (_built or _tables()).non_word_bmp.sub("", light)
 
 
 class NormText:
@@ -166,13 +197,14 @@ class NormText:
                 # A lone surrogate (legal in JSON escapes) cannot reach the automaton, which
                 # takes UTF-8; U+FFFD keeps every offset where it was.
                 text = _SURROGATE.sub("\ufffd", text)
-            if not _SPECIAL.search(text):
+            tables = _built or _tables()
+            if not tables.special.search(text):
                 # Fast path (most text): one light character per original character, nothing
                 # the look-alike table folds. NFKC and case folding in C are then exact.
                 self.light = unicodedata.normalize("NFKC", text).casefold()
                 self._fold_free = True
-            elif not _COMPLEX.search(text):
-                self.light = text.translate(_ONE_TO_ONE)
+            elif not tables.complex.search(text):
+                self.light = text.translate(tables.one_to_one)
             else:
                 self._fold_slowly(text)
             light = self.light
