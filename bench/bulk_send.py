@@ -192,6 +192,18 @@ def procfile_worker(pool: str | None, concurrency: int | None) -> list[str]:
     return [sys.executable, "-m", *argv]
 
 
+def profile_path(path: str, i: int) -> str:
+    return path if i == 0 else f"{path}-{i}"
+
+
+def profiled_worker(argv: list[str], profile: str) -> list[str]:
+    """The worker's argv, run under bench/profile_cpu.py when ``profile`` is set."""
+    if not profile:
+        return argv
+    python, *rest = argv
+    return [python, str(BASE_DIR / "bench" / "profile_cpu.py"), profile, *rest]
+
+
 def stand_in(port: int) -> subprocess.Popen:
     process = subprocess.Popen(
         [sys.executable, "-c", STUB, "200", str(port)], start_new_session=True
@@ -287,7 +299,9 @@ def main() -> None:
     parser.add_argument(
         "--profile",
         default="",
-        help="embedded mode: write the sendmsg process's cProfile (CPU time) here",
+        help="write the sender's CPU profile here (bench/profile_cpu.py: every "
+        "thread on its own CPU clock): the sendmsg process, or each worker "
+        "process (a -<n> suffix from the second on); profiling adds CPU itself",
     )
     args = parser.parse_args()
     embedded = args.mode == "embedded"
@@ -426,7 +440,10 @@ def main() -> None:
                 worker_procs.append(
                     subprocess.Popen(
                         [
-                            *procfile_worker(args.pool, args.concurrency),
+                            *profiled_worker(
+                                procfile_worker(args.pool, args.concurrency),
+                                args.profile and profile_path(args.profile, i),
+                            ),
                             "-n",
                             f"bench-{os.getpid()}-{i}@%h",
                             "--without-gossip",

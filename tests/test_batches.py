@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import socket
 import time
+from collections import Counter
 from datetime import timedelta
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -211,6 +215,33 @@ def test_it_backs_off_through_an_outage_and_pauses_only_when_it_lasts(
     assert len(tried) < len(rooms)
     assert all(r.retry_at is not None and r.claimed_at is None for r in tried)
     assert tried[0].error_info.startswith("ConnectError")
+
+
+@pytest.mark.django_db
+def test_it_claims_a_whole_group_at_once_at_full_pace(manager, server, settings):
+    # A provider answering at once: after the first answer the runner reserves and
+    # claims BATCH_GROUP_SIZE rooms per statement, not one or two at a time.
+    settings.BATCH_GROUP_SIZE = 8
+    app = make_app(base_url=server.url)
+    rooms = [f"room-{i}" for i in range(40)]
+    batch = batches.start_batch(app, "text", TEXT, rooms, actor=manager)
+    with CaptureQueriesContext(connection) as queries:
+        run_batch_inline(batch)
+    claims = [
+        int(m.group(1))
+        for q in queries
+        if "RETURNING" in q["sql"] and (m := re.search(r"LIMIT (\d+)", q["sql"]))
+    ]
+    assert Counter(batch.records.values_list("outcome", "attempts")) == {
+        (Outcome.OK, 1): 40
+    }
+    # A few small claims while the window opens (it starts at one request), then
+    # whole groups (less the one request that may still be out): a sixth of the
+    # statements of claiming one or two rooms at a time.
+    assert len(claims) <= 12
+    assert sum(1 for n in claims if n >= 7) >= 4
+    assert sorted(r for (r,) in batch.records.values_list("room_id")) == sorted(rooms)
+    assert len(server.received) == 40
 
 
 @pytest.mark.django_db

@@ -12,8 +12,10 @@ import hmac
 import json
 import logging
 import socket
+import threading
 import time
 import zlib
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -606,3 +608,98 @@ def test_it_shares_one_pooled_client_with_explicit_timeouts():
     # Tencent's backend gives up after 3 s and asks callers to wait longer.
     assert client.timeout.read > 3.0
     assert client.follow_redirects is False
+
+
+# --- the keep-alive pool ----------------------------------------------------------------------
+
+
+class _KeepAliveHandler(BaseHTTPRequestHandler):
+    """HTTP/1.1 with keep-alive; counts connections; ``close_after`` closes each
+    connection after its answer without saying so (as an idle timeout does)."""
+
+    protocol_version = "HTTP/1.1"
+    close_after = False
+    connections: list[tuple[str, int]] = []
+
+    def setup(self) -> None:
+        super().setup()
+        type(self).connections.append(self.client_address)
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        raw = json.dumps(TEXT_SAMPLE).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+        self.close_connection = self.close_after
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def keepalive_server():
+    def start(close_after: bool) -> tuple[str, list]:
+        handler = type(
+            "Handler",
+            (_KeepAliveHandler,),
+            {"close_after": close_after, "connections": []},
+        )
+        httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        httpd.daemon_threads = True
+        threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
+        servers.append(httpd)
+        return f"http://127.0.0.1:{httpd.server_address[1]}", handler.connections
+
+    servers: list[ThreadingHTTPServer] = []
+    yield start
+    for httpd in servers:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_it_sends_many_requests_over_one_kept_alive_connection(keepalive_server):
+    url, connections = keepalive_server(close_after=False)
+    results = [tencent.send(tencent_creds(url), "text", {}) for _ in range(5)]
+    assert [r.outcome for r in results] == [Outcome.DROPPED] * 5
+    assert len(connections) == 1
+
+
+def test_it_drops_an_idle_connection_the_server_closed(keepalive_server):
+    # The server closes each connection after its answer: the next request must not
+    # go out on the closed one (that would end unknown), but on a new connection.
+    url, connections = keepalive_server(close_after=True)
+    first = tencent.send(tencent_creds(url), "text", {})
+    await_closed = time.monotonic() + 5
+    while time.monotonic() < await_closed and len(connections) < 1:
+        time.sleep(0.01)
+    time.sleep(0.05)  # the server's close reaches the idle socket
+    second = tencent.send(tencent_creds(url), "text", {})
+    assert (first.outcome, second.outcome) == (Outcome.DROPPED, Outcome.DROPPED)
+    assert len(connections) == 2
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"sdkappid": "1400000001", "usersig": "eJw*rVa-_+/=", "random": "42"},
+        [("RoomId", "r 1&x=y"), ("ToUserId[]", ["123", "456"]), ("M", "推送-新接口")],
+        (("a", "~.-_!*'()"), ("b", ""), ("c", 7)),
+        {"IsTest": True, "n": None, "ids": ("1", "2")},
+    ],
+)
+def test_it_writes_the_query_as_httpx_does(params):
+    assert base._query(params) == str(httpx.QueryParams(params))
+
+
+def test_it_leaves_requests_to_httpx_when_a_proxy_is_set(monkeypatch):
+    base._proxied.cache_clear()
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    try:
+        assert base.keepalive_pool() is None
+    finally:
+        monkeypatch.delenv("HTTPS_PROXY")
+        base._proxied.cache_clear()
+    assert base.keepalive_pool() is not None

@@ -42,7 +42,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Min, Q
+from django.db.models import F, Min
 from django.utils import timezone
 
 from messaging import ratelimit, stored_text
@@ -141,6 +141,8 @@ class _Runner:
         self.submitted = 0
         self.received = 0
         self.noticed = 0  # answers the loop has woken up for
+        # A sender thread saw a failure: the rest of the current group is not sent.
+        self.trouble = False
         self.answers = threading.Condition()
         self.done: queue.SimpleQueue[tuple[Flight, SendResult]] = queue.SimpleQueue()
         self.backoff_until = 0.0
@@ -148,6 +150,7 @@ class _Runner:
         self.checked_at = 0.0
         self.failures_noted = batch.consecutive_failures > 0
         self.statement = _AnswerStatement()
+        self.claim_statement = _ClaimStatement()
         self.stopped = False  # this runner paused the batch
         self.rate = ratelimit.pace_for(ratelimit.rate_per_second(self.app, self.kind))
         self.latency = 0.05  # seconds, until answers say otherwise
@@ -176,7 +179,7 @@ class _Runner:
                 if free <= 0:
                     self.wait_for_answers(STATUS_CHECK_SECONDS)
                     continue
-                if not self.send_group(min(free, max(1, settings.BATCH_GROUP_SIZE))):
+                if not self.send_group(self.group_size(free)):
                     # No row ready: write what came back (it may free rows for a
                     # retry), then wait for the rest or for the next retry time.
                     self.flush(force=True)
@@ -220,6 +223,21 @@ class _Runner:
             return False
         return True
 
+    def group_size(self, free: int) -> int:
+        """How many sends to reserve and claim at once.
+
+        At full pace up to a whole group (BATCH_GROUP_SIZE): one Redis call and one
+        claim for many sends, while the window still bounds the requests in flight
+        at each slot (see send_group). The rows claimed and not yet answered stay
+        within the larger of the window and a group (a worker that dies holds no
+        more of them). While probing after a failure, or starting, no more than
+        the window has free, so a probe is one request.
+        """
+        size = max(1, settings.BATCH_GROUP_SIZE)
+        if self.window < self.window_cap():
+            return max(1, min(free, size))
+        return max(1, min(size, max(self.window, size) - self.in_flight))
+
     def send_group(self, n: int) -> bool:
         """Reserve n sends, claim up to n rows, send them at their slots. False if no
         row was ready."""
@@ -230,15 +248,26 @@ class _Runner:
         flights = self.claim(n)
         if not flights:
             return False
-        self.sleep_until(start)
+        self.trouble = False
         late: list[Flight] = []
         for i, flight in enumerate(flights):
             slot = start + i * interval
             self.sleep_until(slot)
-            if time.monotonic() - slot > LATE_SECONDS:
-                # This process fell behind this reserved slot (a busy CPU): sending
-                # it now could bunch requests at the provider beyond its limit. It
-                # was never sent: give the row back, the token is lost.
+            if self.in_flight >= self.window and not self.trouble:
+                # The provider answers slower than the pace: wait for a free place
+                # in the window, until the slot is too late.
+                self.wait_for_window(slot + LATE_SECONDS - time.monotonic())
+            if (
+                self.trouble
+                or self.in_flight >= self.window
+                or time.monotonic() - slot > LATE_SECONDS
+            ):
+                # A failure came back (the rest of the group waits for the back-off
+                # the answers decide), the window is full (a provider that stops
+                # answering holds few requests), or this process fell behind the
+                # reserved slot (a busy CPU: sending now could bunch requests at the
+                # provider beyond its limit). Never sent: the row goes back, the
+                # token is lost.
                 late.append(flight)
                 continue
             self.submitted += 1
@@ -267,10 +296,20 @@ class _Runner:
                 error_info=f"{type(exc).__name__} while sending",
                 explanation="LiveAdmin failed while sending; delivery is unknown.",
             )
+        if not (result.ok or result.outcome == ProviderOutcome.DROPPED):
+            self.trouble = True
         self.done.put((flight, result))
         with self.answers:
             self.received += 1
             self.answers.notify_all()
+
+    def wait_for_window(self, timeout: float) -> None:
+        """Sleep up to ``timeout`` until fewer requests than the window are out."""
+        with self.answers:
+            self.answers.wait_for(
+                lambda: self.submitted - self.received < self.window or self.trouble,
+                timeout=max(0.0, timeout),
+            )
 
     def wait_for_answers(self, timeout: float) -> None:
         """Sleep up to ``timeout``, waking at the first answer not yet noticed."""
@@ -283,28 +322,17 @@ class _Runner:
     # -- claiming ------------------------------------------------------------------------
 
     def claim(self, n: int) -> list[Flight]:
-        """Claim up to n ready rows in one statement (SKIP LOCKED where the database
-        has it: two runners never wait for, or take, each other's rows)."""
+        """Claim up to n ready rows in one statement, one round trip (SKIP LOCKED
+        where the database has it: two runners never wait for, or take, each
+        other's rows)."""
         now = timezone.now()
-        with transaction.atomic():
-            ready = (
-                SendRecord.objects.filter(
-                    batch_id=self.batch.pk,
-                    outcome=Outcome.WAITING,
-                    claimed_at__isnull=True,
-                )
-                .filter(Q(retry_at__isnull=True) | Q(retry_at__lte=now))
-                .order_by("id")
-                .select_for_update(skip_locked=True)
-                .values_list("id", "attempts", "request_body")[:n]
+        rows = self.claim_statement.execute(self.batch.pk, now, n)
+        return [
+            Flight(
+                pk, attempts, json.loads(body) if isinstance(body, str) else body, now
             )
-            rows = list(ready)
-            if not rows:
-                return []
-            SendRecord.objects.filter(pk__in=[r[0] for r in rows]).update(
-                claimed_at=now, attempts=F("attempts") + 1
-            )
-        return [Flight(pk, attempts + 1, body, now) for pk, attempts, body in rows]
+            for pk, attempts, body in sorted(rows)
+        ]
 
     def release(self, flights: list[Flight]) -> None:
         """Un-claim rows that were claimed but never handed to a sender."""
@@ -567,3 +595,32 @@ class _AnswerStatement:
             else v
             for v in row
         )
+
+
+class _ClaimStatement:
+    """Claim the next ready rows of a batch: one UPDATE ... RETURNING (a select
+    for update, an update and a commit through the ORM were four round trips and
+    more CPU than the send itself)."""
+
+    def __init__(self) -> None:
+        table = connection.ops.quote_name(SendRecord._meta.db_table)
+        lock = (
+            " FOR UPDATE SKIP LOCKED"
+            if connection.features.has_select_for_update_skip_locked
+            else ""
+        )
+        self.sql = (
+            f"UPDATE {table} SET claimed_at = %s, attempts = attempts + 1 "
+            f"WHERE id IN (SELECT id FROM {table} WHERE batch_id = %s "
+            "AND outcome = %s AND claimed_at IS NULL "
+            f"AND (retry_at IS NULL OR retry_at <= %s) ORDER BY id LIMIT %s{lock}) "
+            "RETURNING id, attempts, request_body"
+        )
+
+    def execute(self, batch_id: int, now: datetime, n: int) -> list[tuple[Any, ...]]:
+        at = connection.ops.adapt_datetimefield_value(now)
+        # One statement, atomic in itself: no transaction around it (BEGIN and
+        # COMMIT would be two more round trips).
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql, [at, batch_id, str(Outcome.WAITING), at, n])
+            return cursor.fetchall()
