@@ -12,6 +12,8 @@ import hmac
 import json
 import logging
 import socket
+import ssl
+import subprocess
 import threading
 import time
 import zlib
@@ -703,3 +705,67 @@ def test_it_leaves_requests_to_httpx_when_a_proxy_is_set(monkeypatch):
         monkeypatch.delenv("HTTPS_PROXY")
         base._proxied.cache_clear()
     assert base.keepalive_pool() is not None
+
+
+@pytest.fixture
+def https_server(tmp_path, keepalive_server):
+    """The keep-alive test server behind TLS, with a certificate for 127.0.0.1 made by
+    the openssl command; yields (https URL, connections, the certificate's path)."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    handler = type("Handler", (_KeepAliveHandler,), {"connections": []})
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.daemon_threads = True
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
+    yield f"https://127.0.0.1:{httpd.server_address[1]}", handler.connections, cert
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_it_sends_over_tls_with_the_certificate_checked(https_server, monkeypatch):
+    # The providers' APIs are HTTPS: the pool verifies the server's certificate (httpx's
+    # TLS context, which trusts SSL_CERT_FILE here) and keeps the TLS connection alive.
+    url, connections, cert = https_server
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    pool = base.KeepAlivePool()
+    try:
+        answers = [pool.request("POST", f"{url}/v4/x", content=b"{}") for _ in range(3)]
+    finally:
+        pool.close()
+    assert [a.status_code for a in answers] == [200] * 3
+    assert answers[0].json() == TEXT_SAMPLE
+    assert len(connections) == 1
+
+
+def test_it_refuses_a_certificate_it_does_not_trust(https_server, monkeypatch):
+    url, connections, _ = https_server
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    monkeypatch.setattr(base, "CONNECT_RETRIES", 0)
+    with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+        base.KeepAlivePool().request("POST", f"{url}/v4/x", content=b"{}")

@@ -480,6 +480,14 @@ class KeepAlivePool:
             elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
                 return Answer(status, answer_headers, b"".join(body))
 
+    def close(self) -> None:
+        """Close the idle connections (a connection in use closes when its request ends)."""
+        with self._lock:
+            idle, self._idle = self._idle, {}
+        for pairs in idle.values():
+            for sock, _ in pairs:
+                sock.close()
+
     def _keep(self, origin: _Origin, sock: socket.socket, conn: h11.Connection) -> None:
         with self._lock:
             idle = self._idle.setdefault(origin, [])
