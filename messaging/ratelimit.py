@@ -19,6 +19,7 @@ trip per send and never wakes a caller just to find the bucket still empty.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import math
@@ -91,6 +92,8 @@ def bucket_key(app: ProviderApp, kind: str) -> str:
 # PEER_SECONDS (remembered from the last answer), and never fewer than
 # settings.RATE_LIMIT_FALLBACK_PEERS: a peer that had not drawn lately is not seen.
 PEER_SECONDS = 10.0
+# The provider counts requests in a sliding window of this many seconds.
+WINDOW_SECONDS = 1.0
 
 
 # KEYS[1] bucket hash, KEYS[2] sorted set of the processes drawing from it;
@@ -216,6 +219,11 @@ _degraded: set[str] = set()  # buckets this process is sending at its share of
 # Where this process's last reserved slot ends, per bucket: a switch between Redis
 # and the in-process share starts after it, so the two schedules never overlap.
 _last_slot: dict[str, float] = {}
+# The slots this process took at its share in the last second, per bucket: when Redis
+# returns (its bucket knows nothing of them, or is new), they are counted in it, so
+# the provider's one-second window never holds both the shares' sends and a full
+# second of the shared pace.
+_share_slots: dict[str, collections.deque[float]] = {}
 # In-process share: reserve at most this many seconds ahead, so a process whose
 # Redis comes back holds few tokens the others do not know about.
 SHARE_AHEAD_SECONDS = 0.05
@@ -256,8 +264,11 @@ def _reserve(app: ProviderApp, kind: str, n: int) -> tuple[float, float, int]:
         now = time.monotonic()
         if key not in _degraded:
             _degraded.add(key)
-            # Start the share after the slots Redis already gave this process.
-            behind = max(0.0, _last_slot.get(key, now) - now)
+            # Start the share after the slots Redis already gave this process, and
+            # after those it may have given the others (a runner reserves up to a
+            # group ahead): until then the bucket's whole pace may be theirs.
+            ahead = bucket.peers.get(key, 1) * settings.BATCH_GROUP_SIZE / rate
+            behind = max(0.0, _last_slot.get(key, now) - now, ahead)
             _local_bucket.set(f"{key}:share", -behind * share, now)
             logger.warning(
                 "rate limiter: Redis unavailable (%s); this process keeps to its "
@@ -269,18 +280,25 @@ def _reserve(app: ProviderApp, kind: str, n: int) -> tuple[float, float, int]:
         n = max(1, min(n, int(share * SHARE_AHEAD_SECONDS)))
         start = now + _local_bucket.reserve(f"{key}:share", share, 1.0, n)
         _last_slot[key] = start + n / share
+        slots = _share_slots.setdefault(key, collections.deque())
+        slots.extend(start + i / share for i in range(n))
+        while slots and slots[0] < now - WINDOW_SECONDS:
+            slots.popleft()
         return start, 1.0 / share, n
     start = asked + wait
     if key in _degraded:
         _degraded.discard(key)
-        behind = _last_slot.get(key, start) - start
-        if behind > 0:
-            # This process still has slots of its share ahead: the bucket must count
-            # them too, or the others would be handed the same moments (a burst over
-            # the provider's limit right after Redis returns).
+        behind = max(0.0, _last_slot.get(key, start) - start)
+        # The slots of its share this process used in the last second, and those it
+        # still has ahead: the bucket must count them, or the others would be handed
+        # the same moments (over the provider's limit right after Redis returns).
+        recent = sum(
+            1 for at in _share_slots.pop(key, ()) if at > asked - WINDOW_SECONDS
+        )
+        owed = recent + math.ceil(behind * rate)
+        if owed:
             with contextlib.suppress(redis.RedisError):
-                bucket.reserve(key, rate, capacity, math.ceil(behind * rate))
-            start += behind
+                start = asked + bucket.reserve(key, rate, capacity, owed) + owed / rate
         logger.warning("rate limiter: Redis is back; sharing the bucket again")
     _last_slot[key] = start + n / rate
     return start, 1.0 / rate, n

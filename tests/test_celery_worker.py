@@ -498,9 +498,10 @@ def test_it_keeps_to_the_limit_while_redis_is_down_for_ten_seconds(
     assert Counter(records.values_list("outcome", flat=True)) == {Outcome.OK: 600}
     assert delivered_per_room(app) == Counter(dict.fromkeys(rooms, 1))
     # Over the provider's limit at most briefly: a room refused for frequency needs
-    # another attempt. KNOWN GAP (issue 10 point 3): around Redis's return a few rooms
-    # still meet the provider's frequency limit (5 of 600 in two runs here; once, one
-    # room met it twice, as its retry fell in the same crowded second).
+    # another attempt. KNOWN GAP (issue 10 point 3): around Redis's stop and return a
+    # few rooms still meet the provider's frequency limit (2-4 of 600 in four quiet
+    # runs, 14 once on a machine loaded by other benches; once, one room met it
+    # twice, as its retry fell in the same crowded second).
     retried = records.filter(attempts__gt=1).count()
     print(f"redis test: {retried} rooms needed a second attempt")
     assert set(records.values_list("attempts", flat=True)) <= {1, 2, 3}
