@@ -485,7 +485,7 @@ class KeepAlivePool:
         with self._lock:
             idle, self._idle = self._idle, {}
         for pairs in idle.values():
-            for sock, _ in pairs:
+            for sock, _connection in pairs:
                 sock.close()
 
     def _keep(self, origin: _Origin, sock: socket.socket, conn: h11.Connection) -> None:
