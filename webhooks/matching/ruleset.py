@@ -304,17 +304,18 @@ class RuleSet:
             deadline = time.perf_counter() + REGEX_BUDGET
             items = list(iter_texts(msg_body, cloud_custom_data))
             joinable = joinable_texts(msg_body, cloud_custom_data)
-            if len(joinable) > 1:
+            joined = len(joinable) > 1
+            if joined:
                 # The plain fields one after the other, so a word split across two of them
                 # is read whole; scanned with the fields, in the same search.
                 items.append(("joined", "".join(text for _, text in joinable)))
             found = self._scan_texts(items, now, deadline)
-            if len(joinable) > 1:
+            if joined:
                 joined_hits, joined_allows = found.pop()
             for hits, allows in found:
                 candidates.extend(hits)
                 suppressors.extend(allows)
-            if len(joinable) > 1:
+            if joined:
                 starts = [0]
                 for _, text in joinable:
                     starts.append(starts[-1] + len(text))
@@ -599,9 +600,8 @@ class _View:
 
     item: int  # which of the scanned texts
     norm: NormText
-    spans: list[tuple[int, int]] | None = (
-        None  # decoded: original span of each character
-    )
+    # Decoded: the original span of each character.
+    spans: list[tuple[int, int]] | None = None
     whole: bool = False  # display order: a hit covers the whole text
     # (group number, the group's view of the text, its (pattern, start, end) matches)
     terms: list[tuple[int, NormText, list[tuple[int, int, int]]]] = field(
@@ -640,9 +640,8 @@ class _Automaton:
     # Per pattern: ((kind, number in its kind), ...); a string listed in several kinds is
     # one pattern.
     meanings: list[tuple[tuple[int, int], ...]]
-    light_too: (
-        bool  # symbol terms or literals with separators: light texts are searched
-    )
+    # Symbol terms or literals with separators: the light texts are searched too.
+    light_too: bool
     letters_literals: bool  # the unfolded letters-only text is searched for literals
 
     @classmethod
