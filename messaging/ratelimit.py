@@ -297,8 +297,14 @@ def _reserve(app: ProviderApp, kind: str, n: int) -> tuple[float, float, int]:
         )
         owed = recent + math.ceil(behind * rate)
         if owed:
+            # Taken after the n just reserved: the bucket hands the others their next
+            # slots only after both. This process sends its n where the bucket put
+            # them, unless its share's last slot is later; either way within the
+            # time the bucket reserved for it (placing them after the owed slots
+            # instead would give them the moments the bucket hands the next caller).
             with contextlib.suppress(redis.RedisError):
-                start = asked + bucket.reserve(key, rate, capacity, owed) + owed / rate
+                bucket.reserve(key, rate, capacity, owed)
+            start = max(start, _last_slot.get(key, start))
         logger.warning("rate limiter: Redis is back; sharing the bucket again")
     _last_slot[key] = start + n / rate
     return start, 1.0 / rate, n

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import time
+import uuid
 
 import httpx
 import pytest
@@ -16,6 +19,7 @@ from messaging import ratelimit
 from messaging.models import ProviderApp
 from messaging.providers import tencent, zego
 from messaging.providers.base import Outcome
+from messaging.sandbox import limits
 from messaging.sandbox.models import SandboxMessage
 from messaging.services.sending import (
     credentials_for,
@@ -207,6 +211,28 @@ def test_the_sandbox_limits_the_test_environment_to_10_per_second(
         http.get(f"{live_server.url}/sandbox/zego/", params=production).json()["Code"]
         == 0
     )
+
+
+@pytest.mark.parametrize(
+    "redis_url",
+    [os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/8", ""],
+    ids=["redis", "in-process"],
+)
+def test_the_sandbox_counts_each_call_in_the_second_before_its_arrival(
+    settings, redis_url
+):
+    settings.REDIS_URL = redis_url
+    settings.SANDBOX_RATE_LIMITS = {"live_engine": 3}
+    scope, t = uuid.uuid4().hex, time.time()
+
+    def call(at: float) -> bool:
+        return limits.acquire(scope, "live_engine", at)
+
+    # Three calls that arrived in the last second, checked in any order.
+    assert [call(t - 0.9), call(t - 0.1), call(t - 0.5)] == [True, True, True]
+    assert not call(t)  # a fourth within a second of them (and not counted)
+    assert call(t + 0.15)  # the first has left its window
+    assert not call(t + 0.2)
 
 
 def test_the_limiter_paces_a_test_environment_app_at_10_per_second():

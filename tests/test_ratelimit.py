@@ -175,3 +175,30 @@ def test_it_limits_in_process_when_redis_is_unreachable(settings, caplog):
     # The second call waited for the in-process bucket's next token.
     assert time.monotonic() - began >= 0.15
     assert "Redis unavailable" in caplog.text
+
+
+@pytest.mark.django_db
+def test_when_redis_returns_the_process_sends_in_the_slots_the_bucket_gave_it(
+    settings,
+):
+    """Back from its share, a process owes the bucket the slots of its share (those
+    of the last second and those still ahead); the next caller's slots come after
+    both, and this process's own slots end before them."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    app = make_app(rate_limit=40)
+    key = ratelimit.bucket_key(app, "text")
+    client = redis.Redis.from_url(REDIS_URL)
+    client.delete(key, f"{key}:peers")
+    rate = ratelimit.pace_for(ratelimit.rate_per_second(app, "text"))
+    settings.REDIS_URL = f"redis://127.0.0.1:{port}/0"
+    ratelimit.reserve(app, "text", 16)  # at its share, the bucket unreachable
+    settings.REDIS_URL = REDIS_URL
+    start, interval, n = ratelimit.reserve(app, "text", 16)
+    assert key not in ratelimit._degraded
+    ours_end = start + n * interval
+    other = ratelimit.RedisTokenBucket(client)
+    asked = time.monotonic()
+    theirs = asked + other.reserve(key, rate, ratelimit.burst_for(rate))
+    assert theirs >= ours_end - 0.005

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -24,6 +25,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "liveadmin.settings")
 from django.conf import settings  # noqa: E402
 from django.core.asgi import get_asgi_application  # noqa: E402
 
+from messaging.sandbox import arrival  # noqa: E402
 from webhooks import hotpath  # noqa: E402
 from webhooks.request_body import parse_query  # noqa: E402
 from webhooks.rules_cache import rules  # noqa: E402
@@ -102,4 +104,5 @@ async def application(scope: dict[str, Any], receive: Receive, send: Send) -> No
     if scope["type"] == "http" and scope["path"] == WEBHOOK_PATH:
         await webhook(scope, receive, send)
     else:
+        scope[arrival.SCOPE_KEY] = time.time()
         await django_application(scope, receive, send)

@@ -1,15 +1,23 @@
-"""Rate limits and Random de-duplication of the sandbox, kept in the Django cache.
+"""Rate limits and Random de-duplication of the sandbox.
 
-The cache is Redis in production and CI (shared by every process) and local memory
-otherwise (shared by the threads of one process). Both implement ``add`` atomically
-("set if absent, with an expiry"), which is all these need.
+Rate limits count calls in a sliding window, as the providers do: in Redis when
+REDIS_URL is set (shared by every process; one atomic script per call, timed by
+Redis's clock), else in this process's memory (the embedded default, one process).
+De-duplication keeps its keys in the Django cache (Redis in production and CI,
+local memory otherwise), whose atomic ``add`` ("set if absent, with an expiry") is
+all it needs.
 """
 
 from __future__ import annotations
 
+import collections
+import os
 import secrets
+import threading
+import time
 from typing import Any
 
+import redis
 from django.conf import settings
 from django.core.cache import cache
 
@@ -24,6 +32,7 @@ DEFAULT_RATE_LIMITS: dict[str, int] = {
 # ZEGO's test environment (IsTest=true) has its own, lower limit.
 TEST_ENVIRONMENT_RATE_LIMITS: dict[str, int] = {"zego_test": 10}
 DEDUP_SECONDS = 300
+KEY_PREFIX = "sandbox:rate"
 
 
 def rate_limit(name: str) -> int:
@@ -33,29 +42,85 @@ def rate_limit(name: str) -> int:
 
 
 def rate_window() -> int:
-    """Seconds a slot is held: 1 (a per-second limit). Tests lengthen it
+    """Seconds a call is counted: 1 (a per-second limit). Tests lengthen it
     (SANDBOX_RATE_WINDOW) so that a slow machine cannot spread their burst over
     two windows."""
     return int(settings.SANDBOX_RATE_WINDOW)
 
 
-def acquire(scope: str, name: str) -> bool:
-    """Take one of the ``rate_limit(name)`` slots of ``scope`` for one window.
+# KEYS[1]: a sorted set of the calls counted (score: arrival, µs); ARGV: the limit,
+# the window in µs, a member unique to this call, its arrival in µs. 1 if the call
+# is allowed. One script, so a check and its count are one step: no other call can
+# come between them.
+_WINDOW_LUA = """
+local at = tonumber(ARGV[4])
+local window = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', at - window)
+if redis.call('ZCOUNT', KEYS[1], at - window + 1, at) >= tonumber(ARGV[1]) then
+  return 0
+end
+redis.call('ZADD', KEYS[1], at, ARGV[3])
+redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000) + 1000)
+return 1
+"""
 
-    Each slot is a cache key added with a one-second expiry, so at most N calls
-    succeed in any sliding window of one second, across threads and processes,
-    without a read-modify-write race. A random starting slot keeps the usual case
-    to one round trip; only a full window probes every slot.
-    """
-    limit, window = rate_limit(name), rate_window()
+
+class _RedisWindows:
+    def __init__(self, url: str) -> None:
+        self._script = redis.Redis.from_url(url).register_script(_WINDOW_LUA)
+
+    def take(self, key: str, limit: int, window: float, at: float) -> bool:
+        member = secrets.token_hex(8)
+        args = [limit, int(window * 1e6), member, int(at * 1e6)]
+        return bool(self._script(keys=[key], args=args))
+
+
+class _LocalWindows:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._calls: dict[str, collections.deque[float]] = {}
+
+    def take(self, key: str, limit: int, window: float, at: float) -> bool:
+        with self._lock:
+            calls = self._calls.setdefault(key, collections.deque())
+            while calls and calls[0] <= at - window:
+                calls.popleft()
+            if sum(1 for t in calls if t <= at) >= limit:
+                return False
+            calls.append(at)
+            return True
+
+
+_local = _LocalWindows()
+_redis: dict[tuple[int, str], _RedisWindows] = {}
+
+
+def _windows() -> _RedisWindows | _LocalWindows:
+    url = settings.REDIS_URL
+    if not url:
+        return _local
+    key = (os.getpid(), url)  # a forked process never shares its parent's sockets
+    windows = _redis.get(key)
+    if windows is None:
+        windows = _redis.setdefault(key, _RedisWindows(url))
+    return windows
+
+
+def acquire(scope: str, name: str, at: float | None = None) -> bool:
+    """Count one call of ``name`` for ``scope`` that arrived ``at`` (time.time(),
+    default now): True while fewer than ``rate_limit(name)`` calls were counted in
+    the ``rate_window()`` seconds before it, across threads and processes; False
+    (and not counted) beyond.
+
+    A provider counts a call when it arrives; the sandbox stamps it on arrival too,
+    so the time its server spends before the check (a busy test process) does not
+    bunch the calls it counts."""
+    limit = rate_limit(name)
     if limit <= 0:
         return False
-    start = secrets.randbelow(limit)
-    for i in range(limit):
-        slot = (start + i) % limit
-        if cache.add(f"sandbox:rate:{scope}:{name}:{slot}", 1, timeout=window):
-            return True
-    return False
+    if at is None:
+        at = time.time()
+    return _windows().take(f"{KEY_PREFIX}:{scope}:{name}", limit, rate_window(), at)
 
 
 def claim_once(

@@ -27,7 +27,7 @@ from django.urls import path
 from django.utils import translation
 from django.views.decorators.csrf import csrf_exempt
 
-from messaging.sandbox import callbacks, limits
+from messaging.sandbox import arrival, callbacks, limits
 from messaging.sandbox.models import MessageKind, SandboxApp, SandboxRoom
 from messaging.sandbox.services import (
     create_room,
@@ -98,6 +98,9 @@ class Call:
     site_url: str
     client_ip: str
     request_id: str
+    received_at: (
+        float  # time.time() when the request arrived (rate limits count it then)
+    )
 
 
 def new_request_id() -> str:
@@ -123,7 +126,14 @@ def _uint32(raw: str | None) -> int | None:
 # --- query string and UserSig ------------------------------------------------------
 
 
-def authenticate(query: Any, *, site_url: str, client_ip: str, request_id: str) -> Call:
+def authenticate(
+    query: Any,
+    *,
+    site_url: str,
+    client_ip: str,
+    request_id: str,
+    received_at: float | None = None,
+) -> Call:
     """Check the five common query parameters and the UserSig (docs/providers.md, "Tencent REST API", "UserSig")."""
     raw_appid = query.get("sdkappid")
     if not raw_appid:
@@ -160,6 +170,7 @@ def authenticate(query: Any, *, site_url: str, client_ip: str, request_id: str) 
         site_url=site_url,
         client_ip=client_ip,
         request_id=request_id,
+        received_at=time.time() if received_at is None else received_at,
     )
 
 
@@ -357,7 +368,9 @@ def check_msg_body(value: Any, code: int) -> list[dict]:
 
 def check_api_rate(call: Call, command: str) -> None:
     # "200 times/second" is each live_engine API's own limit, per app.
-    if not limits.acquire(f"{call.app.state_key}:{command}", "live_engine"):
+    if not limits.acquire(
+        f"{call.app.state_key}:{command}", "live_engine", call.received_at
+    ):
         raise ApiError(LIVE_FREQ, "API call frequency over limit (200 per second)")
 
 
@@ -440,7 +453,9 @@ def send_room_message(call: Call, command: str, body: dict) -> dict[str, Any]:
 
     drop_reason = ""
     deliver = answer.action == "deliver"
-    if deliver and not limits.acquire(f"{call.app.state_key}:{room.pk}", "room"):
+    if deliver and not limits.acquire(
+        f"{call.app.state_key}:{room.pk}", "room", call.received_at
+    ):
         # 40 messages a second per room: accepted, answered with ErrorCode 0, dropped.
         drop_reason, deliver = "MsgFreqCtrl", False
     final_ccd = answer.cloud_custom_data
@@ -489,7 +504,7 @@ def send_broadcast(call: Call, body: dict) -> dict[str, Any]:
             GROUP_NO_PERMISSION,
             "broadcast messaging of audio-video groups is not enabled for this app",
         )
-    if not limits.acquire(call.app.state_key, "broadcast"):
+    if not limits.acquire(call.app.state_key, "broadcast", call.received_at):
         raise ApiError(GROUP_FREQ, "send_broadcast_msg is limited to 1 call per second")
     sender = (
         _account(body, "From_Account", GROUP_BAD_PARAM, required=False)
@@ -559,6 +574,7 @@ def tencent_api(request: HttpRequest, service: str, command: str) -> JsonRespons
             site_url=f"{request.scheme}://{request.get_host()}",
             client_ip=request.META.get("REMOTE_ADDR", ""),
             request_id=request_id,
+            received_at=arrival.received_at(request),
         )
         if command not in COMMANDS[service]:
             raise ApiError(GROUP_BAD_COMMAND, f"invalid command {command}")
