@@ -71,7 +71,7 @@ class _RedisWindows:
 
     def take(self, key: str, limit: int, window: float, at: float) -> bool:
         member = secrets.token_hex(8)
-        args = [limit, int(window * 1e6), member, int(at * 1e6)]
+        args: list[int | str] = [limit, int(window * 1e6), member, int(at * 1e6)]
         return bool(self._script(keys=[key], args=args))
 
 

@@ -77,7 +77,9 @@ class _Group:
     terms: list[list[_Term]]
 
 
-_Prefiltered = tuple[int, regex.Pattern, frozenset[int], bool]
+# A regex filed under its longest literal: (rule index, compiled, the other literals it
+# needs (checked in the text when the longest is found), whether it needs a digit).
+_Prefiltered = tuple[int, regex.Pattern, tuple[str, ...], bool]
 _DIGIT = re.compile(r"\d")
 
 
@@ -507,18 +509,19 @@ class RuleSet:
         raw: list[tuple[int, int, int]],
         deadline: float,
     ) -> None:
-        """The regexes: those without a required literal always, the others when every literal
-        they need was found in the light text (``literals``, numbers of the literals)."""
+        """The regexes: those without a required literal always, the others when the
+        automaton found their longest literal (``literals``, numbers of the filing
+        literals) and the light text holds the others."""
         light = norm.light
         to_run = self._regex_always
         if literals:
             has_digit: bool | None = None
             candidates: list[tuple[int, regex.Pattern]] = []
             for literal in literals:
-                for index, pattern, needed, needs_digit in self._regex_by_literal[
+                for index, pattern, others, needs_digit in self._regex_by_literal[
                     literal
                 ]:
-                    if not needed <= literals:
+                    if others and not all(other in light for other in others):
                         continue
                     if needs_digit:
                         if has_digit is None:
@@ -857,24 +860,27 @@ def _regex_prefilter(
     list[list[_Prefiltered]],
     list[str],
 ]:
-    """(regexes that always run, regexes filed under their longest literal, every literal
-    by its number)."""
+    """(regexes that always run, regexes filed under their longest literal, each filing
+    literal by its number).
+
+    Only the longest literal of a regex goes on the automaton; the shorter ones it also
+    needs are looked for in the text once the longest is found. Short literals (two
+    letters) occur in most messages, and every match the automaton reports costs a
+    step in Python."""
     always: list[tuple[int, regex.Pattern]] = []
     by_literal: list[list[_Prefiltered]] = []
     literal_index: dict[str, int] = {}
-
-    def index_of(literal: str) -> int:
-        if literal not in literal_index:
-            literal_index[literal] = len(by_literal)
-            by_literal.append([])
-        return literal_index[literal]
-
     for index, compiled, literals, needs_digit in regexes:
         if not literals:
             always.append((index, compiled))
             continue
-        needed = frozenset(index_of(literal) for literal in literals)
-        by_literal[index_of(literals[0])].append((index, compiled, needed, needs_digit))
+        longest, *others = literals
+        if longest not in literal_index:
+            literal_index[longest] = len(by_literal)
+            by_literal.append([])
+        by_literal[literal_index[longest]].append(
+            (index, compiled, tuple(others), needs_digit)
+        )
     return always, by_literal, list(literal_index)
 
 

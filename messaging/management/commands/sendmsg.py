@@ -223,7 +223,7 @@ class Command(TranslatedCommand):
             raise CommandError(message % values, returncode=1)
 
     @staticmethod
-    def _wait(batch: Batch, *, poll: float = 0.2) -> Batch:
+    def _wait(batch: Batch, *, poll: float = 0.05) -> Batch:
         """Block until the batch is done, cancelled or paused (the workers, or this
         process's embedded pool, send it meanwhile)."""
         while True:
