@@ -129,21 +129,27 @@ def role_required(*roles: Role) -> Callable:
     return decorator
 
 
-def sync_role_permissions(**kwargs: Any) -> None:
+def sync_role_permissions(app_config: Any = None, **kwargs: Any) -> None:
     """Give each role's group the permissions listed in ROLE_PERMISSIONS.
 
-    Runs after every migrate, so permissions of models added later reach the groups.
+    Runs after every migrate (and every test database flush), so permissions of models
+    added later reach the groups: once, on the last app's post_migrate signal, when
+    every app's permissions exist (the signal is sent once per app; running on each
+    cost a test flush about a second).
     """
+    from django.apps import apps
     from django.contrib.auth.models import Group, Permission
 
+    with_models = [config for config in apps.get_app_configs() if config.models_module]
+    if app_config is not None and app_config is not with_models[-1]:
+        return
+    dotted = {perm for perms in ROLE_PERMISSIONS.values() for perm in perms}
+    found = {
+        f"{perm.content_type.app_label}.{perm.codename}": perm
+        for perm in Permission.objects.filter(
+            codename__in={name.split(".", 1)[1] for name in dotted}
+        ).select_related("content_type")
+    }
     for role, perms in ROLE_PERMISSIONS.items():
         group, _ = Group.objects.get_or_create(name=role.value)
-        wanted = []
-        for dotted in perms:
-            app_label, codename = dotted.split(".", 1)
-            perm = Permission.objects.filter(
-                content_type__app_label=app_label, codename=codename
-            ).first()
-            if perm is not None:
-                wanted.append(perm)
-        group.permissions.add(*wanted)
+        group.permissions.add(*(found[name] for name in perms if name in found))
