@@ -168,7 +168,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     # First: the sandbox's rate limits count a call from its arrival.
-    "messaging.sandbox.arrival.ArrivalMiddleware",
+    "liveadmin.arrival.ArrivalMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

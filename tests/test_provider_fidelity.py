@@ -241,3 +241,21 @@ def test_the_limiter_paces_a_test_environment_app_at_10_per_second():
     assert ratelimit.rate_per_second(production, "command") == 100.0
     assert ratelimit.rate_per_second(test_env, "command") == 10.0
     assert ProviderApp.objects.filter(test_environment=True).count() == 1
+
+
+def test_a_call_is_stamped_when_it_reaches_the_application(rf):
+    from liveadmin import arrival
+
+    request = rf.post("/sandbox/v4/live_engine/send_text_msg")
+    before = time.time()
+    assert before <= arrival.received_at(request) <= time.time()  # not stamped: now
+    middleware = arrival.ArrivalMiddleware(lambda r: None)
+    middleware(request)
+    stamped = request.META[arrival.META_KEY]
+    assert before <= stamped <= time.time()
+    request.META[arrival.META_KEY] = stamped - 1  # an earlier stamp is kept
+    middleware(request)
+    assert arrival.received_at(request) == stamped - 1
+    # Under ASGI the entry point's stamp on the scope comes first.
+    request.scope = {arrival.SCOPE_KEY: stamped - 5}
+    assert arrival.received_at(request) == stamped - 5

@@ -25,7 +25,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "liveadmin.settings")
 from django.conf import settings  # noqa: E402
 from django.core.asgi import get_asgi_application  # noqa: E402
 
-from messaging.sandbox import arrival  # noqa: E402
+from liveadmin import arrival  # noqa: E402
 from webhooks import hotpath  # noqa: E402
 from webhooks.request_body import parse_query  # noqa: E402
 from webhooks.rules_cache import rules  # noqa: E402

@@ -27,7 +27,8 @@ from django.urls import path
 from django.utils import translation
 from django.views.decorators.csrf import csrf_exempt
 
-from messaging.sandbox import arrival, callbacks, limits
+from liveadmin import arrival
+from messaging.sandbox import callbacks, limits
 from messaging.sandbox.models import MessageKind, SandboxApp, SandboxRoom
 from messaging.sandbox.services import (
     create_room,
@@ -98,9 +99,8 @@ class Call:
     site_url: str
     client_ip: str
     request_id: str
-    received_at: (
-        float  # time.time() when the request arrived (rate limits count it then)
-    )
+    # time.time() when the request arrived: its rate limits count it then.
+    received_at: float
 
 
 def new_request_id() -> str:

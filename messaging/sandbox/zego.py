@@ -17,6 +17,7 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 
+from liveadmin import arrival
 from messaging.sandbox import limits
 from messaging.sandbox.models import MessageKind, SandboxApp, SandboxRoom
 from messaging.sandbox.services import store_message
@@ -101,17 +102,20 @@ FORCEABLE_FAILURES = {
 }
 
 
-def send_custom_command(app: SandboxApp, query: Any, request_id: str) -> dict[str, Any]:
+def send_custom_command(
+    app: SandboxApp, query: Any, request_id: str, received_at: float | None = None
+) -> dict[str, Any]:
     """SendCustomCommand: RoomId, FromUserId, ToUserId[] (<= 10), MessageContent.
 
-    The test environment (IsTest=true) has its own limit, 10 requests/s."""
+    The test environment (IsTest=true) has its own limit, 10 requests/s; a call is
+    counted when it arrived (``received_at``, default now)."""
     if is_test_environment(query):
-        if not limits.acquire(app.state_key, "zego_test"):
+        if not limits.acquire(app.state_key, "zego_test", received_at):
             raise ZegoError(
                 206,
                 "app QPS limited: at most 10 requests per second (test environment)",
             )
-    elif not limits.acquire(app.state_key, "zego"):
+    elif not limits.acquire(app.state_key, "zego", received_at):
         raise ZegoError(206, "app QPS limited: at most 100 requests per second")
     room_id = query.get("RoomId", "")
     if not room_id:
@@ -170,7 +174,9 @@ def zego_api(request: HttpRequest) -> JsonResponse:
             status = 405
             raise ZegoError(1, "SendCustomCommand is a GET request")
         app = authenticate(request.GET)
-        data = send_custom_command(app, request.GET, request_id)
+        data = send_custom_command(
+            app, request.GET, request_id, arrival.received_at(request)
+        )
         code, message = 0, "success"
     except ZegoError as exc:
         code, message = exc.code, exc.message

@@ -1,4 +1,4 @@
-"""When a request reached the application: the sandbox's rate limits count a call
+"""When a request reached the application. The sandbox's rate limits count a call
 then, as a provider counts it on arrival, not after the middleware and the view's
 own work (which a busy process can stretch, bunching the calls it counts).
 
