@@ -27,6 +27,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from liveadmin import bulk_copy
 from liveadmin.roles import Role, has_role
 from messaging import dispatch, stored_text
 from messaging.models import (
@@ -111,7 +112,7 @@ def start_batch(
                 else {}
             ),
         )
-        SendRecord.objects.bulk_create(
+        bulk_copy.insert(
             [
                 sending.new_record(app, kind, body, actor=actor, batch=batch)
                 for body in bodies
