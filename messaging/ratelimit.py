@@ -304,7 +304,7 @@ def _reserve(app: ProviderApp, kind: str, n: int) -> tuple[float, float, int]:
             # instead would give them the moments the bucket hands the next caller).
             with contextlib.suppress(redis.RedisError):
                 bucket.reserve(key, rate, capacity, owed)
-            start = max(start, _last_slot.get(key, start))
+            start += behind
         logger.warning("rate limiter: Redis is back; sharing the bucket again")
     _last_slot[key] = start + n / rate
     return start, 1.0 / rate, n

@@ -504,12 +504,12 @@ def keepalive_pool() -> KeepAlivePool | None:
     """The process's keep-alive pool, or None when the environment names a proxy
     (then the httpx client, which honours it, carries the requests)."""
     global _pool
+    if _proxied():
+        return None
     if _pool is None:
         with _client_lock:
             if _pool is None:
                 _pool = KeepAlivePool()
-    if _proxied():
-        return None
     return _pool
 
 

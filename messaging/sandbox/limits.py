@@ -1,8 +1,8 @@
 """Rate limits and Random de-duplication of the sandbox.
 
-Rate limits count calls in a sliding window, as the providers do: in Redis when
-REDIS_URL is set (shared by every process; one atomic script per call, timed by
-Redis's clock), else in this process's memory (the embedded default, one process).
+Rate limits count calls in a sliding window, as the providers do, each call at the
+moment it arrived: in Redis when REDIS_URL is set (shared by every process; one atomic
+script per call), else in this process's memory (the embedded default, one process).
 De-duplication keeps its keys in the Django cache (Redis in production and CI,
 local memory otherwise), whose atomic ``add`` ("set if absent, with an expiry") is
 all it needs.
@@ -11,7 +11,7 @@ all it needs.
 from __future__ import annotations
 
 import collections
-import os
+import functools
 import secrets
 import threading
 import time
@@ -92,18 +92,17 @@ class _LocalWindows:
 
 
 _local = _LocalWindows()
-_redis: dict[tuple[int, str], _RedisWindows] = {}
+
+
+@functools.lru_cache(maxsize=4)
+def _redis_windows(url: str) -> _RedisWindows:
+    # redis-py's connection pool opens new connections in a forked child by itself.
+    return _RedisWindows(url)
 
 
 def _windows() -> _RedisWindows | _LocalWindows:
     url = settings.REDIS_URL
-    if not url:
-        return _local
-    key = (os.getpid(), url)  # a forked process never shares its parent's sockets
-    windows = _redis.get(key)
-    if windows is None:
-        windows = _redis.setdefault(key, _RedisWindows(url))
-    return windows
+    return _redis_windows(url) if url else _local
 
 
 def acquire(scope: str, name: str, at: float | None = None) -> bool:

@@ -132,7 +132,7 @@ def authenticate(
     site_url: str,
     client_ip: str,
     request_id: str,
-    received_at: float | None = None,
+    received_at: float,
 ) -> Call:
     """Check the five common query parameters and the UserSig (docs/providers.md, "Tencent REST API", "UserSig")."""
     raw_appid = query.get("sdkappid")
@@ -170,7 +170,7 @@ def authenticate(
         site_url=site_url,
         client_ip=client_ip,
         request_id=request_id,
-        received_at=time.time() if received_at is None else received_at,
+        received_at=received_at,
     )
 
 

@@ -103,12 +103,12 @@ FORCEABLE_FAILURES = {
 
 
 def send_custom_command(
-    app: SandboxApp, query: Any, request_id: str, received_at: float | None = None
+    app: SandboxApp, query: Any, request_id: str, received_at: float
 ) -> dict[str, Any]:
     """SendCustomCommand: RoomId, FromUserId, ToUserId[] (<= 10), MessageContent.
 
     The test environment (IsTest=true) has its own limit, 10 requests/s; a call is
-    counted when it arrived (``received_at``, default now)."""
+    counted when it arrived (``received_at``, time.time())."""
     if is_test_environment(query):
         if not limits.acquire(app.state_key, "zego_test", received_at):
             raise ZegoError(
