@@ -145,6 +145,23 @@ def test_decision_times_and_recent_messages_are_recorded(app, blocklist, moderat
     recent.clear(app.pk)
 
 
+def test_decision_times_add_up_across_flushes_and_skip_an_unknown_app(app):
+    unknown_pk = app.pk + 10_000  # an app deleted since the call: its counts are dropped
+    for _ in range(2):  # the second flush adds to the rows the first one wrote
+        for latency_us in (90, 90, 5_000):
+            recent.note(app.pk, "room-1", "amy", [], None, "allow", latency_us)
+        recent.note(unknown_pk, "room-1", "amy", [], None, "allow", 90)
+        recent.flush()
+    counts = dict(
+        LatencyCount.objects.filter(app=app).values_list("bucket_us", "count")
+    )
+    assert sorted(counts.values()) == [2, 4]
+    assert counts[max(counts)] == 2  # the 5 ms bucket
+    assert not LatencyCount.objects.filter(app_id=unknown_pk).exists()
+    recent.clear(app.pk)
+    recent.clear(unknown_pk)
+
+
 def test_the_store_can_be_switched_off(app, settings):
     settings.RECENT_MESSAGES_ENABLED = False
     recent.clear(app.pk)

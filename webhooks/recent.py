@@ -29,8 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import connections
 
 from webhooks.background import BackgroundWriter
 
@@ -188,6 +187,9 @@ class RecentStore(BackgroundWriter):
         return len(messages)
 
     def _write_latencies(self, latencies: Counter) -> None:
+        """Add the batch's counts in one statement (an upsert that adds): a flush runs
+        several times a second under load, and an ORM update per bucket cost the
+        webhook's process a tenth of its time (measured with py-spy)."""
         from messaging.models import ProviderApp
         from webhooks.models import LatencyCount
 
@@ -196,18 +198,27 @@ class RecentStore(BackgroundWriter):
                 "pk", flat=True
             )
         )
-        with transaction.atomic():
-            for (app_pk, minute, bucket), n in sorted(latencies.items()):
-                if app_pk not in live:
-                    continue
-                key = {"app_id": app_pk, "minute": minute, "bucket_us": bucket}
-                if LatencyCount.objects.filter(**key).update(count=F("count") + n):
-                    continue
-                try:
-                    with transaction.atomic():
-                        LatencyCount.objects.create(count=n, **key)
-                except IntegrityError:
-                    LatencyCount.objects.filter(**key).update(count=F("count") + n)
+        connection = connections[LatencyCount.objects.db]
+        ops = connection.ops
+        rows = [
+            (app_pk, ops.adapt_datetimefield_value(minute), bucket, n)
+            for (app_pk, minute, bucket), n in sorted(latencies.items())
+            if app_pk in live
+        ]
+        if not rows:
+            return
+        table, count = (
+            ops.quote_name(LatencyCount._meta.db_table),
+            ops.quote_name("count"),
+        )
+        columns = ", ".join(map(ops.quote_name, ("app_id", "minute", "bucket_us")))
+        values = ", ".join(["(%s, %s, %s, %s)"] * len(rows))
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} ({columns}, {count}) VALUES {values} "
+                f"ON CONFLICT ({columns}) DO UPDATE SET {count} = {table}.{count} + excluded.{count}",
+                [value for row in rows for value in row],
+            )
 
     # --- reading and purging --------------------------------------------------------
     def read(
