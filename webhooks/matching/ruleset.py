@@ -366,11 +366,13 @@ class RuleSet:
         the search releases the GIL, and each release lets the server's other threads in."""
         views: list[_View] = []
         for item, (_, text) in enumerate(items):
-            views.append(_View(item, NormText(text)))
+            norm = NormText(text)
+            views.append(_View(item, norm))
             decoded = decode_escapes(text)
             if decoded is not None:
                 views.append(_View(item, NormText(decoded[0]), spans=decoded[1]))
-            shown = display_order(text)
+            # A plain text holds no direction control (they are format characters).
+            shown = None if norm.plain else display_order(text)
             if shown is not None:
                 views.append(_View(item, NormText(shown), whole=True))
         if self._automaton is not None:
