@@ -61,10 +61,7 @@ def main() -> None:
         text = cjk(40) if i % 2 else latin(120)
         if i % 1000 == 0:
             text += " buy cheap pills now"
-        body = [{"MsgType": "TIMTextElem", "MsgContent": {"Text": text}}]
-        recent.note(
-            app.pk, f"room-{i % 50}", f"viewer-{i % 5000}", body, None, "allow", 300
-        )
+        recent.note(app.pk, f"room-{i % 50}", f"viewer-{i % 5000}", text, "allow", 300)
         if i % 5000 == 4999:
             recent.flush()
     recent.flush()

@@ -151,8 +151,8 @@ def test_decision_times_add_up_across_flushes_and_skip_an_unknown_app(app):
     )  # an app deleted since the call: its counts are dropped
     for _ in range(2):  # the second flush adds to the rows the first one wrote
         for latency_us in (90, 90, 5_000):
-            recent.note(app.pk, "room-1", "amy", [], None, "allow", latency_us)
-        recent.note(unknown_pk, "room-1", "amy", [], None, "allow", 90)
+            recent.note(app.pk, "room-1", "amy", "hi", "allow", latency_us)
+        recent.note(unknown_pk, "room-1", "amy", "hi", "allow", 90)
         recent.flush()
     counts = dict(
         LatencyCount.objects.filter(app=app).values_list("bucket_us", "count")

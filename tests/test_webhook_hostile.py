@@ -314,3 +314,19 @@ def test_a_row_the_database_refuses_is_dropped_alone_and_counted(app):
         assert RejectionCount.objects.get(reason=UNRECORDED).count == 1
     else:  # SQLite stores the long value as it is
         assert (written, dropped) == (3, 0)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(list("&=+%;aZ09._-~ é\u00b2") + ["%2", "%C2%B2", "%zz"]),
+        max_size=30,
+    ).map("".join)
+)
+def test_the_query_is_read_as_the_standard_library_reads_it(query):
+    from urllib.parse import parse_qsl
+
+    from webhooks.request_body import parse_query
+
+    expected = dict(parse_qsl(query, keep_blank_values=True, errors="replace"))
+    assert parse_query(query) == expected

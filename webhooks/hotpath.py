@@ -40,9 +40,12 @@ class Reply:
     reason: str = ""  # why a call was refused (counted), or "" when answered
 
     def json(self) -> bytes:
-        # ASCII escapes: a lone surrogate echoed back in a masked text stays valid JSON
-        # (a UTF-8 encode of it would raise).
-        return json.dumps(self.payload).encode()
+        try:
+            return orjson.dumps(self.payload)
+        except orjson.JSONEncodeError:
+            # A lone surrogate echoed back in a masked text has no UTF-8 form: ASCII
+            # escapes keep it valid JSON.
+            return json.dumps(self.payload).encode()
 
 
 class InternalFailure(Exception):
@@ -148,12 +151,19 @@ def fail_policy(app: AppRules) -> dict[str, Any]:
     return dict(OK)
 
 
-def message_text(msg_body: list, cloud_custom_data: str | None) -> str:
-    """The text a moderator reads in the decision log: every text the matcher read."""
-    return " | ".join(text for _, text in iter_texts(msg_body, cloud_custom_data))
+def message_text(texts: list[tuple[str, str]]) -> str:
+    """The text a moderator reads in the decision log and a dry run re-reads: every
+    text the matcher read (``list(iter_texts(...))``), in order."""
+    return " | ".join(text for _, text in texts)
 
 
-def decide(app: AppRules, fields: dict[str, Any], *, now: float | None = None):
+def decide(
+    app: AppRules,
+    fields: dict[str, Any],
+    *,
+    now: float | None = None,
+    texts: list[tuple[str, str]] | None = None,
+):
     """(Verdict, response) for a parsed before-send call. Raises InternalFailure."""
     if app.ruleset is None:
         raise InternalFailure(app.build_error or "no rules")
@@ -163,6 +173,7 @@ def decide(app: AppRules, fields: dict[str, Any], *, now: float | None = None):
             msg_body=fields["MsgBody"],
             cloud_custom_data=fields["CloudCustomData"],
             now=now,
+            texts=texts,
         )
     except Exception as exc:
         raise InternalFailure(f"{type(exc).__name__}: {exc}") from exc
@@ -248,6 +259,8 @@ def _answer_for_app(
     if refused:
         return refused
     sender, room = fields["From_Account"], fields["GroupId"]
+    # Walked once: the matcher reads them, the decision log and the dry-run store keep them.
+    texts = list(iter_texts(fields["MsgBody"], fields["CloudCustomData"]))
     mod = enforcement.tables.for_app(snapshot, app.pk)
     # A muted sender is answered like a blocked user, before any matching.
     sanction = enforcement.muted(mod, sender, room, now)
@@ -255,7 +268,7 @@ def _answer_for_app(
         action, response, entry_ids = "forbid", enforcement.MUTED_RESPONSE, []
         error_code, review = 1, False
     else:
-        verdict, response = decide(app, fields)
+        verdict, response = decide(app, fields, texts=texts)
         action, error_code = verdict.action, verdict.error_code
         entry_ids = sorted({hit.rule_id for hit in verdict.hits})
         sanction, review = enforcement.after_verdict(
@@ -267,6 +280,7 @@ def _answer_for_app(
             action = "flag"  # delivered as sent, and queued
     latency_us = int((time.perf_counter() - started) * 1_000_000)
     logged = action != "allow"
+    text = message_text(texts)
     recorder.decision(
         app_pk=app.pk,
         action=action,
@@ -274,9 +288,7 @@ def _answer_for_app(
         room_id=room,
         sender=sender,
         error_code=error_code,
-        text=message_text(fields["MsgBody"], fields["CloudCustomData"])
-        if logged
-        else "",
+        text=text if logged else "",
         original={
             "MsgBody": fields["MsgBody"],
             "CloudCustomData": fields["CloudCustomData"],
@@ -293,13 +305,5 @@ def _answer_for_app(
         if logged
         else None,
     )
-    recent.note(
-        app.pk,
-        room,
-        sender,
-        fields["MsgBody"],
-        fields["CloudCustomData"],
-        action,
-        latency_us,
-    )
+    recent.note(app.pk, room, sender, text, action, latency_us)
     return Reply(200, response)

@@ -74,14 +74,9 @@ def bucket_of(latency_us: int) -> int:
     return max(upper, BUDGET_US + 1)
 
 
-def _minute(at: float) -> datetime:
-    return datetime.fromtimestamp(at - at % 60, tz=UTC)
-
-
-def _text(msg_body: list, cloud_custom_data: str | None) -> str:
-    from webhooks.hotpath import message_text
-
-    return message_text(msg_body, cloud_custom_data)
+def _minute(minute: int) -> datetime:
+    """The start of a minute counted from the epoch (``int(at // 60)``)."""
+    return datetime.fromtimestamp(minute * 60, tz=UTC)
 
 
 class RecentStore(BackgroundWriter):
@@ -90,7 +85,7 @@ class RecentStore(BackgroundWriter):
 
     def __init__(self) -> None:
         super().__init__()
-        # (at, app_pk, room, sender, msg_body, cloud_custom_data, action, latency_us)
+        # (at, app_pk, room, sender, text, action, latency_us)
         self._pending: list[tuple] = []
         # Without Redis: each app's messages packed as in Redis. Strings, not objects:
         # the garbage collector does not walk strings, and walking 100,000 kept
@@ -110,21 +105,12 @@ class RecentStore(BackgroundWriter):
         app_pk: int,
         room_id: str,
         sender: str,
-        msg_body: list,
-        cloud_custom_data: str | None,
+        text: str,
         action: str,
         latency_us: int,
     ) -> None:
-        item = (
-            time.time(),
-            app_pk,
-            room_id,
-            sender,
-            msg_body,
-            cloud_custom_data,
-            action,
-            latency_us,
-        )
+        """``text``: what a dry run re-reads (hotpath.message_text of the call)."""
+        item = (time.time(), app_pk, room_id, sender, text, action, latency_us)
         with self._lock:
             self._pending.append(item)
             size = len(self._pending)
@@ -149,15 +135,15 @@ class RecentStore(BackgroundWriter):
             return 0
         latencies: Counter = Counter()
         for at, app_pk, *_rest, latency_us in batch:
-            latencies[(app_pk, _minute(at), bucket_of(latency_us))] += 1
+            latencies[(app_pk, int(at // 60), bucket_of(latency_us))] += 1
         stored = 0
         if settings.RECENT_MESSAGES_ENABLED:
             messages = [
                 (
                     app_pk,
-                    RecentMessage(at, room, sender, _text(body, ccd), action),
+                    RecentMessage(at, room, sender, text, action),
                 )
-                for at, app_pk, room, sender, body, ccd, action, _lat in batch
+                for at, app_pk, room, sender, text, action, _lat in batch
             ]
             stored = self._store(messages)
         self._write_latencies(latencies)
@@ -201,7 +187,7 @@ class RecentStore(BackgroundWriter):
         connection = connections[LatencyCount.objects.db]
         ops = connection.ops
         rows = [
-            (app_pk, ops.adapt_datetimefield_value(minute), bucket, n)
+            (app_pk, ops.adapt_datetimefield_value(_minute(minute)), bucket, n)
             for (app_pk, minute, bucket), n in sorted(latencies.items())
             if app_pk in live
         ]

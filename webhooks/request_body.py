@@ -7,7 +7,7 @@ read chunked bodies (no Content-Length) the same way, up to the cap and no furth
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import unquote
 
 _READ_SIZE = 64 * 1024
 
@@ -53,5 +53,18 @@ def read_body(environ: dict[str, Any], limit: int) -> bytes:
 
 def parse_query(query_string: str) -> dict[str, str]:
     """The query parameters; like Django's QueryDict.get, the last value of a repeated one.
-    Undecodable percent-escapes become U+FFFD rather than an error."""
-    return dict(parse_qsl(query_string, keep_blank_values=True, errors="replace"))
+    Undecodable percent-escapes become U+FFFD rather than an error.
+
+    What ``parse_qsl(query_string, keep_blank_values=True, errors="replace")`` gives
+    (a property test holds them equal), a few times faster: the provider's query has
+    no escapes, so most fields are split and kept as they stand."""
+    out: dict[str, str] = {}
+    for field in query_string.split("&"):
+        if not field:
+            continue
+        name, _, value = field.partition("=")
+        if "%" in field or "+" in field:
+            name = unquote(name.replace("+", " "), errors="replace")
+            value = unquote(value.replace("+", " "), errors="replace")
+        out[name] = value
+    return out

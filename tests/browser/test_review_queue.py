@@ -62,8 +62,7 @@ def test_a_draft_entry_is_tested_against_recent_traffic(page):
     own = services.create_list("Dry words", app=app)
     recent.clear(app.pk)
     for sender, text in (("amy", "win a jackpot"), ("bob", "hello")):
-        body = [{"MsgType": "TIMTextElem", "MsgContent": {"Text": text}}]
-        recent.note(app.pk, "room-1", sender, body, None, "allow", 200)
+        recent.note(app.pk, "room-1", sender, text, "allow", 200)
     recent.flush()
     moderator = make_user("dry-mod", role=Role.MODERATOR)
     login(page, moderator.username, PASSWORD)

@@ -290,7 +290,11 @@ class RuleSet:
         msg_body: list,
         cloud_custom_data: str | None,
         now: float | None = None,
+        texts: list[tuple[str, str]] | None = None,
     ) -> Verdict:
+        """The verdict on one message. ``texts``: ``list(iter_texts(msg_body,
+        cloud_custom_data))`` when the caller has it already (the hot path keeps it for
+        the decision log and the recent-message store)."""
         if now is None:
             now = time.time()
         candidates: list[_Candidate] = []
@@ -304,7 +308,11 @@ class RuleSet:
         suppressors: list[_Candidate] = []
         if self._has_text_rules:
             deadline = time.perf_counter() + REGEX_BUDGET
-            items = list(iter_texts(msg_body, cloud_custom_data))
+            items = (
+                list(iter_texts(msg_body, cloud_custom_data))
+                if texts is None
+                else texts.copy()
+            )
             joinable = joinable_texts(msg_body, cloud_custom_data)
             joined = len(joinable) > 1
             if joined:
