@@ -448,6 +448,12 @@ LOGGING = {
         # runserver's request log prints full URLs (usersig=, Signature=): send it
         # through the redacting handler instead of Django's own.
         "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        # The dashboard's access log under the production server (liveadmin/access_log.py).
+        "liveadmin.access": {
+            "handlers": ["console"],
+            "level": "INFO" if env_bool("ACCESS_LOG", True) else "CRITICAL",
+            "propagate": False,
+        },
     },
 }
 

@@ -25,12 +25,12 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "liveadmin.settings")
 from django.conf import settings  # noqa: E402
 from django.core.asgi import get_asgi_application  # noqa: E402
 
-from liveadmin import arrival  # noqa: E402
+from liveadmin import access_log, arrival  # noqa: E402
 from webhooks import hotpath  # noqa: E402
 from webhooks.request_body import parse_query  # noqa: E402
 from webhooks.rules_cache import rules  # noqa: E402
 
-django_application = get_asgi_application()
+django_application = access_log.logged(get_asgi_application())
 WEBHOOK_PATH = "/webhooks/tencent"
 _JSON = [(b"content-type", b"application/json")]
 

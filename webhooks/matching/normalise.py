@@ -169,9 +169,10 @@ def _strict(light: str) -> str:
     packed = light.replace(" ", "")
     if packed.isalnum():
         return packed
-    if has_astral(light):
-        return _NON_WORD.sub("", light)
-    return (_built or _tables()).non_word_bmp.sub("", light)
+    # Else the substitution, on the shorter text (fewer, longer pieces to join).
+    if has_astral(packed):
+        return _NON_WORD.sub("", packed)
+    return (_built or _tables()).non_word_bmp.sub("", packed)
 
 
 class NormText:
