@@ -22,11 +22,11 @@ from typing import Any
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "liveadmin.settings")
 
-from django.conf import settings  # noqa: E402
 from django.core.asgi import get_asgi_application  # noqa: E402
 
 from liveadmin import access_log, arrival  # noqa: E402
 from webhooks import hotpath  # noqa: E402
+from webhooks.hot_settings import hot  # noqa: E402
 from webhooks.request_body import parse_query  # noqa: E402
 from webhooks.rules_cache import rules  # noqa: E402
 
@@ -77,6 +77,7 @@ async def webhook(scope: dict[str, Any], receive: Receive, send: Send) -> None:
             send, hotpath.error("use POST", 405, "bad_method"), [(b"allow", b"POST")]
         )
         return
+    max_body = hot().max_body
     for name, value in scope["headers"]:
         if name == b"content-length":
             if not (value.isdigit() and len(value) <= 18):
@@ -84,10 +85,10 @@ async def webhook(scope: dict[str, Any], receive: Receive, send: Send) -> None:
                     send, hotpath.error("bad Content-Length", 400, "bad_length")
                 )
                 return
-            if int(value) > settings.WEBHOOK_MAX_BODY:
+            if int(value) > max_body:
                 await _reply(send, hotpath.error("body over 1 MB", 413, "too_large"))
                 return
-    body = await _read_body(receive, settings.WEBHOOK_MAX_BODY)
+    body = await _read_body(receive, max_body)
     if body is None:
         await _reply(send, hotpath.error("body over 1 MB", 413, "too_large"))
         return

@@ -13,30 +13,13 @@ import threading
 import weakref
 
 from django.conf import settings
-from django.core.signals import setting_changed
 from django.db import close_old_connections, connections
+
+from webhooks.hot_settings import hot
 
 logger = logging.getLogger(__name__)
 
-# (WEBHOOK_RECORD_IN_BACKGROUND, WEBHOOK_RECORD_BATCH), read once: the hot path asks on
-# every call, and a settings lookup costs more than the rest of the check.
-_config: tuple[bool, int] | None = None
 _writers: weakref.WeakSet[BackgroundWriter] = weakref.WeakSet()
-
-
-def _settings() -> tuple[bool, int]:
-    global _config
-    if _config is None:
-        _config = (
-            bool(settings.WEBHOOK_RECORD_IN_BACKGROUND),
-            settings.WEBHOOK_RECORD_BATCH,
-        )
-    return _config
-
-
-def _forget_settings(**kwargs: object) -> None:
-    global _config
-    _config = None
 
 
 def _forget_threads() -> None:
@@ -45,7 +28,6 @@ def _forget_threads() -> None:
         writer._thread = None
 
 
-setting_changed.connect(_forget_settings)
 os.register_at_fork(after_in_child=_forget_threads)
 
 
@@ -67,12 +49,12 @@ class BackgroundWriter:
 
     def _maybe_wake(self, size: int) -> None:
         """Make sure the writer runs; wake it now once ``size`` reaches a batch."""
-        in_background, batch = _settings()
-        if not in_background:
+        config = hot()
+        if not config.record_in_background:
             return
         if self._thread is None:
             self._start()
-        if size >= batch and not self._wake.is_set():
+        if size >= config.record_batch and not self._wake.is_set():
             self._wake.set()
 
     def _start(self) -> None:

@@ -22,6 +22,7 @@ import orjson
 from django.conf import settings
 
 from webhooks import enforcement
+from webhooks.hot_settings import hot
 from webhooks.matching import DOCUMENTED_STRINGS, iter_texts
 from webhooks.recent import recent
 from webhooks.recorder import recorder
@@ -185,7 +186,7 @@ def answer(query: Mapping[str, str], body: bytes, *, now: float | None = None) -
     after the app is known answers with the app's fail policy."""
     started = time.perf_counter()
     now = time.time() if now is None else now
-    if len(body) > settings.WEBHOOK_MAX_BODY:
+    if len(body) > hot().max_body:
         return error("body over 1 MB", 413, "too_large")
     raw_appid = query.get("SdkAppid", "")
     if not _is_number(raw_appid):

@@ -16,6 +16,7 @@ from typing import Any
 from django.conf import settings
 
 from webhooks import version
+from webhooks.hot_settings import hot
 from webhooks.matching import Rule, RuleSet
 from webhooks.vocabulary import ACTIONS, KINDS
 
@@ -177,10 +178,7 @@ class RulesCache:
             self._snapshot is not None
             and not self._dirty
             and self._seen_local == version.local_changes()
-            and (
-                settings.WEBHOOK_REBUILD_IN_BACKGROUND
-                or time.monotonic() < self._next_check
-            )
+            and (hot().rebuild_in_background or time.monotonic() < self._next_check)
         )
 
     def get(self, *, force_check: bool = False) -> Snapshot:
@@ -193,7 +191,7 @@ class RulesCache:
         ):
             if time.monotonic() < self._next_check:
                 return snapshot
-            if settings.WEBHOOK_REBUILD_IN_BACKGROUND:
+            if hot().rebuild_in_background:
                 self._check_in_background(snapshot)
                 return snapshot
         return self._build_now(force_check)
