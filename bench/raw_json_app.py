@@ -1,5 +1,5 @@
 """The baseline of bench/webhook_load.py: a callable with no Django that only parses the
-JSON body and answers JSON, as a WSGI and as an ASGI application."""
+JSON body and answers JSON, as a WSGI, an ASGI and an RSGI (granian) application."""
 
 from __future__ import annotations
 
@@ -42,3 +42,8 @@ async def asgi(
         }
     )
     await send({"type": "http.response.body", "body": ANSWER})
+
+
+async def rsgi(scope: Any, proto: Any) -> None:
+    json.loads(await proto())
+    proto.response_bytes(200, HEADERS, ANSWER)

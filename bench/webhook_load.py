@@ -10,10 +10,11 @@ Prints, in one run on the same machine:
 - ``hotpath.answer()`` in this process: µs per call for the ~200-character body, with a
   different text in every call (target <= 40 µs);
 - wrk -t1 -c16 (a different message text in every request: no answer can be reused) against
-  the Procfile's web line (granian, 2 workers, webhooks.asgi), and the same application
-  under uvicorn and gunicorn for comparison, each beside a raw JSON-parsing callable with
-  no Django (bench/raw_json_app.py) under the same server: requests/s, p50, p99, and the
-  ratios webhook / raw WSGI callable and webhook / raw ASGI callable;
+  the Procfile's web line (granian's RSGI interface, 2 workers, webhooks.rsgi), and the
+  same hot path under uvicorn (webhooks.asgi) and gunicorn (webhooks.wsgi) for
+  comparison, each beside a raw JSON-parsing callable with no Django
+  (bench/raw_json_app.py) under the same server: requests/s, p50, p99, and the ratios
+  webhook / raw WSGI, raw ASGI and raw RSGI callable;
 - the load average before and after (the machine is shared).
 """
 
@@ -243,7 +244,7 @@ BIN = Path(sys.executable).parent
 def server_command(server: str, target: str, port: int) -> list[str]:
     """How each server is started with 2 workers on 127.0.0.1:port."""
     if server == "granian":
-        interface = "wsgi" if target.endswith(":wsgi") else "asgi"
+        interface = target.rsplit(":", 1)[1] if target.endswith("sgi") else "asgi"
         return [
             str(BIN / "granian"),
             "--interface",
@@ -454,6 +455,8 @@ def main() -> None:
                 runs.append(("raw WSGI", "bench.raw_json_app:wsgi"))
             if server != "gunicorn":
                 runs.append(("raw ASGI", "bench.raw_json_app:asgi"))
+            if server == "granian":
+                runs.append(("raw RSGI", "bench.raw_json_app:rsgi"))
             for name, target in runs:
                 port = free_port()
                 command: list[str] | str = server_command(server, target, port)
@@ -519,7 +522,7 @@ def main() -> None:
             continue
         ratios = [
             f"/ {kind} {hook['rps'] / results[f'{server} {kind}']['rps']:.2f}"
-            for kind in ("raw WSGI", "raw ASGI")
+            for kind in ("raw WSGI", "raw ASGI", "raw RSGI")
             if f"{server} {kind}" in results
         ]
         print(f"{server}: webhook " + "   ".join(ratios))

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 
+from tests.factories import PASSWORD
 from tests.server_support import (
     env_for,
     manage,
@@ -29,7 +32,7 @@ APP_ID = 1400555001
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[int]:
+def server(tmp_path: Path) -> Iterator[tuple[int, dict[str, str]]]:
     env = env_for(shared_database(tmp_path), redis="", settings_module="tests.settings")
     manage(
         [
@@ -48,7 +51,7 @@ def server(tmp_path: Path) -> Iterator[int]:
     )
     manage(["blocklist", "add", "--all-apps", "--term", "casino"], env)
     with procfile_web(env, workers=2) as port:
-        yield port
+        yield port, env
 
 
 def body(text: str) -> bytes:
@@ -63,10 +66,12 @@ def test_the_procfile_names_web_worker_and_beat():
 
 
 def test_the_procfile_web_server(server):
-    """One server start (a few seconds on a busy machine) for the three behaviours."""
-    _two_stalled_uploads_do_not_hold_the_workers(server)
-    _a_chunked_body_is_read_up_to_the_cap(server)
-    _the_same_server_serves_the_dashboard(server)
+    """One server start (a few seconds on a busy machine) for the four behaviours."""
+    port, env = server
+    _two_stalled_uploads_do_not_hold_the_workers(port)
+    _a_chunked_body_is_read_up_to_the_cap(port)
+    _the_same_server_serves_the_dashboard(port)
+    _the_dashboard_signs_in_and_streams_an_export(port, env)
 
 
 def _two_stalled_uploads_do_not_hold_the_workers(server: int) -> None:
@@ -133,3 +138,79 @@ def _the_same_server_serves_the_dashboard(server: int) -> None:
     assert response.status == 200
     assert response.getheader("Content-Type").startswith("text/html")
     assert 'name="password"' in page
+
+
+def _request(
+    port: int,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, http.client.HTTPMessage, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request(method, path, body=body, headers=headers or {})
+    response = conn.getresponse()
+    result = response.status, response.headers, response.read()
+    conn.close()
+    return result
+
+
+def _the_dashboard_signs_in_and_streams_an_export(
+    server: int, env: dict[str, str]
+) -> None:
+    """Through the RSGI entry point's adapter (liveadmin/rsgi_adapter.py): a form POST
+    with its cookies, several Set-Cookie headers, a redirect, a streamed CSV, and a
+    stalled upload to a dashboard page that holds no worker."""
+    manage(
+        [
+            "shell",
+            "-c",
+            "from tests.factories import make_user; from liveadmin.roles import Role; "
+            "make_user('prod-auditor', role=Role.AUDITOR)",
+        ],
+        env,
+    )
+    status, headers, page = _request(server, "GET", "/accounts/login/")
+    assert status == 200
+    cookies = {
+        c.split("=", 1)[0]: c.split(";", 1)[0] for c in headers.get_all("Set-Cookie")
+    }
+    token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', page)
+    assert token and "csrftoken" in cookies
+    form = urlencode(
+        {
+            "csrfmiddlewaretoken": token.group(1).decode(),
+            "username": "prod-auditor",
+            "password": PASSWORD,
+        }
+    ).encode()
+    stalled = socket.create_connection(("127.0.0.1", server))
+    stalled.sendall(
+        b"POST /accounts/login/ HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 500\r\n\r\nu"
+    )
+    try:
+        started = time.perf_counter()
+        status, headers, _ = _request(
+            server,
+            "POST",
+            "/accounts/login/",
+            form,
+            {
+                "Content-Type": "application/x-www-form-urlencoded",
+                "Cookie": cookies["csrftoken"],
+                "Referer": f"http://127.0.0.1:{server}/accounts/login/",
+            },
+        )
+        assert time.perf_counter() - started < 2
+    finally:
+        stalled.close()
+    assert status == 302, headers
+    session = [c.split(";", 1)[0] for c in headers.get_all("Set-Cookie")]
+    assert any(c.startswith("sessionid=") for c in session), session
+    status, headers, csv = _request(
+        server, "GET", "/audit/export.csv", headers={"Cookie": "; ".join(session)}
+    )
+    assert status == 200 and headers["Content-Type"].startswith("text/csv")
+    assert headers.get("Transfer-Encoding") == "chunked"  # streamed, not buffered
+    assert csv.decode().splitlines()[0].startswith("id,")

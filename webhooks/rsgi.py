@@ -1,0 +1,91 @@
+"""The production entry point (the Procfile's web line): an RSGI application for granian.
+
+``POST /webhooks/tencent`` is answered by webhooks/hotpath.py without Django's request
+cycle; every other path goes to Django's ASGI handler (the dashboard), through
+liveadmin/rsgi_adapter.py and with its access log (liveadmin/access_log.py).
+
+granian reads each request body asynchronously, so a client that sends its upload
+slowly costs a coroutine, never a worker thread. The webhook's body is read whole before
+it is answered: in one await when Content-Length says how long it is (at most
+WEBHOOK_MAX_BODY), else chunk by chunk up to that cap and no further.
+
+The answer is computed on the event loop when the rules are in memory (no I/O: the
+version check and rebuilds run in a background thread); the first build of a process,
+which reads the database, runs in a thread. webhooks/asgi.py is the same entry point as
+an ASGI application, for ASGI servers (bench/webhook_load.py measures uvicorn with it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "liveadmin.settings")
+
+from django.core.asgi import get_asgi_application  # noqa: E402
+
+from liveadmin import access_log, rsgi_adapter  # noqa: E402
+from webhooks import hotpath  # noqa: E402
+from webhooks.hot_settings import hot  # noqa: E402
+from webhooks.request_body import parse_query  # noqa: E402
+from webhooks.rules_cache import rules  # noqa: E402
+
+WEBHOOK_PATH = "/webhooks/tencent"
+_JSON = [("content-type", "application/json")]
+
+dashboard = rsgi_adapter.serve_asgi(access_log.logged(get_asgi_application()))
+
+
+def _reply(proto: Any, reply: hotpath.Reply, extra: list | None = None) -> None:
+    proto.response_bytes(reply.status, _JSON + extra if extra else _JSON, reply.json())
+
+
+async def _read_capped(proto: Any, limit: int) -> bytes | None:
+    """The whole body of a request without Content-Length, or None past ``limit``
+    bytes (the rest is not read)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in proto:
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def webhook(scope: Any, proto: Any) -> None:
+    if scope.method != "POST":
+        _reply(proto, hotpath.error("use POST", 405, "bad_method"), [("allow", "POST")])
+        return
+    max_body = hot().max_body
+    length = scope.headers.get("content-length")
+    if length is not None:
+        if not (length.isascii() and length.isdigit() and len(length) <= 18):
+            _reply(proto, hotpath.error("bad Content-Length", 400, "bad_length"))
+            return
+        if int(length) > max_body:
+            _reply(proto, hotpath.error("body over 1 MB", 413, "too_large"))
+            return
+        body: bytes | None = await proto()
+    else:
+        body = await _read_capped(proto, max_body)
+    if body is None:
+        _reply(proto, hotpath.error("body over 1 MB", 413, "too_large"))
+        return
+    query = parse_query(scope.query_string)
+    if rules.ready():
+        reply = hotpath.answer(query, body)
+    else:
+        # The rules must be read from the database first: not on the event loop.
+        reply = await asyncio.to_thread(hotpath.answer, query, body)
+    _reply(proto, reply)
+
+
+async def application(scope: Any, proto: Any) -> None:
+    if scope.proto != "http":
+        return  # no WebSocket (the Procfile line runs with --no-ws)
+    if scope.path == WEBHOOK_PATH:
+        await webhook(scope, proto)
+    else:
+        await dashboard(scope, proto)
