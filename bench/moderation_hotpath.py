@@ -83,7 +83,7 @@ def main() -> None:
             started = time.perf_counter()
             now = time.time()
             for _ in range(calls):
-                mod = enforcement.tables.for_app(hotpath.rules.get(), app.pk)
+                mod = hotpath.rules.get().moderation_for(app.pk)
                 enforcement.muted(mod, "viewer-1", "room-1", now)
                 enforcement.after_verdict(mod, "viewer-1", "room-1", "allow", [], now)
                 recent.note(app.pk, "room-1", "viewer-1", text, "allow", 50)

@@ -21,7 +21,7 @@ collect_ignore = (
 def fresh_webhook_state():
     """Each test starts with no compiled rules or buffered decisions from an earlier one: the
     webhook keeps both in process memory, and a rolled-back test can reuse a rules version."""
-    from webhooks.enforcement import escalator, tables
+    from webhooks.enforcement import escalator
     from webhooks.recent import recent
     from webhooks.recorder import recorder
     from webhooks.rules_cache import rules
@@ -30,7 +30,6 @@ def fresh_webhook_state():
     recorder.discard()
     recent.discard()
     escalator.reset()
-    tables.reset()
     yield
     recorder.discard()
     recent.discard()

@@ -66,12 +66,13 @@ def test_the_procfile_names_web_worker_and_beat():
 
 
 def test_the_procfile_web_server(server):
-    """One server start (a few seconds on a busy machine) for the four behaviours."""
+    """One server start (a few seconds on a busy machine) for the five behaviours."""
     port, env = server
     _two_stalled_uploads_do_not_hold_the_workers(port)
     _a_chunked_body_is_read_up_to_the_cap(port)
     _the_same_server_serves_the_dashboard(port)
     _the_dashboard_signs_in_and_streams_an_export(port, env)
+    _a_change_made_elsewhere_is_answered_once_built_aside(port, env)
 
 
 def _two_stalled_uploads_do_not_hold_the_workers(server: int) -> None:
@@ -214,3 +215,23 @@ def _the_dashboard_signs_in_and_streams_an_export(
     assert status == 200 and headers["Content-Type"].startswith("text/csv")
     assert headers.get("Transfer-Encoding") == "chunked"  # streamed, not buffered
     assert csv.decode().splitlines()[0].startswith("id,")
+
+
+def _a_change_made_elsewhere_is_answered_once_built_aside(
+    server: int, env: dict[str, str]
+) -> None:
+    """A blocklist change from another process: each worker builds the new rules (and the
+    moderation state that comes with them) aside, then answers from them on its event
+    loop, never from the database there (that raised, and the fail policy answered)."""
+    url = webhook_url(server, APP_ID)
+    manage(["blocklist", "add", "--all-apps", "--term", "jackpot"], env)
+    deadline = time.monotonic() + 20
+    caught = 0
+    while caught < 6:  # several in a row: both workers have the new rules
+        status, answer = post_json(url, body("jackpot tonight"))
+        assert status == 200
+        caught = caught + 1 if answer["ErrorCode"] == 1 else 0
+        assert time.monotonic() < deadline, "the change was not picked up"
+        time.sleep(0.05)  # polling another process's rebuild
+    for text, code in (("casino night", 1), ("hello", 0), ("JACKPOT", 1)):
+        assert post_json(url, body(text))[1]["ErrorCode"] == code, text

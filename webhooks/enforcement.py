@@ -69,12 +69,11 @@ class AppModeration:
 
 
 def load() -> dict[int, AppModeration]:
-    """Every app's moderation state, read when the rules were rebuilt. The sanctions
-    this process imposed and has stored are in what it loads now."""
+    """Every app's moderation state, read with the rules (webhooks/rules_cache.py keeps
+    it in the snapshot, so the hot path never reads the database for it)."""
     from messaging.models import ProviderApp
     from webhooks.models import BlocklistEntry, EscalationRule, Sanction
 
-    escalator.forget_stored()
     sanctions: dict[int, dict[str, list[Active]]] = {}
     for row in Sanction.objects.active().values(
         "id", "app_id", "sender", "room_id", "kind", "expires_at"
@@ -114,28 +113,6 @@ def load() -> dict[int, AppModeration]:
         )
         for pk, identifier in ProviderApp.objects.values_list("pk", "identifier")
     }
-
-
-class Tables:
-    """The apps' moderation state, reloaded whenever the hot path's rules snapshot is
-    rebuilt (every change bumps the rules version), so it needs no signal of its own."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._key: object = None
-        self._by_app: dict[int, AppModeration] = {}
-
-    def for_app(self, snapshot: object, app_pk: int) -> AppModeration:
-        if snapshot is not self._key:
-            with self._lock:
-                if snapshot is not self._key:  # another thread just loaded it
-                    self._by_app = load()
-                    self._key = snapshot
-        return self._by_app.get(app_pk) or AppModeration(app_pk)
-
-    def reset(self) -> None:
-        with self._lock:
-            self._key, self._by_app = None, {}
 
 
 def find(
@@ -287,7 +264,6 @@ class Escalator:
 
 
 escalator = Escalator()
-tables = Tables()
 
 
 # --- what the hot path calls ------------------------------------------------------------

@@ -262,7 +262,7 @@ def _answer_for_app(
     sender, room = fields["From_Account"], fields["GroupId"]
     # Walked once: the matcher reads them, the decision log and the dry-run store keep them.
     texts = list(iter_texts(fields["MsgBody"], fields["CloudCustomData"]))
-    mod = enforcement.tables.for_app(snapshot, app.pk)
+    mod = snapshot.moderation_for(app.pk)
     # A muted sender is answered like a blocked user, before any matching.
     sanction = enforcement.muted(mod, sender, room, now)
     if sanction is not None:

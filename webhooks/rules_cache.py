@@ -15,7 +15,7 @@ from typing import Any
 
 from django.conf import settings
 
-from webhooks import version
+from webhooks import enforcement, version
 from webhooks.hot_settings import hot
 from webhooks.matching import Rule, RuleSet
 from webhooks.vocabulary import ACTIONS, KINDS
@@ -42,6 +42,11 @@ class Snapshot:
     by_sdkappid: dict[int, AppRules]  # Tencent apps, by SdkAppid
     by_pk: dict[int, AppRules]
     built_at: float
+    # Sanctions, escalation rules and review entries per app, read with the rules.
+    moderation: dict[int, enforcement.AppModeration] = field(default_factory=dict)
+
+    def moderation_for(self, app_pk: int) -> enforcement.AppModeration:
+        return self.moderation.get(app_pk) or enforcement.AppModeration(app_pk)
 
 
 def rule_from_row(row: Mapping[str, Any]) -> Rule:
@@ -142,7 +147,7 @@ def load_snapshot(token: str) -> Snapshot:
         by_pk[app.pk] = info
         if app.provider == "tencent":
             by_sdkappid[app.app_id] = info
-    return Snapshot(token, by_sdkappid, by_pk, time.time())
+    return Snapshot(token, by_sdkappid, by_pk, time.time(), enforcement.load())
 
 
 class RulesCache:
@@ -243,6 +248,7 @@ class RulesCache:
             # A build in the calling thread may have finished meanwhile with newer rules.
             if current is None or current.built_at <= snapshot.built_at:
                 self._snapshot = snapshot
+                enforcement.escalator.forget_stored()
         logger.info(
             "webhook rules rebuilt aside (%s) in %.0f ms",
             token,
@@ -268,6 +274,8 @@ class RulesCache:
                     started = time.monotonic()
                     snapshot = load_snapshot(token)
                     self._snapshot = snapshot
+                    # The sanctions this process imposed and stored are in it now.
+                    enforcement.escalator.forget_stored()
                     logger.info(
                         "webhook rules rebuilt (%s) in %.0f ms",
                         token,
