@@ -18,6 +18,7 @@ an ASGI application, for ASGI servers (bench/webhook_load.py measures uvicorn wi
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 from typing import Any
 
@@ -79,7 +80,27 @@ async def webhook(scope: Any, proto: Any) -> None:
     else:
         # The rules must be read from the database first: not on the event loop.
         reply = await asyncio.to_thread(hotpath.answer, query, body)
+        _freeze_once()
     _reply(proto, reply)
+
+
+_frozen = False
+
+
+def _freeze_once() -> None:
+    """Once the process holds its first rules: collect, then move every object alive
+    (Django, the modules, the rules) out of the collector's sight (``gc.freeze``).
+
+    A full collection walked them all, about 35 ms with 21,100 rules, holding the GIL,
+    whenever enough new objects had survived; under load that was the p99. With wrk
+    -c16 on the Procfile line, three runs each: p99 11.2 / 20.8 / 15.5 ms before, 8.6 /
+    10.1 / 7.2 ms after. Frozen objects are still freed when nothing refers to them
+    (rules replaced by a rebuild are); only a reference cycle among them would stay."""
+    global _frozen
+    if not _frozen and rules.ready():
+        _frozen = True
+        gc.collect()
+        gc.freeze()
 
 
 async def application(scope: Any, proto: Any) -> None:
