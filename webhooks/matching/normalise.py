@@ -118,6 +118,21 @@ class _Tables:
     def __init__(self) -> None:
         self.invisible = _invisible()
         self.one_to_one, self.complex, self.special = _build_one_to_one(self.invisible)
+        # BMP characters NFKC changes one for one (full-width forms, compatibility
+        # ideographs, ...), as a capturing class: splitting on it leaves them at the odd
+        # places. See _light_of_plain.
+        self.nfkc_split = re.compile(
+            "(["
+            + ranges_class(
+                [
+                    cp
+                    for cp in sorted(self.one_to_one)
+                    if cp < 0x10000
+                    and unicodedata.normalize("NFKC", chr(cp)) != chr(cp)
+                ]
+            )
+            + "])"
+        )
         self.non_word_bmp = re.compile(
             "[^"
             + ranges_class(
@@ -157,6 +172,30 @@ def _fold_cluster(cluster: str) -> str:
             _cluster_cache.clear()
         _cluster_cache[cluster] = out
     return out
+
+
+# More characters than this to change, and one NFKC pass beats changing them one by one.
+_FEW_CHANGES = 16
+
+
+def _light_of_plain(text: str, tables: _Tables) -> str:
+    """``unicodedata.normalize("NFKC", text).casefold()`` for a text without a special
+    character: every character then folds on its own, one for one.
+
+    NFKC decomposes and recomposes a whole text that has one character to change:
+    12 µs for 200 characters of Chinese with three full-width commas, against 0.2 µs
+    when it has none. Here the few characters to change are changed from the table
+    instead (a seeded test compares the two on mixed texts)."""
+    if unicodedata.is_normalized("NFKC", text):
+        return text.casefold()
+    if has_astral(text):
+        return unicodedata.normalize("NFKC", text).casefold()
+    parts = tables.nfkc_split.split(text)
+    if len(parts) > 2 * _FEW_CHANGES + 1:
+        return unicodedata.normalize("NFKC", text).casefold()
+    table = tables.one_to_one
+    parts[1::2] = [table[ord(ch)] for ch in parts[1::2]]
+    return "".join(parts).casefold()
 
 
 def _strict(light: str) -> str:
@@ -214,7 +253,7 @@ class NormText:
             if not tables.special.search(text):
                 # Fast path (most text): one light character per original character, nothing
                 # the look-alike table folds. NFKC and case folding in C are then exact.
-                self.light = unicodedata.normalize("NFKC", text).casefold()
+                self.light = _light_of_plain(text, tables)
                 self._fold_free = True
             elif not tables.complex.search(text):
                 self.plain = False
