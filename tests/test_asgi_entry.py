@@ -4,7 +4,6 @@ other path goes to Django."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -14,7 +13,7 @@ from asgiref.testing import ApplicationCommunicator
 from django.db import connections
 
 from tests.factories import make_app
-from tests.webhook_support import BEFORE, text_body
+from tests.webhook_support import BEFORE, run_async, text_body
 from webhooks import services
 from webhooks.asgi import application
 from webhooks.rules_cache import rules
@@ -62,7 +61,7 @@ def call(
             body,
         )
 
-    return asyncio.run(run())
+    return run_async(run())
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 from django.db import connections
 
 from tests.factories import make_app
-from tests.webhook_support import BEFORE, text_body
+from tests.webhook_support import BEFORE, run_async, text_body
 from webhooks import rsgi, services
 from webhooks.rules_cache import rules
 
@@ -65,7 +65,7 @@ def test_the_first_call_builds_the_rules_aside_then_freezes_the_heap(monkeypatch
         await asyncio.to_thread(connections.close_all)
 
     try:
-        asyncio.run(call())
+        run_async(call())
         assert proto.answer is not None
         status, headers, answer = proto.answer
         assert (status, json.loads(answer)["ErrorCode"]) == (200, 1)
@@ -76,7 +76,7 @@ def test_the_first_call_builds_the_rules_aside_then_freezes_the_heap(monkeypatch
 
 def test_a_bad_content_length_is_refused_before_the_body_is_read():
     proto = Proto(b"")
-    asyncio.run(rsgi.webhook(Scope("", {"content-length": "12x"}), proto))
+    run_async(rsgi.webhook(Scope("", {"content-length": "12x"}), proto))
     assert proto.answer is not None
     assert proto.answer[0] == 400
     assert json.loads(proto.answer[2]) == {"error": "bad Content-Length"}

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import time
-from typing import Any
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from django.test import Client
 from django.urls import reverse
 
 from messaging.models import ProviderApp
+
+T = TypeVar("T")
 
 BEFORE = "Group.CallbackBeforeSendMsg"
 AFTER = "Group.CallbackAfterSendMsg"
@@ -75,3 +80,10 @@ def text_body(
 def post_webhook(client: Client, url: str, body: Any) -> Any:
     data = body if isinstance(body, (bytes, str)) else json.dumps(body)
     return client.post(url, data=data, content_type="application/json")
+
+
+def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to its end on a new event loop in a thread of its own: the test
+    process may already run a loop in this thread (Playwright's, after browser tests)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()

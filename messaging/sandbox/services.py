@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from messaging.models import ProviderApp
+from messaging.rooms import MAX_ROOM_ID_BYTES
 from messaging.sandbox import registry
 from messaging.sandbox.models import (
     MessageKind,
@@ -31,8 +32,9 @@ from messaging.sandbox.models import (
 logger = logging.getLogger(__name__)
 
 # Tencent: custom group IDs are at most 48 bytes of printable ASCII (docs/providers.md, "Limits");
-# ZEGO room IDs are at most 128 bytes. One rule for both keeps the page simple.
-ROOM_ID_MAX_BYTES = 48
+# ZEGO room IDs are at most 128 bytes. One rule for both keeps the page simple: the
+# tighter one, from messaging/rooms.py (the one home of room-ID limits).
+ROOM_ID_MAX_BYTES = MAX_ROOM_ID_BYTES["tencent"]
 ACCOUNT_MAX_BYTES = 32
 # forbid_send_msg's MuteTime: 4294967295 seconds means "muted for ever".
 MUTE_FOREVER = 4294967295
