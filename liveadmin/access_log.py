@@ -1,4 +1,4 @@
-"""The dashboard's access log, written by the production entry point (webhooks/asgi.py).
+"""The dashboard's access log, written by the entry points (webhooks/rsgi.py, asgi.py).
 
 One line per request to the dashboard (every path but the before-send webhook), after
 the response: client address, method, path without its query string (a sandbox call's

@@ -2,9 +2,10 @@
 then, as a provider counts it on arrival, not after the middleware and the view's
 own work (which a busy process can stretch, bunching the calls it counts).
 
-Under ASGI the production entry point (webhooks/asgi.py) stamps the scope on the
-event loop, before Django queues the request for its view thread; under WSGI this
-middleware, first in MIDDLEWARE, stamps the request."""
+Under the production entry point (webhooks/rsgi.py, through liveadmin/rsgi_adapter.py)
+and webhooks/asgi.py the scope is stamped on the event loop, before Django queues the
+request for its view thread; under WSGI this middleware, first in MIDDLEWARE, stamps
+the request."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from django.db import connections
 
 from tests.factories import make_app
 from tests.webhook_support import BEFORE, run_async, text_body
-from webhooks import rsgi, services
+from webhooks import hotpath, rsgi, services
 from webhooks.rules_cache import rules
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -26,7 +26,7 @@ class Headers(dict):
 class Scope:
     proto = "http"
     method = "POST"
-    path = rsgi.WEBHOOK_PATH
+    path = hotpath.WEBHOOK_PATH
 
     def __init__(self, query: str, headers: dict[str, str]) -> None:
         self.query_string = query

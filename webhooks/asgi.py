@@ -14,7 +14,6 @@ of a process, which reads the database, runs in a thread.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -27,11 +26,14 @@ from django.core.asgi import get_asgi_application  # noqa: E402
 from liveadmin import access_log, arrival  # noqa: E402
 from webhooks import hotpath  # noqa: E402
 from webhooks.hot_settings import hot  # noqa: E402
-from webhooks.request_body import parse_query  # noqa: E402
-from webhooks.rules_cache import rules  # noqa: E402
+from webhooks.request_body import (  # noqa: E402
+    BodyRefused,
+    TooLarge,
+    declared_length,
+    parse_query,
+)
 
 django_application = access_log.logged(get_asgi_application())
-WEBHOOK_PATH = "/webhooks/tencent"
 _JSON = [(b"content-type", b"application/json")]
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -54,8 +56,8 @@ async def _reply(send: Send, reply: hotpath.Reply, extra: list | None = None) ->
     await send({"type": "http.response.body", "body": body})
 
 
-async def _read_body(receive: Receive, limit: int) -> bytes | None:
-    """The whole body, or None past ``limit`` bytes (the rest is not read)."""
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    """The whole body. Raises TooLarge past ``limit`` bytes (the rest is not read)."""
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -65,7 +67,7 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            return None
+            raise TooLarge
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
@@ -73,36 +75,23 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
 
 async def webhook(scope: dict[str, Any], receive: Receive, send: Send) -> None:
     if scope["method"] != "POST":
-        await _reply(
-            send, hotpath.error("use POST", 405, "bad_method"), [(b"allow", b"POST")]
-        )
+        await _reply(send, hotpath.wrong_method(), [(b"allow", b"POST")])
         return
     max_body = hot().max_body
-    for name, value in scope["headers"]:
-        if name == b"content-length":
-            if not (value.isdigit() and len(value) <= 18):
-                await _reply(
-                    send, hotpath.error("bad Content-Length", 400, "bad_length")
-                )
-                return
-            if int(value) > max_body:
-                await _reply(send, hotpath.error("body over 1 MB", 413, "too_large"))
-                return
-    body = await _read_body(receive, max_body)
-    if body is None:
-        await _reply(send, hotpath.error("body over 1 MB", 413, "too_large"))
+    try:
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                declared_length(value.decode("latin-1"), max_body)
+        body = await _read_body(receive, max_body)
+    except BodyRefused as exc:
+        await _reply(send, hotpath.body_refused(exc))
         return
     query = parse_query(scope["query_string"].decode("latin-1"))
-    if rules.ready():
-        reply = hotpath.answer(query, body)
-    else:
-        # The rules must be read from the database first: not on the event loop.
-        reply = await asyncio.to_thread(hotpath.answer, query, body)
-    await _reply(send, reply)
+    await _reply(send, await hotpath.answer_on_loop(query, body))
 
 
 async def application(scope: dict[str, Any], receive: Receive, send: Send) -> None:
-    if scope["type"] == "http" and scope["path"] == WEBHOOK_PATH:
+    if scope["type"] == "http" and scope["path"] == hotpath.WEBHOOK_PATH:
         await webhook(scope, receive, send)
     else:
         scope[arrival.SCOPE_KEY] = time.time()

@@ -9,6 +9,7 @@ the same function can be served by Django (views_webhook.py) or a leaner callabl
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -26,10 +27,13 @@ from webhooks.hot_settings import hot
 from webhooks.matching import DOCUMENTED_STRINGS, iter_texts
 from webhooks.recent import recent
 from webhooks.recorder import recorder
+from webhooks.request_body import BodyRefused, TooLarge
 from webhooks.rules_cache import AppRules, Snapshot, rules
 
 logger = logging.getLogger(__name__)
 
+# Where every entry point (webhooks/rsgi.py, asgi.py, wsgi.py, urls.py) serves it.
+WEBHOOK_PATH = "/webhooks/tencent"
 BEFORE_SEND = "Group.CallbackBeforeSendMsg"
 OK = {"ActionStatus": "OK", "ErrorInfo": "", "ErrorCode": 0}
 
@@ -57,6 +61,18 @@ def error(msg: str, status: int, reason: str) -> Reply:
     """Every refusal of a webhook call goes through here, and is counted."""
     recorder.rejection(reason)
     return Reply(status, {"error": msg}, reason)
+
+
+def wrong_method() -> Reply:
+    """Anything but POST (the entry points add ``Allow: POST``)."""
+    return error("use POST", 405, "bad_method")
+
+
+def body_refused(exc: BodyRefused) -> Reply:
+    """A body over WEBHOOK_MAX_BODY or a Content-Length that is not a number."""
+    if isinstance(exc, TooLarge):
+        return error("body over 1 MB", 413, "too_large")
+    return error("bad Content-Length", 400, "bad_length")
 
 
 # --- request checks -------------------------------------------------------------
@@ -187,7 +203,7 @@ def answer(query: Mapping[str, str], body: bytes, *, now: float | None = None) -
     started = time.perf_counter()
     now = time.time() if now is None else now
     if len(body) > hot().max_body:
-        return error("body over 1 MB", 413, "too_large")
+        return body_refused(TooLarge())
     raw_appid = query.get("SdkAppid", "")
     if not _is_number(raw_appid):
         what = "is missing" if not raw_appid else "must be a number"
@@ -221,6 +237,15 @@ def answer(query: Mapping[str, str], body: bytes, *, now: float | None = None) -
     )
     recorder.rejection("internal_failure")
     return Reply(200, fail_policy(app), "")
+
+
+async def answer_on_loop(query: Mapping[str, str], body: bytes) -> Reply:
+    """``answer`` for an asynchronous entry point: on the event loop when the rules are
+    in memory (no I/O), else in a thread (the first build of a process reads the
+    database)."""
+    if rules.ready():
+        return answer(query, body)
+    return await asyncio.to_thread(answer, query, body)
 
 
 def _answer_for_app(

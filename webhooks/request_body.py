@@ -1,7 +1,9 @@
-"""Reading a webhook call's query and body from a WSGI environ, within the size cap.
+"""Reading a webhook call's query and body within the size cap.
 
-Shared by the production entry point (webhooks/wsgi.py) and the Django view, so both
-read chunked bodies (no Content-Length) the same way, up to the cap and no further.
+``read_body`` reads a WSGI environ (webhooks/wsgi.py and the Django view), so both read
+chunked bodies (no Content-Length) the same way, up to the cap and no further; the
+asynchronous entry points (webhooks/asgi.py, webhooks/rsgi.py) read their own streams
+and check a declared length with ``declared_length``.
 """
 
 from __future__ import annotations
@@ -12,12 +14,28 @@ from urllib.parse import unquote
 _READ_SIZE = 64 * 1024
 
 
-class TooLarge(Exception):
+class BodyRefused(Exception):
+    """The body is not read (hotpath.body_refused answers it)."""
+
+
+class TooLarge(BodyRefused):
     """The body is over the cap (refused without reading the rest)."""
 
 
-class BadLength(Exception):
+class BadLength(BodyRefused):
     """Content-Length is not a plain number."""
+
+
+def declared_length(raw: str, limit: int) -> int:
+    """Content-Length as a number. Raises BadLength when it is not ASCII digits (at
+    most 18 of them), TooLarge past ``limit``."""
+    raw = raw.strip()
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
+        raise BadLength(raw)
+    length = int(raw)
+    if length > limit:
+        raise TooLarge
+    return length
 
 
 def read_body(environ: dict[str, Any], limit: int) -> bytes:
@@ -30,11 +48,7 @@ def read_body(environ: dict[str, Any], limit: int) -> bytes:
     stream = environ["wsgi.input"]
     raw_length = str(environ.get("CONTENT_LENGTH") or "").strip()
     if raw_length:
-        if not (raw_length.isascii() and raw_length.isdigit()) or len(raw_length) > 18:
-            raise BadLength(raw_length)
-        length = int(raw_length)
-        if length > limit:
-            raise TooLarge
+        length = declared_length(raw_length, limit)
         return stream.read(length) if length else b""
     if "chunked" not in str(environ.get("HTTP_TRANSFER_ENCODING", "")).lower():
         return b""

@@ -17,7 +17,6 @@ an ASGI application, for ASGI servers (bench/webhook_load.py measures uvicorn wi
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import os
 from typing import Any
@@ -29,10 +28,14 @@ from django.core.asgi import get_asgi_application  # noqa: E402
 from liveadmin import access_log, rsgi_adapter  # noqa: E402
 from webhooks import hotpath  # noqa: E402
 from webhooks.hot_settings import hot  # noqa: E402
-from webhooks.request_body import parse_query  # noqa: E402
+from webhooks.request_body import (  # noqa: E402
+    BodyRefused,
+    TooLarge,
+    declared_length,
+    parse_query,
+)
 from webhooks.rules_cache import rules  # noqa: E402
 
-WEBHOOK_PATH = "/webhooks/tencent"
 _JSON = [("content-type", "application/json")]
 
 dashboard = rsgi_adapter.serve_asgi(access_log.logged(get_asgi_application()))
@@ -42,46 +45,36 @@ def _reply(proto: Any, reply: hotpath.Reply, extra: list | None = None) -> None:
     proto.response_bytes(reply.status, _JSON + extra if extra else _JSON, reply.json())
 
 
-async def _read_capped(proto: Any, limit: int) -> bytes | None:
-    """The whole body of a request without Content-Length, or None past ``limit``
-    bytes (the rest is not read)."""
+async def _read_capped(proto: Any, limit: int) -> bytes:
+    """The whole body of a request without Content-Length. Raises TooLarge past
+    ``limit`` bytes (the rest is not read)."""
     chunks: list[bytes] = []
     size = 0
     async for chunk in proto:
         size += len(chunk)
         if size > limit:
-            return None
+            raise TooLarge
         chunks.append(chunk)
     return b"".join(chunks)
 
 
 async def webhook(scope: Any, proto: Any) -> None:
     if scope.method != "POST":
-        _reply(proto, hotpath.error("use POST", 405, "bad_method"), [("allow", "POST")])
+        _reply(proto, hotpath.wrong_method(), [("allow", "POST")])
         return
     max_body = hot().max_body
     length = scope.headers.get("content-length")
-    if length is not None:
-        if not (length.isascii() and length.isdigit() and len(length) <= 18):
-            _reply(proto, hotpath.error("bad Content-Length", 400, "bad_length"))
-            return
-        if int(length) > max_body:
-            _reply(proto, hotpath.error("body over 1 MB", 413, "too_large"))
-            return
-        body: bytes | None = await proto()
-    else:
-        body = await _read_capped(proto, max_body)
-    if body is None:
-        _reply(proto, hotpath.error("body over 1 MB", 413, "too_large"))
+    try:
+        if length is not None:
+            declared_length(length, max_body)
+            body = await proto()  # its length is known: one await
+        else:
+            body = await _read_capped(proto, max_body)
+    except BodyRefused as exc:
+        _reply(proto, hotpath.body_refused(exc))
         return
-    query = parse_query(scope.query_string)
-    if rules.ready():
-        reply = hotpath.answer(query, body)
-    else:
-        # The rules must be read from the database first: not on the event loop.
-        reply = await asyncio.to_thread(hotpath.answer, query, body)
-        _freeze_once()
-    _reply(proto, reply)
+    _reply(proto, await hotpath.answer_on_loop(parse_query(scope.query_string), body))
+    _freeze_once()
 
 
 _frozen = False
@@ -106,7 +99,7 @@ def _freeze_once() -> None:
 async def application(scope: Any, proto: Any) -> None:
     if scope.proto != "http":
         return  # no WebSocket (the Procfile line runs with --no-ws)
-    if scope.path == WEBHOOK_PATH:
+    if scope.path == hotpath.WEBHOOK_PATH:
         await webhook(scope, proto)
     else:
         await dashboard(scope, proto)

@@ -1,12 +1,12 @@
 from django.urls import path
 
+from webhooks import hotpath, views, views_webhook
 from webhooks import moderation_views as mod
-from webhooks import views, views_webhook
 
 app_name = "webhooks"
 
 urlpatterns = [
-    path("webhooks/tencent", views_webhook.tencent, name="tencent"),
+    path(hotpath.WEBHOOK_PATH.lstrip("/"), views_webhook.tencent, name="tencent"),
     path("blocklists/", views.blocklist_list, name="blocklist-list"),
     path("blocklists/new/", views.blocklist_create, name="blocklist-create"),
     path("blocklists/<int:pk>/", views.blocklist_detail, name="blocklist-detail"),

@@ -3,12 +3,12 @@ webhooks/hotpath.py's; production serves the same path from webhooks/wsgi.py."""
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from webhooks import hotpath
-from webhooks.request_body import BadLength, TooLarge, read_body
+from webhooks.hot_settings import hot
+from webhooks.request_body import BodyRefused, read_body
 
 
 def _respond(reply: hotpath.Reply) -> HttpResponse:
@@ -21,15 +21,13 @@ def _respond(reply: hotpath.Reply) -> HttpResponse:
 def tencent(request: HttpRequest) -> HttpResponse:
     """POST /webhooks/tencent?SdkAppid=..&CallbackCommand=..[&Sign=..&RequestTime=..]"""
     if request.method != "POST":
-        response = _respond(hotpath.error("use POST", 405, "bad_method"))
+        response = _respond(hotpath.wrong_method())
         response["Allow"] = "POST"
         return response
     # Read the raw stream (Django's own stream would see an empty chunked body), and
     # refuse past the cap without buffering the rest.
     try:
-        body = read_body(request.META, settings.WEBHOOK_MAX_BODY)
-    except TooLarge:
-        return _respond(hotpath.error("body over 1 MB", 413, "too_large"))
-    except BadLength:
-        return _respond(hotpath.error("bad Content-Length", 400, "bad_length"))
+        body = read_body(request.META, hot().max_body)
+    except BodyRefused as exc:
+        return _respond(hotpath.body_refused(exc))
     return _respond(hotpath.answer(request.GET, body))

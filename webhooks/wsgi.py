@@ -16,19 +16,13 @@ from typing import Any
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "liveadmin.settings")
 
-from django.conf import settings  # noqa: E402
 from django.core.wsgi import get_wsgi_application  # noqa: E402
 
 from webhooks import hotpath  # noqa: E402
-from webhooks.request_body import (  # noqa: E402
-    BadLength,
-    TooLarge,
-    parse_query,
-    read_body,
-)
+from webhooks.hot_settings import hot  # noqa: E402
+from webhooks.request_body import BodyRefused, parse_query, read_body  # noqa: E402
 
 django_application = get_wsgi_application()
-WEBHOOK_PATH = "/webhooks/tencent"
 
 
 def _reply(
@@ -48,21 +42,13 @@ def _reply(
 
 
 def application(environ: dict, start_response: Any) -> Any:
-    if environ.get("PATH_INFO") != WEBHOOK_PATH:
+    if environ.get("PATH_INFO") != hotpath.WEBHOOK_PATH:
         return django_application(environ, start_response)
     if environ.get("REQUEST_METHOD") != "POST":
-        return _reply(
-            start_response,
-            hotpath.error("use POST", 405, "bad_method"),
-            [("Allow", "POST")],
-        )
+        return _reply(start_response, hotpath.wrong_method(), [("Allow", "POST")])
     try:
-        body = read_body(environ, settings.WEBHOOK_MAX_BODY)
-    except TooLarge:
-        return _reply(start_response, hotpath.error("body over 1 MB", 413, "too_large"))
-    except BadLength:
-        return _reply(
-            start_response, hotpath.error("bad Content-Length", 400, "bad_length")
-        )
+        body = read_body(environ, hot().max_body)
+    except BodyRefused as exc:
+        return _reply(start_response, hotpath.body_refused(exc))
     query = parse_query(environ.get("QUERY_STRING", ""))
     return _reply(start_response, hotpath.answer(query, body))

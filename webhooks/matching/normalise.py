@@ -202,7 +202,7 @@ def _strict(light: str) -> str:
     """The letters, digits and marks of a non-ASCII light text.
 
     Most chat separates its words with spaces only: with them removed, ``str.isalnum()``
-    (one C pass, letters and numbers only; tests/test_matching_fold.py checks that no
+    (one C pass, letters and numbers only; tests/test_matching.py checks that no
     other character passes it) proves there is nothing else to remove, five times faster
     than the substitution."""
     packed = light.replace(" ", "")
@@ -231,7 +231,6 @@ class NormText:
         "_lend",
         "_runs",
         "_fold_free",
-        "plain",
     )
 
     def __init__(self, text: str) -> None:
@@ -240,7 +239,6 @@ class NormText:
         self._lend: list[int] | None = None
         # True when the look-alike table would change nothing (known without translating).
         self._fold_free = False
-        self.plain = True
         if text.isascii():
             self.light = light = text.lower()
             self.strict = light.translate(_ASCII_NON_WORD)
@@ -256,10 +254,8 @@ class NormText:
                 self.light = _light_of_plain(text, tables)
                 self._fold_free = True
             elif not tables.complex.search(text):
-                self.plain = False
                 self.light = text.translate(tables.one_to_one)
             else:
-                self.plain = False
                 self._fold_slowly(text)
             light = self.light
             self.strict = _strict(light)
@@ -350,12 +346,15 @@ class NormText:
         view._lend = self._lend
         view.light = light
         view._fold_free = False
-        view.plain = False
         view.strict = (
             light.translate(_ASCII_NON_WORD) if light.isascii() else _strict(light)
         )
         view._runs = ([0], [0]) if len(view.strict) == len(light) else None
         return view
+
+    @property
+    def plain(self) -> bool:
+        return self._fold_free or self.original.isascii()
 
     def _run_tables(self) -> tuple[list[int], list[int]]:
         """(strict offset, light offset) of each run of letters between separators."""

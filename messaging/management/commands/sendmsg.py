@@ -194,9 +194,8 @@ class Command(TranslatedCommand):
         batch = self._wait(batch)
         records = list(batch.records.order_by("id"))
         for record in records:
-            record.app = (
-                app  # one app object, not one (and one secret decrypted) per row
-            )
+            # One app object, not one (and one secret decrypted) per row.
+            record.app = app
         with translation.override("en"):
             results = [(record, result_from_record(record)) for record in records]
         self.stdout.write(
