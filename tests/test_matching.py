@@ -360,6 +360,39 @@ def test_only_letters_and_numbers_pass_isalnum():
     assert passing == []
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_has_astral_by_size_agrees_with_a_scan(seed):
+    # webhooks/matching/charclass.py reads a str's width from its size; any other way of
+    # storing strings would make it wrong, and the scan is used instead.
+    import random
+    import re
+
+    from webhooks.matching import charclass
+
+    assert charclass.has_astral is charclass._has_astral_by_size
+    astral = re.compile("[\U00010000-\U0010ffff]")
+    alphabet = [
+        "a",
+        "\xe9",
+        "\u4e00",
+        "\uffff",
+        "\U00010000",
+        "\U0001f600",
+        "\U0010ffff",
+    ]
+    rng = random.Random(seed)
+    for _ in range(3000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40)))
+        for variant in (
+            text,
+            text[1:],
+            text[:-1],
+            json.loads(json.dumps(text)),
+            text * 3,
+        ):
+            assert charclass.has_astral(variant) == (astral.search(variant) is not None)
+
+
 _MIXED = (
     "ab xyz 大家好 今天 ，。！ 1 2 é e\u0301 ﬁ ß Ａ ᴀ а ο \u200b \u202e \t - _ . "
     "\U0001f600 \U00020000 \u0e01\u0e34 ㄱ\u1161 ｶﾞ ｶ ｈｅｌｌｏ １２ （ ） ？ ： ＡＢ \uf900 ㎏ HeLLo ΣΑΣ Б"

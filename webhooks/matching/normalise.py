@@ -102,15 +102,20 @@ def _build_one_to_one(
                 table[cp] = out
             if ord(out) in FOLD:
                 foldable_cps.append(cp)
-    return table, CharClass(complex_cps), CharClass(sorted(complex_cps + foldable_cps))
+    surrogates = list(range(0xD800, 0xE000))
+    return (
+        table,
+        CharClass(complex_cps),
+        CharClass(sorted(complex_cps + foldable_cps + surrogates)),
+    )
 
 
 class _Tables:
     """The character tables, built on first use (about a quarter of a second): a process
     that never reads a message (a command, migrate, collectstatic) does not build them.
 
-    ``special``: complex characters, and those whose light form the look-alike table
-    folds. Text with none of them (most chat, CJK or not) takes the fast path and has
+    ``special``: complex characters, those whose light form the look-alike table
+    folds, and lone surrogates. Text with none of them (most chat, CJK or not) takes the fast path and has
     nothing to fold. ``non_word_bmp``: separators in BMP-only text; the stdlib tests a
     BMP class with one bitmap lookup per character, faster than the regex package's
     property classes (used for astral text)."""
@@ -243,12 +248,15 @@ class NormText:
             self.light = light = text.lower()
             self.strict = light.translate(_ASCII_NON_WORD)
         else:
-            if _SURROGATE.search(text):
+            tables = _built or _tables()
+            # One scan of the text for most messages: lone surrogates are special too.
+            special = tables.special.search(text)
+            if special and _SURROGATE.search(text):
                 # A lone surrogate (legal in JSON escapes) cannot reach the automaton, which
                 # takes UTF-8; U+FFFD keeps every offset where it was.
                 text = _SURROGATE.sub("\ufffd", text)
-            tables = _built or _tables()
-            if not tables.special.search(text):
+                special = tables.special.search(text)
+            if not special:
                 # Fast path (most text): one light character per original character, nothing
                 # the look-alike table folds. NFKC and case folding in C are then exact.
                 self.light = _light_of_plain(text, tables)
