@@ -988,3 +988,36 @@ def test_it_keeps_wildcards_linear_on_long_messages(pattern):
     for text in ("a" * 12_000, "ab" * 6_000, "abc " * 3_000):
         check(rules, text)
     assert time.perf_counter() - started < 2.0
+
+
+def test_the_matcher_runs_compiled_when_make_built_it():
+    # make test builds the compiled matcher and says so; the suite then tests it.
+    import os
+    import sys
+
+    import webhooks.matching
+
+    if not os.environ.get("LIVEADMIN_EXPECT_COMPILED"):
+        pytest.skip("not run by make test")
+    assert webhooks.matching.COMPILED
+    for name in webhooks.matching.build.MODULES:
+        assert sys.modules[f"webhooks.matching.{name}"].__file__.endswith(".so")
+
+
+def test_a_build_older_than_its_sources_is_never_used(tmp_path, monkeypatch):
+    import sys
+
+    from webhooks.matching import build
+
+    path = ["webhooks/matching"]
+    assert not build.use_if_current(path, tmp_path)  # nothing built
+    (tmp_path / build.STAMP).write_text("0" * 64 + "\n")  # built from other sources
+    assert not build.use_if_current(path, tmp_path)
+    assert path == ["webhooks/matching"]
+    (tmp_path / build.STAMP).write_text(build.source_digest() + "\n")
+    monkeypatch.setenv("LIVEADMIN_PURE_PYTHON", "1")
+    assert not build.use_if_current(path, tmp_path)
+    monkeypatch.delenv("LIVEADMIN_PURE_PYTHON")
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    assert build.use_if_current(path, tmp_path)
+    assert path == [str(tmp_path / "webhooks" / "matching"), "webhooks/matching"]

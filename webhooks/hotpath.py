@@ -16,8 +16,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from django.conf import settings
@@ -38,8 +37,10 @@ BEFORE_SEND = "Group.CallbackBeforeSendMsg"
 OK = {"ActionStatus": "OK", "ErrorInfo": "", "ErrorCode": 0}
 
 
-@dataclass(frozen=True)
-class Reply:
+class Reply(NamedTuple):
+    """What an entry point sends back (a tuple: built once per call, three times cheaper
+    than a frozen dataclass)."""
+
     status: int
     payload: dict[str, Any]
     reason: str = ""  # why a call was refused (counted), or "" when answered

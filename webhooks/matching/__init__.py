@@ -72,19 +72,27 @@ pickled, so every process compiles its own RuleSet. MatchKind "standard" with ov
 search, the only mode that reports every match ("ass" inside "class", both listed); the library picks
 its automaton (a DFA for small lists, a contiguous NFA for large ones, whose build is ten times faster
 than a DFA's at 100,000 terms).
+
+Compiled: ``make setup`` compiles these modules to C with mypyc (build.py); the build is
+used only while it matches the sources, and ``COMPILED`` says whether this process runs it.
 """
 
-from webhooks.matching.fold import FOLD, LEET
-from webhooks.matching.message import (
+from webhooks.matching import build as _build
+
+# Before any other module of the package is imported: they are looked up in the build first.
+COMPILED = _build.use_if_current(__path__)
+
+from webhooks.matching.fold import FOLD, LEET  # noqa: E402
+from webhooks.matching.message import (  # noqa: E402
     DOCUMENTED_STRINGS,
     MAX_JSON_DEPTH,
     iter_texts,
     joinable_texts,
     mask_message,
 )
-from webhooks.matching.normalise import NormText, normalise
-from webhooks.matching.readings import readings
-from webhooks.matching.regex_safety import (
+from webhooks.matching.normalise import NormText, normalise  # noqa: E402
+from webhooks.matching.readings import readings  # noqa: E402
+from webhooks.matching.regex_safety import (  # noqa: E402
     MAX_REGEX_LENGTH,
     REGEX_BUDGET,
     REGEX_TIMEOUT,
@@ -93,9 +101,9 @@ from webhooks.matching.regex_safety import (
     required_literal,
     required_literals,
 )
-from webhooks.matching.ruleset import FLOOD_MATCHES, MAX_WILDCARD_GAP, RuleSet
-from webhooks.matching.verdict import ALLOW, Hit, Rule, Verdict
-from webhooks.vocabulary import ACTIONS, FORBID_CODE_MAX, FORBID_CODE_MIN, KINDS
+from webhooks.matching.ruleset import FLOOD_MATCHES, MAX_WILDCARD_GAP, RuleSet  # noqa: E402
+from webhooks.matching.verdict import ALLOW, Hit, Rule, Verdict  # noqa: E402
+from webhooks.vocabulary import ACTIONS, FORBID_CODE_MAX, FORBID_CODE_MIN, KINDS  # noqa: E402
 
 __all__ = [
     "ACTIONS",

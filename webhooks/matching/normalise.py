@@ -56,7 +56,7 @@ _UNSAFE = regex.compile(
 _NO_SPACE_SCRIPT = regex.compile(
     r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}\u30fc]"
 )
-_SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE = re.compile("[" + chr(0xD800) + "-" + chr(0xDFFF) + "]")  # lone surrogates
 
 
 def _is_jamo(ch: str) -> bool:
@@ -238,7 +238,12 @@ class NormText:
         "_fold_free",
     )
 
-    def __init__(self, text: str) -> None:
+    def __init__(
+        self, text: str, *, _view_of: tuple[NormText, str] | None = None
+    ) -> None:
+        if _view_of is not None:
+            self._init_view(*_view_of)
+            return
         self.original = text
         self._lstart: list[int] | None = None
         self._lend: list[int] | None = None
@@ -348,17 +353,19 @@ class NormText:
         light = self.light.translate(table)
         if light == self.light:
             return self
-        view = NormText.__new__(NormText)
-        view.original = self.original
-        view._lstart = self._lstart
-        view._lend = self._lend
-        view.light = light
-        view._fold_free = False
-        view.strict = (
+        return NormText(self.original, _view_of=(self, light))
+
+    def _init_view(self, of: NormText, light: str) -> None:
+        """A view made by ``derive``: ``of`` with another light form."""
+        self.original = of.original
+        self._lstart = of._lstart
+        self._lend = of._lend
+        self.light = light
+        self._fold_free = False
+        self.strict = (
             light.translate(_ASCII_NON_WORD) if light.isascii() else _strict(light)
         )
-        view._runs = ([0], [0]) if len(view.strict) == len(light) else None
-        return view
+        self._runs = ([0], [0]) if len(self.strict) == len(light) else None
 
     @property
     def plain(self) -> bool:

@@ -286,13 +286,15 @@ class RuleSet:
     def check(
         self,
         *,
-        from_account: str,
-        msg_body: list,
-        cloud_custom_data: str | None,
+        from_account: object,
+        msg_body: object,
+        cloud_custom_data: object,
         now: float | None = None,
         texts: list[tuple[str, str]] | None = None,
     ) -> Verdict:
-        """The verdict on one message. ``texts``: ``list(iter_texts(msg_body,
+        """The verdict on one message; any shape of ``msg_body`` and ``cloud_custom_data``
+        is read as far as it can be (the hot path has checked the documented fields
+        already), never raising. ``texts``: ``list(iter_texts(msg_body,
         cloud_custom_data))`` when the caller has it already (the hot path keeps it for
         the decision log and the recent-message store)."""
         if now is None:
@@ -606,22 +608,32 @@ class RuleSet:
         )
 
 
-@dataclass(slots=True)
 class _View:
     """One way of reading one text (as it stands, decoded, or in display order), and what
-    the automaton found in it."""
+    the automaton found in it.
 
-    item: int  # which of the scanned texts
-    norm: NormText
-    # Decoded: the original span of each character.
-    spans: list[tuple[int, int]] | None = None
-    whole: bool = False  # display order: a hit covers the whole text
-    # (group number, the group's view of the text, its (pattern, start, end) matches)
-    terms: list[tuple[int, NormText, list[tuple[int, int, int]]]] = field(
-        default_factory=list
-    )
-    symbols: list[tuple[int, int, int]] = field(default_factory=list)
-    literals: set[int] = field(default_factory=set)
+    A plain class: two or more are made per message, and a dataclass's generated
+    ``__init__`` (with its default factories) cost 7% of an answer once the matcher is
+    compiled (py-spy)."""
+
+    __slots__ = ("item", "norm", "spans", "whole", "terms", "symbols", "literals")
+
+    def __init__(
+        self,
+        item: int,
+        norm: NormText,
+        spans: list[tuple[int, int]] | None = None,
+        whole: bool = False,
+    ) -> None:
+        self.item = item  # which of the scanned texts
+        self.norm = norm
+        # Decoded: the original span of each character.
+        self.spans = spans
+        self.whole = whole  # display order: a hit covers the whole text
+        # (group number, the group's view of the text, its (pattern, start, end) matches)
+        self.terms: list[tuple[int, NormText, list[tuple[int, int, int]]]] = []
+        self.symbols: list[tuple[int, int, int]] = []
+        self.literals: set[int] = set()
 
 
 # What a pattern of the automaton is: a term of group N (N >= 0), a regex literal (searched
