@@ -29,25 +29,25 @@ lock: $(VENV)/.installed
 	$(UV) lock
 	$(UV) sync --quiet --frozen --extra dev
 
-# The matcher compiled to C (webhooks/matching/build.py): used only while it matches the
-# sources; without a C compiler everything runs as Python.
-MATCHER := build/matcher/SOURCES.sha256
-$(MATCHER): $(VENV)/.installed $(wildcard webhooks/matching/*.py)
-	$(CHECK_ENV) LIVEADMIN_PURE_PYTHON=1 $(PY) -c "from webhooks.matching.build import build; build()" \
-		|| echo "warning: the matcher was not compiled; it runs as Python"
+# The webhook's hot path compiled to C (webhooks/compiled.py): used only while it matches
+# its sources; without a C compiler everything runs as Python.
+HOTPATH := build/hotpath/SOURCES.sha256
+$(HOTPATH): $(VENV)/.installed webhooks/compiled.py webhooks/hotpath.py $(wildcard webhooks/matching/*.py)
+	$(CHECK_ENV) LIVEADMIN_PURE_PYTHON=1 $(PY) -c "from webhooks.compiled import build; build()" \
+		|| echo "warning: the hot path was not compiled; it runs as Python"
 
-setup: $(VENV)/.installed $(MATCHER)
+setup: $(VENV)/.installed $(HOTPATH)
 
 # Embedded default: SQLite, local-memory cache, no broker, sandbox provider, demo data.
 run: export DEBUG ?= 1
-run: $(VENV)/.installed $(MATCHER)
+run: $(VENV)/.installed $(HOTPATH)
 	$(PY) manage.py migrate --no-input
 	$(PY) manage.py seed_demo --base-url http://$(HOST):$(PORT)/sandbox
 	@echo "LiveAdmin: http://$(HOST):$(PORT)/  (demo users above; password liveadmin-demo)"
 	$(PY) manage.py runserver $(HOST):$(PORT)
 
 test: export LIVEADMIN_EXPECT_COMPILED := 1
-test: $(VENV)/.installed $(MATCHER)
+test: $(VENV)/.installed $(HOTPATH)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(MAKE) --no-print-directory typecheck

@@ -990,34 +990,37 @@ def test_it_keeps_wildcards_linear_on_long_messages(pattern):
     assert time.perf_counter() - started < 2.0
 
 
-def test_the_matcher_runs_compiled_when_make_built_it():
-    # make test builds the compiled matcher and says so; the suite then tests it.
+def test_the_hot_path_runs_compiled_when_make_built_it():
+    # make test builds the compiled hot path and says so; the suite then tests it.
+    import importlib
     import os
-    import sys
 
+    import webhooks
     import webhooks.matching
+    from webhooks import compiled
 
     if not os.environ.get("LIVEADMIN_EXPECT_COMPILED"):
         pytest.skip("not run by make test")
-    assert webhooks.matching.COMPILED
-    for name in webhooks.matching.build.MODULES:
-        assert sys.modules[f"webhooks.matching.{name}"].__file__.endswith(".so")
+    assert webhooks.COMPILED and webhooks.matching.COMPILED
+    for name in compiled.MODULES:
+        assert importlib.import_module(name).__file__.endswith(".so"), name
 
 
 def test_a_build_older_than_its_sources_is_never_used(tmp_path, monkeypatch):
     import sys
 
-    from webhooks.matching import build
+    from webhooks import compiled
 
+    package = "webhooks.matching"
     path = ["webhooks/matching"]
-    assert not build.use_if_current(path, tmp_path)  # nothing built
-    (tmp_path / build.STAMP).write_text("0" * 64 + "\n")  # built from other sources
-    assert not build.use_if_current(path, tmp_path)
+    assert not compiled.use_if_current(package, path, tmp_path)  # nothing built
+    (tmp_path / compiled.STAMP).write_text("0" * 64 + "\n")  # built from other sources
+    assert not compiled.use_if_current(package, path, tmp_path)
     assert path == ["webhooks/matching"]
-    (tmp_path / build.STAMP).write_text(build.source_digest() + "\n")
+    (tmp_path / compiled.STAMP).write_text(compiled.source_digest() + "\n")
     monkeypatch.setenv("LIVEADMIN_PURE_PYTHON", "1")
-    assert not build.use_if_current(path, tmp_path)
+    assert not compiled.use_if_current(package, path, tmp_path)
     monkeypatch.delenv("LIVEADMIN_PURE_PYTHON")
     monkeypatch.setattr(sys, "path", list(sys.path))
-    assert build.use_if_current(path, tmp_path)
+    assert compiled.use_if_current(package, path, tmp_path)
     assert path == [str(tmp_path / "webhooks" / "matching"), "webhooks/matching"]

@@ -73,14 +73,15 @@ search, the only mode that reports every match ("ass" inside "class", both liste
 its automaton (a DFA for small lists, a contiguous NFA for large ones, whose build is ten times faster
 than a DFA's at 100,000 terms).
 
-Compiled: ``make setup`` compiles these modules to C with mypyc (build.py); the build is
-used only while it matches the sources, and ``COMPILED`` says whether this process runs it.
+Compiled: ``make setup`` compiles these modules to C with mypyc (webhooks/compiled.py);
+the build is used only while it matches the sources, and ``COMPILED`` says whether this
+process runs it.
 """
 
-from webhooks.matching import build as _build
+from webhooks import compiled as _compiled
 
 # Before any other module of the package is imported: they are looked up in the build first.
-COMPILED = _build.use_if_current(__path__)
+COMPILED = _compiled.use_if_current(__name__, __path__)
 
 from webhooks.matching.fold import FOLD, LEET  # noqa: E402
 from webhooks.matching.message import (  # noqa: E402

@@ -1,10 +1,12 @@
-"""The matcher compiled to C with mypyc, and the check that the compiled build is current.
+"""The webhook's hot path compiled to C with mypyc, and the check that the build is current.
 
-``build()`` (``make setup``, ``make run`` and ``make test`` run it) compiles the matcher's modules into build/matcher/, beside a stamp: the SHA-256 of
-their sources, mypyc's version and the interpreter's. On import, ``webhooks.matching``
-uses that build only when the stamp matches the sources as they are now, so an edited
-module is never shadowed by a build of its older self: it runs as Python until the next
-build. ``LIVEADMIN_PURE_PYTHON=1`` runs the Python sources whatever is built.
+``build()`` (``make setup``, ``make run`` and ``make test`` run it) compiles MODULES
+(the matcher and webhooks/hotpath.py) into build/hotpath/, beside a stamp: the SHA-256
+of their sources, mypyc's version and the interpreter's. On import, the ``webhooks`` and
+``webhooks.matching`` packages use that build only when the stamp matches the sources as
+they are now, so an edited module is never shadowed by a build of its older self: it
+runs as Python until the next build. ``LIVEADMIN_PURE_PYTHON=1`` runs the Python sources
+whatever is built.
 
 Why: the same code compiled answers the before-send webhook's matching in about 40% less
 time (bench/webhook_load.py's body, 21,100 rules: ``RuleSet.check`` 36-47 against
@@ -25,23 +27,27 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-PACKAGE = Path(__file__).resolve().parent
-ROOT = PACKAGE.parent.parent
-BUILD_DIR = ROOT / "build" / "matcher"
+ROOT = Path(__file__).resolve().parent.parent
+BUILD_DIR = ROOT / "build" / "hotpath"
 STAMP = "SOURCES.sha256"
 
-# The modules compiled: every module of the package but this one and __init__ (which
-# must stay Python to choose between the two).
+# The modules compiled: the matcher (every module of webhooks.matching but __init__,
+# which stays Python to choose between the two) and the hot path itself.
 MODULES = (
-    "charclass",
-    "fold",
-    "message",
-    "normalise",
-    "readings",
-    "regex_safety",
-    "ruleset",
-    "verdict",
+    "webhooks.hotpath",
+    "webhooks.matching.charclass",
+    "webhooks.matching.fold",
+    "webhooks.matching.message",
+    "webhooks.matching.normalise",
+    "webhooks.matching.readings",
+    "webhooks.matching.regex_safety",
+    "webhooks.matching.ruleset",
+    "webhooks.matching.verdict",
 )
+
+
+def _source(module: str) -> Path:
+    return ROOT.joinpath(*module.split(".")).with_suffix(".py")
 
 
 def source_digest() -> str:
@@ -50,7 +56,7 @@ def source_digest() -> str:
     digest.update((sysconfig.get_config_var("EXT_SUFFIX") or "").encode())
     for name in MODULES:
         digest.update(name.encode())
-        digest.update((PACKAGE / f"{name}.py").read_bytes())
+        digest.update(_source(name).read_bytes())
     try:
         from importlib.metadata import version
 
@@ -60,9 +66,12 @@ def source_digest() -> str:
     return digest.hexdigest()
 
 
-def use_if_current(package_path: list[str], build_dir: Path = BUILD_DIR) -> bool:
-    """Put the compiled modules first on the package's search path when their stamp
-    matches the sources; else leave the Python sources in charge. True when compiled."""
+def use_if_current(
+    package: str, package_path: list[str], build_dir: Path = BUILD_DIR
+) -> bool:
+    """Put the compiled modules of ``package`` first on its search path (``__path__``)
+    when the build's stamp matches the sources; else leave the Python sources in charge.
+    True when compiled."""
     if os.environ.get("LIVEADMIN_PURE_PYTHON"):
         return False
     try:
@@ -71,15 +80,16 @@ def use_if_current(package_path: list[str], build_dir: Path = BUILD_DIR) -> bool
         return False
     if built_for != source_digest():
         logger.warning(
-            "the compiled matcher in %s is older than its sources; running the Python "
-            "sources (make setup builds it again)",
+            "the compiled hot path in %s is older than its sources; %s runs as Python "
+            "(make setup builds it again)",
             build_dir,
+            package,
         )
         return False
     # mypyc's shared runtime is a top-level module of the build.
     if str(build_dir) not in sys.path:
         sys.path.append(str(build_dir))
-    package_path.insert(0, str(build_dir / "webhooks" / "matching"))
+    package_path.insert(0, str(build_dir.joinpath(*package.split("."))))
     return True
 
 
@@ -95,12 +105,12 @@ def build() -> None:
 
     digest = source_digest()
     shutil.rmtree(BUILD_DIR, ignore_errors=True)
-    temp = ROOT / "build" / "matcher-temp"
+    temp = ROOT / "build" / "hotpath-temp"
     os.chdir(ROOT)  # mypyc names the modules from paths relative to the root
     setup(
-        name="liveadmin-matcher",
+        name="liveadmin-hotpath",
         ext_modules=mypycify(
-            [f"webhooks/matching/{name}.py" for name in MODULES],
+            [str(_source(name).relative_to(ROOT)) for name in MODULES],
             opt_level="3",
             target_dir=str(temp / "c"),
         ),
