@@ -327,9 +327,16 @@ def main() -> None:
         f"{name} {metadata.version(name)}"
         for name in ("pyahocorasick", "ahocorasick-rs")
     )
+    import webhooks.matching
+
     print(
         f"Python {sys.version.split()[0]}, {versions}; "
-        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; matcher "
+        + (
+            "compiled (webhooks/compiled.py)"
+            if webhooks.matching.COMPILED
+            else "as Python"
+        )
     )
     if not args.targets:
         for count in (100, 100_000):

@@ -185,6 +185,7 @@ def load_data(env: dict[str, str]) -> dict:
         "counts": counts,
         "compile_s": compile_s,
         "check_us": check_us,
+        "compiled": matching.COMPILED,
         "verdict": verdict.action,
     }
 
@@ -504,6 +505,10 @@ def main() -> None:
     print(
         f"matcher alone: compile {loaded['compile_s']:.2f} s, "
         f"check {loaded['check_us']:.1f} µs per message ({loaded['verdict']})"
+    )
+    print(
+        "hot path: "
+        + ("compiled (webhooks/compiled.py)" if loaded["compiled"] else "as Python")
     )
     print(
         f"hotpath.answer() in process: CPU {in_process['cpu']:.1f} µs per call; wall "

@@ -169,12 +169,14 @@ def navigation_of(page) -> list[str]:
 
 
 def first_detail(page, queued: list[str]) -> str | None:
-    """The first link of this page to a detail page not walked yet."""
+    """The first link of this page to a detail page not walked yet (its path: once the
+    page has sent the browser's time zone, the audit log's links carry ``?tz=``)."""
     for link in page.locator("main a[href]").evaluate_all(
         "links => links.map(a => a.getAttribute('href'))"
     ):
-        if DETAIL.fullmatch(link) and link not in queued:
-            return link
+        path = link.split("?", 1)[0]
+        if DETAIL.fullmatch(path) and path not in queued:
+            return path
     return None
 
 
