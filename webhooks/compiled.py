@@ -17,6 +17,7 @@ Python; tests/test_matching.py says which one a test run used.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -50,6 +51,7 @@ def _source(module: str) -> Path:
     return ROOT.joinpath(*module.split(".")).with_suffix(".py")
 
 
+@functools.cache  # both packages ask on import
 def source_digest() -> str:
     digest = hashlib.sha256()
     digest.update(sys.version.encode())
