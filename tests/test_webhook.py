@@ -681,6 +681,28 @@ def test_a_version_check_without_a_change_rebuilds_nothing(
     assert rules_cache.rules.get().built_at == built
 
 
+def test_the_rules_check_thread_outlives_a_failing_check(monkeypatch, settings):
+    """One thread per process checks the version; a check that raises must not end it,
+    or the process would answer from its current rules for ever."""
+    settings.WEBHOOK_VERSION_CHECK_SECONDS = 0
+    cache = rules_cache.RulesCache()
+    cache._snapshot = rules_cache.Snapshot("t", {}, {}, 0.0)
+    tokens: list[str] = []
+
+    def build_aside(token: str) -> None:
+        tokens.append(token)
+        if len(tokens) == 1:
+            raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(cache, "_build_aside", build_aside)
+    cache._check_in_background()
+    cache.wait_for_build(5)
+    cache._check_in_background()
+    cache.wait_for_build(5)
+    assert tokens == ["t", "t"]
+    assert cache._checker is not None and cache._checker.is_alive()
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_change_from_another_process_is_built_aside_while_calls_are_answered(
     settings,

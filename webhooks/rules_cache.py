@@ -249,8 +249,11 @@ class RulesCache:
                 self._checks.wait_for(lambda: self._done < self._asked)
                 asked = self._asked
             snapshot = self._snapshot
-            if snapshot is not None:
-                self._build_aside(snapshot.token)
+            try:
+                if snapshot is not None:
+                    self._build_aside(snapshot.token)
+            except Exception:  # the thread must outlive any failure: it is the only one
+                logger.exception("the webhook rules check failed")
             with self._checks:
                 self._done = asked
                 self._checks.notify_all()
