@@ -145,6 +145,24 @@ def test_decision_times_and_recent_messages_are_recorded(app, blocklist, moderat
     recent.clear(app.pk)
 
 
+def test_without_redis_recent_messages_are_kept_in_process_up_to_the_limit(
+    app, settings
+):
+    settings.REDIS_URL = ""
+    settings.RECENT_MESSAGES_MAX = 3
+    recent.clear(app.pk)
+    for n in range(5):
+        recent.note(app.pk, "room\x1f1", "amy", f"hi {n}", "allow", 90)
+    assert recent.flush() == 5
+    stored = list(recent.read(app.pk))
+    assert [(m.room_id, m.text) for m in stored] == [
+        ("room1", "hi 2"),  # the separator is stripped from IDs
+        ("room1", "hi 3"),
+        ("room1", "hi 4"),
+    ]
+    recent.clear(app.pk)
+
+
 def test_decision_times_add_up_across_flushes_and_skip_an_unknown_app(app):
     unknown_pk = (
         app.pk + 10_000

@@ -19,6 +19,7 @@ time order, so the periodic purge trims the list's old head.
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import math
 import time
@@ -52,8 +53,13 @@ class RecentMessage:
 
 
 def pack(m: RecentMessage) -> str:
-    room, sender = m.room_id.replace(SEP, ""), m.sender.replace(SEP, "")
-    return f"{m.at:.3f}{SEP}{m.action}{SEP}{room}{SEP}{sender}{SEP}{m.text}"
+    return pack_fields(m.at, m.action, m.room_id, m.sender, m.text)
+
+
+def pack_fields(at: float, action: str, room_id: str, sender: str, text: str) -> str:
+    """One message as the string the store keeps (``unpack`` reads it back)."""
+    room, sender = room_id.replace(SEP, ""), sender.replace(SEP, "")
+    return f"{at:.3f}{SEP}{action}{SEP}{room}{SEP}{sender}{SEP}{text}"
 
 
 def unpack(raw: bytes | str) -> RecentMessage | None:
@@ -65,6 +71,7 @@ def unpack(raw: bytes | str) -> RecentMessage | None:
         return None  # not one of ours
 
 
+@functools.lru_cache(maxsize=4096)
 def bucket_of(latency_us: int) -> int:
     """The upper bound (µs) of the bucket holding this latency. No bucket straddles
     the budget, so "over budget" is exact."""
@@ -138,39 +145,41 @@ class RecentStore(BackgroundWriter):
             latencies[(app_pk, int(at // 60), bucket_of(latency_us))] += 1
         stored = 0
         if settings.RECENT_MESSAGES_ENABLED:
-            messages = [
-                (
-                    app_pk,
-                    RecentMessage(at, room, sender, text, action),
-                )
-                for at, app_pk, room, sender, text, action, _lat in batch
-            ]
-            stored = self._store(messages)
+            # Packed straight from the pending tuples (no RecentMessage per message):
+            # this thread shares the GIL with the answers.
+            by_app: dict[int, list[str]] = {}
+            for at, app_pk, room, sender, text, action, _lat in batch:
+                packed = pack_fields(at, action, room, sender, text)
+                box = by_app.get(app_pk)
+                if box is None:
+                    by_app[app_pk] = [packed]
+                else:
+                    box.append(packed)
+            stored = self._store(by_app)
         self._write_latencies(latencies)
         return stored
 
-    def _store(self, messages: list[tuple[int, RecentMessage]]) -> int:
+    def _store(self, by_app: dict[int, list[str]]) -> int:
+        """Keep each app's packed messages; returns how many."""
         from webhooks.version import redis_client
 
         client = redis_client()
         limit = settings.RECENT_MESSAGES_MAX
+        count = sum(map(len, by_app.values()))
         if client is None:
-            for app_pk, message in messages:
+            for app_pk, packed in by_app.items():
                 box = self._memory.get(app_pk)
                 if box is None:
                     box = self._memory[app_pk] = deque(maxlen=limit)
-                box.append(pack(message))
-            return len(messages)
-        by_app: dict[int, list[str]] = {}
-        for app_pk, m in messages:
-            by_app.setdefault(app_pk, []).append(pack(m))
+                box.extend(packed)
+            return count
         pipe = client.pipeline(transaction=False)
         for app_pk, packed in by_app.items():
             key = LIST_KEY.format(app_pk=app_pk)
             pipe.rpush(key, *packed)
             pipe.ltrim(key, -limit, -1)
         pipe.execute()
-        return len(messages)
+        return count
 
     def _write_latencies(self, latencies: Counter) -> None:
         """Add the batch's counts in one statement (an upsert that adds): a flush runs
