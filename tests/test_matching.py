@@ -1024,3 +1024,17 @@ def test_a_build_older_than_its_sources_is_never_used(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "path", list(sys.path))
     assert compiled.use_if_current(package, path, tmp_path)
     assert path == [str(tmp_path / "webhooks" / "matching"), "webhooks/matching"]
+
+
+def test_a_built_rule_set_is_kept_out_of_the_collectors_sight():
+    # A collection after a rebuild walked every object of the new rules holding the GIL
+    # (RuleSet.compile); frozen, they are never walked (refcounting still frees them).
+    import gc
+
+    rules = [Rule(i, "word", f"blocked{i:05d}x", "forbid") for i in range(2000)]
+    ruleset = RuleSet.compile(rules)
+    tracked = gc.get_objects()
+    assert not any(o is ruleset for o in tracked)
+    assert not any(o is ruleset._automaton for o in tracked)
+    del tracked
+    assert check(rules, "say blocked00042x now").action == "forbid"
