@@ -11,7 +11,8 @@ Prints, in one run on the same machine:
   different text in every call (target <= 40 µs);
 - wrk -t1 -c16 (a different message text in every request: no answer can be reused) against
   the Procfile's web line (granian's RSGI interface, 2 workers, webhooks.rsgi), and the
-  same hot path under uvicorn (webhooks.asgi) and gunicorn (webhooks.wsgi) for
+  same hot path on granian's WSGI interface (webhooks.wsgi; safe only behind a
+  buffering proxy), under uvicorn (webhooks.asgi) and gunicorn (webhooks.wsgi) for
   comparison, each beside a raw JSON-parsing callable with no Django
   (bench/raw_json_app.py) under the same server: requests/s, p50, p99, and the ratios
   webhook / raw WSGI, raw ASGI and raw RSGI callable;
@@ -240,12 +241,17 @@ def procfile_web() -> str:
 
 
 BIN = Path(sys.executable).parent
+INTERFACES = ("wsgi", "asgi", "rsgi")
 
 
 def server_command(server: str, target: str, port: int) -> list[str]:
     """How each server is started with 2 workers on 127.0.0.1:port."""
     if server == "granian":
-        interface = target.rsplit(":", 1)[1] if target.endswith("sgi") else "asgi"
+        module, _, attr = target.partition(":")
+        interface = next(
+            (name for name in (attr, module.rsplit(".", 1)[-1]) if name in INTERFACES),
+            "asgi",
+        )
         return [
             str(BIN / "granian"),
             "--interface",
@@ -452,6 +458,11 @@ def main() -> None:
                     else "webhooks.wsgi:application",
                 )
             ]
+            if server == "granian":
+                # The same hot path on granian's WSGI interface, which hands a request to a
+                # worker thread before its body is in: safe only behind a buffering proxy
+                # (README, Production), measured for the issue's WSGI ratio.
+                runs.append(("webhook WSGI", "webhooks.wsgi:application"))
             if server != "uvicorn":
                 runs.append(("raw WSGI", "bench.raw_json_app:wsgi"))
             if server != "gunicorn":
@@ -465,7 +476,7 @@ def main() -> None:
                     command = procfile_web()  # exactly the production line
                 with serve(command, env_all, port) as base:
                     url = f"{base}/webhooks/tencent?{query}"
-                    if name == "webhook":
+                    if name.startswith("webhook"):
                         warm_up(url, body.encode())
                     else:
                         post(url, body.encode())
@@ -531,6 +542,14 @@ def main() -> None:
             if f"{server} {kind}" in results
         ]
         print(f"{server}: webhook " + "   ".join(ratios))
+        wsgi_hook, raw_wsgi = (
+            results.get(f"{server} {name}") for name in ("webhook WSGI", "raw WSGI")
+        )
+        if wsgi_hook and raw_wsgi:
+            print(
+                f"{server}: webhook on the WSGI interface (behind a buffering proxy only) "
+                f"/ raw WSGI {wsgi_hook['rps'] / raw_wsgi['rps']:.2f}"
+            )
     if "store on" in results:
         on, off = results["store on"]["rps"], results["store off"]["rps"]
         print(

@@ -12,7 +12,7 @@ from django.db import connections
 
 from tests.factories import make_app
 from tests.webhook_support import BEFORE, run_async, text_body
-from webhooks import hotpath, rsgi, services
+from webhooks import heap, hotpath, rsgi, services
 from webhooks.rules_cache import rules
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -51,7 +51,7 @@ def test_the_first_call_builds_the_rules_aside_then_freezes_the_heap(monkeypatch
     app = make_app(name="rsgi")
     services.add_entry(services.create_list("Words", app=app), term="casino")
     rules.reset()
-    monkeypatch.setattr(rsgi, "_frozen", False)
+    monkeypatch.setattr(heap, "_frozen", False)
     body = json.dumps(text_body("CASINO tonight")).encode()
     proto = Proto(body)
     scope = Scope(
@@ -69,7 +69,7 @@ def test_the_first_call_builds_the_rules_aside_then_freezes_the_heap(monkeypatch
         assert proto.answer is not None
         status, headers, answer = proto.answer
         assert (status, json.loads(answer)["ErrorCode"]) == (200, 1)
-        assert rsgi._frozen and gc.get_freeze_count() > 0
+        assert heap._frozen and gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
 

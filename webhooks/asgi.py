@@ -1,4 +1,5 @@
-"""The production entry point (the Procfile's web line): an ASGI application.
+"""The entry point for ASGI servers (uvicorn; the Procfile's web line serves
+webhooks/rsgi.py, the same entry point for granian's RSGI interface).
 
 ``POST /webhooks/tencent`` is answered by webhooks/hotpath.py without Django's request
 cycle; every other path goes to Django's ASGI handler (the dashboard). The server reads
@@ -24,7 +25,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "liveadmin.settings")
 from django.core.asgi import get_asgi_application  # noqa: E402
 
 from liveadmin import access_log, arrival  # noqa: E402
-from webhooks import hotpath  # noqa: E402
+from webhooks import heap, hotpath  # noqa: E402
 from webhooks.hot_settings import hot  # noqa: E402
 from webhooks.request_body import (  # noqa: E402
     BodyRefused,
@@ -88,6 +89,7 @@ async def webhook(scope: dict[str, Any], receive: Receive, send: Send) -> None:
         return
     query = parse_query(scope["query_string"].decode("latin-1"))
     await _reply(send, await hotpath.answer_on_loop(query, body))
+    heap.freeze_once()
 
 
 async def application(scope: dict[str, Any], receive: Receive, send: Send) -> None:

@@ -17,7 +17,6 @@ an ASGI application, for ASGI servers (bench/webhook_load.py measures uvicorn wi
 
 from __future__ import annotations
 
-import gc
 import os
 from typing import Any
 
@@ -26,7 +25,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "liveadmin.settings")
 from django.core.asgi import get_asgi_application  # noqa: E402
 
 from liveadmin import access_log, rsgi_adapter  # noqa: E402
-from webhooks import hotpath  # noqa: E402
+from webhooks import heap, hotpath  # noqa: E402
 from webhooks.hot_settings import hot  # noqa: E402
 from webhooks.request_body import (  # noqa: E402
     BodyRefused,
@@ -34,7 +33,6 @@ from webhooks.request_body import (  # noqa: E402
     declared_length,
     parse_query,
 )
-from webhooks.rules_cache import rules  # noqa: E402
 
 _JSON = [("content-type", "application/json")]
 
@@ -74,26 +72,7 @@ async def webhook(scope: Any, proto: Any) -> None:
         _reply(proto, hotpath.body_refused(exc))
         return
     _reply(proto, await hotpath.answer_on_loop(parse_query(scope.query_string), body))
-    _freeze_once()
-
-
-_frozen = False
-
-
-def _freeze_once() -> None:
-    """Once the process holds its first rules: collect, then move every object alive
-    (Django, the modules, the rules) out of the collector's sight (``gc.freeze``).
-
-    A full collection walked them all, about 35 ms with 21,100 rules, holding the GIL,
-    whenever enough new objects had survived; under load that was the p99. With wrk
-    -c16 on the Procfile line, three runs each: p99 11.2 / 20.8 / 15.5 ms before, 8.6 /
-    10.1 / 7.2 ms after. Frozen objects are still freed when nothing refers to them
-    (rules replaced by a rebuild are); only a reference cycle among them would stay."""
-    global _frozen
-    if not _frozen and rules.ready():
-        _frozen = True
-        gc.collect()
-        gc.freeze()
+    heap.freeze_once()
 
 
 async def application(scope: Any, proto: Any) -> None:

@@ -18,7 +18,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "liveadmin.settings")
 
 from django.core.wsgi import get_wsgi_application  # noqa: E402
 
-from webhooks import hotpath  # noqa: E402
+from webhooks import heap, hotpath  # noqa: E402
 from webhooks.hot_settings import hot  # noqa: E402
 from webhooks.request_body import BodyRefused, parse_query, read_body  # noqa: E402
 
@@ -51,4 +51,6 @@ def application(environ: dict, start_response: Any) -> Any:
     except BodyRefused as exc:
         return _reply(start_response, hotpath.body_refused(exc))
     query = parse_query(environ.get("QUERY_STRING", ""))
-    return _reply(start_response, hotpath.answer(query, body))
+    reply = _reply(start_response, hotpath.answer(query, body))
+    heap.freeze_once()
+    return reply
