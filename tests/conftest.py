@@ -22,6 +22,7 @@ collect_ignore = (
 def fresh_webhook_state():
     """Each test starts with no compiled rules or buffered decisions from an earlier one: the
     webhook keeps both in process memory, and a rolled-back test can reuse a rules version."""
+    from webhooks import background
     from webhooks.enforcement import escalator
     from webhooks.recent import recent
     from webhooks.recorder import recorder
@@ -32,6 +33,10 @@ def fresh_webhook_state():
     recent.discard()
     escalator.reset()
     yield
+    # A test that turned the writer threads on leaves none running (each keeps a
+    # database connection).
+    for writer in list(background._writers):
+        writer.stop()
     recorder.discard()
     recent.discard()
     # RuleSet.compile and heap.freeze_once move what is alive out of the collector's

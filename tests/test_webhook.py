@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import threading
 import time
 
 import pytest
+from django.db import OperationalError
 from django.db.models import F
 from django.test import Client
 
@@ -665,6 +668,82 @@ def test_the_background_writer_records_without_being_asked(settings):
         recorder.stop()
     spam.refresh_from_db()
     assert spam.hit_count == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_background_writer_keeps_its_connection_and_replaces_a_broken_one(settings):
+    """CONN_MAX_AGE=0 is for requests: the writer flushes several times a second and
+    keeps its connection; when the database drops it, one flush fails (its batch is
+    put back: the next test) and the next one connects anew."""
+    from django.db import connection
+
+    from webhooks.background import BackgroundWriter
+
+    if connection.vendor != "postgresql":
+        pytest.skip("ends a PostgreSQL backend")
+    settings.WEBHOOK_RECORD_IN_BACKGROUND = True
+    settings.WEBHOOK_RECORD_SECONDS = 0.01
+    settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
+    flushed = threading.Condition()
+    backends: list[int | None] = []  # None: the flush failed
+
+    class Writer(BackgroundWriter):
+        def flush(self) -> int:
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_backend_pid()")
+                    backends.append(cursor.fetchone()[0])
+            except Exception:
+                backends.append(None)
+                raise
+            finally:
+                with flushed:
+                    flushed.notify_all()
+            return 0
+
+    def flushes(n: int) -> list[int | None]:
+        with flushed:
+            assert flushed.wait_for(lambda: len(backends) >= n, timeout=10)
+            return list(backends)
+
+    writer = Writer()
+    writer._maybe_wake(0)
+    try:
+        first = flushes(3)
+        assert len(set(first)) == 1 and first[0] is not None
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [first[0]])
+        later = flushes(len(first) + 3)[len(first) :]
+        assert later[0] is None  # the flush on the dropped connection
+        replaced = [pid for pid in later if pid is not None]
+        assert replaced and first[0] not in replaced and len(set(replaced)) == 1
+    finally:
+        writer.stop()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_the_database_dropped_is_written_by_the_next_flush():
+    from django.db import connection
+
+    from webhooks.background import reuse_connections
+
+    if connection.vendor != "postgresql":
+        pytest.skip("ends a PostgreSQL backend")
+    app = make_app(name="dropped")
+    add(services.create_list("Dropped", app=None), "spam")
+    assert call(app, text_body("spam", sender="bob")).json()["ErrorCode"] == 1
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (pid,) = cursor.fetchone()
+    with connection.cursor() as cursor, contextlib.suppress(OperationalError):
+        cursor.execute("SELECT pg_terminate_backend(%s)", [pid])  # ends this very one
+    with pytest.raises(OperationalError):
+        recorder.flush()
+    reuse_connections()  # what the writer thread does before each flush
+    assert not Decision.objects.exists()  # a new connection; nothing was written
+    assert recorder.flush() == 1
+    assert Decision.objects.get().sender == "bob"
+    assert recorder.totals["dropped"] == 0
 
 
 def test_a_version_check_without_a_change_rebuilds_nothing(
