@@ -208,17 +208,23 @@ def answer_in_process(app_pk: int) -> dict[str, float]:
     ]
     rules.get()
     assert hotpath.answer(query, bodies[0]).payload["ErrorCode"] == 0
-    samples = []
-    cpu = time.thread_time_ns()
-    for body in bodies:
-        started = time.perf_counter_ns()
-        hotpath.answer(query, body)
-        samples.append((time.perf_counter_ns() - started) / 1000)
-    cpu_us = (time.thread_time_ns() - cpu) / 1000 / len(bodies)
+    # Rounds of 4,000 calls: on a shared machine one round's CPU time moved by 1.6x
+    # from one run to the next; the best round is what the work costs.
+    rounds: list[float] = []
+    samples: list[float] = []
+    for _ in range(ROUNDS):
+        cpu = time.thread_time_ns()
+        for body in bodies:
+            started = time.perf_counter_ns()
+            hotpath.answer(query, body)
+            samples.append((time.perf_counter_ns() - started) / 1000)
+        rounds.append((time.thread_time_ns() - cpu) / 1000 / len(bodies))
     recorder.discard()
     samples.sort()
+    rounds.sort()
     return {
-        "cpu": cpu_us,
+        "cpu": rounds[0],
+        "cpu_median": rounds[len(rounds) // 2],
         "mean": sum(samples) / len(samples),
         "p50": samples[len(samples) // 2],
         "p99": samples[int(len(samples) * 0.99)],
@@ -241,6 +247,7 @@ def procfile_web() -> str:
 
 
 BIN = Path(sys.executable).parent
+ROUNDS = 5  # of hotpath.answer() in process
 INTERFACES = ("wsgi", "asgi", "rsgi")
 
 
@@ -522,7 +529,8 @@ def main() -> None:
         + ("compiled (webhooks/compiled.py)" if loaded["compiled"] else "as Python")
     )
     print(
-        f"hotpath.answer() in process: CPU {in_process['cpu']:.1f} µs per call; wall "
+        f"hotpath.answer() in process: CPU {in_process['cpu']:.1f} µs per call (best of "
+        f"{ROUNDS} rounds, median {in_process['cpu_median']:.1f}); wall "
         f"mean {in_process['mean']:.1f} µs, "
         f"p50 {in_process['p50']:.1f} µs, p99 {in_process['p99']:.1f} µs (target <= 40 µs)"
     )
