@@ -264,6 +264,7 @@ def main() -> None:
     from django.conf import settings
     from django.core.management import call_command
     from django.db import connection
+    from django.http import StreamingHttpResponse
     from django.test import Client
     from django.test.utils import override_settings
     from django.urls import reverse
@@ -320,6 +321,7 @@ def main() -> None:
         .order_by("id")
         .first()
     )
+    assert sample is not None, "the bench log has no OK send"
     user = User.objects.get(username="bench-user-07")
     day = timezone.now() - timedelta(days=30)
     total = SendRecord.objects.count()
@@ -422,6 +424,7 @@ def main() -> None:
     ]:
         started = time.perf_counter()
         response = client.get(export, params)
+        assert isinstance(response, StreamingHttpResponse)
         stream = iter(response.streaming_content)
         next(stream)  # the header line
         next(stream)  # the first row: the first keyset chunk is read

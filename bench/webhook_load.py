@@ -303,9 +303,8 @@ def server_command(server: str, target: str, port: int) -> list[str]:
 @contextmanager
 def serve(command: list[str] | str, env: dict[str, str], port: int) -> Iterator[str]:
     """A server process (a list, or a shell line like the Procfile's); yields its base URL."""
-    shell = isinstance(command, str)
     proc = subprocess.Popen(
-        ["bash", "-c", "exec " + command] if shell else command,
+        ["bash", "-c", "exec " + command] if isinstance(command, str) else command,
         cwd=ROOT,
         env=env
         | {
