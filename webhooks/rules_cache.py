@@ -110,7 +110,10 @@ def load_snapshot(token: str) -> Snapshot:
     def compile_rows(key: int | None, items: Iterable[Mapping[str, Any]]) -> tuple:
         if key not in compiled:
             try:
-                compiled[key] = (RuleSet.compile(rule_from_row(r) for r in items), "")
+                compiled[key] = (
+                    RuleSet.compile((rule_from_row(r) for r in items), long_lived=True),
+                    "",
+                )
             except Exception as exc:
                 # A stored row the services would never have written (the database
                 # was edited by hand, or a bug): rather than silently run a partial

@@ -133,26 +133,30 @@ class RuleSet:
     _automaton: _Automaton | None = None
 
     @classmethod
-    def compile(cls, rules: Iterable[Rule]) -> RuleSet:
+    def compile(cls, rules: Iterable[Rule], *, long_lived: bool = False) -> RuleSet:
         """Build the rule set. The cyclic garbage collector is paused meanwhile: the
         hundreds of thousands of objects a large list creates would otherwise trigger full
         collections that hold the GIL for hundreds of milliseconds (measured: 0.77 s stalls
         of the answering threads at 100,000 terms with it, 0.08 s without, on a busy
         machine) and double the build time. Nothing built here forms a cycle.
 
-        What the build made is then moved out of the collector's sight (``gc.freeze``,
-        before collecting resumes): it lives until the next build and refcounting frees
-        it then. Left in the youngest generation, the first collection after the build
-        walked all of it, 34 ms at 100,000 terms holding the GIL, and the full
-        collections after that again and again (the web worker froze its heap once the
-        first rules were in: webhooks/rsgi.py; a rebuild's rules were outside it)."""
+        ``long_lived`` (the rules cache's rule sets, kept until the next build): what the
+        build made is then moved out of the collector's sight (``gc.freeze``, before
+        collecting resumes), and refcounting frees it after the next build. Left in the
+        youngest generation, the first collection after the build walked all of it, 34
+        ms at 100,000 terms holding the GIL, and the full collections after that again
+        and again (the web worker froze its heap once the first rules were in:
+        webhooks/heap.py; a rebuild's rules were outside it). The freeze takes every
+        object alive then, so a short-lived rule set (a dry run's) is not frozen: a
+        reference cycle among a request's objects would never be collected."""
         collecting = gc.isenabled()
         gc.disable()
         try:
             return cls._compile(rules)
         finally:
             if collecting:
-                gc.freeze()
+                if long_lived:
+                    gc.freeze()
                 gc.enable()
 
     @classmethod
