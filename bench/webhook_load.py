@@ -1,6 +1,7 @@
 """Load test of the before-send webhook under the production server, against raw callables.
 
-    python bench/webhook_load.py [--duration 10] [--connections 16] [--servers granian,uvicorn,gunicorn]
+    python bench/webhook_load.py [--duration 10] [--connections 16] [--rounds 1]
+        [--servers granian,uvicorn,gunicorn]
 
 Loads 21,100 rules (10,000 words half CJK, 1,000 wildcards, 100 regexes, 10,000 blocked
 users) into a fresh database: PostgreSQL (`<DATABASE_URL name>_bench`, recreated) when
@@ -154,6 +155,13 @@ def load_data(env: dict[str, str]) -> dict:
     )
     version.bump()
     version.publish()
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        # PostgreSQL's autovacuum would otherwise work through the fresh tables during
+        # the first server's run (the webhook's), on the same two cores.
+        with connection.cursor() as cursor:
+            cursor.execute("VACUUM ANALYZE")
     counts: dict[str, int] = {}
     for kind, _ in rules:
         counts[kind] = counts.get(kind, 0) + 1
@@ -411,6 +419,12 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10, help="seconds per run")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run every server this many times in turn, keep each one's best run",
+    )
+    parser.add_argument(
         "--servers",
         default="granian,uvicorn,gunicorn",
         help="comma-separated: granian (the Procfile line), uvicorn, gunicorn",
@@ -475,24 +489,27 @@ def main() -> None:
                 runs.append(("raw ASGI", "bench.raw_json_app:asgi"))
             if server == "granian":
                 runs.append(("raw RSGI", "bench.raw_json_app:rsgi"))
-            for name, target in runs:
-                port = free_port()
-                command: list[str] | str = server_command(server, target, port)
-                if server == "granian" and name == "webhook":
-                    command = procfile_web()  # exactly the production line
-                with serve(command, env_all, port) as base:
-                    url = f"{base}/webhooks/tencent?{query}"
-                    if name.startswith("webhook"):
-                        warm_up(url, body.encode())
-                    else:
-                        post(url, body.encode())
-                    results[f"{server} {name}"] = run_wrk(
-                        url, template, args.duration, args.connections, tmp
-                    )
-                    print(
-                        f"  {server} {name}: {results[f'{server} {name}']['rps']:.0f} req/s",
-                        flush=True,
-                    )
+            # The machine is shared and its load moves: with --rounds N every server runs
+            # N times in turn and keeps its best run.
+            for _ in range(args.rounds):
+                for name, target in runs:
+                    port = free_port()
+                    command: list[str] | str = server_command(server, target, port)
+                    if server == "granian" and name == "webhook":
+                        command = procfile_web()  # exactly the production line
+                    with serve(command, env_all, port) as base:
+                        url = f"{base}/webhooks/tencent?{query}"
+                        if name.startswith("webhook"):
+                            warm_up(url, body.encode())
+                        else:
+                            post(url, body.encode())
+                        run = run_wrk(
+                            url, template, args.duration, args.connections, tmp
+                        )
+                    key = f"{server} {name}"
+                    print(f"  {key}: {run['rps']:.0f} req/s", flush=True)
+                    if key not in results or run["rps"] > results[key]["rps"]:
+                        results[key] = run
         if args.store == "both":
             # The machine is shared and its load moves: alternate, keep each side's best.
             for label, enabled in (("off", "0"), ("on", "1"), ("off", "0")):
@@ -512,7 +529,8 @@ def main() -> None:
 
     print(
         f"\nrules: {loaded['counts']}  ({db}, {redis}; 2 workers per server; "
-        f"wrk -t1 -c{args.connections} -d{args.duration}s, a different text per request; "
+        f"wrk -t1 -c{args.connections} -d{args.duration}s, best of {args.rounds}, "
+        "a different text per request; "
         f"body {len(body.encode())} bytes)"
     )
     print(
