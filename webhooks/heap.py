@@ -22,7 +22,8 @@ def freeze_once() -> None:
     -c16 on the Procfile line, three runs each: p99 11.2 / 20.8 / 15.5 ms before, 8.6 /
     10.1 / 7.2 ms after. Frozen objects are still freed when nothing refers to them
     (rules replaced by a rebuild are); only a reference cycle among them would stay.
-    A rebuild's rules are frozen as they are built (RuleSet.compile)."""
+    The rules of later builds are frozen as they are built (the rules cache passes
+    ``long_lived`` to RuleSet.compile)."""
     global _frozen
     if not _frozen and rules.ready():
         _frozen = True

@@ -52,11 +52,7 @@ class RecentMessage:
     action: str  # what the webhook answered
 
 
-def pack(m: RecentMessage) -> str:
-    return pack_fields(m.at, m.action, m.room_id, m.sender, m.text)
-
-
-def pack_fields(at: float, action: str, room_id: str, sender: str, text: str) -> str:
+def pack(at: float, action: str, room_id: str, sender: str, text: str) -> str:
     """One message as the string the store keeps (``unpack`` reads it back)."""
     room, sender = room_id.replace(SEP, ""), sender.replace(SEP, "")
     return f"{at:.3f}{SEP}{action}{SEP}{room}{SEP}{sender}{SEP}{text}"
@@ -149,7 +145,7 @@ class RecentStore(BackgroundWriter):
             # this thread shares the GIL with the answers.
             by_app: dict[int, list[str]] = {}
             for at, app_pk, room, sender, text, action, _lat in batch:
-                packed = pack_fields(at, action, room, sender, text)
+                packed = pack(at, action, room, sender, text)
                 box = by_app.get(app_pk)
                 if box is None:
                     by_app[app_pk] = [packed]
