@@ -13,7 +13,9 @@ Prints, in one run on the same machine:
 - wrk -t1 -c16 (a different message text in every request: no answer can be reused) against
   the Procfile's web line (granian's RSGI interface, 2 workers, webhooks.rsgi), and the
   same hot path on granian's WSGI interface (webhooks.wsgi; safe only behind a
-  buffering proxy), under uvicorn (webhooks.asgi) and gunicorn (webhooks.wsgi) for
+  buffering proxy), the Procfile's entry point with answer() a bare JSON parse
+  (bench/entry_only.py: what the entry and the server cost without the matcher), under
+  uvicorn (webhooks.asgi) and gunicorn (webhooks.wsgi) for
   comparison, each beside a raw JSON-parsing callable with no Django
   (bench/raw_json_app.py) under the same server: requests/s, p50, p99, and the ratios
   webhook / raw WSGI, raw ASGI and raw RSGI callable;
@@ -483,6 +485,9 @@ def main() -> None:
                 # worker thread before its body is in: safe only behind a buffering proxy
                 # (README, Production), measured for the WSGI ratio.
                 runs.append(("webhook WSGI", "webhooks.wsgi:application"))
+                # The Procfile's entry point with answer() a bare JSON parse: the most
+                # any matcher could leave it.
+                runs.append(("entry only", "bench.entry_only:application"))
             if server != "uvicorn":
                 runs.append(("raw WSGI", "bench.raw_json_app:wsgi"))
             if server != "gunicorn":
@@ -497,6 +502,10 @@ def main() -> None:
                     command: list[str] | str = server_command(server, target, port)
                     if server == "granian" and name == "webhook":
                         command = procfile_web()  # exactly the production line
+                    elif server == "granian" and name == "entry only":
+                        command = procfile_web().replace(
+                            "webhooks.rsgi:application", target
+                        )
                     with serve(command, env_all, port) as base:
                         url = f"{base}/webhooks/tencent?{query}"
                         if name.startswith("webhook"):
@@ -567,9 +576,15 @@ def main() -> None:
             if f"{server} {kind}" in results
         ]
         print(f"{server}: webhook " + "   ".join(ratios))
-        wsgi_hook, raw_wsgi = (
-            results.get(f"{server} {name}") for name in ("webhook WSGI", "raw WSGI")
+        entry, raw_wsgi = (
+            results.get(f"{server} {name}") for name in ("entry only", "raw WSGI")
         )
+        if entry and raw_wsgi:
+            print(
+                f"{server}: the entry point with answer() a bare JSON parse / raw WSGI "
+                f"{entry['rps'] / raw_wsgi['rps']:.2f}"
+            )
+        wsgi_hook = results.get(f"{server} webhook WSGI")
         if wsgi_hook and raw_wsgi:
             print(
                 f"{server}: webhook on the WSGI interface (behind a buffering proxy only) "
