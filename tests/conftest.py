@@ -35,8 +35,7 @@ def fresh_webhook_state():
     yield
     # A test that turned the writer threads on leaves none running (each keeps a
     # database connection).
-    for writer in list(background._writers):
-        writer.stop()
+    background.stop_all()
     recorder.discard()
     recent.discard()
     # RuleSet.compile and heap.freeze_once move what is alive out of the collector's

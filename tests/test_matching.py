@@ -1039,4 +1039,10 @@ def test_the_rules_caches_rule_sets_are_kept_out_of_the_collectors_sight():
     # alive, and a request's reference cycles would never be collected.
     assert any(o is passing for o in tracked)
     del tracked
-    assert check(rules, "say blocked00042x now").action == "forbid"
+    verdict = kept.check(
+        from_account="viewer",
+        msg_body=text_body("say blocked00042x now"),
+        cloud_custom_data=None,
+        now=NOW,
+    )
+    assert verdict.action == "forbid"

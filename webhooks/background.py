@@ -46,6 +46,12 @@ def reuse_connections() -> None:
             connection.close()
 
 
+def stop_all() -> None:
+    """Stop every writer of this process after a last flush (tests; a clean exit)."""
+    for writer in list(_writers):
+        writer.stop()
+
+
 class BackgroundWriter:
     """Subclasses implement ``flush()``; ``thread_name`` and ``failure`` name them."""
 
