@@ -32,7 +32,7 @@ lock: $(VENV)/.installed
 # The webhook's hot path compiled to C (webhooks/compiled.py): used only while it matches
 # its sources; without a C compiler everything runs as Python.
 HOTPATH := build/hotpath/SOURCES.sha256
-$(HOTPATH): $(VENV)/.installed webhooks/compiled.py webhooks/hotpath.py $(wildcard webhooks/matching/*.py)
+$(HOTPATH): $(VENV)/.installed webhooks/compiled.py webhooks/hotpath.py $(wildcard webhooks/matching/*.py webhooks/matching/*.c)
 	$(CHECK_ENV) LIVEADMIN_PURE_PYTHON=1 $(PY) -c "from webhooks.compiled import build; build()" \
 		|| echo "warning: the hot path was not compiled; it runs as Python"
 

@@ -419,6 +419,42 @@ def test_the_fast_letters_only_form_is_the_full_one(seed):
             assert not regex.search(r"\p{Cf}", text), text
 
 
+@pytest.mark.parametrize("seed", range(2))
+def test_the_one_pass_c_folding_is_the_full_one(seed):
+    # _plainfold.c folds plain BMP text in one pass; anywhere in the BMP, what it returns
+    # is NFKC, case-folded, and its letters-only form, and it declines only what the
+    # Python paths must take (a special character, or one NFKC makes astral).
+    import random
+    import sys
+    import unicodedata
+
+    normalise = sys.modules["webhooks.matching.normalise"]
+    if normalise._plainfold is None:
+        pytest.skip("the compiled hot path is not built (make test builds it)")
+    tables = normalise._tables()
+    rng = random.Random(seed)
+    blocks = [(0x20, 0x7E), (0xA0, 0x3000), (0x3000, 0xFFFF)]
+    folded = declined = 0
+    for _ in range(20_000):
+        text = "".join(
+            chr(rng.randint(*rng.choice(blocks))) for _ in range(rng.randint(1, 8))
+        )
+        forms = normalise._plainfold.light_strict(text)
+        if forms is None:
+            declined += 1
+            astral = normalise.has_astral(unicodedata.normalize("NFKC", text))
+            assert tables.special.search(text) or astral, ascii(text)
+            continue
+        folded += 1
+        light = unicodedata.normalize("NFKC", text).casefold()
+        # Letters, digits and marks by this interpreter's Unicode data, as _strict's
+        # BMP class reads them (regex's newer data knows more assigned characters).
+        strict = "".join(c for c in light if unicodedata.category(c)[0] in "LNM")
+        assert forms == (light, strict), ascii(text)
+        assert not tables.special.search(text), ascii(text)
+    assert folded > 5_000 and declined > 5_000
+
+
 def test_it_matches_emoji_and_symbol_only_words_as_they_stand():
     rules = [word(1, "🍆", "mask"), word(2, "卍", "forbid"), word(3, "$$$", "discard")]
     verdict = check(rules, "nice 🍆 lol")
@@ -1002,7 +1038,7 @@ def test_the_hot_path_runs_compiled_when_make_built_it():
     if not os.environ.get("LIVEADMIN_EXPECT_COMPILED"):
         pytest.skip("not run by make test")
     assert webhooks.COMPILED and webhooks.matching.COMPILED
-    for name in compiled.MODULES:
+    for name in compiled.MODULES + compiled.EXTENSIONS:
         assert importlib.import_module(name).__file__.endswith(".so"), name
 
 

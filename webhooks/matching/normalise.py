@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import array
 import bisect
 import itertools
 import re
+import types
 import unicodedata
 
 import regex
 
 from webhooks.matching.charclass import CharClass, has_astral, ranges_class
 from webhooks.matching.fold import FOLD
+
+try:
+    # The light and letters-only forms of plain BMP text in one C pass (_plainfold.c),
+    # built with the compiled hot path (webhooks/compiled.py); else the Python below.
+    from webhooks.matching import _plainfold as _plainfold_module
+
+    _plainfold: types.ModuleType | None = _plainfold_module
+except ImportError:
+    _plainfold = None
 
 
 def _class_body(predicate) -> str:
@@ -66,13 +77,15 @@ def _is_jamo(ch: str) -> bool:
 
 def _build_one_to_one(
     invisible: re.Pattern[str],
-) -> tuple[dict[int, str], CharClass, CharClass]:
-    """(table, complex): the light form of a text without a character of ``complex`` is
-    ``text.translate(table)``, one character for one (NFKC then case folding, character by
-    character). A character is complex when it folds to none or several characters, is a
-    mark or a Hangul jamo (they compose with their neighbours), or is removed as invisible.
-    One C-level pass replaces the piecewise fold for most non-ASCII text (full-width
-    punctuation in Chinese chat, accented letters)."""
+) -> tuple[dict[int, str], list[int], list[int]]:
+    """(table, complex, special): the light form of a text without a character of
+    ``complex`` is ``text.translate(table)``, one character for one (NFKC then case
+    folding, character by character). A character is complex when it folds to none or
+    several characters, is a mark or a Hangul jamo (they compose with their neighbours),
+    or is removed as invisible. One C-level pass replaces the piecewise fold for most
+    non-ASCII text (full-width punctuation in Chinese chat, accented letters). Special:
+    the complex characters, those whose light form the look-alike table folds, and lone
+    surrogates (code point lists; _Tables makes the classes and bitmaps)."""
     table: dict[int, str] = {}
     complex_cps: list[int] = []
     foldable_cps: list[int] = [
@@ -103,11 +116,7 @@ def _build_one_to_one(
             if ord(out) in FOLD:
                 foldable_cps.append(cp)
     surrogates = list(range(0xD800, 0xE000))
-    return (
-        table,
-        CharClass(complex_cps),
-        CharClass(sorted(complex_cps + foldable_cps + surrogates)),
-    )
+    return table, complex_cps, sorted(complex_cps + foldable_cps + surrogates)
 
 
 class _Tables:
@@ -122,7 +131,11 @@ class _Tables:
 
     def __init__(self) -> None:
         self.invisible = _invisible()
-        self.one_to_one, self.complex, self.special = _build_one_to_one(self.invisible)
+        self.one_to_one, complex_cps, special_cps = _build_one_to_one(self.invisible)
+        self.complex, self.special = CharClass(complex_cps), CharClass(special_cps)
+        word_bmp = [
+            cp for cp in range(0x10000) if unicodedata.category(chr(cp))[0] in "LNM"
+        ]
         # BMP characters NFKC changes one for one (full-width forms, compatibility
         # ideographs, ...), as a capturing class: splitting on it leaves them at the odd
         # places. See _light_of_plain.
@@ -141,17 +154,22 @@ class _Tables:
         # One character, not a run ("+"): a pattern that starts with a class is scanned
         # for it in one loop, a repeat is tried at every position (3.7 against 2.4 µs
         # for 170 characters).
-        self.non_word_bmp = re.compile(
-            "[^"
-            + ranges_class(
-                [
-                    cp
-                    for cp in range(0x10000)
-                    if unicodedata.category(chr(cp))[0] in "LNM"
-                ]
-            )
-            + "]"
-        )
+        self.non_word_bmp = re.compile("[^" + ranges_class(word_bmp) + "]")
+        if _plainfold is not None:
+            mapping = array.array("I", range(0x10000))
+            for cp, out in self.one_to_one.items():
+                if cp < 0x10000:
+                    mapping[cp] = ord(out)
+            _plainfold.init(_bitmap(special_cps), mapping.tobytes(), _bitmap(word_bmp))
+
+
+def _bitmap(codepoints: list[int]) -> bytes:
+    """The BMP members of codepoints as a bitmap (bit cp % 8 of byte cp // 8)."""
+    bits = bytearray(0x10000 // 8)
+    for cp in codepoints:
+        if cp < 0x10000:
+            bits[cp >> 3] |= 1 << (cp & 7)
+    return bytes(bits)
 
 
 _built: _Tables | None = None
@@ -257,29 +275,40 @@ class NormText:
             self.strict = light.translate(_ASCII_NON_WORD)
         else:
             tables = _built or _tables()
-            # One scan of the text for most messages: lone surrogates are special too.
-            special = tables.special.search(text)
-            if special and _SURROGATE.search(text):
-                # A lone surrogate (legal in JSON escapes) cannot reach the automaton, which
-                # takes UTF-8; U+FFFD keeps every offset where it was.
-                text = _SURROGATE.sub("\ufffd", text)
-                special = tables.special.search(text)
-            if not special:
-                # Fast path (most text): one light character per original character, nothing
-                # the look-alike table folds. NFKC and case folding in C are then exact.
-                self.light = _light_of_plain(text, tables)
+            forms = _plainfold.light_strict(text) if _plainfold is not None else None
+            if forms is not None:
+                # Plain BMP text (most chat): the light and strict forms in one C pass.
+                light, self.strict = forms
+                self.light = light
                 self._fold_free = True
-            elif not tables.complex.search(text):
-                self.light = text.translate(tables.one_to_one)
             else:
-                self._fold_slowly(text)
-            light = self.light
-            self.strict = _strict(light)
+                self._fold(text, tables)
+                light = self.light
+                self.strict = _strict(light)
         # Run tables (where separators split the strict text) are built on first use: most strings
         # have no hit and never need them.
         self._runs: tuple[list[int], list[int]] | None = (
             ([0], [0]) if len(self.strict) == len(light) else None
         )
+
+    def _fold(self, text: str, tables: _Tables) -> None:
+        """The light form of a non-ASCII text, by the fastest path that is exact for it."""
+        # One scan of the text for most messages: lone surrogates are special too.
+        special = tables.special.search(text)
+        if special and _SURROGATE.search(text):
+            # A lone surrogate (legal in JSON escapes) cannot reach the automaton, which
+            # takes UTF-8; U+FFFD keeps every offset where it was.
+            text = _SURROGATE.sub("\ufffd", text)
+            special = tables.special.search(text)
+        if not special:
+            # Fast path (most text): one light character per original character, nothing
+            # the look-alike table folds. NFKC and case folding in C are then exact.
+            self.light = _light_of_plain(text, tables)
+            self._fold_free = True
+        elif not tables.complex.search(text):
+            self.light = text.translate(tables.one_to_one)
+        else:
+            self._fold_slowly(text)
 
     def _fold_slowly(self, text: str) -> None:
         """Fold only the pieces that need it (a character that NFKC changes, a base with its combining
