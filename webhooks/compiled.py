@@ -130,11 +130,7 @@ def build() -> None:
             target_dir=str(temp / "c"),
         )
         + [
-            Extension(
-                name,
-                [str(_source(name).with_suffix(".c").relative_to(ROOT))],
-                extra_compile_args=["-O2"],
-            )
+            Extension(name, [str(_source(name).with_suffix(".c").relative_to(ROOT))])
             for name in EXTENSIONS
         ],
         script_args=[
