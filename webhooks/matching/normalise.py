@@ -156,20 +156,36 @@ class _Tables:
         # for 170 characters).
         self.non_word_bmp = re.compile("[^" + ranges_class(word_bmp) + "]")
         if _plainfold is not None:
-            mapping = array.array("I", range(0x10000))
-            for cp, out in self.one_to_one.items():
-                if cp < 0x10000:
-                    mapping[cp] = ord(out)
-            _plainfold.init(_bitmap(special_cps), mapping.tobytes(), _bitmap(word_bmp))
+            _plainfold.init(
+                *_plainfold_table(self.one_to_one, set(special_cps), set(word_bmp))
+            )
 
 
-def _bitmap(codepoints: list[int]) -> bytes:
-    """The BMP members of codepoints as a bitmap (bit cp % 8 of byte cp // 8)."""
-    bits = bytearray(0x10000 // 8)
-    for cp in codepoints:
-        if cp < 0x10000:
-            bits[cp >> 3] |= 1 << (cp & 7)
-    return bytes(bits)
+_SPECIAL = 1 << 16
+_WORD = 1 << 17
+
+
+def _plainfold_table(
+    one_to_one: dict[int, str], special: set[int], word: set[int]
+) -> tuple[bytes, bytes]:
+    """_plainfold.c's table: per BMP code point, (light - cp) mod 2^16, with _SPECIAL
+    when the text must take the Python paths (a special character, or one whose light
+    form is astral) and _WORD when its light character is a letter, digit or mark. In
+    two levels: 256 block numbers by high byte, and the distinct blocks of 256."""
+    entries = array.array("I", bytes(4 * 0x10000))
+    for cp in range(0x10000):
+        out = one_to_one.get(cp)
+        light = cp if out is None else ord(out)
+        if cp in special or light >= 0x10000:
+            entries[cp] = _SPECIAL
+            continue
+        entries[cp] = ((light - cp) & 0xFFFF) | (_WORD if light in word else 0)
+    numbers: dict[bytes, int] = {}
+    index = array.array("H")
+    for high in range(256):
+        block = entries[high * 256 : (high + 1) * 256].tobytes()
+        index.append(numbers.setdefault(block, len(numbers)))
+    return index.tobytes(), b"".join(numbers)
 
 
 _built: _Tables | None = None
