@@ -85,7 +85,7 @@ def _build_one_to_one(
     or is removed as invisible. One C-level pass replaces the piecewise fold for most
     non-ASCII text (full-width punctuation in Chinese chat, accented letters). Special:
     the complex characters, those whose light form the look-alike table folds, and lone
-    surrogates (code point lists; _Tables makes the classes and bitmaps)."""
+    surrogates (code point lists; _Tables makes the classes and _plainfold's table)."""
     table: dict[int, str] = {}
     complex_cps: list[int] = []
     foldable_cps: list[int] = [
