@@ -19,6 +19,8 @@ Prints, in one run on the same machine:
   comparison, each beside a raw JSON-parsing callable with no Django
   (bench/raw_json_app.py) under the same server: requests/s, p50, p99, and the ratios
   webhook / raw WSGI, raw ASGI and raw RSGI callable;
+- for each run, where the CPU went (bench/cpu_share.py): how idle the CPUs were, how busy
+  the server's busiest thread was, and the server's CPU per request;
 - the load average before and after (the machine is shared).
 """
 
@@ -44,6 +46,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.cpu_share import CpuWindow  # noqa: E402
 from bench.support import free_port  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -329,8 +332,11 @@ def server_command(server: str, target: str, port: int) -> list[str]:
 
 
 @contextmanager
-def serve(command: list[str] | str, env: dict[str, str], port: int) -> Iterator[str]:
-    """A server process (a list, or a shell line like the Procfile's); yields its base URL."""
+def serve(
+    command: list[str] | str, env: dict[str, str], port: int
+) -> Iterator[tuple[str, int]]:
+    """A server process (a list, or a shell line like the Procfile's); yields its base URL
+    and its process id."""
     proc = subprocess.Popen(
         ["bash", "-c", "exec " + command] if isinstance(command, str) else command,
         cwd=ROOT,
@@ -354,7 +360,7 @@ def serve(command: list[str] | str, env: dict[str, str], port: int) -> Iterator[
                 if time.monotonic() > deadline:
                     raise SystemExit(f"{command} did not start") from None
                 time.sleep(0.1)  # polling a starting server
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", proc.pid
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -424,9 +430,11 @@ def run_wrk(
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: (.*)", out)
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    assert rps, out
+    requests = re.search(r"(\d+) requests in", out)
+    assert rps and requests, out
     return {
         "rps": float(rps.group(1)),
+        "requests": int(requests.group(1)),
         "p50_ms": latency("50"),
         "p99_ms": latency("99"),
         "non_2xx": int(bad.group(1)) if bad else 0,
@@ -524,15 +532,17 @@ def main() -> None:
                         command = procfile_web().replace(
                             "webhooks.rsgi:application", target
                         )
-                    with serve(command, env_all, port) as base:
+                    with serve(command, env_all, port) as (base, pid):
                         url = f"{base}/webhooks/tencent?{query}"
                         if name.startswith("webhook"):
                             warm_up(url, body.encode())
                         else:
                             post(url, body.encode())
-                        run = run_wrk(
-                            url, template, args.duration, args.connections, tmp
-                        )
+                        with CpuWindow(pid) as window:
+                            run = run_wrk(
+                                url, template, args.duration, args.connections, tmp
+                            )
+                        run["cpu"] = window.share
                     key = f"{server} {name}"
                     print(f"  {key}: {run['rps']:.0f} req/s", flush=True)
                     if key not in results or run["rps"] > results[key]["rps"]:
@@ -543,7 +553,7 @@ def main() -> None:
                 port = free_port()
                 with serve(
                     procfile_web(), env_all | {"RECENT_MESSAGES_ENABLED": enabled}, port
-                ) as base:
+                ) as (base, _):
                     url = f"{base}/webhooks/tencent?{query}"
                     warm_up(url, body.encode())
                     run = run_wrk(url, template, args.duration, args.connections, tmp)
@@ -589,6 +599,8 @@ def main() -> None:
             f"p99 {r['p99_ms']:6.2f} ms   non-2xx {r['non_2xx']}"
             + (f"   socket errors: {r['socket_errors']}" if r["socket_errors"] else "")
         )
+        if r.get("cpu"):
+            print(f"{'':20s} {r['cpu'].describe(r['requests'])}")
     for server in args.servers.split(","):
         hook = results.get(f"{server} webhook")
         if not hook:
