@@ -611,9 +611,16 @@ def main() -> None:
             if f"{server} {kind}" in results
         ]
         print(f"{server}: webhook " + "   ".join(ratios))
-        entry, raw_wsgi = (
-            results.get(f"{server} {name}") for name in ("entry only", "raw WSGI")
+        entry, raw_wsgi, raw_rsgi = (
+            results.get(f"{server} {name}")
+            for name in ("entry only", "raw WSGI", "raw RSGI")
         )
+        if raw_rsgi and raw_wsgi:
+            # The ceiling of any entry point on the RSGI interface (the Procfile's).
+            print(
+                f"{server}: the raw RSGI callable / the raw WSGI one "
+                f"{raw_rsgi['rps'] / raw_wsgi['rps']:.2f}"
+            )
         if entry and raw_wsgi:
             print(
                 f"{server}: the entry point with answer() a bare JSON parse / raw WSGI "
